@@ -1,0 +1,113 @@
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import cors from '@fastify/cors'
+import websocket from '@fastify/websocket'
+import type { DestinationStream } from 'pino'
+import type { Config } from './config/config.js'
+import { createTokenVerifier, type TokenVerifier } from './auth/tokens.js'
+import { registerErrorHandler } from './errors/error-handler.js'
+import { loggerOptions } from './log/logger.js'
+import type { PresenceEngine } from './presence/presence-engine.js'
+import { createMemoryPresenceEngine } from './presence/memory-presence-engine.js'
+import { createRedisPresenceEngine } from './presence/redis-presence-engine.js'
+import { createDiffHub, type DiffHub } from './hub/diff-hub.js'
+import { isAllowedOrigin } from './routes/origin.js'
+import { heartbeatRoutes } from './routes/heartbeat.js'
+import { adminWsRoutes } from './routes/admin-ws.js'
+import { adminApiRoutes } from './routes/admin-api.js'
+import { healthRoutes } from './routes/health.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+    tokens: TokenVerifier
+    presence: PresenceEngine
+    hub: DiffHub
+    now: () => number
+    /** True once SIGTERM arrived: readiness fails and new dashboards are refused. */
+    draining: boolean
+  }
+}
+
+export interface AppDeps {
+  /** The clock; tests inject one to move time without sleeping. */
+  now?: () => number
+  /** Where log lines go (tests capture them); stdout by default. */
+  logStream?: DestinationStream
+  /** ms between sweeps of expired presence; 0 leaves sweeping to the caller (tests). */
+  sweepIntervalMs?: number
+  /** Bytes a dashboard socket may lag before it is closed with 1013. */
+  sendBufferBytes?: number
+  /** Names this instance's Redis connections. */
+  instanceId?: string
+}
+
+/** The Fastify options production uses; tests build the app through the same function. */
+export function appOptions(config: Config, deps: AppDeps = {}): FastifyServerOptions {
+  return {
+    logger: loggerOptions(config.logLevel, deps.logStream),
+    // Every heartbeat would be a log line; errors are logged by the error handler instead.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 16 * 1024,
+    forceCloseConnections: true,
+  }
+}
+
+export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const now = deps.now ?? Date.now
+  const app = Fastify(appOptions(config, deps))
+  const timings = { presenceTimeoutMs: config.presenceTimeoutS * 1000, idleTimeoutMs: config.idleTimeoutS * 1000 }
+
+  const presence: PresenceEngine = config.redisUrl === undefined
+    ? createMemoryPresenceEngine({ now, ...timings })
+    : await createRedisPresenceEngine({ url: config.redisUrl, site: config.site, now, ...timings, connectionName: deps.instanceId })
+  const hub = createDiffHub({ engine: presence, diffIntervalMs: config.diffIntervalMs, sendBufferBytes: deps.sendBufferBytes, now, log: app.log })
+
+  app.decorate('config', config)
+  app.decorate('tokens', createTokenVerifier({ secrets: config.secrets, now }))
+  app.decorate('presence', presence)
+  app.decorate('hub', hub)
+  app.decorate('now', now)
+  app.decorate('draining', false)
+
+  const sweepIntervalMs = deps.sweepIntervalMs ?? 1000
+  let sweeper: NodeJS.Timeout | undefined
+  let sweeping = false
+  if (sweepIntervalMs > 0) {
+    sweeper = setInterval(() => {
+      if (sweeping) return
+      sweeping = true
+      presence.sweep().catch((error: unknown) => app.log.warn({ err: error }, 'sweep failed')).finally(() => {
+        sweeping = false
+      })
+    }, sweepIntervalMs)
+    sweeper.unref()
+  }
+
+  // Whoever opens a resource closes it: the hub's sockets first, then the engine's connections.
+  app.addHook('onClose', async () => {
+    if (sweeper !== undefined) clearInterval(sweeper)
+    hub.close()
+    await presence.close()
+  })
+
+  registerErrorHandler(app)
+  await app.register(cors, {
+    delegator: (request, callback) => {
+      const origin = request.headers.origin
+      const allowed = origin !== undefined && isAllowedOrigin(request, origin, config.allowedOrigins)
+      callback(null, {
+        origin: allowed ? origin : false,
+        methods: ['GET', 'POST', 'DELETE'],
+        allowedHeaders: ['Authorization', 'Content-Type'],
+        exposedHeaders: ['CAT-Interval', 'Retry-After'],
+        maxAge: 600,
+      })
+    },
+  })
+  await app.register(websocket, { options: { maxPayload: 4096 } })
+  await app.register(healthRoutes)
+  await app.register(heartbeatRoutes)
+  await app.register(adminWsRoutes)
+  await app.register(adminApiRoutes)
+  return app
+}

@@ -1,0 +1,187 @@
+import { createHmac, timingSafeEqual } from 'node:crypto'
+import { AppError } from '../errors/errors.js'
+
+/**
+ * JWT HS256, written here rather than taken from a library: the contract allows exactly one
+ * algorithm, and the hot path wants a verify that is a map lookup for a token seen before
+ * (a contact's tab sends the same token every 30 s). Any other `alg`, `none` included, is
+ * refused before a key is touched.
+ */
+
+export const AUDIENCES = { client: 'cat:client', admin: 'cat:admin' } as const
+export type Audience = (typeof AUDIENCES)[keyof typeof AUDIENCES]
+
+/** Seconds of clock skew allowed on `exp` and `nbf`. */
+export const CLOCK_SKEW_S = 30
+/** Tokens longer than this are refused unread. */
+export const MAX_TOKEN_LENGTH = 4096
+const MAX_ID_LENGTH = 128
+const MAX_NAME_LENGTH = 200
+
+export interface TokenClaims {
+  aud: Audience
+  /** Contact id (client tokens) or staff id (admin tokens). */
+  sub: string
+  /** Company id; client tokens only. */
+  clientId: string | undefined
+  name: string | undefined
+  company: string | undefined
+  /** Expiry, seconds since the epoch. */
+  exp: number
+}
+
+interface Verified {
+  audiences: readonly string[]
+  sub: string
+  clientId: string | undefined
+  name: string | undefined
+  company: string | undefined
+  exp: number
+  nbf: number | undefined
+}
+
+function invalid(message: string): never {
+  throw new AppError('invalid_token', message)
+}
+
+function b64urlJson(part: string): Record<string, unknown> {
+  let value: unknown
+  try {
+    value = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'))
+  } catch {
+    invalid('token is not a JWT')
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) invalid('token is not a JWT')
+  return value as Record<string, unknown>
+}
+
+function idClaim(value: unknown, name: string): string {
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return String(value)
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
+  if (typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH && !/[\u0000-\u001f\u007f]/.test(value)) return value
+  invalid(`claim ${name} must be a non-empty id of at most ${MAX_ID_LENGTH} characters`)
+}
+
+function textClaim(value: unknown, name: string): string | undefined {
+  if (value === undefined || value === null) return undefined
+  if (typeof value !== 'string') invalid(`claim ${name} must be a string`)
+  return value.slice(0, MAX_NAME_LENGTH)
+}
+
+function hmac(secret: string, signingInput: string): Buffer {
+  return createHmac('sha256', secret).update(signingInput).digest()
+}
+
+export interface SignInput {
+  aud: 'client' | 'admin'
+  sub: string
+  clientId?: string
+  name?: string
+  company?: string
+  /** Lifetime in seconds. */
+  ttlS: number
+}
+
+/** Mints a token signed with `secrets[0]` (the first secret signs, CONTRACT §2). */
+export function signToken(input: SignInput, secrets: readonly string[], nowMs: number = Date.now()): string {
+  const secret = secrets[0]
+  if (secret === undefined) throw new Error('no secret to sign with')
+  const header = { alg: 'HS256', typ: 'JWT', kid: '0' }
+  const iat = Math.floor(nowMs / 1000)
+  const payload: Record<string, unknown> = { aud: AUDIENCES[input.aud], sub: input.sub, iat, exp: iat + input.ttlS }
+  if (input.clientId !== undefined) payload.client_id = input.clientId
+  if (input.name !== undefined) payload.name = input.name
+  if (input.company !== undefined) payload.company = input.company
+  const signingInput = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`
+  return `${signingInput}.${hmac(secret, signingInput).toString('base64url')}`
+}
+
+export interface TokenVerifierOptions {
+  secrets: readonly string[]
+  now: () => number
+  /** Verified tokens remembered; the oldest is forgotten past this. */
+  cacheSize?: number
+}
+
+export interface TokenVerifier {
+  /** Returns the claims, or throws AppError('invalid_token') naming what is wrong. */
+  verify(token: string | undefined, audience: Audience): TokenClaims
+}
+
+export function createTokenVerifier({ secrets, now, cacheSize = 50_000 }: TokenVerifierOptions): TokenVerifier {
+  // Only successful verifications are cached: a flood of forged tokens must not evict good ones
+  // for free, and every entry's exp is checked again on each hit, so an expired token stays refused.
+  const cache = new Map<string, Verified>()
+
+  function verifySignature(token: string): Verified {
+    const first = token.indexOf('.')
+    const second = token.indexOf('.', first + 1)
+    if (first < 1 || second < 0 || token.indexOf('.', second + 1) !== -1) invalid('token is not a JWT')
+    const header = b64urlJson(token.slice(0, first))
+    if (header.alg !== 'HS256') invalid(`token algorithm ${JSON.stringify(header.alg ?? null)} is not allowed; only HS256 is`)
+    let candidates: readonly string[] = secrets
+    if (header.kid !== undefined) {
+      const index = typeof header.kid === 'string' && /^\d{1,3}$/.test(header.kid) ? Number(header.kid) : -1
+      const secret = secrets[index]
+      if (secret === undefined) invalid('token kid names no configured secret')
+      candidates = [secret]
+    }
+    const signingInput = token.slice(0, second)
+    const signature = Buffer.from(token.slice(second + 1), 'base64url')
+    const ok = candidates.some((secret) => {
+      const expected = hmac(secret, signingInput)
+      return expected.length === signature.length && timingSafeEqual(expected, signature)
+    })
+    if (!ok) invalid('token signature is not valid')
+    const payload = b64urlJson(token.slice(first + 1, second))
+    if (typeof payload.exp !== 'number' || !Number.isFinite(payload.exp)) invalid('token has no exp')
+    if (payload.nbf !== undefined && (typeof payload.nbf !== 'number' || !Number.isFinite(payload.nbf))) invalid('token nbf is not a number')
+    const aud = payload.aud
+    const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : []
+    return {
+      audiences,
+      sub: idClaim(payload.sub, 'sub'),
+      clientId: payload.client_id === undefined ? undefined : idClaim(payload.client_id, 'client_id'),
+      name: textClaim(payload.name, 'name'),
+      company: textClaim(payload.company, 'company'),
+      exp: payload.exp,
+      nbf: payload.nbf as number | undefined,
+    }
+  }
+
+  return {
+    verify(token, audience) {
+      if (token === undefined || token === '') invalid('token is missing')
+      if (token.length > MAX_TOKEN_LENGTH) invalid(`token is longer than ${MAX_TOKEN_LENGTH} characters`)
+      let verified = cache.get(token)
+      if (verified === undefined) {
+        verified = verifySignature(token)
+        if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string)
+        cache.set(token, verified)
+      }
+      const nowS = now() / 1000
+      if (nowS > verified.exp + CLOCK_SKEW_S) invalid('token has expired')
+      if (verified.nbf !== undefined && nowS + CLOCK_SKEW_S < verified.nbf) invalid('token is not valid yet')
+      if (!verified.audiences.includes(audience)) invalid(`token audience is not ${audience}`)
+      if (audience === AUDIENCES.client && verified.clientId === undefined) invalid('client token has no client_id')
+      return {
+        aud: audience,
+        sub: verified.sub,
+        clientId: verified.clientId,
+        name: verified.name,
+        company: verified.company,
+        exp: verified.exp,
+      }
+    },
+  }
+}
+
+/** Parses a lifetime such as `90`, `30s`, `15m`, `1h`, `7d` into seconds. */
+export function parseTtl(text: string): number {
+  const match = /^(\d+)([smhd]?)$/.exec(text.trim())
+  if (match === null) throw new Error(`--ttl: expected a number with an optional unit s, m, h or d (e.g. 1h), got ${JSON.stringify(text)}`)
+  const unit = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[match[2] as '' | 's' | 'm' | 'h' | 'd']
+  const seconds = Number(match[1]) * unit
+  if (seconds <= 0) throw new Error('--ttl: must be above zero')
+  return seconds
+}

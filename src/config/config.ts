@@ -1,0 +1,160 @@
+import { randomBytes } from 'node:crypto'
+import { resolve } from 'node:path'
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { Value } from '@sinclair/typebox/value'
+
+/**
+ * The environment, described once. Every key is the variable's name; the schema states its
+ * type, unit and bounds, and `Config` below is derived from it, so the two cannot drift.
+ * An empty value counts as unset (CONTRACT §1).
+ */
+const EnvSchema = Type.Object({
+  NODE_ENV: Type.String({ default: 'development', description: 'production makes CAT_SECRET required' }),
+  /** TCP port to listen on. */
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000, description: 'a TCP port, 0-65535' }),
+  /** Interface to bind; the Docker image sets 0.0.0.0. */
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1', description: 'a host name or address' }),
+  /** HMAC secrets, comma-separated: the first signs, all verify. */
+  CAT_SECRET: Type.Optional(Type.String({ description: 'a comma list of secrets of at least 16 characters each' })),
+  /** redis:// or rediss:// URL; unset means the in-memory engine. */
+  REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'a redis:// or rediss:// URL' })),
+  /** mysql:// URL; unset means SQLite under CAT_DATA_DIR. */
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^mysql://[^/]+/[^/?#]+', description: 'a mysql://user:pass@host:3306/db URL' })),
+  /** Directory of the embedded SQLite file. */
+  CAT_DATA_DIR: Type.String({ minLength: 1, default: './data', description: 'a directory path' }),
+  /** Namespace of this deployment's Redis keys. */
+  CAT_SITE: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', default: 'default', description: '1-64 characters of A-Z a-z 0-9 _ . -' }),
+  /** Other origins allowed by CORS and the WebSocket Origin check, comma-separated. */
+  CAT_ALLOWED_ORIGINS: Type.String({ default: '', description: 'a comma list of origins such as https://portal.example.com' }),
+  /** Seconds between heartbeats, told to the snippet. */
+  CAT_HEARTBEAT_INTERVAL_S: Type.Integer({ minimum: 1, maximum: 3600, default: 30, description: 'whole seconds, 1-3600' }),
+  /** Seconds without a heartbeat after which a contact has left; must exceed the interval. */
+  CAT_PRESENCE_TIMEOUT_S: Type.Integer({ minimum: 2, maximum: 86400, default: 75, description: 'whole seconds above CAT_HEARTBEAT_INTERVAL_S' }),
+  /** Seconds a contact whose tabs are all hidden stays online (idle). */
+  CAT_IDLE_TIMEOUT_S: Type.Integer({ minimum: 2, maximum: 604800, default: 600, description: 'whole seconds above CAT_HEARTBEAT_INTERVAL_S' }),
+  /** Milliseconds over which diffs to dashboards are coalesced. */
+  CAT_DIFF_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 60000, default: 100, description: 'whole milliseconds, 0-60000' }),
+  /** Days of activity kept. */
+  CAT_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 36500, default: 90, description: 'whole days, 1-36500' }),
+  /** pino level. */
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), {
+    default: 'info',
+    description: 'one of fatal, error, warn, info, debug, trace, silent',
+  }),
+})
+
+type Env = Static<typeof EnvSchema>
+
+export interface Config {
+  readonly production: boolean
+  readonly port: number
+  readonly host: string
+  /** Verification secrets in `kid` order; the first signs. */
+  readonly secrets: readonly string[]
+  /** True when no CAT_SECRET was given and one was generated for this process. */
+  readonly secretGenerated: boolean
+  readonly redisUrl: string | undefined
+  readonly databaseUrl: string | undefined
+  readonly dataDir: string
+  readonly site: string
+  readonly allowedOrigins: readonly string[]
+  readonly heartbeatIntervalS: Env['CAT_HEARTBEAT_INTERVAL_S']
+  readonly presenceTimeoutS: Env['CAT_PRESENCE_TIMEOUT_S']
+  readonly idleTimeoutS: Env['CAT_IDLE_TIMEOUT_S']
+  readonly diffIntervalMs: Env['CAT_DIFF_INTERVAL_MS']
+  readonly retentionDays: Env['CAT_RETENTION_DAYS']
+  readonly logLevel: Env['LOG_LEVEL']
+}
+
+/** A bad environment: `message` is the one line to print, naming the variable. */
+export class ConfigError extends Error {
+  override name = 'ConfigError'
+}
+
+const MIN_SECRET_LENGTH = 16
+
+function fail(name: string, expected: string, value: unknown): never {
+  const shown = name === 'CAT_SECRET' || name === 'REDIS_URL' || name === 'DATABASE_URL' ? '(hidden)' : JSON.stringify(value)
+  throw new ConfigError(`${name}: expected ${expected}, got ${shown}`)
+}
+
+function parseOrigins(raw: string): string[] {
+  const origins: string[] = []
+  for (const part of raw.split(',')) {
+    const item = part.trim()
+    if (item === '') continue
+    let url: URL
+    try {
+      url = new URL(item)
+    } catch {
+      fail('CAT_ALLOWED_ORIGINS', 'a comma list of origins such as https://portal.example.com', item)
+    }
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== item.replace(/\/$/, '')) {
+      fail('CAT_ALLOWED_ORIGINS', 'origins only (scheme://host[:port], no path)', item)
+    }
+    origins.push(url.origin)
+  }
+  return origins
+}
+
+/** Reads and validates the environment once; throws ConfigError with one line naming the variable. */
+export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
+  const raw: Record<string, unknown> = {}
+  for (const key of Object.keys(EnvSchema.properties)) {
+    const value = source[key]
+    if (value !== undefined && value.trim() !== '') raw[key] = value.trim()
+  }
+  const withDefaults = Value.Default(EnvSchema, raw) as Record<string, unknown>
+  for (const [key, schema] of Object.entries(EnvSchema.properties) as [keyof Env, TSchema][]) {
+    const value = withDefaults[key]
+    if (value === undefined) continue
+    if (schema.type === 'integer') {
+      // Number('') and Number('1e3') are numbers; an env integer is digits only.
+      if (typeof value === 'string' && !/^\d+$/.test(value)) fail(key, schema.description as string, value)
+      withDefaults[key] = Number(value)
+    }
+    if (!Value.Check(schema, withDefaults[key])) fail(key, schema.description as string, value)
+  }
+  const env = withDefaults as Env
+
+  if (env.CAT_PRESENCE_TIMEOUT_S <= env.CAT_HEARTBEAT_INTERVAL_S) {
+    fail('CAT_PRESENCE_TIMEOUT_S', `whole seconds above CAT_HEARTBEAT_INTERVAL_S (${env.CAT_HEARTBEAT_INTERVAL_S})`, env.CAT_PRESENCE_TIMEOUT_S)
+  }
+  if (env.CAT_IDLE_TIMEOUT_S <= env.CAT_HEARTBEAT_INTERVAL_S) {
+    fail('CAT_IDLE_TIMEOUT_S', `whole seconds above CAT_HEARTBEAT_INTERVAL_S (${env.CAT_HEARTBEAT_INTERVAL_S})`, env.CAT_IDLE_TIMEOUT_S)
+  }
+
+  const production = env.NODE_ENV === 'production'
+  let secrets: string[]
+  let secretGenerated = false
+  if (env.CAT_SECRET !== undefined) {
+    secrets = env.CAT_SECRET.split(',').map((s) => s.trim())
+    if (secrets.some((s) => s.length < MIN_SECRET_LENGTH)) {
+      fail('CAT_SECRET', `a comma list of secrets of at least ${MIN_SECRET_LENGTH} characters each`, env.CAT_SECRET)
+    }
+  } else if (production) {
+    throw new ConfigError('CAT_SECRET: required when NODE_ENV=production (a comma list of secrets of at least 16 characters each)')
+  } else {
+    secrets = [randomBytes(32).toString('base64url')]
+    secretGenerated = true
+  }
+
+  return Object.freeze({
+    production,
+    port: env.PORT,
+    host: env.HOST,
+    secrets: Object.freeze(secrets),
+    secretGenerated,
+    redisUrl: env.REDIS_URL,
+    databaseUrl: env.DATABASE_URL,
+    dataDir: resolve(env.CAT_DATA_DIR),
+    site: env.CAT_SITE,
+    allowedOrigins: Object.freeze(parseOrigins(env.CAT_ALLOWED_ORIGINS)),
+    heartbeatIntervalS: env.CAT_HEARTBEAT_INTERVAL_S,
+    presenceTimeoutS: env.CAT_PRESENCE_TIMEOUT_S,
+    idleTimeoutS: env.CAT_IDLE_TIMEOUT_S,
+    diffIntervalMs: env.CAT_DIFF_INTERVAL_MS,
+    retentionDays: env.CAT_RETENTION_DAYS,
+    logLevel: env.LOG_LEVEL,
+  })
+}

@@ -1,0 +1,220 @@
+import type {
+  ActivityEvent,
+  FeedMessage,
+  Heartbeat,
+  HeartbeatResult,
+  LeaveReason,
+  PresenceChange,
+  PresenceEngine,
+  Presence,
+  PresenceTimings,
+  Snapshot,
+} from './presence-engine.js'
+
+interface Tab {
+  hidden: boolean
+  /** ms at which the tab is gone unless it beats again. */
+  expiresAt: number
+}
+
+interface ContactRecord {
+  clientId: string
+  name: string
+  company: string
+  path: string
+  title: string
+  since: number
+  tabs: Map<string, Tab>
+}
+
+export interface MemoryPresenceEngineOptions extends PresenceTimings {
+  now: () => number
+  /** Events kept for the activity writer; the oldest are dropped past this (one process only). */
+  maxQueuedEvents?: number
+}
+
+export interface MemoryPresenceEngine extends PresenceEngine {
+  /** The in-process event queue that stands in for the Redis Stream. */
+  readonly queue: ActivityEvent[]
+}
+
+/** The embedded default: presence in this process's memory. One instance only. */
+export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions): MemoryPresenceEngine {
+  const { now, presenceTimeoutMs, idleTimeoutMs, maxQueuedEvents = 1_000_000 } = options
+  const contacts = new Map<string, ContactRecord>()
+  const listeners = new Set<(message: FeedMessage) => void>()
+  const queue: ActivityEvent[] = []
+  let n = 0
+  let eventSeq = 0
+  let lastEventMs = 0
+
+  function lastSeenOf(record: ContactRecord): number {
+    let lastSeen = 0
+    for (const tab of record.tabs.values()) {
+      lastSeen = Math.max(lastSeen, tab.expiresAt - (tab.hidden ? idleTimeoutMs : presenceTimeoutMs))
+    }
+    return lastSeen
+  }
+
+  function toPresence(contactId: string, record: ContactRecord): Presence {
+    let active = false
+    for (const tab of record.tabs.values()) if (!tab.hidden) active = true
+    return {
+      contactId,
+      clientId: record.clientId,
+      name: record.name,
+      company: record.company,
+      path: record.path,
+      title: record.title,
+      state: active ? 'active' : 'idle',
+      since: record.since,
+      lastSeen: lastSeenOf(record),
+      tabs: record.tabs.size,
+    }
+  }
+
+  function publish(change: PresenceChange): void {
+    n += 1
+    const message: FeedMessage = { type: 'change', n, change }
+    for (const listener of listeners) listener(message)
+  }
+
+  function append(event: Omit<ActivityEvent, 'id'>): void {
+    // Same shape as a stream id: ms-seq, ordered even when the clock stands still.
+    if (event.at > lastEventMs) {
+      lastEventMs = event.at
+      eventSeq = 0
+    } else {
+      eventSeq += 1
+    }
+    queue.push({ id: `${lastEventMs}-${eventSeq}`, ...event })
+    if (queue.length > maxQueuedEvents) queue.shift()
+  }
+
+  function visibleKey(p: Presence): string {
+    return `${p.path}\n${p.title}\n${p.state}\n${p.tabs}\n${p.name}\n${p.company}`
+  }
+
+  function endContact(contactId: string, record: ContactRecord, sid: string, at: number, reason: LeaveReason): void {
+    contacts.delete(contactId)
+    append({ type: 'end', contactId, clientId: record.clientId, sid, path: record.path, title: record.title, at, reason })
+    publish({ kind: 'left', left: { contactId, at, reason } })
+  }
+
+  return {
+    kind: 'memory',
+    queue,
+
+    async heartbeat(beat: Heartbeat): Promise<HeartbeatResult> {
+      const at = now()
+      const { contactId, sid, event } = beat
+      let record = contacts.get(contactId)
+      const tab = record?.tabs.get(sid)
+
+      if (event === 'beat' && tab !== undefined && !tab.hidden) {
+        // The fast path: the page is unchanged, only the expiry moves.
+        tab.expiresAt = at + presenceTimeoutMs
+        return 'unchanged'
+      }
+      if (event === 'leave' || event === 'hidden') {
+        if (record === undefined || tab === undefined) return 'ignored'
+        const before = visibleKey(toPresence(contactId, record))
+        const base = { contactId, clientId: record.clientId, sid, path: record.path, title: record.title, at }
+        if (event === 'leave') {
+          record.tabs.delete(sid)
+          append({ type: 'leave', ...base })
+          if (record.tabs.size === 0) {
+            endContact(contactId, record, sid, at, 'leave')
+            return 'left'
+          }
+        } else {
+          tab.hidden = true
+          tab.expiresAt = at + idleTimeoutMs
+          append({ type: 'hidden', ...base })
+        }
+        const presence = toPresence(contactId, record)
+        if (visibleKey(presence) === before) return 'unchanged'
+        publish({ kind: 'updated', presence })
+        return 'updated'
+      }
+
+      // beat (unknown tab), nav, visible: the tab is there and visible.
+      const joined = record === undefined
+      const before = record === undefined ? '' : visibleKey(toPresence(contactId, record))
+      if (record === undefined) {
+        record = { clientId: beat.clientId, name: beat.name, company: beat.company, path: beat.path, title: beat.title, since: at, tabs: new Map() }
+        contacts.set(contactId, record)
+      }
+      record.clientId = beat.clientId
+      record.name = beat.name
+      record.company = beat.company
+      const newTab = tab === undefined
+      if (joined || newTab || event !== 'beat') {
+        record.path = beat.path
+        record.title = beat.title
+      }
+      record.tabs.set(sid, { hidden: false, expiresAt: at + presenceTimeoutMs })
+      const base = { contactId, clientId: record.clientId, sid, path: record.path, title: record.title, at }
+      if (joined) append({ type: 'join', ...base, name: beat.name, company: beat.company })
+      else if (newTab || event === 'nav') append({ type: 'nav', ...base })
+      else append({ type: 'visible', ...base })
+
+      const presence = toPresence(contactId, record)
+      if (joined) {
+        publish({ kind: 'joined', presence })
+        return 'joined'
+      }
+      if (visibleKey(presence) === before) return 'unchanged'
+      publish({ kind: 'updated', presence })
+      return 'updated'
+    },
+
+    async end(contactId: string, reason: LeaveReason): Promise<boolean> {
+      const record = contacts.get(contactId)
+      if (record === undefined) return false
+      endContact(contactId, record, '', now(), reason)
+      return true
+    },
+
+    async sweep(): Promise<number> {
+      const at = now()
+      let removed = 0
+      for (const [contactId, record] of contacts) {
+        for (const [sid, tab] of record.tabs) {
+          if (tab.expiresAt > at) continue
+          removed += 1
+          const lastSeen = tab.expiresAt - (tab.hidden ? idleTimeoutMs : presenceTimeoutMs)
+          record.tabs.delete(sid)
+          if (record.tabs.size === 0) {
+            endContact(contactId, record, sid, lastSeen, tab.hidden ? 'idle' : 'timeout')
+          } else {
+            append({ type: 'leave', contactId, clientId: record.clientId, sid, path: record.path, title: record.title, at: lastSeen })
+            publish({ kind: 'updated', presence: toPresence(contactId, record) })
+          }
+        }
+      }
+      return removed
+    },
+
+    async snapshot(): Promise<Snapshot> {
+      const online: Presence[] = []
+      for (const [contactId, record] of contacts) online.push(toPresence(contactId, record))
+      return { n, online }
+    },
+
+    onFeed(listener) {
+      listeners.add(listener)
+      return () => listeners.delete(listener)
+    },
+
+    async tailEvents(count: number): Promise<ActivityEvent[]> {
+      return queue.slice(-count)
+    },
+
+    async ping(): Promise<void> {},
+
+    async close(): Promise<void> {
+      listeners.clear()
+    },
+  }
+}

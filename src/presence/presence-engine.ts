@@ -1,0 +1,121 @@
+/**
+ * What a presence engine does, whatever keeps the state. Two implementations sit beside
+ * this file: memory-presence-engine.ts (one process) and redis-presence-engine.ts (shared by
+ * many instances). test/presence/presence-engine.test.ts runs one suite against both.
+ */
+
+export const HEARTBEAT_EVENTS = ['beat', 'nav', 'visible', 'hidden', 'leave'] as const
+export type HeartbeatEvent = (typeof HEARTBEAT_EVENTS)[number]
+
+export type LeaveReason = 'timeout' | 'leave' | 'idle' | 'withdrawn'
+
+export interface Heartbeat {
+  contactId: string
+  clientId: string
+  name: string
+  company: string
+  /** The tab's random id. */
+  sid: string
+  path: string
+  title: string
+  event: HeartbeatEvent
+}
+
+/** One online contact as dashboards see it (CONTRACT §4 PRESENCE). */
+export interface Presence {
+  contactId: string
+  clientId: string
+  name: string
+  company: string
+  path: string
+  title: string
+  state: 'active' | 'idle'
+  /** When this presence began, ms since the epoch. */
+  since: number
+  /** The last heartbeat of any tab, ms. */
+  lastSeen: number
+  tabs: number
+}
+
+export interface Left {
+  contactId: string
+  at: number
+  reason: LeaveReason
+}
+
+export type PresenceChange =
+  | { kind: 'joined'; presence: Presence }
+  | { kind: 'updated'; presence: Presence }
+  | { kind: 'left'; left: Left }
+
+/**
+ * The feed every instance's hub listens to. `n` rises by one per change across the whole
+ * site; a `reset` says continuity was lost (a skipped `n`, a dropped pub/sub connection),
+ * so listeners must re-read the state.
+ */
+export type FeedMessage = { type: 'change'; n: number; change: PresenceChange } | { type: 'reset' }
+
+export interface Snapshot {
+  /** The feed position the snapshot reflects: changes with `n` at or below it are in it. */
+  n: number
+  online: Presence[]
+}
+
+/**
+ * The activity events appended for the durable log (issue 3 consumes them).
+ * join: a session starts, with the page at `path`; nav: a tab shows a new page;
+ * hidden/visible: a tab's visibility; leave: a tab closed; end: the session ended (`reason`).
+ */
+export type ActivityEventType = 'join' | 'nav' | 'hidden' | 'visible' | 'leave' | 'end'
+
+export interface ActivityEvent {
+  /** Unique, ordered: the Redis Stream entry id, or the memory queue's equivalent. */
+  id: string
+  type: ActivityEventType
+  contactId: string
+  clientId: string
+  sid: string
+  path: string
+  title: string
+  /** Server time of the event, ms. For `end` by expiry: the last time the contact was seen. */
+  at: number
+  /** join only. */
+  name?: string
+  company?: string
+  /** end only. */
+  reason?: LeaveReason
+}
+
+export type HeartbeatResult = 'joined' | 'updated' | 'left' | 'unchanged' | 'ignored'
+
+export interface PresenceTimings {
+  /** ms without a heartbeat after which a visible tab is gone. */
+  presenceTimeoutMs: number
+  /** ms after which a hidden tab is gone. */
+  idleTimeoutMs: number
+}
+
+export interface PresenceEngine {
+  readonly kind: 'memory' | 'redis'
+  /** Applies one heartbeat; resolves once the change is stored (the 204 waits for it). */
+  heartbeat(beat: Heartbeat): Promise<HeartbeatResult>
+  /** Ends a contact's presence at once (withdrawn consent, erasure); false when not online. */
+  end(contactId: string, reason: LeaveReason): Promise<boolean>
+  /** Removes expired tabs and emits their leaves; each expiry is emitted by exactly one caller. */
+  sweep(): Promise<number>
+  snapshot(): Promise<Snapshot>
+  /** Subscribes to the site's feed; returns the unsubscribe function. */
+  onFeed(listener: (message: FeedMessage) => void): () => void
+  /** The newest `count` activity events, oldest first (for inspection and tests). */
+  tailEvents(count: number): Promise<ActivityEvent[]>
+  /** Throws when the backing store does not answer. */
+  ping(): Promise<void>
+  close(): Promise<void>
+}
+
+/**
+ * Tab keys: `contactId|sid` for a visible tab, `contactId|sid|h` for a hidden one, so a stray
+ * `beat` from a hidden tab misses the Redis fast path and takes the full script. sids never
+ * contain `|` (route schema); a contact id may, so keys are split from the right.
+ */
+export const TAB_SEPARATOR = '|'

@@ -1,0 +1,31 @@
+import type { FastifyInstance } from 'fastify'
+import { Type } from '@sinclair/typebox'
+import { verifyBearer } from '../auth/admin-auth.js'
+
+export const PresenceSchema = Type.Object({
+  contactId: Type.String(),
+  clientId: Type.String(),
+  name: Type.String(),
+  company: Type.String(),
+  path: Type.String(),
+  title: Type.String(),
+  state: Type.Union([Type.Literal('active'), Type.Literal('idle')]),
+  since: Type.Number(),
+  lastSeen: Type.Number(),
+  tabs: Type.Integer(),
+})
+
+export async function adminApiRoutes(app: FastifyInstance): Promise<void> {
+  const { tokens, presence, now } = app
+  app.addHook('onRequest', async (request) => {
+    verifyBearer(tokens, request)
+  })
+
+  app.get('/admin/api/online', {
+    schema: { response: { 200: Type.Object({ at: Type.Number(), online: Type.Array(PresenceSchema) }) } },
+  }, async (_request, reply) => {
+    const snapshot = await presence.snapshot()
+    void reply.header('Cache-Control', 'no-store')
+    return { at: now(), online: snapshot.online }
+  })
+}

@@ -1,0 +1,27 @@
+import type { FastifyInstance } from 'fastify'
+import { Type, type Static } from '@sinclair/typebox'
+import { AppError } from '../errors/errors.js'
+import { AUDIENCES, MAX_TOKEN_LENGTH } from '../auth/tokens.js'
+import { isAllowedOrigin } from './origin.js'
+
+const WsQuery = Type.Object({ token: Type.Optional(Type.String({ maxLength: MAX_TOKEN_LENGTH })) }, { additionalProperties: true })
+
+export async function adminWsRoutes(app: FastifyInstance): Promise<void> {
+  const { config, tokens, hub } = app
+  app.get<{ Querystring: Static<typeof WsQuery> }>('/admin/ws', {
+    websocket: true,
+    schema: { querystring: WsQuery },
+    // Hooks run before the upgrade (fastify-websocket, "Using hooks"): a refused dashboard
+    // gets a plain HTTP 401/403 with a JSON body and never a socket.
+    preValidation: async (request) => {
+      const origin = request.headers.origin
+      if (origin !== undefined && !isAllowedOrigin(request, origin, config.allowedOrigins)) {
+        throw new AppError('forbidden', `Origin ${origin} is not allowed`)
+      }
+      if (app.draining) throw new AppError('unavailable', 'This instance is draining.', { retryAfterS: 1 })
+      tokens.verify((request.query as { token?: string }).token, AUDIENCES.admin)
+    },
+  }, (socket) => {
+    hub.add(socket)
+  })
+}

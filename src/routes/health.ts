@@ -1,0 +1,38 @@
+import type { FastifyInstance } from 'fastify'
+import { errorBody } from '../errors/errors.js'
+
+/** ms a backing service has to answer the readiness probe. */
+const PROBE_TIMEOUT_MS = 2000
+
+function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<void>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+export async function healthRoutes(app: FastifyInstance): Promise<void> {
+  app.get('/healthz', async () => ({ status: 'ok' }))
+
+  app.get('/readyz', async (_request, reply) => {
+    const checks: Record<string, string> = {}
+    const probes: [string, () => Promise<void>][] = [[`presence (${app.presence.kind})`, () => app.presence.ping()]]
+    await Promise.all(
+      probes.map(async ([name, probe]) => {
+        try {
+          await withTimeout(probe(), PROBE_TIMEOUT_MS)
+          checks[name] = 'ok'
+        } catch {
+          checks[name] = 'down'
+        }
+      }),
+    )
+    if (app.draining) checks.instance = 'draining'
+    const failing = Object.entries(checks).filter(([, state]) => state !== 'ok').map(([name]) => name)
+    void reply.header('Cache-Control', 'no-store')
+    if (failing.length === 0) return { status: 'ok', checks }
+    void reply.code(503).header('Retry-After', '5')
+    return { ...errorBody('unavailable', `Not ready: ${failing.join(', ')}`), checks }
+  })
+}

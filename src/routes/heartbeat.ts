@@ -1,0 +1,76 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { Type, type Static } from '@sinclair/typebox'
+import { AppError } from '../errors/errors.js'
+import { AUDIENCES, MAX_TOKEN_LENGTH } from '../auth/tokens.js'
+import { HEARTBEAT_EVENTS } from '../presence/presence-engine.js'
+
+export const MAX_PATH_LENGTH = 2048
+export const MAX_TITLE_LENGTH = 512
+
+const HeartbeatQuery = Type.Object(
+  {
+    // Checked by the verifier, so a missing token is a 401, not a 400.
+    token: Type.Optional(Type.String({ maxLength: MAX_TOKEN_LENGTH })),
+    sid: Type.String({ pattern: '^[A-Za-z0-9_-]{8,64}$', description: "the tab's random id, 8-64 of A-Z a-z 0-9 _ -" }),
+    path: Type.String({ minLength: 1, maxLength: MAX_PATH_LENGTH, pattern: '^/', default: '/' }),
+    title: Type.String({ maxLength: MAX_TITLE_LENGTH, default: '' }),
+    event: Type.Union(HEARTBEAT_EVENTS.map((e) => Type.Literal(e)), { default: 'beat' }),
+  },
+  { additionalProperties: true },
+)
+type HeartbeatQuery = Static<typeof HeartbeatQuery>
+
+/** sendBeacon posts text/plain; its body may repeat the parameters as JSON or a form. */
+function bodyParams(body: unknown): Record<string, unknown> {
+  if (body === undefined || body === null || body === '') return {}
+  if (typeof body === 'object' && !Array.isArray(body)) return body as Record<string, unknown>
+  if (typeof body !== 'string') throw new AppError('invalid_request', 'body must be a JSON object or a form')
+  const text = body.trim()
+  if (text.startsWith('{')) {
+    try {
+      const parsed: unknown = JSON.parse(text)
+      if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) return parsed as Record<string, unknown>
+    } catch {
+      // fall through to the error below
+    }
+    throw new AppError('invalid_request', 'body is not valid JSON')
+  }
+  return Object.fromEntries(new URLSearchParams(text))
+}
+
+export async function heartbeatRoutes(app: FastifyInstance): Promise<void> {
+  const { config, tokens, presence } = app
+  const interval = String(config.heartbeatIntervalS)
+
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 8192 }, (_req, body, done) => {
+    done(null, body)
+  })
+
+  const handler = async (request: FastifyRequest<{ Querystring: HeartbeatQuery }>, reply: import('fastify').FastifyReply): Promise<void> => {
+    const { token, sid, path, title, event } = request.query
+    const claims = tokens.verify(token, AUDIENCES.client)
+    await presence.heartbeat({
+      contactId: claims.sub,
+      clientId: claims.clientId as string,
+      name: claims.name ?? '',
+      company: claims.company ?? '',
+      sid,
+      path,
+      title,
+      event,
+    })
+    void reply.header('CAT-Interval', interval).header('Cache-Control', 'no-store').code(204).send()
+  }
+
+  const schema = { querystring: HeartbeatQuery }
+  app.get('/cat_heartbeat', { schema }, handler)
+  app.post('/cat_heartbeat', {
+    schema,
+    bodyLimit: 8192,
+    // Runs before validation: body fields join the query string and are checked with it.
+    preValidation: async (request) => {
+      const merged = { ...(request.query as Record<string, unknown>), ...bodyParams(request.body) }
+      ;(request as { query: unknown }).query = merged
+    },
+  }, handler)
+}
