@@ -11,6 +11,7 @@ import { createMemoryPresenceEngine } from './presence/memory-presence-engine.js
 import { createRedisPresenceEngine } from './presence/redis-presence-engine.js'
 import { createDiffHub, type DiffHub } from './hub/diff-hub.js'
 import { isAllowedOrigin } from './routes/origin.js'
+import { CLOSE_CODES } from './errors/errors.js'
 import { heartbeatRoutes } from './routes/heartbeat.js'
 import { adminWsRoutes } from './routes/admin-ws.js'
 import { adminApiRoutes } from './routes/admin-api.js'
@@ -104,7 +105,16 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       })
     },
   })
-  await app.register(websocket, { options: { maxPayload: 4096 } })
+  await app.register(websocket, {
+    options: { maxPayload: 4096 },
+    // Dashboards are closed with 1012 (service restart) so they reconnect to another instance
+    // at once; the plugin's default would close them without a code.
+    preClose(done) {
+      hub.close(CLOSE_CODES.serviceRestart.code, CLOSE_CODES.serviceRestart.reason)
+      for (const client of app.websocketServer.clients) client.close(CLOSE_CODES.serviceRestart.code, CLOSE_CODES.serviceRestart.reason)
+      app.websocketServer.close(() => done())
+    },
+  })
   await app.register(healthRoutes)
   await app.register(heartbeatRoutes)
   await app.register(adminWsRoutes)

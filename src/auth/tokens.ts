@@ -128,6 +128,9 @@ export function createTokenVerifier({ secrets, now, cacheSize = 50_000 }: TokenV
     }
     const signingInput = token.slice(0, second)
     const signature = Buffer.from(token.slice(second + 1), 'base64url')
+    // Buffer.from skips characters that are not base64url: only the canonical spelling counts,
+    // or one good token could be re-spelt endlessly to flood the cache.
+    if (signature.toString('base64url') !== token.slice(second + 1)) invalid('token signature is not valid')
     const ok = candidates.some((secret) => {
       const expected = hmac(secret, signingInput)
       return expected.length === signature.length && timingSafeEqual(expected, signature)

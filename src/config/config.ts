@@ -89,7 +89,8 @@ function parseOrigins(raw: string): string[] {
     } catch {
       fail('CAT_ALLOWED_ORIGINS', 'a comma list of origins such as https://portal.example.com', item)
     }
-    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== item.replace(/\/$/, '')) {
+    // Compared by parts, not as text: `https://Portal.Example.com:443/` is the origin `https://portal.example.com`.
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
       fail('CAT_ALLOWED_ORIGINS', 'origins only (scheme://host[:port], no path)', item)
     }
     origins.push(url.origin)

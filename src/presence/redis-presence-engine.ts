@@ -106,8 +106,12 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
     } catch {
       return
     }
-    if (lastN !== undefined && parsed.n !== lastN + 1) emit({ type: 'reset' })
-    lastN = parsed.n
+    if (lastN !== undefined) {
+      // n at or below lastN: a change the last snapshot already holds, arriving late.
+      // n = 1 below lastN: the counter started over (the keys were deleted).
+      if (parsed.n > lastN + 1 || (parsed.n === 1 && lastN > 1)) emit({ type: 'reset' })
+    }
+    lastN = lastN === undefined || parsed.n > lastN || parsed.n === 1 ? parsed.n : lastN
     let change: PresenceChange
     if (parsed.k === 'left' && parsed.l !== undefined) {
       change = { kind: 'left', left: { contactId: String(parsed.l.contactId), at: parsed.l.at, reason: parsed.l.reason } }
@@ -213,7 +217,10 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
             tabs: tabCount,
           })
         }
-        return { n: seq === null ? 0 : Number(seq), online }
+        const n = seq === null ? 0 : Number(seq)
+        // The snapshot is a known position: a change after it that never arrives is a gap.
+        if (!interrupted) lastN = Math.max(lastN ?? 0, n)
+        return { n, online }
       })
     },
 

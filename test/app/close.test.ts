@@ -1,0 +1,32 @@
+import t from 'tap'
+import { buildApp } from '../../src/app.js'
+import { adminToken, cleanRedisSite, clientToken, heartbeatUrl, testConfig, uniqueSite, REDIS_URL } from '../helpers/app.js'
+import { connectDashboard } from '../helpers/ws.js'
+
+/** What keeps the process alive, by kind: sockets, timers, servers. */
+function resources(): Record<string, number> {
+  const counts: Record<string, number> = {}
+  for (const kind of process.getActiveResourcesInfo()) counts[kind] = (counts[kind] ?? 0) + 1
+  return counts
+}
+
+for (const engine of ['memory', 'redis'] as const) {
+  t.test(`app.close() leaves no open handle (${engine} engine, sweeper on, a dashboard connected)`, async (t) => {
+    const site = uniqueSite('close')
+    if (engine === 'redis') cleanRedisSite(t, site)
+    const before = resources()
+    const config = testConfig(engine === 'redis' ? { REDIS_URL, CAT_SITE: site } : {})
+    const app = await buildApp(config, { sweepIntervalMs: 50 })
+    await app.inject(heartbeatUrl({ token: clientToken(), sid: 'tabclose1', event: 'nav' }))
+    const dash = await connectDashboard(app, adminToken())
+    await dash.waitFor((m) => m.type === 'snapshot')
+    t.not(JSON.stringify(resources()), JSON.stringify(before), 'the running app holds resources')
+
+    await app.close()
+    const closed = await dash.closed
+    t.equal(closed.code, 1012, 'dashboards are told to reconnect elsewhere')
+    // Sockets finish closing on the next turns of the loop.
+    for (let i = 0; i < 50 && JSON.stringify(resources()) !== JSON.stringify(before); i += 1) await new Promise((resolve) => setImmediate(resolve))
+    t.same(resources(), before, 'the same handles as before the app existed')
+  })
+}

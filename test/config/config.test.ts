@@ -1,0 +1,201 @@
+import { resolve } from 'node:path'
+import t from 'tap'
+import { ConfigError, loadConfig } from '../../src/config/config.js'
+
+const SECRET_A = 'first-secret-0123456789'
+const SECRET_B = 'second-secret-abcdefghij'
+
+/** Runs loadConfig, expecting a ConfigError; returns its message. */
+function configError(env: NodeJS.ProcessEnv): string {
+  try {
+    loadConfig(env)
+  } catch (error) {
+    if (error instanceof ConfigError) return error.message
+    throw error
+  }
+  throw new Error(`expected a ConfigError for ${Object.keys(env).join(', ')}`)
+}
+
+t.test('defaults', async (t) => {
+  const config = loadConfig({})
+  t.equal(config.port, 3000)
+  t.equal(config.host, '127.0.0.1')
+  t.equal(config.site, 'default')
+  t.equal(config.heartbeatIntervalS, 30)
+  t.equal(config.presenceTimeoutS, 75)
+  t.equal(config.idleTimeoutS, 600)
+  t.equal(config.diffIntervalMs, 100)
+  t.equal(config.retentionDays, 90)
+  t.equal(config.logLevel, 'info')
+  t.equal(config.dataDir, resolve('./data'))
+  t.equal(config.redisUrl, undefined)
+  t.equal(config.databaseUrl, undefined)
+  t.same(config.allowedOrigins, [])
+  t.equal(config.production, false)
+  t.equal(config.secretGenerated, true, 'a secret is generated in development')
+  t.equal(config.secrets.length, 1)
+  t.ok((config.secrets[0] ?? '').length >= 16, 'the generated secret is long enough to sign with')
+  t.not(loadConfig({}).secrets[0], config.secrets[0], 'a fresh secret per start')
+})
+
+t.test('values are read from the environment', async (t) => {
+  const config = loadConfig({
+    PORT: '8080',
+    HOST: '0.0.0.0',
+    CAT_SECRET: SECRET_A,
+    REDIS_URL: 'rediss://:pw@redis.example:6380/2',
+    DATABASE_URL: 'mysql://user:pass@db:3306/cat',
+    CAT_DATA_DIR: '/var/lib/cat',
+    CAT_SITE: 'portal-1.eu_west',
+    CAT_HEARTBEAT_INTERVAL_S: '10',
+    CAT_PRESENCE_TIMEOUT_S: '11',
+    CAT_IDLE_TIMEOUT_S: '60',
+    CAT_DIFF_INTERVAL_MS: '0',
+    CAT_RETENTION_DAYS: '7',
+    LOG_LEVEL: 'debug',
+  })
+  t.equal(config.port, 8080)
+  t.equal(config.host, '0.0.0.0')
+  t.same(config.secrets, [SECRET_A])
+  t.equal(config.secretGenerated, false)
+  t.equal(config.redisUrl, 'rediss://:pw@redis.example:6380/2')
+  t.equal(config.databaseUrl, 'mysql://user:pass@db:3306/cat')
+  t.equal(config.dataDir, '/var/lib/cat')
+  t.equal(config.site, 'portal-1.eu_west')
+  t.equal(config.heartbeatIntervalS, 10)
+  t.equal(config.presenceTimeoutS, 11)
+  t.equal(config.idleTimeoutS, 60)
+  t.equal(config.diffIntervalMs, 0)
+  t.equal(config.retentionDays, 7)
+  t.equal(config.logLevel, 'debug')
+})
+
+t.test('an empty value counts as unset', async (t) => {
+  const config = loadConfig({
+    PORT: '',
+    HOST: '',
+    CAT_SECRET: '',
+    REDIS_URL: '',
+    DATABASE_URL: '',
+    CAT_DATA_DIR: '',
+    CAT_SITE: '',
+    CAT_ALLOWED_ORIGINS: '',
+    CAT_HEARTBEAT_INTERVAL_S: '',
+    CAT_PRESENCE_TIMEOUT_S: '  ',
+    LOG_LEVEL: '',
+  })
+  t.equal(config.port, 3000)
+  t.equal(config.host, '127.0.0.1')
+  t.equal(config.secretGenerated, true)
+  t.equal(config.redisUrl, undefined)
+  t.equal(config.databaseUrl, undefined)
+  t.equal(config.dataDir, resolve('./data'))
+  t.equal(config.site, 'default')
+  t.same(config.allowedOrigins, [])
+  t.equal(config.heartbeatIntervalS, 30)
+  t.equal(config.presenceTimeoutS, 75)
+  t.equal(config.logLevel, 'info')
+  t.equal(loadConfig({ NODE_ENV: 'production', CAT_SECRET: SECRET_A, PORT: '' }).port, 3000, 'empty PORT in production too')
+})
+
+t.test('every bad value stops the start with one line naming the variable', async (t) => {
+  const cases: [string, NodeJS.ProcessEnv][] = [
+    ['PORT', { PORT: 'abc' }],
+    ['PORT', { PORT: '70000' }],
+    ['PORT', { PORT: '-1' }],
+    ['PORT', { PORT: '1e3' }],
+    ['DATABASE_URL', { DATABASE_URL: 'postgres://x/y' }],
+    ['REDIS_URL', { REDIS_URL: 'http://x' }],
+    ['CAT_PRESENCE_TIMEOUT_S', { CAT_PRESENCE_TIMEOUT_S: '30' }],
+    ['CAT_PRESENCE_TIMEOUT_S', { CAT_HEARTBEAT_INTERVAL_S: '100', CAT_PRESENCE_TIMEOUT_S: '99' }],
+    ['CAT_IDLE_TIMEOUT_S', { CAT_IDLE_TIMEOUT_S: '30' }],
+    ['CAT_IDLE_TIMEOUT_S', { CAT_HEARTBEAT_INTERVAL_S: '60', CAT_PRESENCE_TIMEOUT_S: '120', CAT_IDLE_TIMEOUT_S: '45' }],
+    ['CAT_HEARTBEAT_INTERVAL_S', { CAT_HEARTBEAT_INTERVAL_S: '2.5' }],
+    ['CAT_RETENTION_DAYS', { CAT_RETENTION_DAYS: '0' }],
+    ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
+    ['CAT_SITE', { CAT_SITE: 'my site' }],
+    ['CAT_ALLOWED_ORIGINS', { CAT_ALLOWED_ORIGINS: 'https://portal.example.com/clients' }],
+    ['CAT_ALLOWED_ORIGINS', { CAT_ALLOWED_ORIGINS: 'not a url' }],
+    ['CAT_ALLOWED_ORIGINS', { CAT_ALLOWED_ORIGINS: 'ftp://files.example.com' }],
+    ['CAT_ALLOWED_ORIGINS', { CAT_ALLOWED_ORIGINS: 'https://ok.example, https://portal.example.com?x=1' }],
+    ['CAT_ALLOWED_ORIGINS', { CAT_ALLOWED_ORIGINS: 'https://portal.example.com#admin' }],
+    ['CAT_ALLOWED_ORIGINS', { CAT_ALLOWED_ORIGINS: 'https://user@portal.example.com' }],
+    ['CAT_SECRET', { CAT_SECRET: 'short' }],
+  ]
+  for (const [name, env] of cases) {
+    const message = configError(env)
+    t.ok(message.startsWith(`${name}:`), `${JSON.stringify(env)} is refused naming ${name}: ${message}`)
+    t.notMatch(message, /[\r\n]/, `${name}: the message is one line`)
+  }
+})
+
+t.test('a timeout just above the interval is accepted', async (t) => {
+  const config = loadConfig({ CAT_HEARTBEAT_INTERVAL_S: '30', CAT_PRESENCE_TIMEOUT_S: '31', CAT_IDLE_TIMEOUT_S: '31' })
+  t.equal(config.presenceTimeoutS, 31)
+  t.equal(config.idleTimeoutS, 31)
+})
+
+t.test('production requires CAT_SECRET', async (t) => {
+  const message = configError({ NODE_ENV: 'production' })
+  t.match(message, /^CAT_SECRET:/)
+  t.notMatch(message, /[\r\n]/)
+  t.match(configError({ NODE_ENV: 'production', CAT_SECRET: '' }), /^CAT_SECRET:/, 'an empty secret is unset')
+  const config = loadConfig({ NODE_ENV: 'production', CAT_SECRET: SECRET_A })
+  t.equal(config.production, true)
+  t.equal(config.secretGenerated, false)
+  t.same(config.secrets, [SECRET_A])
+})
+
+t.test('secrets and URLs never appear in the error message', async (t) => {
+  const shortSecret = 'tooShortPw42'
+  const secretMessage = configError({ CAT_SECRET: shortSecret })
+  t.match(secretMessage, /^CAT_SECRET:/)
+  t.notOk(secretMessage.includes(shortSecret), 'the short secret is not shown')
+
+  const rotated = configError({ CAT_SECRET: `${SECRET_A},leakyPw` })
+  t.match(rotated, /^CAT_SECRET:/, 'one short secret in the list is refused')
+  t.notOk(rotated.includes('leakyPw'), 'the short secret is not shown')
+  t.notOk(rotated.includes(SECRET_A), 'the good secret is not shown')
+
+  const db = configError({ DATABASE_URL: 'postgres://admin:DbPassw0rdXYZ@db.example:5432/cat' })
+  t.match(db, /^DATABASE_URL:/)
+  t.notOk(db.includes('DbPassw0rdXYZ'), 'the database password is not shown')
+
+  const redis = configError({ REDIS_URL: 'http://:RedisPassw0rdXYZ@cache.example:6379' })
+  t.match(redis, /^REDIS_URL:/)
+  t.notOk(redis.includes('RedisPassw0rdXYZ'), 'the redis password is not shown')
+
+  // An error about another variable must not drag the secret along.
+  const other = configError({ CAT_SECRET: SECRET_A, PORT: 'abc' })
+  t.match(other, /^PORT:/)
+  t.notOk(other.includes(SECRET_A))
+})
+
+t.test('a comma list of secrets is split in order', async (t) => {
+  const config = loadConfig({ CAT_SECRET: `${SECRET_A}, ${SECRET_B}` })
+  t.same(config.secrets, [SECRET_A, SECRET_B], 'first signs, order kept, spaces trimmed')
+  t.equal(config.secretGenerated, false)
+  t.same(loadConfig({ CAT_SECRET: `${SECRET_B},${SECRET_A}` }).secrets, [SECRET_B, SECRET_A])
+})
+
+t.test('allowed origins are normalised', async (t) => {
+  const config = loadConfig({
+    CAT_ALLOWED_ORIGINS: ' https://Portal.Example.com/ ,http://localhost:8080,, https://admin.example.com:443 ',
+  })
+  t.same(config.allowedOrigins, ['https://portal.example.com', 'http://localhost:8080', 'https://admin.example.com'])
+})
+
+t.test('the returned object is frozen', async (t) => {
+  const config = loadConfig({ CAT_SECRET: `${SECRET_A},${SECRET_B}`, CAT_ALLOWED_ORIGINS: 'https://a.example' })
+  t.ok(Object.isFrozen(config))
+  t.ok(Object.isFrozen(config.secrets))
+  t.ok(Object.isFrozen(config.allowedOrigins))
+  t.throws(() => {
+    ;(config as { port: number }).port = 1
+  }, TypeError, 'assigning throws in strict mode')
+  t.throws(() => {
+    ;(config.secrets as string[]).push('x')
+  }, TypeError)
+  t.equal(config.port, 3000)
+  t.equal(config.secrets.length, 2)
+})

@@ -1,0 +1,126 @@
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { adminToken, buildTestApp, cleanRedisSite, clientToken, heartbeatUrl, uniqueSite } from '../helpers/app.js'
+import { connectDashboard, refusedUpgrade, type Dashboard, type Message } from '../helpers/ws.js'
+import type { RedisPresenceEngine } from '../../src/presence/redis-presence-engine.js'
+
+async function beat(app: FastifyInstance, sub: string, sid: string, event: string, path = '/home', title = 'Home'): Promise<void> {
+  const res = await app.inject(heartbeatUrl({ token: clientToken({ sub, name: `Name ${sub}` }), sid, event, path, title }))
+  if (res.statusCode !== 204) throw new Error(`heartbeat answered ${res.statusCode}: ${res.body}`)
+}
+
+const hasJoined = (id: string) => (m: Message) => m.joined?.some((p) => p.contactId === id) === true
+const hasUpdated = (id: string) => (m: Message) => m.updated?.some((p) => p.contactId === id) === true
+const hasLeft = (id: string) => (m: Message) => m.left?.some((l) => l.contactId === id) === true
+
+t.test('refused before the upgrade: no token, bad token, client token, foreign Origin', async (t) => {
+  const app = await buildTestApp(t, { env: { CAT_ALLOWED_ORIGINS: 'https://crm.example.com' } })
+  const none = await refusedUpgrade(app, '')
+  t.equal(none.status, 401)
+  t.match(none.body, { error: { code: 'invalid_token' } })
+  t.equal((await refusedUpgrade(app, '?token=garbage')).status, 401)
+  t.equal((await refusedUpgrade(app, `?token=${clientToken()}`)).status, 401, 'a client token is not an admin token')
+  const foreign = await refusedUpgrade(app, `?token=${adminToken()}`, { origin: 'https://evil.example.net' })
+  t.equal(foreign.status, 403)
+  t.match(foreign.body, { error: { code: 'forbidden' } })
+  const listed = await connectDashboard(app, adminToken(), { origin: 'https://crm.example.com' })
+  await listed.waitFor((m) => m.type === 'snapshot')
+  await listed.close()
+  t.equal(app.hub.size, 0)
+})
+
+t.test('snapshot first, then seq-numbered diffs: joined, updated, left', async (t) => {
+  const app = await buildTestApp(t)
+  await beat(app, 'early', 'tabearly1', 'nav', '/already')
+  const dash = await connectDashboard(app, adminToken())
+  const snapshot = await dash.waitFor((m) => m.type === 'snapshot')
+  t.equal(snapshot.seq, 1)
+  t.match(snapshot.online, [{ contactId: 'early', path: '/already', state: 'active', tabs: 1 }])
+
+  await beat(app, 'c1', 'tabc1aaaa', 'nav', '/one', 'One')
+  const joined = await dash.waitFor(hasJoined('c1'))
+  t.match(joined, { type: 'diff', seq: 2, joined: [{ contactId: 'c1', name: 'Name c1', path: '/one', title: 'One', state: 'active', tabs: 1 }], updated: [], left: [] })
+  t.type(joined.at, 'number')
+
+  await beat(app, 'c1', 'tabc1aaaa', 'nav', '/two', 'Two')
+  t.match(await dash.waitFor(hasUpdated('c1')), { seq: 3, updated: [{ contactId: 'c1', path: '/two' }] })
+  await beat(app, 'c1', 'tabc1aaaa', 'hidden')
+  t.match(await dash.waitFor((m) => m.seq === 4), { updated: [{ contactId: 'c1', state: 'idle' }] })
+  await beat(app, 'c1', 'tabc1aaaa', 'leave')
+  t.match(await dash.waitFor(hasLeft('c1')), { seq: 5, left: [{ contactId: 'c1', reason: 'leave' }] })
+  t.same(dash.messages.map((m) => m.seq), [1, 2, 3, 4, 5], 'seq rises by one per message')
+  await dash.close()
+})
+
+t.test('a join and a leave of one contact inside one window cancel out', async (t) => {
+  const app = await buildTestApp(t, { env: { CAT_DIFF_INTERVAL_MS: '300' } })
+  const dash = await connectDashboard(app, adminToken())
+  await dash.waitFor((m) => m.type === 'snapshot')
+  await beat(app, 'flicker', 'tabflick1', 'nav')
+  await beat(app, 'stays', 'tabstays1', 'nav')
+  await beat(app, 'flicker', 'tabflick1', 'leave')
+  const diff = await dash.waitFor((m) => m.type === 'diff')
+  t.same(diff.joined?.map((p) => p.contactId), ['stays'])
+  t.same(diff.left, [], 'the flicker is not reported at all')
+  await beat(app, 'marker', 'tabmark01', 'nav')
+  await dash.waitFor(hasJoined('marker'))
+  t.notOk(dash.messages.some((m) => hasJoined('flicker')(m) || hasLeft('flicker')(m)))
+  await dash.close()
+})
+
+t.test('resync answers with a new snapshot; an unknown message closes with 1008', async (t) => {
+  const app = await buildTestApp(t)
+  const dash = await connectDashboard(app, adminToken())
+  await dash.waitFor((m) => m.type === 'snapshot')
+  await beat(app, 'c2', 'tabc2aaaa', 'nav')
+  await dash.waitFor(hasJoined('c2'))
+  dash.socket.send(JSON.stringify({ type: 'resync' }))
+  const again = await dash.waitFor((m) => m.type === 'snapshot' && m.seq === 3)
+  t.match(again.online, [{ contactId: 'c2' }])
+  dash.socket.send('{"type":"explode"}')
+  t.equal((await dash.closed).code, 1008)
+})
+
+t.test('a dashboard that does not read is closed with 1013 instead of growing memory', async (t) => {
+  const app = await buildTestApp(t, { sendBufferBytes: 64 * 1024, env: { CAT_DIFF_INTERVAL_MS: '0' } })
+  const dash = await connectDashboard(app, adminToken())
+  await dash.waitFor((m) => m.type === 'snapshot')
+  const raw = (dash.socket as unknown as { _socket: import('node:net').Socket })._socket
+  raw.pause()
+  const title = 'x'.repeat(500)
+  // Enough diffs to fill the kernel's socket buffers and then ours.
+  for (let i = 0; i < 40_000 && app.hub.size > 0; i += 1) {
+    await app.presence.heartbeat({ contactId: `slow-${i}`, clientId: 'k', name: 'n', company: 'c', sid: 'tabslow01', path: '/p', title, event: 'nav' })
+    if (i % 200 === 0) await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.equal(app.hub.size, 0, 'the hub let go of the socket')
+  raw.resume()
+  t.equal((await dash.closed).code, 1013)
+})
+
+t.test('Redis: after the pub/sub connection drops, or a gap in the feed, the dashboard gets a new snapshot', async (t) => {
+  const site = uniqueSite('ws')
+  cleanRedisSite(t, site)
+  const app = await buildTestApp(t, { site, instanceId: `${site}-a` })
+  const engine = app.presence as RedisPresenceEngine
+  const dash: Dashboard = await connectDashboard(app, adminToken())
+  await dash.waitFor((m) => m.type === 'snapshot')
+  await beat(app, 'r1', 'tabr1aaaa', 'nav')
+  await dash.waitFor(hasJoined('r1'))
+
+  const clients = await engine.redis.client('LIST') as string
+  const line = clients.split('\n').find((l) => l.includes(`name=${engine.subscriberName} `))
+  const id = /id=(\d+)/.exec(line ?? '')?.[1]
+  t.ok(id, 'found the subscriber connection')
+  await engine.redis.client('KILL', 'ID', id as string)
+  const afterDrop = await dash.waitFor((m) => m.type === 'snapshot' && m.seq > 1, 5000)
+  t.match(afterDrop.online, [{ contactId: 'r1' }])
+
+  // Someone else's lost message: the feed counter skips one, and the next change shows the gap.
+  const count = dash.messages.length
+  await engine.redis.incr(engine.keys.seq)
+  await beat(app, 'r2', 'tabr2aaaa', 'nav')
+  const afterGap = await dash.waitFor((m) => m.type === 'snapshot', 5000, count)
+  t.match(afterGap.online?.map((p) => p.contactId).sort(), ['r1', 'r2'])
+  await dash.close()
+})
