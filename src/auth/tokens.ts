@@ -108,7 +108,7 @@ export interface TokenVerifier {
   verify(token: string | undefined, audience: Audience): TokenClaims
 }
 
-export function createTokenVerifier({ secrets, now, cacheSize = 50_000 }: TokenVerifierOptions): TokenVerifier {
+export function createTokenVerifier({ secrets, now, cacheSize = 100_000 }: TokenVerifierOptions): TokenVerifier {
   // Only successful verifications are cached: a flood of forged tokens must not evict good ones
   // for free, and every entry's exp is checked again on each hit, so an expired token stays refused.
   const cache = new Map<string, Verified>()

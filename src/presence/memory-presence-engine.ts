@@ -178,19 +178,26 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
 
     async sweep(): Promise<number> {
       const at = now()
-      let removed = 0
+      // In the order the Redis sweeper claims them (ZRANGEBYSCORE: expiry, then member bytes),
+      // so when a contact's tabs expire together the one seen last ends the session.
+      const expired: { contactId: string; record: ContactRecord; sid: string; tab: Tab; member: Buffer }[] = []
       for (const [contactId, record] of contacts) {
         for (const [sid, tab] of record.tabs) {
           if (tab.expiresAt > at) continue
-          removed += 1
-          const lastSeen = tab.expiresAt - (tab.hidden ? idleTimeoutMs : presenceTimeoutMs)
-          record.tabs.delete(sid)
-          if (record.tabs.size === 0) {
-            endContact(contactId, record, sid, lastSeen, tab.hidden ? 'idle' : 'timeout')
-          } else {
-            append({ type: 'leave', contactId, clientId: record.clientId, sid, path: record.path, title: record.title, at: lastSeen })
-            publish({ kind: 'updated', presence: toPresence(contactId, record) })
-          }
+          expired.push({ contactId, record, sid, tab, member: Buffer.from(`${contactId}|${sid}${tab.hidden ? '|h' : ''}`) })
+        }
+      }
+      expired.sort((a, b) => a.tab.expiresAt - b.tab.expiresAt || Buffer.compare(a.member, b.member))
+      let removed = 0
+      for (const { contactId, record, sid, tab } of expired) {
+        removed += 1
+        const lastSeen = tab.expiresAt - (tab.hidden ? idleTimeoutMs : presenceTimeoutMs)
+        record.tabs.delete(sid)
+        if (record.tabs.size === 0) {
+          endContact(contactId, record, sid, lastSeen, tab.hidden ? 'idle' : 'timeout')
+        } else {
+          append({ type: 'leave', contactId, clientId: record.clientId, sid, path: record.path, title: record.title, at: lastSeen })
+          publish({ kind: 'updated', presence: toPresence(contactId, record) })
         }
       }
       return removed
