@@ -68,16 +68,12 @@ t.test('mints an admin token, signed with the first of several secrets', async (
 t.test('failures exit non-zero with a clear message on stderr', async (t) => {
   const cases: [string, string[], string | undefined, RegExp][] = [
     ['missing CAT_SECRET', ['token', '--aud', 'admin', '--sub', '1'], undefined, /CAT_SECRET/],
-    ['empty CAT_SECRET', ['token', '--aud', 'admin', '--sub', '1'], '  ', /CAT_SECRET/],
     ['--aud other', ['token', '--aud', 'other', '--sub', '1'], CLI_SECRET, /--aud/],
-    ['missing --aud', ['token', '--sub', '1'], CLI_SECRET, /--aud/],
     ['missing --sub', ['token', '--aud', 'admin'], CLI_SECRET, /--sub/],
     ['client without --client-id', ['token', '--aud', 'client', '--sub', '1'], CLI_SECRET, /--client-id/],
     ['bad --ttl', ['token', '--aud', 'admin', '--sub', '1', '--ttl', 'soon'], CLI_SECRET, /--ttl/],
-    ['zero --ttl', ['token', '--aud', 'admin', '--sub', '1', '--ttl', '0'], CLI_SECRET, /--ttl/],
     ['unknown option', ['token', '--aud', 'admin', '--sub', '1', '--bogus'], CLI_SECRET, /bogus/],
     ['unknown command', ['mint', '--aud', 'admin', '--sub', '1'], CLI_SECRET, /unknown command "mint"/],
-    ['no command', [], CLI_SECRET, /missing command/],
   ]
   const results = await Promise.all(cases.map(([, args, secret]) => cli(args, secret)))
   for (const [i, [label, , , message]] of cases.entries()) {

@@ -121,7 +121,7 @@ export function createTokenVerifier({ secrets, now, cacheSize = 100_000 }: Token
     if (header.alg !== 'HS256') invalid(`token algorithm ${JSON.stringify(header.alg ?? null)} is not allowed; only HS256 is`)
     let candidates: readonly string[] = secrets
     if (header.kid !== undefined) {
-      const index = typeof header.kid === 'string' && /^\d{1,3}$/.test(header.kid) ? Number(header.kid) : -1
+      const index = typeof header.kid === 'string' && /^(0|[1-9]\d{0,2})$/.test(header.kid) ? Number(header.kid) : -1
       const secret = secrets[index]
       if (secret === undefined) invalid('token kid names no configured secret')
       candidates = [secret]

@@ -74,7 +74,9 @@ export class ConfigError extends Error {
 const MIN_SECRET_LENGTH = 16
 
 function fail(name: string, expected: string, value: unknown): never {
-  const shown = name === 'CAT_SECRET' || name === 'REDIS_URL' || name === 'DATABASE_URL' ? '(hidden)' : JSON.stringify(value)
+  // Secrets and URLs that may carry a password are never repeated back.
+  const hidden = name === 'CAT_SECRET' || name === 'REDIS_URL' || name === 'DATABASE_URL' || (typeof value === 'string' && value.includes('@'))
+  const shown = hidden ? '(hidden)' : JSON.stringify(value)
   throw new ConfigError(`${name}: expected ${expected}, got ${shown}`)
 }
 

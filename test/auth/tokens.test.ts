@@ -163,6 +163,7 @@ t.test('key rotation: the first secret signs, all verify, kid picks one', async 
   refused(t, v, handToken({ alg: 'HS256', kid: '1' }, payload, NEW_SECRET), AUDIENCES.client, 'new secret, kid 1')
   t.match(refused(t, v, handToken({ alg: 'HS256', kid: '7' }, payload, OLD_SECRET), AUDIENCES.client, 'kid 7'), /kid/)
   t.match(refused(t, v, handToken({ alg: 'HS256', kid: 'abc' }, payload, OLD_SECRET), AUDIENCES.client, 'kid abc'), /kid/)
+  t.match(refused(t, v, handToken({ alg: 'HS256', kid: '01' }, payload, OLD_SECRET), AUDIENCES.client, 'kid 01'), /kid/)
   refused(t, v, handToken({ alg: 'HS256', kid: 1 }, payload, OLD_SECRET), AUDIENCES.client, 'kid as a number')
   refused(t, v, handToken({ alg: 'HS256', kid: '-1' }, payload, OLD_SECRET), AUDIENCES.client, 'kid -1')
 

@@ -165,6 +165,10 @@ t.test('secrets and URLs never appear in the error message', async (t) => {
   t.match(redis, /^REDIS_URL:/)
   t.notOk(redis.includes('RedisPassw0rdXYZ'), 'the redis password is not shown')
 
+  const origin = configError({ CAT_ALLOWED_ORIGINS: 'https://user:OriginPassw0rd@portal.example.com/x' })
+  t.match(origin, /^CAT_ALLOWED_ORIGINS:/)
+  t.notOk(origin.includes('OriginPassw0rd'), 'credentials in an origin are not shown')
+
   // An error about another variable must not drag the secret along.
   const other = configError({ CAT_SECRET: SECRET_A, PORT: 'abc' })
   t.match(other, /^PORT:/)
