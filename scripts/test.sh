@@ -13,4 +13,16 @@ fi
 
 npm run typecheck
 npm run lint
-npx --no-install tap "$@"
+# tap's own summary is "# { total: N, pass: N, fail: N }"; CI reads a plain closing line.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+npx --no-install tap "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+summary=$(grep -E '^# \{ total:' "$log" | tail -n 1 || true)
+pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")
+fail=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")
+echo
+echo "${pass:-0} passed, ${fail:-0} failed"
+exit "$status"
