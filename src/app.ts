@@ -6,7 +6,7 @@ import type { Config } from './config/config.js'
 import { createTokenVerifier, type TokenVerifier } from './auth/tokens.js'
 import { registerErrorHandler } from './errors/error-handler.js'
 import { loggerOptions } from './log/logger.js'
-import type { PresenceEngine } from './presence/presence-engine.js'
+import { GAP_GRACE_MS, type PresenceEngine } from './presence/presence-engine.js'
 import { createMemoryPresenceEngine } from './presence/memory-presence-engine.js'
 import { createRedisPresenceEngine } from './presence/redis-presence-engine.js'
 import { createDiffHub, type DiffHub } from './hub/diff-hub.js'
@@ -56,7 +56,11 @@ export function appOptions(config: Config, deps: AppDeps = {}): FastifyServerOpt
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const now = deps.now ?? Date.now
   const app = Fastify(appOptions(config, deps))
-  const timings = { presenceTimeoutMs: config.presenceTimeoutS * 1000, idleTimeoutMs: config.idleTimeoutS * 1000 }
+  const timings = {
+    presenceTimeoutMs: config.presenceTimeoutS * 1000,
+    idleTimeoutMs: config.idleTimeoutS * 1000,
+    gapAfterMs: config.heartbeatIntervalS * 1000 + GAP_GRACE_MS,
+  }
 
   const presence: PresenceEngine = config.redisUrl === undefined
     ? createMemoryPresenceEngine({ now, ...timings })

@@ -1,5 +1,6 @@
 import type {
   ActivityEvent,
+  ActivityEventSource,
   FeedMessage,
   Heartbeat,
   HeartbeatResult,
@@ -40,12 +41,14 @@ export interface MemoryPresenceEngine extends PresenceEngine {
 
 /** The embedded default: presence in this process's memory. One instance only. */
 export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions): MemoryPresenceEngine {
-  const { now, presenceTimeoutMs, idleTimeoutMs, maxQueuedEvents = 1_000_000 } = options
+  const { now, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxQueuedEvents = 1_000_000 } = options
   const contacts = new Map<string, ContactRecord>()
   const listeners = new Set<(message: FeedMessage) => void>()
   const queue: ActivityEvent[] = []
   let n = 0
   let eventSeq = 0
+  /** Wakes a reader waiting for events. */
+  let wake: (() => void) | undefined
   let lastEventMs = 0
 
   function lastSeenOf(record: ContactRecord): number {
@@ -89,6 +92,7 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
     }
     queue.push({ id: `${lastEventMs}-${eventSeq}`, ...event })
     if (queue.length > maxQueuedEvents) queue.shift()
+    wake?.()
   }
 
   function visibleKey(p: Presence): string {
@@ -111,9 +115,13 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
       let record = contacts.get(contactId)
       const tab = record?.tabs.get(sid)
 
-      if (event === 'beat' && tab !== undefined && !tab.hidden) {
+      if (event === 'beat' && record !== undefined && tab !== undefined && !tab.hidden) {
         // The fast path: the page is unchanged, only the expiry moves.
+        const lastSeen = tab.expiresAt - presenceTimeoutMs
         tab.expiresAt = at + presenceTimeoutMs
+        if (at - lastSeen > gapAfterMs) {
+          append({ type: 'gap', contactId, clientId: record.clientId, sid, path: record.path, title: record.title, at, from: lastSeen })
+        }
         return 'unchanged'
       }
       if (event === 'leave' || event === 'hidden') {
@@ -218,10 +226,63 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
       return queue.slice(-count)
     },
 
+    async eventSource(): Promise<ActivityEventSource> {
+      // One process, one consumer: the head of the queue is what is not yet written.
+      let closed = false
+      return {
+        async read(count, waitMs) {
+          if (queue.length === 0 && waitMs > 0 && !closed) {
+            await new Promise<void>((resolve) => {
+              const timer = setTimeout(resolve, waitMs)
+              wake = () => {
+                clearTimeout(timer)
+                resolve()
+              }
+            })
+            wake = undefined
+          }
+          return queue.slice(0, count)
+        },
+        async claimStale() {
+          return []
+        },
+        async ack(ids) {
+          const done = new Set(ids)
+          let head = 0
+          while (head < queue.length && done.has((queue[head] as ActivityEvent).id)) head += 1
+          if (head === done.size) {
+            // The usual case: what was read was the head of the queue.
+            queue.splice(0, head)
+            return
+          }
+          let keep = 0
+          for (const event of queue) if (!done.has(event.id)) queue[keep++] = event
+          queue.length = keep
+        },
+        async close() {
+          closed = true
+          wake?.()
+        },
+      }
+    },
+
+    async discardEvents(contactId: string): Promise<number> {
+      const before = queue.length
+      let keep = 0
+      for (const event of queue) if (event.contactId !== contactId) queue[keep++] = event
+      queue.length = keep
+      return before - keep
+    },
+
+    async count(): Promise<number> {
+      return contacts.size
+    },
+
     async ping(): Promise<void> {},
 
     async close(): Promise<void> {
       listeners.clear()
+      wake?.()
     },
   }
 }

@@ -64,9 +64,11 @@ export interface Snapshot {
 /**
  * The activity events appended for the durable log (issue 3 consumes them).
  * join: a session starts, with the page at `path`; nav: a tab shows a new page;
- * hidden/visible: a tab's visibility; leave: a tab closed; end: the session ended (`reason`).
+ * hidden/visible: a tab's visibility; leave: a tab closed; end: the session ended (`reason`);
+ * gap: a visible tab's beat came more than interval + grace after the previous one (a sleeping
+ * laptop): the time from `from` to `at` is not visible time.
  */
-export type ActivityEventType = 'join' | 'nav' | 'hidden' | 'visible' | 'leave' | 'end'
+export type ActivityEventType = 'join' | 'nav' | 'hidden' | 'visible' | 'leave' | 'gap' | 'end'
 
 export interface ActivityEvent {
   /** Unique, ordered: the Redis Stream entry id, or the memory queue's equivalent. */
@@ -84,6 +86,8 @@ export interface ActivityEvent {
   company?: string
   /** end only. */
   reason?: LeaveReason
+  /** gap only: the previous beat, ms. */
+  from?: number
 }
 
 export type HeartbeatResult = 'joined' | 'updated' | 'left' | 'unchanged' | 'ignored'
@@ -93,6 +97,28 @@ export interface PresenceTimings {
   presenceTimeoutMs: number
   /** ms after which a hidden tab is gone. */
   idleTimeoutMs: number
+  /** ms between two beats of a visible tab beyond which the time between them is a gap. */
+  gapAfterMs: number
+}
+
+/** Slack on top of the heartbeat interval before a late beat counts as a gap (timers, network). */
+export const GAP_GRACE_MS = 10_000
+
+/**
+ * Reads the activity events for the durable log, one consumer of a shared group: each event
+ * is handed to one consumer, and stays pending until acknowledged after it was written.
+ */
+export interface ActivityEventSource {
+  /**
+   * Events to write: first any this consumer was handed and has not acknowledged (a failed
+   * write, a restart under the same name), then new ones; waits up to `waitMs` for some.
+   */
+  read(count: number, waitMs: number): Promise<ActivityEvent[]>
+  /** Takes over events other consumers have held unacknowledged for at least `minIdleMs`. */
+  claimStale(minIdleMs: number, count: number): Promise<ActivityEvent[]>
+  /** The events are written: forget them (the stream is trimmed only of acknowledged entries). */
+  ack(ids: readonly string[]): Promise<void>
+  close(): Promise<void>
 }
 
 export interface PresenceEngine {
@@ -108,6 +134,12 @@ export interface PresenceEngine {
   onFeed(listener: (message: FeedMessage) => void): () => void
   /** The newest `count` activity events, oldest first (for inspection and tests). */
   tailEvents(count: number): Promise<ActivityEvent[]>
+  /** A consumer of the activity events, named uniquely per instance. */
+  eventSource(consumer: string): Promise<ActivityEventSource>
+  /** Drops a contact's events that are not yet written (erasure); returns how many. */
+  discardEvents(contactId: string): Promise<number>
+  /** How many contacts are online. */
+  count(): Promise<number>
   /** Throws when the backing store does not answer. */
   ping(): Promise<void>
   close(): Promise<void>

@@ -3,6 +3,7 @@ import { Redis, type RedisOptions } from 'ioredis'
 import { AppError } from '../errors/errors.js'
 import type {
   ActivityEvent,
+  ActivityEventSource,
   ActivityEventType,
   FeedMessage,
   Heartbeat,
@@ -16,6 +17,9 @@ import type {
 } from './presence-engine.js'
 
 const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8')
+
+/** The consumer group of the activity writers, one per site. */
+export const WRITER_GROUP = 'cat-writers'
 
 /** Redis answers slower than this, or not at all: the heartbeat gets 503 with this Retry-After. */
 const RETRY_AFTER_S = 5
@@ -45,6 +49,7 @@ export function redisKeys(site: string): RedisKeys {
 }
 
 interface ScriptedRedis extends Redis {
+  catBeat(...args: (string | number)[]): Promise<number>
   catHeartbeat(...args: (string | number)[]): Promise<HeartbeatResult>
   catSweep(...args: (string | number)[]): Promise<number>
   catEnd(...args: (string | number)[]): Promise<number>
@@ -73,7 +78,7 @@ function unavailable(cause: unknown): AppError {
 }
 
 export async function createRedisPresenceEngine(options: RedisPresenceEngineOptions): Promise<RedisPresenceEngine> {
-  const { url, site, now, presenceTimeoutMs, idleTimeoutMs, sweepBatch = 1000 } = options
+  const { url, site, now, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, sweepBatch = 1000 } = options
   const keys = redisKeys(site)
   const name = options.connectionName ?? `cat-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
   // No offline queue: while Redis is away a heartbeat fails at once with 503 and the snippet
@@ -87,6 +92,7 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
   subscriber.on('error', () => {})
 
   const common = lua('common')
+  redis.defineCommand('catBeat', { numberOfKeys: 4, lua: common + lua('beat') })
   redis.defineCommand('catHeartbeat', { numberOfKeys: 4, lua: common + lua('heartbeat') })
   redis.defineCommand('catSweep', { numberOfKeys: 4, lua: common + lua('sweep') })
   redis.defineCommand('catEnd', { numberOfKeys: 4, lua: common + lua('end') })
@@ -151,10 +157,9 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
     async heartbeat(beat: Heartbeat): Promise<HeartbeatResult> {
       return call(async () => {
         if (beat.event === 'beat') {
-          // The fast path: a periodic beat of a known visible tab only pushes its expiry.
-          // XX never adds; a 0 means the tab is unknown or hidden, and the full script decides.
-          const changed = await redis.zadd(keys.tabs, 'XX', 'CH', now() + presenceTimeoutMs, `${beat.contactId}|${beat.sid}`)
-          if (changed === 1) return 'unchanged'
+          // The fast path: a periodic beat of a known visible tab only pushes its expiry (and
+          // notes a gap when it came late). 0: the tab is unknown or hidden, the full script decides.
+          if ((await redis.catBeat(...scriptHead(), beat.contactId, beat.sid, gapAfterMs)) === 1) return 'unchanged'
         }
         return redis.catHeartbeat(
           ...scriptHead(),
@@ -234,6 +239,79 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
       return entries.reverse().map(([id, fields]) => parseEvent(id, fields))
     },
 
+    async eventSource(consumer: string): Promise<ActivityEventSource> {
+      // Its own connection: XREADGROUP … BLOCK holds the connection while it waits.
+      const reader = new Redis(url, { ...base, connectionName: `${name}:writer` })
+      reader.on('error', () => {})
+      await reader.connect()
+      try {
+        await redis.xgroup('CREATE', keys.events, WRITER_GROUP, '0', 'MKSTREAM')
+      } catch (error) {
+        if (!String(error).includes('BUSYGROUP')) throw error
+      }
+      /** Handed to this consumer and not yet acknowledged: read again before anything new. */
+      const unacked = new Set<string>()
+      const take = (entries: [string, string[] | null][]): ActivityEvent[] => {
+        const events: ActivityEvent[] = []
+        for (const [id, fields] of entries) {
+          if (fields === null) continue // deleted while pending (erasure)
+          unacked.add(id)
+          events.push(parseEvent(id, fields))
+        }
+        return events
+      }
+      type Reply = [string, [string, string[] | null][]][] | null
+      return {
+        async read(count, waitMs) {
+          if (unacked.size > 0) {
+            const own = (await reader.xreadgroup('GROUP', WRITER_GROUP, consumer, 'COUNT', count, 'STREAMS', keys.events, '0')) as Reply
+            const entries = own?.[0]?.[1] ?? []
+            const gone = entries.filter(([, fields]) => fields === null).map(([id]) => id)
+            if (gone.length > 0) await redis.xack(keys.events, WRITER_GROUP, ...gone)
+            const events = take(entries)
+            if (events.length > 0) return events
+            unacked.clear()
+          }
+          const fresh = (await reader.xreadgroup('GROUP', WRITER_GROUP, consumer, 'COUNT', count, 'BLOCK', Math.max(1, waitMs), 'STREAMS', keys.events, '>')) as Reply
+          return take(fresh?.[0]?.[1] ?? [])
+        },
+        async claimStale(minIdleMs, count) {
+          const reply = (await redis.xautoclaim(keys.events, WRITER_GROUP, consumer, minIdleMs, '0-0', 'COUNT', count)) as [string, [string, string[] | null][]]
+          return take(reply[1])
+        },
+        async ack(ids) {
+          if (ids.length === 0) return
+          // Written entries leave the stream at once; nothing unwritten is ever trimmed.
+          await redis.multi().xack(keys.events, WRITER_GROUP, ...ids).xdel(keys.events, ...ids).exec()
+          for (const id of ids) unacked.delete(id)
+        },
+        async close() {
+          reader.disconnect()
+        },
+      }
+    },
+
+    async discardEvents(contactId: string): Promise<number> {
+      return call(async () => {
+        let start = '-'
+        let discarded = 0
+        for (;;) {
+          const entries = await redis.xrange(keys.events, start, '+', 'COUNT', 1000)
+          const mine = entries.filter(([, fields]) => parseEvent('', fields).contactId === contactId).map(([id]) => id)
+          if (mine.length > 0) {
+            await redis.multi().xack(keys.events, WRITER_GROUP, ...mine).xdel(keys.events, ...mine).exec()
+            discarded += mine.length
+          }
+          if (entries.length < 1000) return discarded
+          start = `(${(entries[entries.length - 1] as [string, string[]])[0]}`
+        }
+      })
+    },
+
+    async count(): Promise<number> {
+      return call(() => redis.hlen(keys.records))
+    },
+
     async ping(): Promise<void> {
       await call(() => redis.ping())
     },
@@ -279,5 +357,6 @@ export function parseEvent(id: string, fields: string[]): ActivityEvent {
   if (map.name !== undefined) event.name = map.name
   if (map.company !== undefined) event.company = map.company
   if (map.reason !== undefined) event.reason = map.reason as LeaveReason
+  if (map.from !== undefined) event.from = Number(map.from)
   return event
 }

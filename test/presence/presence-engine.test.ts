@@ -24,6 +24,8 @@ type MakeEngine = (t: Test, clock: Clock) => Promise<PresenceEngine>
 
 const TIMEOUT = 75_000
 const IDLE = 600_000
+/** interval 30 s + 10 s grace */
+const GAP = 40_000
 const T0 = 1_800_000_000_000
 const WAIT_MS = 3_000
 
@@ -491,6 +493,60 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       t.equal(h.feed.length, 8, 'no resets')
     })
 
+    t.test('a late beat of a visible tab appends a gap event; a beat on time does not', async (t) => {
+      const { h, engine, clock } = await setup(t)
+      await engine.heartbeat(beat('nav'))
+      clock.advance(GAP)
+      t.equal(await engine.heartbeat(beat('beat')), 'unchanged')
+      clock.advance(GAP + 1)
+      t.equal(await engine.heartbeat(beat('beat')), 'unchanged', 'still the fast path')
+      const events = await h.events()
+      t.strictSame(events.map((e) => e.type), ['join', 'gap'], 'only the late beat made a gap')
+      t.strictSame(events[1], event('gap', T0 + 2 * GAP + 1, { from: T0 + GAP }))
+      t.strictSame((await h.settled()).length, 1, 'a gap is not a presence change')
+    })
+
+    t.test('event source: read, acknowledge, re-read what was not acknowledged', async (t) => {
+      const { engine } = await setup(t)
+      const source = await engine.eventSource('writer-a')
+      t.teardown(() => source.close())
+      await engine.heartbeat(beat('nav'))
+      await engine.heartbeat(beat('nav', { path: '/b' }))
+      await engine.heartbeat(beat('hidden'))
+      const first = await source.read(2, 10)
+      t.strictSame(first.map((e) => e.type), ['join', 'nav'])
+      const again = await source.read(2, 10)
+      t.strictSame(again.map((e) => e.id), first.map((e) => e.id), 'not acknowledged: handed out again')
+      await source.ack(first.map((e) => e.id))
+      const rest = await source.read(10, 10)
+      t.strictSame(rest.map((e) => e.type), ['hidden'])
+      await source.ack(rest.map((e) => e.id))
+      t.strictSame(await source.read(10, 10), [], 'nothing left')
+      t.strictSame(await engine.tailEvents(10), [], 'acknowledged events leave the stream')
+    })
+
+    t.test('event source: a waiting read wakes when an event arrives', async (t) => {
+      const { engine } = await setup(t)
+      const source = await engine.eventSource('writer-a')
+      t.teardown(() => source.close())
+      const pending = source.read(10, 5_000)
+      await new Promise((resolve) => setImmediate(resolve))
+      await engine.heartbeat(beat('nav'))
+      const started = Date.now()
+      t.strictSame((await pending).map((e) => e.type), ['join'])
+      t.ok(Date.now() - started < 2_000, 'did not wait for the timeout')
+    })
+
+    t.test('discardEvents drops one contact\'s unwritten events only', async (t) => {
+      const { engine } = await setup(t)
+      await engine.heartbeat(beat('nav'))
+      await engine.heartbeat(beat('nav', { contactId: 'other' }))
+      await engine.heartbeat(beat('hidden'))
+      t.equal(await engine.discardEvents(CONTACT), 2)
+      t.strictSame((await engine.tailEvents(10)).map((e) => e.contactId), ['other'])
+      t.equal(await engine.count(), 2, 'presence itself is untouched')
+    })
+
     t.test("contact ids containing '|' work through join, expiry and leave", async (t) => {
       const { h, engine, clock } = await setup(t)
       const odd = 'a|b'
@@ -550,20 +606,40 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
 }
 
 async function memoryEngine(t: Test, clock: Clock): Promise<PresenceEngine> {
-  const engine = createMemoryPresenceEngine({ now: clock.now, presenceTimeoutMs: TIMEOUT, idleTimeoutMs: IDLE })
+  const engine = createMemoryPresenceEngine({ now: clock.now, presenceTimeoutMs: TIMEOUT, idleTimeoutMs: IDLE, gapAfterMs: GAP })
   t.teardown(() => engine.close())
   return engine
 }
 
 async function redisEngine(t: Test, clock: Clock, site = uniqueSite('presence')): Promise<PresenceEngine> {
   cleanRedisSite(t, site)
-  const engine = await createRedisPresenceEngine({ url: REDIS_URL, site, now: clock.now, presenceTimeoutMs: TIMEOUT, idleTimeoutMs: IDLE })
+  const engine = await createRedisPresenceEngine({ url: REDIS_URL, site, now: clock.now, presenceTimeoutMs: TIMEOUT, idleTimeoutMs: IDLE, gapAfterMs: GAP })
   t.teardown(() => engine.close())
   return engine
 }
 
 engineContract('memory engine', memoryEngine)
 engineContract('redis engine', (t, clock) => redisEngine(t, clock))
+
+t.test('redis engine: two consumers split the events; a dead consumer\'s events are claimed', async (t) => {
+  const clock = createClock(T0)
+  const engine = await redisEngine(t, clock)
+  const a = await engine.eventSource('writer-a')
+  const b = await engine.eventSource('writer-b')
+  t.teardown(() => Promise.all([a.close(), b.close()]))
+  for (let i = 0; i < 6; i += 1) await engine.heartbeat(beat('nav', { contactId: `c${i}` }))
+  const fromA = await a.read(3, 10)
+  const fromB = await b.read(10, 10)
+  t.equal(fromA.length, 3)
+  t.equal(fromB.length, 3)
+  t.strictSame(new Set([...fromA, ...fromB].map((e) => e.id)).size, 6, 'each event handed to one consumer')
+  await b.ack(fromB.map((e) => e.id))
+  // a dies without acknowledging; b takes over what a held.
+  const claimed = await b.claimStale(0, 10)
+  t.strictSame(claimed.map((e) => e.id), fromA.map((e) => e.id))
+  await b.ack(claimed.map((e) => e.id))
+  t.strictSame(await engine.tailEvents(10), [], 'all written, all gone from the stream')
+})
 
 t.test('redis engine: each expiry is swept exactly once across instances', async (t) => {
   async function twoInstances(t: Test): Promise<{ a: Harness; b: Harness; clock: Clock }> {
