@@ -16,6 +16,12 @@ import { heartbeatRoutes } from './routes/heartbeat.js'
 import { adminWsRoutes } from './routes/admin-ws.js'
 import { adminApiRoutes } from './routes/admin-api.js'
 import { healthRoutes } from './routes/health.js'
+import { adminActivityRoutes } from './routes/admin-activity.js'
+import { openDatabase, migrateDatabase } from './activity/database.js'
+import type { ActivityStore } from './activity/activity-store.js'
+import { createSqlActivityStore } from './activity/sql-activity-store.js'
+import { createActivityWriter, type ActivityWriter } from './activity/activity-writer.js'
+import { createActivityJobs, type ActivityJobs } from './activity/activity-jobs.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -23,6 +29,10 @@ declare module 'fastify' {
     tokens: TokenVerifier
     presence: PresenceEngine
     hub: DiffHub
+    /** The durable activity log (MySQL or SQLite). */
+    activity: ActivityStore
+    activityWriter: ActivityWriter
+    activityJobs: ActivityJobs
     now: () => number
     /** True once SIGTERM arrived: readiness fails and new dashboards are refused. */
     draining: boolean
@@ -38,8 +48,13 @@ export interface AppDeps {
   sweepIntervalMs?: number
   /** Bytes a dashboard socket may lag before it is closed with 1013. */
   sendBufferBytes?: number
-  /** Names this instance's Redis connections. */
+  /** Names this instance's Redis connections and its activity consumer. */
   instanceId?: string
+  /**
+   * Background work of the activity log (writer loop, sampling, retention); false leaves it
+   * to the caller (tests drive app.activityWriter and app.activityJobs by hand).
+   */
+  activityLoops?: boolean
 }
 
 /** The Fastify options production uses; tests build the app through the same function. */
@@ -66,11 +81,38 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     ? createMemoryPresenceEngine({ now, ...timings })
     : await createRedisPresenceEngine({ url: config.redisUrl, site: config.site, now, ...timings, connectionName: deps.instanceId })
   const hub = createDiffHub({ engine: presence, diffIntervalMs: config.diffIntervalMs, sendBufferBytes: deps.sendBufferBytes, now, log: app.log })
+  const instanceId = deps.instanceId ?? `cat-${process.pid}`
+  const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, log: app.log })
+  let source
+  try {
+    // Migrations run at start; a database that is down at start stops the start (the stream
+    // would keep the events, but a schema that may be behind is no base to write on).
+    await migrateDatabase(database)
+    source = await presence.eventSource(instanceId)
+  } catch (error) {
+    await Promise.allSettled([presence.close(), database.close()])
+    throw error
+  }
+  const activity = createSqlActivityStore({ database, now })
+  const activityWriter = createActivityWriter({ source, store: activity, log: app.log })
+  const loops = deps.activityLoops ?? true
+  const activityJobs = createActivityJobs({
+    store: activity,
+    engine: presence,
+    now,
+    retentionDays: config.retentionDays,
+    log: app.log,
+    ...(loops ? {} : { purgeEveryMs: 0, sampleEveryMs: 0 }),
+  })
+  if (loops) activityWriter.start()
 
   app.decorate('config', config)
   app.decorate('tokens', createTokenVerifier({ secrets: config.secrets, now }))
   app.decorate('presence', presence)
   app.decorate('hub', hub)
+  app.decorate('activity', activity)
+  app.decorate('activityWriter', activityWriter)
+  app.decorate('activityJobs', activityJobs)
   app.decorate('now', now)
   app.decorate('draining', false)
 
@@ -91,8 +133,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // Whoever opens a resource closes it: the hub's sockets first, then the engine's connections.
   app.addHook('onClose', async () => {
     if (sweeper !== undefined) clearInterval(sweeper)
+    activityJobs.stop()
     hub.close()
+    // Written before the engine closes: the memory engine's queue dies with the process.
+    await activityWriter.stop({ drainMs: presence.kind === 'memory' ? 5_000 : 0 })
     await presence.close()
+    await activity.close()
   })
 
   registerErrorHandler(app)
@@ -123,5 +169,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(heartbeatRoutes)
   await app.register(adminWsRoutes)
   await app.register(adminApiRoutes)
+  await app.register(adminActivityRoutes)
   return app
 }

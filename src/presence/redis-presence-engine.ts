@@ -140,6 +140,9 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
   await Promise.all([redis.connect(), subscriber.connect()])
   await subscriber.subscribe(keys.channel)
 
+  /** The event sources' own connections: closed with the engine if their owner did not. */
+  const readers = new Set<Redis>()
+
   async function call<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn()
@@ -242,6 +245,7 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
     async eventSource(consumer: string): Promise<ActivityEventSource> {
       // Its own connection: XREADGROUP … BLOCK holds the connection while it waits.
       const reader = new Redis(url, { ...base, connectionName: `${name}:writer` })
+      readers.add(reader)
       reader.on('error', () => {})
       await reader.connect()
       try {
@@ -286,6 +290,7 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
           for (const id of ids) unacked.delete(id)
         },
         async close() {
+          readers.delete(reader)
           reader.disconnect()
         },
       }
@@ -318,6 +323,8 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
 
     async close(): Promise<void> {
       listeners.clear()
+      for (const reader of readers) reader.disconnect()
+      readers.clear()
       await Promise.allSettled([redis.quit(), subscriber.quit()])
       redis.disconnect()
       subscriber.disconnect()

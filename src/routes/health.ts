@@ -17,7 +17,10 @@ export async function healthRoutes(app: FastifyInstance): Promise<void> {
 
   app.get('/readyz', async (_request, reply) => {
     const checks: Record<string, string> = {}
-    const probes: [string, () => Promise<void>][] = [[`presence (${app.presence.kind})`, () => app.presence.ping()]]
+    const probes: [string, () => Promise<void>][] = [
+      [`presence (${app.presence.kind})`, () => app.presence.ping()],
+      [`database (${app.activity.dialect})`, () => app.activity.ping()],
+    ]
     await Promise.all(
       probes.map(async ([name, probe]) => {
         try {

@@ -2,6 +2,7 @@ import t from 'tap'
 import { buildApp } from '../../src/app.js'
 import { adminToken, cleanRedisSite, clientToken, heartbeatUrl, testConfig, uniqueSite, REDIS_URL } from '../helpers/app.js'
 import { connectDashboard } from '../helpers/ws.js'
+import { createTestDataDir } from '../helpers/database.js'
 
 /** What keeps the process alive, by kind: sockets, timers, servers. */
 function resources(): Record<string, number> {
@@ -15,7 +16,8 @@ for (const engine of ['memory', 'redis'] as const) {
     const site = uniqueSite('close')
     if (engine === 'redis') cleanRedisSite(t, site)
     const before = resources()
-    const config = testConfig(engine === 'redis' ? { REDIS_URL, CAT_SITE: site } : {})
+    const dataDir = createTestDataDir(t, 'close')
+    const config = testConfig(engine === 'redis' ? { REDIS_URL, CAT_SITE: site, CAT_DATA_DIR: dataDir } : { CAT_DATA_DIR: dataDir })
     const app = await buildApp(config, { sweepIntervalMs: 50 })
     await app.inject(heartbeatUrl({ token: clientToken(), sid: 'tabclose1', event: 'nav' }))
     const dash = await connectDashboard(app, adminToken())

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis'
 import { buildApp, type AppDeps } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config/config.js'
 import { signToken } from '../../src/auth/tokens.js'
+import { createTestDataDir } from './database.js'
 
 /** Real Redis, never a mock: CI starts it (scripts/test-services.sh). */
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -46,7 +47,9 @@ export interface TestAppOptions extends AppDeps {
 export async function buildTestApp(t: Teardown, options: TestAppOptions = {}): Promise<FastifyInstance> {
   const { env = {}, site, ...deps } = options
   const redisEnv = site === undefined ? {} : { REDIS_URL, CAT_SITE: site }
-  const app = await buildApp(testConfig({ ...redisEnv, ...env }), { sweepIntervalMs: 0, ...deps })
+  // Each app its own SQLite file unless the test names a database.
+  const dataEnv = env.DATABASE_URL === undefined && env.CAT_DATA_DIR === undefined ? { CAT_DATA_DIR: createTestDataDir(t, 'app') } : {}
+  const app = await buildApp(testConfig({ ...redisEnv, ...dataEnv, ...env }), { sweepIntervalMs: 0, activityLoops: false, ...deps })
   t.teardown(() => app.close())
   await app.ready()
   return app

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { createTestDataDir } from '../helpers/database.js'
 import { buildApp } from '../../src/app.js'
 import { redactUrl, truncateIp } from '../../src/log/logger.js'
 import { SECRET, adminToken, clientToken, heartbeatUrl, testConfig } from '../helpers/app.js'
@@ -31,7 +32,7 @@ t.test('redactUrl removes token values from query strings', async (t) => {
 t.test('no token or secret reaches a log line', async (t) => {
   const lines: string[] = []
   const logStream = { write: (line: string) => void lines.push(line) }
-  const config = { ...testConfig({ LOG_LEVEL: 'debug' }), databaseUrl: 'mysql://cat:DbPassw0rdXYZ@db.example:3306/cat' }
+  const config = testConfig({ LOG_LEVEL: 'debug', CAT_DATA_DIR: createTestDataDir(t, 'logger') })
   const app = await buildApp(config, { logStream, sweepIntervalMs: 0 })
   t.teardown(() => app.close())
   // Request logging is off in production; log every request here as Fastify would, so the
@@ -57,7 +58,7 @@ t.test('no token or secret reaches a log line', async (t) => {
   t.equal(unknown.statusCode, 404)
   t.notOk(unknown.body.includes('SECRETVALUE'), 'not echoed in the 404 body either')
 
-  app.log.info({ token: 'LOGGED-TOKEN-VALUE', config: app.config }, 'msg')
+  app.log.info({ token: 'LOGGED-TOKEN-VALUE', config: { ...app.config, databaseUrl: 'mysql://cat:DbPassw0rdXYZ@db.example:3306/cat' } }, 'msg')
   app.log.debug({ secret: SECRET, secrets: app.config.secrets, nested: { token: client, secret: SECRET } }, 'debug msg')
 
   const all = lines.join('')

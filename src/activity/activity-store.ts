@@ -1,0 +1,81 @@
+import type { ActivityEvent, LeaveReason } from '../presence/presence-engine.js'
+
+/** A session as the REST API shows it (CONTRACT §4). */
+export interface SessionView {
+  id: string
+  contactId: string
+  clientId: string
+  startedAt: number
+  endedAt: number | null
+  /** Visible seconds only. */
+  durationS: number
+  endReason: LeaveReason | null
+  pages: { path: string; title: string; startedAt: number; durationS: number }[]
+}
+
+export interface ActivityQuery {
+  /** Sessions started at or after this, ms. */
+  from: number
+  /** Sessions started before this, ms. */
+  to: number
+  limit: number
+  /** From a previous page's nextCursor. */
+  cursor: string | undefined
+}
+
+export interface ActivityPage {
+  sessions: SessionView[]
+  nextCursor: string | null
+}
+
+export interface OnlinePoint {
+  t: number
+  online: number
+}
+
+export interface ContactExport {
+  contactId: string
+  sessions: SessionView[]
+  events: Omit<ActivityEvent, 'id'>[]
+}
+
+/**
+ * The durable activity log, whatever the database. sql-activity-store.ts implements it for
+ * MySQL/MariaDB and SQLite alike.
+ */
+export interface ActivityStore {
+  readonly dialect: 'mysql' | 'sqlite'
+  /**
+   * Writes a batch of events in one transaction. Idempotent on the event id: a batch written
+   * twice (a redelivery) changes nothing the second time, whatever the order of batches.
+   */
+  write(events: readonly ActivityEvent[]): Promise<void>
+  contactActivity(contactId: string, query: ActivityQuery): Promise<ActivityPage>
+  clientActivity(clientId: string, query: ActivityQuery): Promise<ActivityPage>
+  exportContact(contactId: string): Promise<ContactExport>
+  /** Deletes every row of the contact and refuses its events that are still on the way. */
+  eraseContact(contactId: string, at: number): Promise<void>
+  /** Records the online count of the minute `t` once, whoever records it first. */
+  sampleOnline(t: number, online: number): Promise<void>
+  onlineSamples(from: number, to: number): Promise<OnlinePoint[]>
+  /** Deletes at most `limit` rows of each table older than `before`; returns how many. */
+  purge(before: number, limit: number): Promise<number>
+  ping(): Promise<void>
+  close(): Promise<void>
+}
+
+/**
+ * Stream ids (`ms-seq`) do not sort as text ("…-10" < "…-9"); stored ids are padded so that
+ * text order is event order in every database.
+ */
+export function sortableId(streamId: string): string {
+  const dash = streamId.indexOf('-')
+  const ms = dash === -1 ? streamId : streamId.slice(0, dash)
+  const seq = dash === -1 ? '0' : streamId.slice(dash + 1)
+  return `${ms.padStart(15, '0')}-${seq.padStart(8, '0')}`
+}
+
+/** The smallest stored id at or after a time: for comparing ids with instants. */
+export function sortableIdAt(ms: number): string {
+  return sortableId(`${Math.max(0, Math.floor(ms))}-0`)
+}

@@ -1,0 +1,117 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { ActivityEventSource } from '../presence/presence-engine.js'
+import type { ActivityStore } from './activity-store.js'
+
+export interface ActivityWriterOptions {
+  source: ActivityEventSource
+  store: ActivityStore
+  log: FastifyBaseLogger
+  /** Events per transaction. */
+  batchSize?: number
+  /** ms a read waits for new events. */
+  waitMs?: number
+  /** ms an event may stay unacknowledged with another consumer before this one takes it over. */
+  claimIdleMs?: number
+  /** ms between looks for such events. */
+  claimEveryMs?: number
+  /** Backoff after a failed write, ms: doubles from min up to max. */
+  retryMinMs?: number
+  retryMaxMs?: number
+}
+
+export interface ActivityWriter {
+  start(): void
+  /** Stops the loop; with `drainMs`, first writes what can be read until then (shutdown). */
+  stop(options?: { drainMs?: number }): Promise<void>
+  /** Reads and writes one batch; resolves with how many events were written. */
+  writeOnce(waitMs?: number): Promise<number>
+  /** Takes over and writes events another consumer left pending; resolves with how many. */
+  claimOnce(minIdleMs?: number): Promise<number>
+}
+
+/**
+ * Moves activity events from the stream (or the memory queue) into the database: a batch per
+ * transaction, acknowledged only after the commit, so a crash between the two redelivers the
+ * batch and the idempotent write makes it harmless. While the database is down nothing is
+ * acknowledged: the events wait in the stream and the writer retries with backoff.
+ */
+export function createActivityWriter(options: ActivityWriterOptions): ActivityWriter {
+  const { source, store, log, batchSize = 500, waitMs = 250, claimIdleMs = 30_000, claimEveryMs = 10_000, retryMinMs = 200, retryMaxMs = 10_000 } = options
+  let running = false
+  let loop: Promise<void> | undefined
+  let wakeSleep: (() => void) | undefined
+
+  const sleep = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms)
+      wakeSleep = () => {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+
+  async function writeOnce(wait = 0): Promise<number> {
+    const events = await source.read(batchSize, wait)
+    if (events.length === 0) return 0
+    await store.write(events)
+    await source.ack(events.map((event) => event.id))
+    return events.length
+  }
+
+  async function claimOnce(minIdleMs = claimIdleMs): Promise<number> {
+    const events = await source.claimStale(minIdleMs, batchSize)
+    if (events.length === 0) return 0
+    log.info({ count: events.length }, 'activity writer: took over events another instance left pending')
+    await store.write(events)
+    await source.ack(events.map((event) => event.id))
+    return events.length
+  }
+
+  async function run(): Promise<void> {
+    let failures = 0
+    let lastClaim = 0
+    while (running) {
+      try {
+        await writeOnce(waitMs)
+        if (Date.now() - lastClaim >= claimEveryMs) {
+          lastClaim = Date.now()
+          await claimOnce()
+        }
+        if (failures > 0) log.info({ failures }, 'activity writer: writing again')
+        failures = 0
+      } catch (error) {
+        if (!running) break
+        failures += 1
+        const delay = Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(failures - 1, 16))
+        // The first failure and then every tenth: a long outage is not a log flood.
+        if (failures === 1 || failures % 10 === 0) log.warn({ err: error, failures, retryInMs: delay }, 'activity writer: write failed; the events wait in the stream')
+        await sleep(delay)
+      }
+    }
+  }
+
+  return {
+    start() {
+      if (running) return
+      running = true
+      loop = run()
+    },
+    async stop({ drainMs = 0 } = {}) {
+      running = false
+      wakeSleep?.()
+      await loop
+      const deadline = Date.now() + drainMs
+      while (Date.now() < deadline) {
+        try {
+          if ((await writeOnce(0)) === 0) break
+        } catch (error) {
+          log.warn({ err: error }, 'activity writer: could not flush at shutdown; the events stay pending')
+          break
+        }
+      }
+      await source.close()
+    },
+    writeOnce,
+    claimOnce,
+  }
+}

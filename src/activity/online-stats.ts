@@ -1,0 +1,21 @@
+import type { OnlinePoint } from './activity-store.js'
+
+/** The ranges of /admin/api/stats/online: how far back, and how wide one point is. */
+export const STATS_RANGES = {
+  '1h': { spanMs: 3_600_000, bucketMs: 60_000 },
+  '24h': { spanMs: 86_400_000, bucketMs: 600_000 },
+  '7d': { spanMs: 604_800_000, bucketMs: 3_600_000 },
+} as const
+export type StatsRange = keyof typeof STATS_RANGES
+
+/** One point per bucket that has samples: the most contacts online at once in it. */
+export function bucketPoints(samples: readonly OnlinePoint[], bucketMs: number): OnlinePoint[] {
+  const points: OnlinePoint[] = []
+  for (const sample of samples) {
+    const t = Math.floor(sample.t / bucketMs) * bucketMs
+    const last = points[points.length - 1]
+    if (last !== undefined && last.t === t) last.online = Math.max(last.online, sample.online)
+    else points.push({ t, online: sample.online })
+  }
+  return points
+}

@@ -1,0 +1,89 @@
+import type { FastifyInstance } from 'fastify'
+import { Type, type Static } from '@sinclair/typebox'
+import { verifyBearer } from '../auth/admin-auth.js'
+import { AppError } from '../errors/errors.js'
+import { eraseContact } from '../activity/erase-contact.js'
+import { bucketPoints, STATS_RANGES, type StatsRange } from '../activity/online-stats.js'
+
+const Id = Type.String({ minLength: 1, maxLength: 128 })
+const ActivityQuerySchema = Type.Object(
+  {
+    from: Type.Optional(Type.Integer({ minimum: 0, description: 'ms since the epoch' })),
+    to: Type.Optional(Type.Integer({ minimum: 0, description: 'ms since the epoch' })),
+    limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+  },
+  { additionalProperties: false },
+)
+type ActivityQuerystring = Static<typeof ActivityQuerySchema>
+
+const PageSchema = Type.Object({ path: Type.String(), title: Type.String(), startedAt: Type.Number(), durationS: Type.Integer() })
+const SessionSchema = Type.Object({
+  id: Type.String(),
+  contactId: Type.String(),
+  clientId: Type.String(),
+  startedAt: Type.Number(),
+  endedAt: Type.Union([Type.Number(), Type.Null()]),
+  durationS: Type.Integer(),
+  endReason: Type.Union([Type.String(), Type.Null()]),
+  pages: Type.Array(PageSchema),
+})
+const ActivityResponse = Type.Object({ sessions: Type.Array(SessionSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) })
+
+export async function adminActivityRoutes(app: FastifyInstance): Promise<void> {
+  const { tokens, activity, presence, now } = app
+  app.addHook('onRequest', async (request) => {
+    verifyBearer(tokens, request)
+  })
+
+  const query = (q: ActivityQuerystring) => {
+    const to = q.to ?? now() + 1
+    const from = q.from ?? 0
+    if (from > to) throw new AppError('invalid_request', 'from must not be after to')
+    return { from, to, limit: q.limit, cursor: q.cursor }
+  }
+  const activitySchema = { querystring: ActivityQuerySchema, response: { 200: ActivityResponse } }
+
+  app.get<{ Params: { contactId: string }; Querystring: ActivityQuerystring }>('/admin/api/contacts/:contactId/activity', {
+    schema: { ...activitySchema, params: Type.Object({ contactId: Id }) },
+  }, async (request) => activity.contactActivity(request.params.contactId, query(request.query)))
+
+  app.get<{ Params: { clientId: string }; Querystring: ActivityQuerystring }>('/admin/api/clients/:clientId/activity', {
+    schema: { ...activitySchema, params: Type.Object({ clientId: Id }) },
+  }, async (request) => activity.clientActivity(request.params.clientId, query(request.query)))
+
+  app.get<{ Querystring: { range: StatsRange } }>('/admin/api/stats/online', {
+    schema: {
+      querystring: Type.Object({ range: Type.Union(Object.keys(STATS_RANGES).map((r) => Type.Literal(r)), { default: '1h' }) }, { additionalProperties: false }),
+      response: { 200: Type.Object({ points: Type.Array(Type.Object({ t: Type.Number(), online: Type.Integer() })) }) },
+    },
+  }, async (request) => {
+    const { spanMs, bucketMs } = STATS_RANGES[request.query.range]
+    const to = now()
+    const samples = await activity.onlineSamples(Math.floor((to - spanMs) / bucketMs) * bucketMs, to + 1)
+    return { points: bucketPoints(samples, bucketMs) }
+  })
+
+  app.get<{ Params: { contactId: string } }>('/admin/api/contacts/:contactId/export', {
+    schema: { params: Type.Object({ contactId: Id }) },
+  }, async (request, reply) => {
+    const { contactId } = request.params
+    const [stored, snapshot] = await Promise.all([activity.exportContact(contactId), presence.snapshot()])
+    void reply.header('Content-Disposition', `attachment; filename="contact-${encodeURIComponent(contactId)}.json"`)
+    return {
+      exportedAt: now(),
+      contactId,
+      presence: snapshot.online.find((online) => online.contactId === contactId) ?? null,
+      sessions: stored.sessions,
+      events: stored.events,
+    }
+  })
+
+  app.delete<{ Params: { contactId: string } }>('/admin/api/contacts/:contactId', {
+    schema: { params: Type.Object({ contactId: Id }) },
+  }, async (request, reply) => {
+    await eraseContact({ store: activity, engine: presence, now }, request.params.contactId)
+    request.log.info({ contactId: request.params.contactId }, 'contact erased')
+    void reply.code(204).send()
+  })
+}
