@@ -214,11 +214,15 @@ export function createSqlActivityStore({ database, now }: { database: Database; 
         // Where each contact's re-fold starts: its open session, or, when an event arrives
         // older than one already folded (two writers, a redelivery), the join before it.
         const starts: [string, string][] = []
+        /** Contacts whose new events all come after what is folded: rows closed before them are final. */
+        const settledBefore = new Map<string, number>()
         for (const id of ids) {
           const first = (byContact.get(id) as EventRow[]).reduce((a, b) => (b.id < a ? b.id : a), '\uffff')
           const known = state.get(id)
           let start = known?.openSessionId ?? first
-          if (known?.lastEventId != null && first <= known.lastEventId) {
+          const inOrder = known?.lastEventId == null || first > known.lastEventId
+          if (inOrder) settledBefore.set(id, Math.min(...(byContact.get(id) as EventRow[]).map((row) => row.at)))
+          if (!inOrder) {
             const [join] = await tx.select({ id: max(t.events.id) }).from(t.events).where(and(eq(t.events.contactId, id), eq(t.events.type, 'join'), lte(t.events.id, first)))
             start = join?.id ?? first
           }
@@ -227,19 +231,29 @@ export function createSqlActivityStore({ database, now }: { database: Database; 
         const stored = await tx
           .select()
           .from(t.events)
-          .where(or(...starts.map(([id, start]) => and(eq(t.events.contactId, id), gte(t.events.id, start)))))
+          // One range per contact would be exact, but an OR of hundreds of ranges costs the
+          // optimizer more than reading a few extra rows; those are dropped below.
+          .where(and(inArray(t.events.contactId, ids), gte(t.events.id, starts.reduce((a, [, start]) => (start < a ? start : a), '\uffff'))))
           .orderBy(asc(t.events.contactId), asc(t.events.id))
 
+        const startOf = new Map(starts)
         const sessions: SessionRow[] = []
         const pages: PageVisitRow[] = []
         const contactRows: (typeof t.contacts.$inferInsert)[] = []
         let index = 0
         for (const id of ids) {
           const own: ActivityEvent[] = []
-          while (index < stored.length && (stored[index] as EventRow).contactId === id) own.push(fromRow(stored[index++] as EventRow))
+          const start = startOf.get(id) as string
+          while (index < stored.length && (stored[index] as EventRow).contactId === id) {
+            const row = stored[index++] as EventRow
+            if (row.id >= start) own.push(fromRow(row))
+          }
           const folded = foldEvents(own)
-          sessions.push(...folded.sessions)
-          pages.push(...folded.pages)
+          // Rewriting rows that closed before the new events would write the same values again.
+          const since = settledBefore.get(id) ?? -Infinity
+          const changed = (row: { endedAt: number | null }): boolean => row.endedAt === null || row.endedAt >= since
+          sessions.push(...folded.sessions.filter(changed))
+          pages.push(...folded.pages.filter(changed))
           const known = state.get(id)
           const latest = folded.sessions[folded.sessions.length - 1]
           const lastId = own.length > 0 ? (own[own.length - 1] as ActivityEvent).id : null

@@ -1,0 +1,77 @@
+/**
+ * The activity writer into MariaDB: how long a backlog of EVENTS events in the Redis stream
+ * takes to drain, and so how many events per second the writer sustains.
+ * `node --import tsx bench/writer.ts [--quick] [--batch N]`
+ */
+import { randomBytes } from 'node:crypto'
+import pino from 'pino'
+import { Redis } from 'ioredis'
+import { createConnection } from 'mysql2/promise'
+import { openDatabase, migrateDatabase } from '../src/activity/database.js'
+import { createSqlActivityStore } from '../src/activity/sql-activity-store.js'
+import { createActivityWriter } from '../src/activity/activity-writer.js'
+import { createRedisPresenceEngine, redisKeys } from '../src/presence/redis-presence-engine.js'
+
+const quick = process.argv.includes('--quick')
+const batchArg = process.argv.indexOf('--batch')
+const BATCH = batchArg === -1 ? 500 : Number(process.argv[batchArg + 1])
+const EVENTS = quick ? 20_000 : 100_000
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+const MYSQL_URL = process.env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306'
+
+async function main(): Promise<void> {
+  const name = `cat_bench_${randomBytes(4).toString('hex')}`
+  const admin = await createConnection({ uri: MYSQL_URL })
+  await admin.query(`CREATE DATABASE \`${name}\``)
+  const site = `bench-writer-${process.pid}`
+  const keys = redisKeys(site)
+  const redis = new Redis(REDIS_URL)
+  try {
+    // A realistic mix: each contact joins, navigates twice, hides, comes back, leaves.
+    const kinds = ['join', 'nav', 'nav', 'hidden', 'visible', 'leave', 'end'] as const
+    const contacts = Math.ceil(EVENTS / kinds.length)
+    let written = 0
+    const t0 = 1_800_000_000_000
+    for (let step = 0; step < kinds.length && written < EVENTS; step += 1) {
+      let pipeline = redis.pipeline()
+      for (let c = 0; c < contacts && written < EVENTS; c += 1) {
+        const type = kinds[step] as string
+        const fields = ['type', type, 'contact', `contact-${c}`, 'client', `client-${c % 500}`, 'sid', `tab${c}`, 'path', `/clients/page-${step}`, 'title', `Page ${step}`, 'at', String(t0 + step * 10_000 + c)]
+        if (type === 'join') fields.push('name', `Contact ${c}`, 'company', `Company ${c % 500}`)
+        if (type === 'end') fields.push('reason', 'leave')
+        pipeline.xadd(keys.events, '*', ...fields)
+        written += 1
+        if (written % 5000 === 0) {
+          await pipeline.exec()
+          pipeline = redis.pipeline()
+        }
+      }
+      await pipeline.exec()
+    }
+    const database = await openDatabase({ url: `${MYSQL_URL}/${name}`, dataDir: '/tmp' })
+    await migrateDatabase(database)
+    const store = createSqlActivityStore({ database, now: Date.now })
+    const engine = await createRedisPresenceEngine({ url: REDIS_URL, site, now: Date.now, presenceTimeoutMs: 75_000, idleTimeoutMs: 600_000, gapAfterMs: 40_000 })
+    const writer = createActivityWriter({ source: await engine.eventSource('bench'), store, log: pino({ level: 'warn' }), batchSize: BATCH })
+    const started = process.hrtime.bigint()
+    let total = 0
+    for (;;) {
+      const n = await writer.writeOnce(0)
+      if (n === 0) break
+      total += n
+    }
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9
+    const [[counts]] = (await admin.query(`SELECT (SELECT COUNT(*) FROM \`${name}\`.cat_events) AS events, (SELECT COUNT(*) FROM \`${name}\`.cat_sessions) AS sessions, (SELECT COUNT(*) FROM \`${name}\`.cat_page_visits) AS pages`)) as unknown as [[Record<string, number>]]
+    console.log(JSON.stringify({ events: total, batch: BATCH, seconds: Number(seconds.toFixed(2)), eventsPerSecond: Math.round(total / seconds), rows: counts }))
+    await writer.stop()
+    await engine.close()
+    await database.close()
+  } finally {
+    await redis.del(keys.events, keys.tabs, keys.records, keys.seq)
+    await redis.quit()
+    await admin.query(`DROP DATABASE IF EXISTS \`${name}\``)
+    await admin.end()
+  }
+}
+
+await main()
