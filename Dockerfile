@@ -3,33 +3,30 @@
 #   docker build -t cat-presence .
 #   docker run -p 3000:3000 -e CAT_SECRET=... -v cat-data:/data cat-presence
 
-# ---------- build: compile TypeScript to dist/ ----------
+# ---------- build: compile TypeScript, build native addons, keep production deps ----------
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
+# better-sqlite3 (the embedded activity log) compiles its addon when no prebuilt one is found.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 
 COPY package.json package-lock.json ./
-# --ignore-scripts: the "prepare" script builds, and the sources are not here yet.
-RUN npm ci --ignore-scripts --no-audit --no-fund
+# --ignore-scripts: the root "prepare" script builds, and the sources are not here yet;
+# the native addon is built on purpose just below.
+RUN npm ci --ignore-scripts --no-audit --no-fund && npm rebuild better-sqlite3
 
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build \
- && if [ -d src/presence/lua ]; then \
-      mkdir -p dist/src/presence/lua \
-      && cp -R src/presence/lua/. dist/src/presence/lua/; \
-    fi
+RUN npm run build && npm prune --omit=dev --ignore-scripts
 
-# ---------- runtime: production dependencies + dist/ ----------
+# ---------- runtime: production dependencies, dist/, migrations ----------
 FROM node:20-bookworm-slim AS runtime
 WORKDIR /app
 
 COPY package.json package-lock.json ./
-# No install scripts run here (the root "prepare" would try to build). If a dependency
-# with a native addon is ever added, rebuild it here explicitly: `npm rebuild <name>`.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
- && npm cache clean --force
-
+COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# Applied at start (src/activity/database.ts finds drizzle/ beside package.json).
+COPY drizzle ./drizzle
 
 RUN mkdir -p /data && chown node:node /data
 
