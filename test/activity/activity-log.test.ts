@@ -314,3 +314,24 @@ t.test('redis + mysql: MariaDB away while heartbeats go on: nothing is lost', as
   t.equal(rows, sent, 'one row per heartbeat event sent')
   t.equal((await app.inject('/readyz')).statusCode, 200)
 })
+
+t.test('in production the writer runs by itself, and a closing app writes its memory queue first', async (t) => {
+  const dataDir = createTestDataDir(t, 'loop')
+  const clock = createClock(T0)
+  const app = await buildTestApp(t, { now: clock.now, activityLoops: true, env: { CAT_DATA_DIR: dataDir } })
+  await send(app, clock, 'looped', 'nav', { path: '/one' })
+  const deadline = Date.now() + 5_000
+  while ((await app.activity.exportContact('looped')).events.length === 0) {
+    if (Date.now() > deadline) throw new Error('the writer loop wrote nothing within 5 s')
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  t.pass('the loop wrote the join')
+  await send(app, clock, 'looped', 'nav', { path: '/two' })
+  await send(app, clock, 'looped', 'leave')
+  await app.close()
+
+  const reopened = await buildTestApp(t, { now: clock.now, env: { CAT_DATA_DIR: dataDir } })
+  const exported = await reopened.activity.exportContact('looped')
+  t.same(exported.events.map((e) => e.type), ['join', 'nav', 'leave', 'end'], 'nothing acknowledged was lost at shutdown')
+  t.match(exported.sessions, [{ endReason: 'leave', pages: [{ path: '/one' }, { path: '/two' }] }])
+})
