@@ -197,5 +197,17 @@ ensure_mariadb() {
   log "mariadb: $did on $MYSQL_HOST:$MYSQL_PORT; enabled root login over TCP with an empty password"
 }
 
+# The snippet's browser tests drive Debian's Chromium with playwright-core (no browser download).
+ensure_chromium() {
+  if [[ -x /usr/bin/chromium ]]; then
+    log "chromium: already installed"
+    return 0
+  fi
+  apt_install chromium
+  [[ -x /usr/bin/chromium ]] || die "chromium: /usr/bin/chromium missing after install"
+  log "chromium: installed"
+}
+
 ensure_redis
 ensure_mariadb
+ensure_chromium

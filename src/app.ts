@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import cors from '@fastify/cors'
 import websocket from '@fastify/websocket'
@@ -17,7 +18,11 @@ import { adminWsRoutes } from './routes/admin-ws.js'
 import { adminApiRoutes } from './routes/admin-api.js'
 import { healthRoutes } from './routes/health.js'
 import { adminActivityRoutes } from './routes/admin-activity.js'
-import { openDatabase, migrateDatabase } from './activity/database.js'
+import { findProjectRoot, openDatabase, migrateDatabase } from './activity/database.js'
+import { createConsentService, type ConsentService } from './consent/consent-service.js'
+import { loadSnippetAssets, type SnippetAssets } from './snippet/snippet-assets.js'
+import { consentRoutes } from './routes/consent.js'
+import { snippetRoutes } from './routes/snippet.js'
 import type { ActivityStore } from './activity/activity-store.js'
 import { createSqlActivityStore } from './activity/sql-activity-store.js'
 import { createActivityWriter, type ActivityWriter } from './activity/activity-writer.js'
@@ -33,6 +38,8 @@ declare module 'fastify' {
     activity: ActivityStore
     activityWriter: ActivityWriter
     activityJobs: ActivityJobs
+    consent: ConsentService
+    snippet: SnippetAssets
     now: () => number
     /** True once SIGTERM arrived: readiness fails and new dashboards are refused. */
     draining: boolean
@@ -70,6 +77,8 @@ export function appOptions(config: Config, deps: AppDeps = {}): FastifyServerOpt
 
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const now = deps.now ?? Date.now
+  // First, before any connection is opened: a broken language file stops the start.
+  const snippet = loadSnippetAssets({ root: findProjectRoot(), overrideDir: config.langDir })
   const app = Fastify(appOptions(config, deps))
   const timings = {
     presenceTimeoutMs: config.presenceTimeoutS * 1000,
@@ -81,7 +90,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     ? createMemoryPresenceEngine({ now, ...timings })
     : await createRedisPresenceEngine({ url: config.redisUrl, site: config.site, now, ...timings, connectionName: deps.instanceId })
   const hub = createDiffHub({ engine: presence, diffIntervalMs: config.diffIntervalMs, sendBufferBytes: deps.sendBufferBytes, now, log: app.log })
-  const instanceId = deps.instanceId ?? `cat-${process.pid}`
+  // Unique per start: it names this instance's stream consumer and pub/sub origin, and pids
+  // repeat across containers.
+  const instanceId = deps.instanceId ?? `cat-${process.pid}-${randomBytes(3).toString('hex')}`
   const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, log: app.log })
   let source
   try {
@@ -105,6 +116,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     ...(loops ? {} : { purgeEveryMs: 0, sampleEveryMs: 0 }),
   })
   if (loops) activityWriter.start()
+  const consent = createConsentService({ store: activity, engine: presence })
 
   app.decorate('config', config)
   app.decorate('tokens', createTokenVerifier({ secrets: config.secrets, now }))
@@ -113,6 +125,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorate('activity', activity)
   app.decorate('activityWriter', activityWriter)
   app.decorate('activityJobs', activityJobs)
+  app.decorate('consent', consent)
+  app.decorate('snippet', snippet)
   app.decorate('now', now)
   app.decorate('draining', false)
 
@@ -134,6 +148,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.addHook('onClose', async () => {
     if (sweeper !== undefined) clearInterval(sweeper)
     activityJobs.stop()
+    consent.close()
     hub.close()
     // Written before the engine closes: the memory engine's queue dies with the process.
     await activityWriter.stop({ drainMs: presence.kind === 'memory' ? 5_000 : 0 })
@@ -166,6 +181,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     },
   })
   await app.register(healthRoutes)
+  await app.register(snippetRoutes)
+  await app.register(consentRoutes)
   await app.register(heartbeatRoutes)
   await app.register(adminWsRoutes)
   await app.register(adminApiRoutes)

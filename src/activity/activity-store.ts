@@ -33,10 +33,27 @@ export interface OnlinePoint {
   online: number
 }
 
+export type ConsentDecision = 'granted' | 'denied' | 'withdrawn'
+
+/** One entry of the consent ledger. */
+export interface ConsentRecord {
+  contactId: string
+  clientId: string
+  decision: ConsentDecision
+  /** Hash of the consent text the contact was shown. */
+  version: string
+  locale: string
+  at: number
+  /** Truncated: IPv4 /24, IPv6 /48. */
+  ip: string
+  userAgent: string
+}
+
 export interface ContactExport {
   contactId: string
   sessions: SessionView[]
   events: Omit<ActivityEvent, 'id'>[]
+  consents: ConsentRecord[]
 }
 
 /**
@@ -53,6 +70,10 @@ export interface ActivityStore {
   contactActivity(contactId: string, query: ActivityQuery): Promise<ActivityPage>
   clientActivity(clientId: string, query: ActivityQuery): Promise<ActivityPage>
   exportContact(contactId: string): Promise<ContactExport>
+  /** Appends a decision to the consent ledger. */
+  recordConsent(record: ConsentRecord): Promise<void>
+  /** The decision in force: the newest. */
+  latestConsent(contactId: string): Promise<ConsentRecord | undefined>
   /** Deletes every row of the contact and refuses its events that are still on the way. */
   eraseContact(contactId: string, at: number): Promise<void>
   /** Records the online count of the minute `t` once, whoever records it first. */

@@ -11,4 +11,6 @@ export async function eraseContact(deps: { store: ActivityStore; engine: Presenc
   await deps.engine.discardEvents(contactId)
   // After the presence ended, so the end event it appended is older than the tombstone.
   await deps.store.eraseContact(contactId, deps.now())
+  // Its consent went with its rows: no instance may go on accepting its heartbeats.
+  await deps.engine.notifyConsentChange(contactId)
 }

@@ -102,4 +102,24 @@ export const contacts = mysqlTable('cat_contacts', {
   lastEventId: varchar('last_event_id', { length: 32 }),
 })
 
-export const schema = { events, sessions, pageVisits, onlineSamples, erasures, contacts }
+/**
+ * The consent ledger: every decision a contact made, with the version of the text it was
+ * shown, its locale, the truncated address and the user agent. The newest row is in force.
+ */
+export const consents = mysqlTable(
+  'cat_consents',
+  {
+    id: varchar('id', { length: 36 }).primaryKey(),
+    contactId: varchar('contact_id', { length: 128 }).notNull(),
+    clientId: varchar('client_id', { length: 128 }).notNull(),
+    decision: varchar('decision', { length: 16 }).notNull(),
+    version: varchar('version', { length: 64 }).notNull(),
+    locale: varchar('locale', { length: 16 }).notNull(),
+    at: bigint('at', { mode: 'number' }).notNull(),
+    ip: varchar('ip', { length: 64 }).notNull(),
+    userAgent: varchar('user_agent', { length: 512 }).notNull(),
+  },
+  (table) => [index('cat_consents_contact_idx').on(table.contactId, table.at)],
+)
+
+export const schema = { events, sessions, pageVisits, onlineSamples, erasures, contacts, consents }

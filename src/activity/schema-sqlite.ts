@@ -83,4 +83,20 @@ export const contacts = sqliteTable('cat_contacts', {
   lastEventId: text('last_event_id'),
 })
 
-export const schema = { events, sessions, pageVisits, onlineSamples, erasures, contacts }
+export const consents = sqliteTable(
+  'cat_consents',
+  {
+    id: text('id').primaryKey(),
+    contactId: text('contact_id').notNull(),
+    clientId: text('client_id').notNull(),
+    decision: text('decision').notNull(),
+    version: text('version').notNull(),
+    locale: text('locale').notNull(),
+    at: integer('at').notNull(),
+    ip: text('ip').notNull(),
+    userAgent: text('user_agent').notNull(),
+  },
+  (table) => [index('cat_consents_contact_idx').on(table.contactId, table.at)],
+)
+
+export const schema = { events, sessions, pageVisits, onlineSamples, erasures, contacts, consents }

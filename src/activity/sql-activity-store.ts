@@ -3,13 +3,14 @@ import type { MySql2Database } from 'drizzle-orm/mysql2'
 import type { MySqlTable } from 'drizzle-orm/mysql-core'
 import type { BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
 import type { SQLiteTable } from 'drizzle-orm/sqlite-core'
+import { randomUUID } from 'node:crypto'
 import { AppError } from '../errors/errors.js'
 import type { ActivityEvent, ActivityEventType, LeaveReason } from '../presence/presence-engine.js'
 import * as mysqlTables from './schema-mysql.js'
 import * as sqliteTables from './schema-sqlite.js'
 import type { Database } from './database.js'
 import { foldEvents, type PageVisitRow, type SessionRow } from './fold.js'
-import { sortableId, sortableIdAt, type ActivityPage, type ActivityQuery, type ActivityStore, type ContactExport, type SessionView } from './activity-store.js'
+import { sortableId, sortableIdAt, type ActivityPage, type ActivityQuery, type ActivityStore, type ConsentDecision, type ConsentRecord, type ContactExport, type SessionView } from './activity-store.js'
 
 /**
  * Both dialects share this code. The two schemas declare the same tables and columns and
@@ -59,6 +60,19 @@ function fromRow(row: EventRow): ActivityEvent {
   return event
 }
 
+function consentFromRow(row: typeof mysqlTables.consents.$inferSelect): ConsentRecord {
+  return {
+    contactId: row.contactId,
+    clientId: row.clientId,
+    decision: row.decision as ConsentDecision,
+    version: row.version,
+    locale: row.locale,
+    at: row.at,
+    ip: row.ip,
+    userAgent: row.userAgent,
+  }
+}
+
 function encodeCursor(startedAt: number, id: string): string {
   return Buffer.from(JSON.stringify([startedAt, id])).toString('base64url')
 }
@@ -80,10 +94,35 @@ function isLockConflict(error: unknown): boolean {
   return code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT'
 }
 
-export function createSqlActivityStore({ database, now }: { database: Database; now: () => number }): ActivityStore {
+/** Seconds a client is told to wait when the database does not answer. */
+const RETRY_AFTER_S = 5
+
+/** Database failures reach clients as 503 unavailable (with Retry-After), not as a 500. */
+function guarded(store: ActivityStore): ActivityStore {
+  const wrapped = { ...store }
+  for (const [key, value] of Object.entries(store)) {
+    if (typeof value !== 'function' || key === 'close') continue
+    ;(wrapped as Record<string, unknown>)[key] = async (...args: unknown[]) => {
+      try {
+        return await (value as (...a: unknown[]) => Promise<unknown>).apply(store, args)
+      } catch (error) {
+        if (error instanceof AppError) throw error
+        throw new AppError('unavailable', 'The activity database is unavailable.', { retryAfterS: RETRY_AFTER_S, cause: error })
+      }
+    }
+  }
+  return wrapped
+}
+
+export function createSqlActivityStore(options: { database: Database; now: () => number }): ActivityStore {
+  return guarded(createStore(options))
+}
+
+function createStore({ database, now }: { database: Database; now: () => number }): ActivityStore {
   const t = (database.dialect === 'mysql' ? mysqlTables.schema : sqliteTables.schema) as unknown as Tables
   const db = database.db as unknown as Db
   let sqliteQueue: Promise<unknown> = Promise.resolve()
+  let consentSeq = 0
 
   async function transaction<T>(body: (tx: Db) => Promise<T>): Promise<T> {
     if (database.dialect === 'mysql') {
@@ -281,7 +320,20 @@ export function createSqlActivityStore({ database, now }: { database: Database; 
     async exportContact(contactId): Promise<ContactExport> {
       const sessions = await withPages(await sessionsWhere(eq(t.sessions.contactId, contactId), Number.MAX_SAFE_INTEGER))
       const events = (await db.select().from(t.events).where(eq(t.events.contactId, contactId)).orderBy(asc(t.events.id))).map(fromRow)
-      return { contactId, sessions, events: events.map(({ id: _id, ...rest }) => rest) }
+      const consents = await db.select().from(t.consents).where(eq(t.consents.contactId, contactId)).orderBy(asc(t.consents.at), asc(t.consents.id))
+      return { contactId, sessions, events: events.map(({ id: _id, ...rest }) => rest), consents: consents.map(consentFromRow) }
+    },
+
+    async recordConsent(record) {
+      // Ordered by time, then by this process's counter, so two decisions in one ms keep their order.
+      consentSeq = (consentSeq + 1) % 100_000_000
+      const id = `${String(record.at).padStart(15, '0')}-${String(consentSeq).padStart(8, '0')}-${randomUUID().slice(0, 8)}`
+      await transaction((tx) => insertIgnore(tx, t.consents, [{ id, ...record }]))
+    },
+
+    async latestConsent(contactId) {
+      const [row] = await db.select().from(t.consents).where(eq(t.consents.contactId, contactId)).orderBy(desc(t.consents.at), desc(t.consents.id)).limit(1)
+      return row === undefined ? undefined : consentFromRow(row)
     },
 
     async eraseContact(contactId, at) {
@@ -291,6 +343,7 @@ export function createSqlActivityStore({ database, now }: { database: Database; 
         await tx.delete(t.sessions).where(eq(t.sessions.contactId, contactId))
         await tx.delete(t.events).where(eq(t.events.contactId, contactId))
         await tx.delete(t.contacts).where(eq(t.contacts.contactId, contactId))
+        await tx.delete(t.consents).where(eq(t.consents.contactId, contactId))
       })
     },
 

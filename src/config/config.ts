@@ -22,6 +22,8 @@ const EnvSchema = Type.Object({
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^mysql://[^/]+/[^/?#]+', description: 'a mysql://user:pass@host:3306/db URL' })),
   /** Directory of the embedded SQLite file. */
   CAT_DATA_DIR: Type.String({ minLength: 1, default: './data', description: 'a directory path' }),
+  /** Directory of `xx.json` files overriding or adding the snippet's strings, read at start. */
+  CAT_LANG_DIR: Type.Optional(Type.String({ minLength: 1, description: 'a directory of language files' })),
   /** Namespace of this deployment's Redis keys. */
   CAT_SITE: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', default: 'default', description: '1-64 characters of A-Z a-z 0-9 _ . -' }),
   /** Other origins allowed by CORS and the WebSocket Origin check, comma-separated. */
@@ -56,6 +58,8 @@ export interface Config {
   readonly redisUrl: string | undefined
   readonly databaseUrl: string | undefined
   readonly dataDir: string
+  /** CAT_LANG_DIR, resolved; undefined when unset. */
+  readonly langDir: string | undefined
   readonly site: string
   readonly allowedOrigins: readonly string[]
   readonly heartbeatIntervalS: Env['CAT_HEARTBEAT_INTERVAL_S']
@@ -151,6 +155,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: env.REDIS_URL,
     databaseUrl: env.DATABASE_URL,
     dataDir: resolve(env.CAT_DATA_DIR),
+    langDir: env.CAT_LANG_DIR === undefined ? undefined : resolve(env.CAT_LANG_DIR),
     site: env.CAT_SITE,
     allowedOrigins: Object.freeze(parseOrigins(env.CAT_ALLOWED_ORIGINS)),
     heartbeatIntervalS: env.CAT_HEARTBEAT_INTERVAL_S,

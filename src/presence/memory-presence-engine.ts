@@ -44,6 +44,7 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
   const { now, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxQueuedEvents = 1_000_000 } = options
   const contacts = new Map<string, ContactRecord>()
   const listeners = new Set<(message: FeedMessage) => void>()
+  const consentListeners = new Set<(contactId: string) => void>()
   const queue: ActivityEvent[] = []
   let n = 0
   let eventSeq = 0
@@ -278,10 +279,20 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
       return contacts.size
     },
 
+    async notifyConsentChange(contactId: string): Promise<void> {
+      for (const listener of consentListeners) listener(contactId)
+    },
+
+    onConsentChange(listener) {
+      consentListeners.add(listener)
+      return () => consentListeners.delete(listener)
+    },
+
     async ping(): Promise<void> {},
 
     async close(): Promise<void> {
       listeners.clear()
+      consentListeners.clear()
       wake?.()
     },
   }

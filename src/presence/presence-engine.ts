@@ -140,6 +140,10 @@ export interface PresenceEngine {
   discardEvents(contactId: string): Promise<number>
   /** How many contacts are online. */
   count(): Promise<number>
+  /** Tells every instance, this one included, that a contact's consent changed. */
+  notifyConsentChange(contactId: string): Promise<void>
+  /** Listens for those; `*` means anything may have changed (the connection was lost). */
+  onConsentChange(listener: (contactId: string) => void): () => void
   /** Throws when the backing store does not answer. */
   ping(): Promise<void>
   close(): Promise<void>

@@ -41,11 +41,13 @@ export interface RedisKeys {
   events: string
   seq: string
   channel: string
+  /** Pub/sub: contact ids whose consent changed. */
+  consentChannel: string
 }
 
 export function redisKeys(site: string): RedisKeys {
   const prefix = `cat:{${site}}:`
-  return { tabs: `${prefix}tabs`, records: `${prefix}records`, events: `${prefix}events`, seq: `${prefix}seq`, channel: `${prefix}feed` }
+  return { tabs: `${prefix}tabs`, records: `${prefix}records`, events: `${prefix}events`, seq: `${prefix}seq`, channel: `${prefix}feed`, consentChannel: `${prefix}consent` }
 }
 
 interface ScriptedRedis extends Redis {
@@ -105,7 +107,15 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
   const emit = (message: FeedMessage): void => {
     for (const listener of listeners) listener(message)
   }
-  subscriber.on('message', (_channel: string, text: string) => {
+  const consentListeners = new Set<(contactId: string) => void>()
+  subscriber.on('message', (channel: string, text: string) => {
+    if (channel === keys.consentChannel) {
+      const cut = text.indexOf('\u0000')
+      // Our own notices were delivered locally when sent.
+      if (text.slice(0, cut) === name) return
+      for (const listener of consentListeners) listener(text.slice(cut + 1))
+      return
+    }
     let parsed: { n: number; k: 'joined' | 'updated' | 'left'; p?: Presence; l?: { contactId: string; at: number; reason: LeaveReason } }
     try {
       parsed = JSON.parse(text)
@@ -135,10 +145,11 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
     interrupted = false
     lastN = undefined
     emit({ type: 'reset' })
+    for (const listener of consentListeners) listener('*')
   })
 
   await Promise.all([redis.connect(), subscriber.connect()])
-  await subscriber.subscribe(keys.channel)
+  await subscriber.subscribe(keys.channel, keys.consentChannel)
 
   /** The event sources' own connections: closed with the engine if their owner did not. */
   const readers = new Set<Redis>()
@@ -317,12 +328,24 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
       return call(() => redis.hlen(keys.records))
     },
 
+    async notifyConsentChange(contactId: string): Promise<void> {
+      // Locally at once (the caller may act on it next), and to the other instances.
+      for (const listener of consentListeners) listener(contactId)
+      await call(() => redis.publish(keys.consentChannel, `${name}\u0000${contactId}`))
+    },
+
+    onConsentChange(listener) {
+      consentListeners.add(listener)
+      return () => consentListeners.delete(listener)
+    },
+
     async ping(): Promise<void> {
       await call(() => redis.ping())
     },
 
     async close(): Promise<void> {
       listeners.clear()
+      consentListeners.clear()
       for (const reader of readers) reader.disconnect()
       readers.clear()
       await Promise.allSettled([redis.quit(), subscriber.quit()])

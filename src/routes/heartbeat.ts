@@ -39,7 +39,7 @@ function bodyParams(body: unknown): Record<string, unknown> {
 }
 
 export async function heartbeatRoutes(app: FastifyInstance): Promise<void> {
-  const { config, tokens, presence } = app
+  const { config, tokens, presence, consent } = app
   const interval = String(config.heartbeatIntervalS)
 
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 8192 }, (_req, body, done) => {
@@ -49,6 +49,10 @@ export async function heartbeatRoutes(app: FastifyInstance): Promise<void> {
   const handler = async (request: FastifyRequest<{ Querystring: HeartbeatQuery }>, reply: import('fastify').FastifyReply): Promise<void> => {
     const { token, sid, path, title, event } = request.query
     const claims = tokens.verify(token, AUDIENCES.client)
+    // The server, not the snippet, enforces consent; Global Privacy Control is a refusal.
+    if (request.headers['sec-gpc'] === '1' || !(await consent.isGranted(claims.sub))) {
+      throw new AppError('consent_required', 'The contact has not granted consent to activity tracking; nothing was stored.')
+    }
     await presence.heartbeat({
       contactId: claims.sub,
       clientId: claims.clientId as string,

@@ -5,7 +5,7 @@
  */
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { adminToken, buildTestApp, cleanRedisSite, clientToken, createClock, heartbeatUrl, uniqueSite } from '../helpers/app.js'
+import { adminToken, buildTestApp, cleanRedisSite, clientToken, createClock, heartbeatUrl, uniqueSite, ensureConsent } from '../helpers/app.js'
 import { createTestDataDir, createTestMysqlDatabase, mysqlUrlFor } from '../helpers/database.js'
 import { createTcpProxy } from '../helpers/tcp-proxy.js'
 import { createActivityWriter } from '../../src/activity/activity-writer.js'
@@ -21,6 +21,7 @@ async function databaseEnv(t: Test, target: Target): Promise<Record<string, stri
 
 async function send(app: FastifyInstance, clock: Clock, sub: string, event: string, extra: { sid?: string; path?: string; title?: string; clientId?: string } = {}): Promise<void> {
   const token = clientToken({ sub, clientId: extra.clientId ?? 'client-1', name: `Name ${sub}` }, clock.now())
+  await ensureConsent(app, token)
   const res = await app.inject(heartbeatUrl({ token, sid: extra.sid ?? `tab-${sub}-1`, event, path: extra.path ?? '/', title: extra.title ?? '' }))
   if (res.statusCode !== 204) throw new Error(`heartbeat answered ${res.statusCode}: ${res.body}`)
 }
@@ -186,7 +187,7 @@ for (const target of ['mysql', 'sqlite'] as const) {
     t.equal(res.statusCode, 204)
     await app.activity.write(inFlight) // a writer that read them before the erasure
     await drain(app)
-    t.same(await app.activity.exportContact('eve'), { contactId: 'eve', sessions: [], events: [] })
+    t.same(await app.activity.exportContact('eve'), { contactId: 'eve', sessions: [], events: [], consents: [] })
     t.notOk((await app.presence.snapshot()).online.some((p) => p.contactId === 'eve'), 'no presence')
     t.notOk((await app.presence.tailEvents(1000)).some((e) => e.contactId === 'eve'), 'no pending events')
     t.equal((await app.activity.exportContact('other')).sessions.length, 1, 'others are untouched')
@@ -292,10 +293,15 @@ t.test('redis + mysql: MariaDB away while heartbeats go on: nothing is lost', as
   const url = new URL(mysqlUrlFor(new URL(database).pathname.slice(1)))
   url.port = String(proxy.port)
   const app = await buildTestApp(t, { now: clock.now, site, env: { DATABASE_URL: url.toString() } })
+  // Consent is given while the database is up; the heartbeat path then needs only Redis.
+  for (let i = 0; i <= 20; i += 1) await ensureConsent(app, clientToken({ sub: `d${i}` }, clock.now()))
   await send(app, clock, 'd0', 'nav')
   t.equal(await drain(app), 1)
 
   await proxy.stop()
+  const consent = await app.inject({ method: 'POST', url: '/clients/cat_consent', headers: { 'content-type': 'text/plain' }, payload: JSON.stringify({ token: clientToken({ sub: 'late' }, clock.now()), decision: 'granted', version: 'v', locale: 'en' }) })
+  t.equal(consent.statusCode, 503, 'a decision cannot be recorded meanwhile: 503, not a 500')
+  t.ok(Number(consent.headers['retry-after']) > 0)
   let sent = 1
   for (let i = 1; i <= 20; i += 1) {
     await send(app, clock, `d${i}`, 'nav') // heartbeats keep answering 204 (send throws otherwise)

@@ -15,6 +15,7 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
 /** Every table with its columns in order, identical in both dialects. */
 const EXPECTED_COLUMNS: Record<string, string[]> = {
+  cat_consents: ['id', 'contact_id', 'client_id', 'decision', 'version', 'locale', 'at', 'ip', 'user_agent'],
   cat_contacts: ['contact_id', 'client_id', 'open_session_id', 'last_event_id'],
   cat_erasures: ['contact_id', 'erased_at'],
   cat_events: ['id', 'contact_id', 'client_id', 'sid', 'type', 'path', 'title', 'at', 'from_at', 'name', 'company', 'reason'],
@@ -25,6 +26,7 @@ const EXPECTED_COLUMNS: Record<string, string[]> = {
 
 /** Secondary indexes (not the primary keys) by name, with their columns in order. */
 const EXPECTED_INDEXES: Record<string, string[]> = {
+  cat_consents_contact_idx: ['contact_id', 'at'],
   cat_events_at_idx: ['at'],
   cat_events_contact_idx: ['contact_id', 'id'],
   cat_page_visits_contact_idx: ['contact_id'],
@@ -75,6 +77,7 @@ async function layout(database: Database): Promise<Layout> {
 }
 
 const EXPECTED_PRIMARY_KEYS = {
+  cat_consents: ['id'],
   cat_contacts: ['contact_id'],
   cat_erasures: ['contact_id'],
   cat_events: ['id'],
@@ -143,11 +146,11 @@ t.test('each dialect', async (t) => {
 
       await migrateDatabase(database)
       const first = await layout(database)
-      t.same(first.columns, EXPECTED_COLUMNS, 'the six tables with the same columns, in order')
+      t.same(first.columns, EXPECTED_COLUMNS, 'the seven tables with the same columns, in order')
       t.same(first.indexes, EXPECTED_INDEXES, 'the named indexes, and no other')
       t.same(first.primaryKeys, EXPECTED_PRIMARY_KEYS, 'primary keys')
       t.notOk(Object.values(first.indexes).flat().includes('path'), 'the 2048-character path is in no index')
-      t.equal(first.migrations, 1, 'one migration recorded')
+      t.equal(first.migrations, 2, 'both migrations recorded')
 
       await migrateDatabase(database)
       t.same(await layout(database), first, 'migrating again changes nothing')
@@ -172,7 +175,7 @@ t.test('each dialect', async (t) => {
         const [tables] = await database.pool.query<RowDataPacket[]>(
           "SELECT TABLE_NAME AS t, ENGINE AS e, TABLE_COLLATION AS c FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'cat\\_%'",
         )
-        t.equal(tables.length, 6)
+        t.equal(tables.length, 7)
         for (const row of tables) t.same({ engine: row.e, collation: row.c }, { engine: 'InnoDB', collation: 'utf8mb4_bin' }, `${row.t as string} is InnoDB, utf8mb4_bin`)
       }
 
@@ -209,7 +212,7 @@ t.test('mysql: two instances migrating the same fresh database at once both succ
   t.same(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'fulfilled'], results.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok')).join('; '))
   const result = await layout(instances[0] as Database)
   t.same(result.columns, EXPECTED_COLUMNS)
-  t.equal(result.migrations, 1, 'the migration ran once')
+  t.equal(result.migrations, 2, 'each migration ran once')
   if (instances[0]?.dialect !== 'mysql') throw new Error('expected mysql')
   const [[lock]] = await instances[0].pool.query<RowDataPacket[]>(`SELECT IS_FREE_LOCK(${MIGRATION_LOCK_SQL}) AS free`)
   t.equal(Number(lock?.free), 1, 'the migration lock is released')
@@ -290,7 +293,7 @@ t.test('sqlite: reopening an existing file keeps the data and migrates nothing',
   await migrateDatabase(second)
   if (second.dialect !== 'sqlite') throw new Error('expected sqlite')
   t.same(await second.db.select().from(sqliteTables.onlineSamples), [{ t: AT - (AT % 60_000), online: 7 }])
-  t.equal((await layout(second)).migrations, 1)
+  t.equal((await layout(second)).migrations, 2)
 })
 
 t.test('the migrations are found from the sources and from the compiled output', async (t) => {

@@ -25,7 +25,7 @@ t.test('npm run migrate creates the tables of a MySQL database, and says so in o
   const connection = await createConnection({ uri: url })
   t.teardown(() => connection.end())
   const [rows] = await connection.query("SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE 'cat\\_%'")
-  t.equal((rows as { n: number }[])[0]?.n, 6)
+  t.equal((rows as { n: number }[])[0]?.n, 7)
 })
 
 t.test('a database that cannot be reached fails with exit 1 and no password in the message', async (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { buildApp } from '../../src/app.js'
-import { adminToken, cleanRedisSite, clientToken, heartbeatUrl, testConfig, uniqueSite, REDIS_URL } from '../helpers/app.js'
+import { adminToken, cleanRedisSite, clientToken, heartbeatUrl, testConfig, uniqueSite, REDIS_URL, ensureConsent } from '../helpers/app.js'
 import { connectDashboard } from '../helpers/ws.js'
 import { createTestDataDir } from '../helpers/database.js'
 
@@ -19,7 +19,9 @@ for (const engine of ['memory', 'redis'] as const) {
     const dataDir = createTestDataDir(t, 'close')
     const config = testConfig(engine === 'redis' ? { REDIS_URL, CAT_SITE: site, CAT_DATA_DIR: dataDir } : { CAT_DATA_DIR: dataDir })
     const app = await buildApp(config, { sweepIntervalMs: 50 })
-    await app.inject(heartbeatUrl({ token: clientToken(), sid: 'tabclose1', event: 'nav' }))
+    const token = clientToken()
+    await ensureConsent(app, token)
+    await app.inject(heartbeatUrl({ token, sid: 'tabclose1', event: 'nav' }))
     const dash = await connectDashboard(app, adminToken())
     await dash.waitFor((m) => m.type === 'snapshot')
     t.not(JSON.stringify(resources()), JSON.stringify(before), 'the running app holds resources')

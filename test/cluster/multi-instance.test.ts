@@ -1,13 +1,15 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { adminToken, buildTestApp, cleanRedisSite, clientToken, createClock, heartbeatUrl, uniqueSite } from '../helpers/app.js'
+import { adminToken, buildTestApp, cleanRedisSite, clientToken, createClock, heartbeatUrl, uniqueSite, ensureConsent } from '../helpers/app.js'
 import { connectDashboard, type Message } from '../helpers/ws.js'
 
 const hasJoined = (id: string) => (m: Message) => m.joined?.some((p) => p.contactId === id) === true
 const leftOf = (id: string) => (m: Message) => m.left?.filter((l) => l.contactId === id) ?? []
 
 async function beat(app: FastifyInstance, sub: string, sid: string, event: string, nowMs: number): Promise<void> {
-  const res = await app.inject(heartbeatUrl({ token: clientToken({ sub }, nowMs), sid, event, path: `/p/${sub}` }))
+  const token = clientToken({ sub }, nowMs)
+  await ensureConsent(app, token)
+  const res = await app.inject(heartbeatUrl({ token, sid, event, path: `/p/${sub}` }))
   if (res.statusCode !== 204) throw new Error(`heartbeat answered ${res.statusCode}: ${res.body}`)
 }
 

@@ -82,3 +82,19 @@ export function heartbeatUrl(params: Record<string, string | undefined>): string
   for (const [key, value] of Object.entries(params)) if (value !== undefined) query.set(key, value)
   return `/cat_heartbeat?${query}`
 }
+
+const consented = new WeakMap<object, Set<string>>()
+
+/**
+ * Records `granted` for the token's contact once per app, as the snippet does after Accept:
+ * heartbeats are refused without it (403 consent_required).
+ */
+export async function ensureConsent(app: { inject: FastifyInstance['inject'] }, token: string): Promise<void> {
+  const sub = (JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { sub: string }).sub
+  const done = consented.get(app) ?? new Set<string>()
+  consented.set(app, done)
+  if (done.has(sub)) return
+  const res = await app.inject({ method: 'POST', url: '/clients/cat_consent', headers: { 'content-type': 'text/plain' }, payload: JSON.stringify({ token, decision: 'granted', version: 'test-version', locale: 'en' }) })
+  if (res.statusCode !== 204) throw new Error(`consent answered ${res.statusCode}: ${res.body}`)
+  done.add(sub)
+}

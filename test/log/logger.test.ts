@@ -2,7 +2,7 @@ import t from 'tap'
 import { createTestDataDir } from '../helpers/database.js'
 import { buildApp } from '../../src/app.js'
 import { redactUrl, truncateIp } from '../../src/log/logger.js'
-import { SECRET, adminToken, clientToken, heartbeatUrl, testConfig } from '../helpers/app.js'
+import { SECRET, adminToken, clientToken, heartbeatUrl, testConfig, ensureConsent } from '../helpers/app.js'
 
 t.test('truncateIp keeps the network, drops the host', async (t) => {
   t.equal(truncateIp('203.0.113.77'), '203.0.113.0')
@@ -46,6 +46,7 @@ t.test('no token or secret reaches a log line', async (t) => {
   const admin = adminToken()
   const invalid = `${adminToken({ sub: 'forged' }).slice(0, -6)}AAAAAA`
 
+  await ensureConsent(app, client)
   const heartbeat = await app.inject({ url: heartbeatUrl({ token: client, sid: 'abcdefgh1234', event: 'nav', path: '/x' }), remoteAddress: '203.0.113.77' })
   t.not(heartbeat.statusCode, 401, 'the client token was accepted')
   const online = await app.inject({ url: '/admin/api/online', headers: { authorization: `Bearer ${admin}`, cookie: 'session=COOKIEVALUE' } })

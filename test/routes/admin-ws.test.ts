@@ -1,11 +1,13 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { adminToken, buildTestApp, cleanRedisSite, clientToken, heartbeatUrl, uniqueSite } from '../helpers/app.js'
+import { adminToken, buildTestApp, cleanRedisSite, clientToken, heartbeatUrl, uniqueSite, ensureConsent } from '../helpers/app.js'
 import { connectDashboard, refusedUpgrade, type Dashboard, type Message } from '../helpers/ws.js'
 import type { RedisPresenceEngine } from '../../src/presence/redis-presence-engine.js'
 
 async function beat(app: FastifyInstance, sub: string, sid: string, event: string, path = '/home', title = 'Home'): Promise<void> {
-  const res = await app.inject(heartbeatUrl({ token: clientToken({ sub, name: `Name ${sub}` }), sid, event, path, title }))
+  const token = clientToken({ sub, name: `Name ${sub}` })
+  await ensureConsent(app, token)
+  const res = await app.inject(heartbeatUrl({ token, sid, event, path, title }))
   if (res.statusCode !== 204) throw new Error(`heartbeat answered ${res.statusCode}: ${res.body}`)
 }
 

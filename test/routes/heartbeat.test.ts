@@ -1,5 +1,5 @@
 import t from 'tap'
-import { adminToken, buildTestApp, cleanRedisSite, clientToken, createClock, heartbeatUrl, uniqueSite } from '../helpers/app.js'
+import { adminToken, buildTestApp, cleanRedisSite, clientToken, createClock, heartbeatUrl, uniqueSite, ensureConsent } from '../helpers/app.js'
 import type { RedisPresenceEngine } from '../../src/presence/redis-presence-engine.js'
 
 const SID = 'tab0000001'
@@ -12,6 +12,7 @@ t.test('a heartbeat is acknowledged with 204 and CAT-Interval, and the contact i
   const clock = createClock()
   const app = await buildTestApp(t, { now: clock.now, env: { CAT_HEARTBEAT_INTERVAL_S: '20', CAT_PRESENCE_TIMEOUT_S: '50' } })
   const token = clientToken({ sub: 'c-1', clientId: 'k-1', name: 'Ann', company: 'Acme' }, clock.now())
+  await ensureConsent(app, token)
   const res = await app.inject(heartbeatUrl({ token, sid: SID, path: '/clients/tickets', title: 'Tickets', event: 'nav' }))
   t.equal(res.statusCode, 204)
   t.equal(res.headers['cat-interval'], '20')
@@ -27,7 +28,9 @@ t.test('a heartbeat is acknowledged with 204 and CAT-Interval, and the contact i
 
 t.test('event defaults to beat, path to /, and a beat of an unknown tab joins', async (t) => {
   const app = await buildTestApp(t)
-  const res = await app.inject(heartbeatUrl({ token: clientToken(), sid: SID }))
+  const token = clientToken()
+  await ensureConsent(app, token)
+  const res = await app.inject(heartbeatUrl({ token, sid: SID }))
   t.equal(res.statusCode, 204)
   const { online } = (await app.presence.snapshot())
   t.equal(online.length, 1)
@@ -37,6 +40,7 @@ t.test('event defaults to beat, path to /, and a beat of an unknown tab joins', 
 t.test('POST as sendBeacon sends it: query string, JSON text/plain body, or a form', async (t) => {
   const app = await buildTestApp(t)
   const token = clientToken()
+  await ensureConsent(app, token)
   const query = await app.inject({ method: 'POST', url: heartbeatUrl({ token, sid: SID, event: 'nav', path: '/a' }), headers: { 'content-type': 'text/plain;charset=UTF-8' }, payload: '' })
   t.equal(query.statusCode, 204)
   const json = await app.inject({ method: 'POST', url: '/cat_heartbeat', headers: { 'content-type': 'text/plain;charset=UTF-8' }, payload: JSON.stringify({ token, sid: SID, event: 'nav', path: '/b', title: 'B' }) })
@@ -106,7 +110,9 @@ t.test('bad input gets 400 invalid_request naming the parameter, never a 500', a
 
 t.test('CORS: allowed origins may read the response and CAT-Interval; others may not', async (t) => {
   const app = await buildTestApp(t, { env: { CAT_ALLOWED_ORIGINS: 'https://portal.example.com' } })
-  const url = heartbeatUrl({ token: clientToken(), sid: SID })
+  const token = clientToken()
+  await ensureConsent(app, token)
+  const url = heartbeatUrl({ token, sid: SID })
   const allowed = await app.inject({ url, headers: { origin: 'https://portal.example.com' } })
   t.equal(allowed.statusCode, 204)
   t.equal(allowed.headers['access-control-allow-origin'], 'https://portal.example.com')
@@ -125,6 +131,7 @@ t.test('Redis engine: heartbeats reach Redis; Redis gone → 503 unavailable wit
   cleanRedisSite(t, site)
   const app = await buildTestApp(t, { site })
   const token = clientToken()
+  await ensureConsent(app, token)
   const ok = await app.inject(heartbeatUrl({ token, sid: SID, event: 'nav', path: '/x' }))
   t.equal(ok.statusCode, 204)
   const engine = app.presence as RedisPresenceEngine

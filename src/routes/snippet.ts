@@ -1,0 +1,55 @@
+import type { FastifyInstance } from 'fastify'
+import { Type } from '@sinclair/typebox'
+import { signToken } from '../auth/tokens.js'
+
+export async function snippetRoutes(app: FastifyInstance): Promise<void> {
+  const { snippet } = app
+
+  app.get<{ Querystring: { lang?: string } }>('/clients/cat_consent_js', {
+    schema: { querystring: Type.Object({ lang: Type.Optional(Type.String({ maxLength: 35 })) }) },
+  }, async (request, reply) => {
+    const asset = snippet.get(snippet.pick(request.query.lang, request.headers['accept-language']))
+    const gzip = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''))
+    const etag = gzip ? `${asset.etag.slice(0, -1)}-gz"` : asset.etag
+    void reply
+      .header('Content-Type', 'application/javascript; charset=utf-8')
+      .header('Cache-Control', 'public, max-age=300')
+      .header('Vary', 'Accept-Language, Accept-Encoding')
+      .header('X-Content-Type-Options', 'nosniff')
+      .header('Content-Language', asset.locale)
+      .header('ETag', etag)
+    const match = request.headers['if-none-match']
+    if (match !== undefined && match.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag)) return reply.code(304).send()
+    if (gzip) return reply.header('Content-Encoding', 'gzip').send(asset.gzip)
+    return reply.send(asset.body)
+  })
+
+  if (app.config.production) return
+
+  // Development only: a portal page with a freshly minted client token, to see the flow.
+  app.get('/demo', async (_request, reply) => {
+    const id = `demo-${Math.random().toString(36).slice(2, 8)}`
+    const token = signToken({ aud: 'client', sub: id, clientId: 'demo-client', name: `Demo contact ${id.slice(5)}`, company: 'Demo Company', ttlS: 12 * 3600 }, app.config.secrets, app.now())
+    void reply.header('Content-Type', 'text/html; charset=utf-8').header('Cache-Control', 'no-store')
+    return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Demo portal · Client Activity Tracker</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}nav a{margin-right:1rem}</style>
+</head><body>
+<h1 id="title">Demo customer portal</h1>
+<p>You are <strong>${id}</strong> of Demo Company. Accept the banner, then open the admin dashboard in another window and watch yourself appear.</p>
+<nav><a href="/demo#tickets" data-path="/clients/tickets">Tickets</a><a href="/demo#invoices" data-path="/clients/invoices">Invoices</a><a href="/demo#projects" data-path="/clients/projects">Projects</a></nav>
+<p id="page">Home</p>
+<p>Activity tracking: <span data-cat-control></span></p>
+<script>
+document.querySelector('nav').addEventListener('click', function (e) {
+  var a = e.target.closest('a'); if (!a) return; e.preventDefault()
+  history.pushState({}, '', a.getAttribute('href'))
+  document.title = a.textContent + ' · Demo portal'
+  document.getElementById('page').textContent = a.textContent
+})
+</script>
+<script src="/clients/cat_consent_js" data-token="${token}" defer></script>
+</body></html>`
+  })
+}
