@@ -24,6 +24,7 @@ async function main(): Promise<void> {
     CAT_SECRET: BENCH_SECRET,
     LOG_LEVEL: 'silent',
     CAT_SITE: site,
+    CAT_DATA_DIR: `/tmp/cat-bench-${site}-${kind}`,
     ...(kind === 'redis' ? { REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' } : {}),
   })
   const app = await buildApp(config, { sweepIntervalMs: 1000 })
@@ -31,6 +32,8 @@ async function main(): Promise<void> {
   for (let i = 0; i < contacts; i += chunk) {
     const batch: Promise<unknown>[] = []
     for (let j = i; j < Math.min(contacts, i + chunk); j += 1) {
+      // Every contact has consented (heartbeats are refused otherwise), as after the banner.
+      batch.push(app.consent.record({ contactId: `contact-${j}`, clientId: `client-${j % 1000}`, decision: 'granted', version: 'bench', locale: 'en', at: Date.now(), ip: '127.0.0.0', userAgent: 'bench' }))
       batch.push(app.presence.heartbeat({ contactId: `contact-${j}`, clientId: `client-${j % 1000}`, name: `Contact ${j}`, company: `Company ${j % 1000}`, sid: `tab${String(j).padStart(8, '0')}`, path: '/clients/tickets', title: 'Support tickets', event: 'nav' }))
     }
     await Promise.all(batch)

@@ -13,6 +13,7 @@ function startupBanner(config: Config, baseUrl: string): string {
     `  admin dashboard: ${baseUrl}/admin#token=${adminToken}`,
     `  who is online:   curl -H 'Authorization: Bearer ${adminToken}' ${baseUrl}/admin/api/online`,
     `  live feed:       ${baseUrl.replace(/^http/, 'ws')}/admin/ws?token=<admin token>`,
+    ...(config.production ? [] : [`  demo portal:     ${baseUrl}/demo  (accept the banner, then watch the dashboard)`]),
     '  (the admin token above is valid for 12 hours; mint more with `npx cat-presence token --aud admin --sub ID`)',
   ]
   if (config.secretGenerated) {

@@ -76,6 +76,7 @@ export async function adminActivityRoutes(app: FastifyInstance): Promise<void> {
       presence: snapshot.online.find((online) => online.contactId === contactId) ?? null,
       sessions: stored.sessions,
       events: stored.events,
+      consents: stored.consents,
     }
   })
 

@@ -192,7 +192,7 @@ for (const target of ['mysql', 'sqlite'] as const) {
     t.notOk((await app.presence.tailEvents(1000)).some((e) => e.contactId === 'eve'), 'no pending events')
     t.equal((await app.activity.exportContact('other')).sessions.length, 1, 'others are untouched')
     const exported = await get(app, clock, '/admin/api/contacts/eve/export')
-    t.match(exported.body, { contactId: 'eve', presence: null, sessions: [], events: [] })
+    t.match(exported.body, { contactId: 'eve', presence: null, sessions: [], events: [], consents: [] })
   })
 
   t.test(`${target}: export gives everything stored about the contact`, async (t) => {
@@ -202,7 +202,7 @@ for (const target of ['mysql', 'sqlite'] as const) {
     await drain(app)
     const res = await get(app, clock, '/admin/api/contacts/ann/export')
     t.equal(res.status, 200)
-    t.match(res.body, { contactId: 'ann', presence: null, sessions: [VISIT] })
+    t.match(res.body, { contactId: 'ann', presence: null, sessions: [VISIT], consents: [{ decision: 'granted', version: 'test-version' }] })
     t.same(res.body.events.map((e: { type: string }) => e.type), ['join', 'nav', 'nav', 'hidden', 'visible', 'leave', 'end'])
   })
 
