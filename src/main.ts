@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { loadConfig, ConfigError, type Config } from './config/config.js'
+import { loadConfigOrExit, ConfigError, type Config } from './config/config.js'
 import { buildApp } from './app.js'
 import { signToken } from './auth/tokens.js'
 import { CLOSE_CODES } from './errors/errors.js'
@@ -23,18 +23,18 @@ function startupBanner(config: Config, baseUrl: string): string {
 }
 
 async function main(): Promise<void> {
-  let config: Config
+  const config = loadConfigOrExit()
+  let app: Awaited<ReturnType<typeof buildApp>>
   try {
-    config = loadConfig()
+    app = await buildApp(config, { instanceId: `cat-${randomBytes(4).toString('hex')}` })
   } catch (error) {
+    // A broken language file is a configuration error too: one line, no stack.
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`)
       process.exit(1)
     }
     throw error
   }
-
-  const app = await buildApp(config, { instanceId: `cat-${randomBytes(4).toString('hex')}` })
   const address = await app.listen({ port: config.port, host: config.host })
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host
   const port = new URL(address).port || String(config.port)

@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig, type Config } from '../config/config.js'
+import { loadConfigOrExit } from '../config/config.js'
 import { migrateDatabase, openDatabase, sqliteFilePath } from './database.js'
 
 /**
@@ -24,16 +24,7 @@ function safeMessage(error: unknown, url: string | undefined): string {
 }
 
 async function main(): Promise<number> {
-  let config: Config
-  try {
-    config = loadConfig()
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`)
-      return 1
-    }
-    throw error
-  }
+  const config = loadConfigOrExit()
   try {
     const database = await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir })
     try {
