@@ -4,6 +4,8 @@
 #   MariaDB on 127.0.0.1:3306  (tests read TEST_MYSQL_URL, default mysql://root@127.0.0.1:3306)
 # A service that already answers is left alone. Otherwise it is installed from
 # Debian's packages (we run as root on Debian/Ubuntu) and started in the background.
+# Then the tools some tests run, installed the same way when missing: Chromium (the
+# snippet's browser tests) and the PHP CLI (the Perfex module's token signer).
 # Prints one line per service; exports nothing.
 #
 # Overrides (for trying the script against a scratch instance; the defaults are what tests use):
@@ -208,6 +210,18 @@ ensure_chromium() {
   log "chromium: installed"
 }
 
+# The Perfex module's tests run its PHP token signer with the PHP CLI (test/perfex/).
+ensure_php() {
+  if command -v php >/dev/null 2>&1; then
+    log "php: already installed"
+    return 0
+  fi
+  apt_install php-cli
+  command -v php >/dev/null 2>&1 || die "php: php missing after installing php-cli"
+  log "php: installed"
+}
+
 ensure_redis
 ensure_mariadb
 ensure_chromium
+ensure_php

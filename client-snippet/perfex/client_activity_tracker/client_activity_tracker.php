@@ -1,0 +1,226 @@
+<?php
+
+defined('BASEPATH') or exit('No direct script access allowed');
+
+/*
+Module Name: Client Activity Tracker
+Description: Shows staff which customer contacts are on the customers area right now (after their consent), live on the admin dashboard, through the Client Activity Tracker presence server.
+Version: 2.0.0
+Requires at least: 3.0.*
+Author: Client Activity Tracker
+*/
+
+define('CAT_MODULE_NAME', 'client_activity_tracker');
+/** Lifetime of the token embedded in a customers-area page: a tab left open longer stops reporting until reloaded. */
+define('CAT_CLIENT_TOKEN_TTL', 8 * 3600);
+/** Lifetime of an admin token; the dashboard widget fetches a fresh one from the module when it needs one. */
+define('CAT_ADMIN_TOKEN_TTL', 3600);
+
+require_once __DIR__ . '/libraries/CatTokens.php';
+
+register_activation_hook(CAT_MODULE_NAME, 'cat_activation_hook');
+register_language_files(CAT_MODULE_NAME, [CAT_MODULE_NAME]);
+
+hooks()->add_action('admin_init', 'cat_admin_init');
+hooks()->add_action('app_customers_footer', 'cat_customers_footer');
+hooks()->add_filter('get_dashboard_widgets', 'cat_dashboard_widgets');
+hooks()->add_filter('module_' . CAT_MODULE_NAME . '_action_links', 'cat_module_action_links');
+
+function cat_activation_hook()
+{
+    require_once __DIR__ . '/install.php';
+}
+
+/** Settings link in Setup, and the staff permission that gates the widget and admin tokens. */
+function cat_admin_init()
+{
+    $CI = &get_instance();
+
+    if (function_exists('register_staff_capabilities')) {
+        register_staff_capabilities(CAT_MODULE_NAME, [
+            'capabilities' => ['view' => _l('permission_view') . ' (' . _l('permission_global') . ')'],
+        ], _l('cat_module_name'));
+    }
+
+    if (is_admin() && isset($CI->app_menu)) {
+        $CI->app_menu->add_setup_menu_item(CAT_MODULE_NAME, [
+            'href'     => admin_url(CAT_MODULE_NAME . '/settings'),
+            'name'     => _l('cat_module_name'),
+            'position' => 65,
+        ]);
+    }
+}
+
+function cat_module_action_links($actions)
+{
+    $actions[] = '<a href="' . htmlspecialchars(admin_url(CAT_MODULE_NAME . '/settings'), ENT_QUOTES, 'UTF-8') . '">' . htmlspecialchars(_l('settings'), ENT_QUOTES, 'UTF-8') . '</a>';
+
+    return $actions;
+}
+
+/** Staff who may see who is online: admins, and staff with the module's "view" permission. */
+function cat_staff_can_view()
+{
+    if (!is_staff_logged_in()) {
+        return false;
+    }
+    if (is_admin()) {
+        return true;
+    }
+
+    return function_exists('staff_can') && staff_can('view', CAT_MODULE_NAME);
+}
+
+/** The presence server's base URL (setting, else the environment's CAT_SERVER_URL), without a trailing slash; '' when unset or not http(s). */
+function cat_server_url()
+{
+    $url = trim((string) get_option('cat_server_url'));
+    if ($url === '') {
+        $url = trim((string) getenv('CAT_SERVER_URL'));
+    }
+    $url = rtrim($url, '/');
+
+    return cat_valid_server_url($url) ? $url : '';
+}
+
+function cat_valid_server_url($url)
+{
+    if ($url === '' || filter_var($url, FILTER_VALIDATE_URL) === false) {
+        return false;
+    }
+    $parts = parse_url($url);
+
+    return is_array($parts)
+        && in_array(strtolower($parts['scheme'] ?? ''), ['http', 'https'], true)
+        && !isset($parts['query'])
+        && !isset($parts['fragment'])
+        && !isset($parts['user']);
+}
+
+/** CAT_SECRET: the module setting, else the environment. May be a comma list; CatTokens signs with the first. */
+function cat_secret()
+{
+    $secret = trim((string) get_option('cat_secret'));
+    if ($secret === '') {
+        $secret = trim((string) getenv('CAT_SECRET'));
+    }
+
+    return $secret;
+}
+
+/** Where the secret comes from, for the settings page: 'option', 'env' or ''. */
+function cat_secret_source()
+{
+    if (trim((string) get_option('cat_secret')) !== '') {
+        return 'option';
+    }
+
+    return trim((string) getenv('CAT_SECRET')) !== '' ? 'env' : '';
+}
+
+/** @throws InvalidArgumentException when no usable secret is configured */
+function cat_tokens()
+{
+    return new CatTokens(cat_secret());
+}
+
+function cat_contact_name($contactId)
+{
+    if (function_exists('get_contact_full_name')) {
+        return trim((string) get_contact_full_name($contactId));
+    }
+    $CI  = &get_instance();
+    $row = $CI->db->select('firstname, lastname')->where('id', $contactId)->get(db_prefix() . 'contacts')->row();
+
+    return $row ? trim($row->firstname . ' ' . $row->lastname) : '';
+}
+
+function cat_company_name($clientId)
+{
+    if (function_exists('get_company_name')) {
+        return trim((string) get_company_name($clientId));
+    }
+    $CI  = &get_instance();
+    $row = $CI->db->select('company')->where('userid', $clientId)->get(db_prefix() . 'clients')->row();
+
+    return $row ? trim((string) $row->company) : '';
+}
+
+/** The snippet's language from the customers area's language (Perfex's folder name), when the server has it built in. */
+function cat_snippet_lang()
+{
+    $language = isset($GLOBALS['language']) ? strtolower((string) $GLOBALS['language']) : '';
+    $map      = [
+        'english'       => 'en',
+        'german'        => 'de',
+        'french'        => 'fr',
+        'spanish'       => 'es',
+        'italian'       => 'it',
+        'portuguese'    => 'pt',
+        'portuguese_br' => 'pt',
+        'dutch'         => 'nl',
+        'polish'        => 'pl',
+    ];
+
+    return $map[$language] ?? '';
+}
+
+/**
+ * app_customers_footer: for a logged-in contact, the consent snippet with a client token.
+ * Nothing for visitors, for staff logged in as a client, or while the module is not configured;
+ * a problem is logged and never breaks the portal page.
+ */
+function cat_customers_footer()
+{
+    if (!function_exists('is_client_logged_in') || !is_client_logged_in()) {
+        return;
+    }
+    $CI = &get_instance();
+    if (isset($CI->session) && $CI->session->userdata('logged_in_as_client')) {
+        return; // staff using "Login as client": not the contact, and must not answer the consent banner for them
+    }
+    $server = cat_server_url();
+    if ($server === '') {
+        return;
+    }
+
+    try {
+        $contactId = get_contact_user_id();
+        $clientId  = get_client_user_id();
+        if (empty($contactId) || empty($clientId)) {
+            return;
+        }
+        $token = cat_tokens()->clientToken(
+            (string) $contactId,
+            (string) $clientId,
+            cat_contact_name($contactId),
+            cat_company_name($clientId),
+            CAT_CLIENT_TOKEN_TTL
+        );
+    } catch (Throwable $e) {
+        if (function_exists('log_message')) {
+            log_message('error', 'client_activity_tracker: no snippet: ' . $e->getMessage());
+        }
+
+        return;
+    }
+
+    $lang = cat_snippet_lang();
+    $src  = $server . '/clients/cat_consent_js' . ($lang !== '' ? '?lang=' . $lang : '');
+
+    echo '<script src="' . htmlspecialchars($src, ENT_QUOTES, 'UTF-8') . '" data-token="'
+        . htmlspecialchars($token, ENT_QUOTES, 'UTF-8') . '" defer></script>' . "\n";
+}
+
+/** get_dashboard_widgets: the live list of online contacts, for staff allowed to see it. */
+function cat_dashboard_widgets($widgets)
+{
+    if (cat_staff_can_view()) {
+        $widgets[] = [
+            'path'      => CAT_MODULE_NAME . '/widgets/online_clients',
+            'container' => 'top-12',
+        ];
+    }
+
+    return $widgets;
+}

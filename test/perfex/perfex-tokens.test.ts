@@ -1,0 +1,256 @@
+/**
+ * The Perfex module's PHP signer (client-snippet/perfex) against the real server (issue 5):
+ * tokens minted by `php` with CatTokens are accepted where they should be and refused where they
+ * should not, and the module's hooks render what the server accepts. Perfex itself is not here:
+ * the hooks run against stand-ins for the Perfex functions they call (tests/render.php).
+ */
+import t from 'tap'
+import { spawnSync } from 'node:child_process'
+import { readdirSync } from 'node:fs'
+import { join, relative } from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import { buildTestApp, heartbeatUrl, SECRET } from '../helpers/app.js'
+import { findProjectRoot } from '../../src/activity/database.js'
+
+const root = findProjectRoot()
+const PERFEX = join(root, 'client-snippet', 'perfex')
+const SID = 'perfex-tab-0001'
+
+// scripts/test-services.sh installs php-cli; a missing php is a failure, not a skip.
+const version = spawnSync('php', ['--version'], { encoding: 'utf8' })
+if (version.error !== undefined || version.status !== 0) throw new Error('php is missing: run scripts/test-services.sh (apt-get install php-cli)')
+
+/** Runs php with no CAT_SECRET in its environment, so only the secret given is used. */
+function php(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const env = { ...process.env }
+  delete env.CAT_SECRET
+  const res = spawnSync('php', args, { encoding: 'utf8', env })
+  return { status: res.status, stdout: res.stdout, stderr: res.stderr }
+}
+
+function phpOk(args: string[]): string {
+  const res = php(args)
+  if (res.status !== 0) throw new Error(`php ${args[0]} exited ${res.status}: ${res.stderr}`)
+  return res.stdout.trim()
+}
+
+const MINT = join(PERFEX, 'tests', 'mint.php')
+const RENDER = join(PERFEX, 'tests', 'render.php')
+
+function phpClientToken(c: { contactId: string; clientId: string; name?: string; company?: string; secret?: string; ttl?: number }): string {
+  return phpOk([MINT, 'client', c.contactId, c.clientId, c.name ?? '', c.company ?? '', c.secret ?? SECRET, String(c.ttl ?? 3600)])
+}
+
+function phpAdminToken(a: { staffId?: string; name?: string; secret?: string; ttl?: number } = {}): string {
+  return phpOk([MINT, 'admin', a.staffId ?? '1', a.name ?? 'Perfex Admin', a.secret ?? SECRET, String(a.ttl ?? 3600)])
+}
+
+function claimsOf(token: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>
+}
+
+function headerOf(token: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>
+}
+
+async function consent(app: FastifyInstance, token: string): Promise<number> {
+  const res = await app.inject({ method: 'POST', url: '/clients/cat_consent', headers: { 'content-type': 'text/plain' }, payload: JSON.stringify({ token, decision: 'granted', version: 'perfex-test', locale: 'en' }) })
+  return res.statusCode
+}
+
+async function navigate(app: FastifyInstance, token: string, path = '/clients/tickets', title = 'Tickets'): Promise<number> {
+  return (await app.inject(heartbeatUrl({ token, sid: SID, event: 'nav', path, title }))).statusCode
+}
+
+async function online(app: FastifyInstance, adminToken: string): Promise<{ status: number; body: { online?: Record<string, unknown>[]; error?: { code: string } } }> {
+  const res = await app.inject({ url: '/admin/api/online', headers: { authorization: `Bearer ${adminToken}` } })
+  return { status: res.statusCode, body: res.json() }
+}
+
+/** Every PHP file of the module and its test scripts. */
+function phpFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) return phpFiles(path)
+    return entry.name.endsWith('.php') ? [path] : []
+  })
+}
+
+t.test('php -l: every PHP file under client-snippet/perfex parses', async (t) => {
+  const files = phpFiles(PERFEX)
+  t.ok(files.length >= 8, `found ${files.length} PHP files`)
+  for (const file of files) {
+    const res = php(['-l', file])
+    t.equal(res.status, 0, `${relative(root, file)}: ${res.status === 0 ? 'no syntax errors' : res.stdout + res.stderr}`)
+  }
+})
+
+t.test('the tokens CatTokens signs have the contract header and claims', async (t) => {
+  const before = Math.floor(Date.now() / 1000)
+  const client = phpClientToken({ contactId: '42', clientId: '7', name: 'Zoë Müller', company: 'Société Générale', ttl: 600 })
+  t.same(headerOf(client), { alg: 'HS256', typ: 'JWT', kid: '0' })
+  const claims = claimsOf(client)
+  t.match(claims, { aud: 'cat:client', sub: '42', client_id: '7', name: 'Zoë Müller', company: 'Société Générale' })
+  t.ok(typeof claims.iat === 'number' && claims.iat >= before && claims.iat <= before + 5, 'iat is now')
+  t.equal(claims.exp, (claims.iat as number) + 600, 'exp = iat + ttl')
+  t.notOk(/[=+/]/.test(client), 'base64url without padding')
+
+  const admin = claimsOf(phpAdminToken({ staffId: '3', name: '' }))
+  t.equal(admin.aud, 'cat:admin')
+  t.equal(admin.sub, '3')
+  t.notOk('name' in admin, 'an empty name is left out')
+  t.notOk('client_id' in admin)
+
+  const long = claimsOf(phpClientToken({ contactId: '1', clientId: '2', name: `  ${'é'.repeat(300)}  `, company: '   ' }))
+  t.equal(long.name, 'é'.repeat(200), 'names are trimmed and cut to the 200 characters the server keeps')
+  t.notOk('company' in long, 'a blank company is left out')
+
+  const short = php([MINT, 'client', '1', '2', 'a', 'b', 'too-short'])
+  t.equal(short.status, 1, 'a secret shorter than 16 characters is refused, as on the server')
+  t.match(short.stderr, /at least 16/)
+})
+
+t.test('a client token from PHP is accepted: consent, heartbeat, and the dashboard shows its name and company', async (t) => {
+  const app = await buildTestApp(t)
+  const contacts = [
+    { contactId: '42', clientId: '7', name: 'Zoë Müller', company: 'Société Générale' },
+    { contactId: '43', clientId: '8', name: 'Łukasz Żółć', company: '株式会社テスト' },
+    { contactId: '44', clientId: '8', name: 'Ann "Nan" O\'Brien <ann@example.com>', company: 'Smith & Sons' },
+  ]
+  for (const contact of contacts) {
+    const token = phpClientToken(contact)
+    t.equal(await consent(app, token), 204, `consent granted for ${contact.name}`)
+    t.equal(await navigate(app, token), 204, `nav heartbeat of ${contact.name}`)
+  }
+
+  const list = await online(app, phpAdminToken())
+  t.equal(list.status, 200, 'the admin token from PHP reads the online list')
+  const byId = new Map((list.body.online ?? []).map((p) => [p.contactId, p]))
+  t.equal(byId.size, contacts.length)
+  for (const contact of contacts) {
+    t.match(byId.get(contact.contactId), { clientId: contact.clientId, name: contact.name, company: contact.company, path: '/clients/tickets', title: 'Tickets', state: 'active', tabs: 1 }, contact.name)
+  }
+})
+
+t.test('an admin token from PHP works on /admin/api/online', async (t) => {
+  const app = await buildTestApp(t)
+  const list = await online(app, phpAdminToken({ staffId: '1', name: 'Zoë Admin' }))
+  t.equal(list.status, 200)
+  t.same(list.body.online, [])
+})
+
+t.test('a tampered token is refused with 401: one payload character changed, signature kept', async (t) => {
+  const app = await buildTestApp(t)
+  const token = phpClientToken({ contactId: '42', clientId: '7', name: 'Zoë Müller', company: 'Société Générale' })
+  const [header, payload, signature] = token.split('.') as [string, string, string]
+  const i = Math.floor(payload.length / 2)
+  const flipped = payload[i] === 'A' ? 'B' : 'A'
+  const tampered = `${header}.${payload.slice(0, i)}${flipped}${payload.slice(i + 1)}.${signature}`
+  t.not(tampered, token)
+  t.equal(await consent(app, tampered), 401, 'consent refuses it')
+  t.equal(await navigate(app, tampered), 401, 'the heartbeat refuses it')
+
+  // The attack that matters: the same signature on a payload naming another contact.
+  const other = Buffer.from(JSON.stringify({ ...claimsOf(token), sub: '43' })).toString('base64url')
+  t.equal(await consent(app, `${header}.${other}.${signature}`), 401, 'another contact id under the old signature is refused')
+
+  const admin = phpAdminToken()
+  const [ah, ap, as] = admin.split('.') as [string, string, string]
+  const j = Math.floor(ap.length / 2)
+  const adminTampered = `${ah}.${ap.slice(0, j)}${ap[j] === 'A' ? 'B' : 'A'}${ap.slice(j + 1)}.${as}`
+  const res = await online(app, adminTampered)
+  t.equal(res.status, 401, 'a tampered admin token is refused')
+  t.equal(res.body.error?.code, 'invalid_token')
+
+  t.equal(await navigate(app, token), 403, 'the untampered token is fine (consent was never recorded, so consent_required)')
+  t.same((await app.presence.snapshot()).online, [], 'nothing stored')
+})
+
+t.test('a token of the wrong audience, expired, or signed with another secret is refused', async (t) => {
+  const app = await buildTestApp(t)
+  const client = phpClientToken({ contactId: '42', clientId: '7', name: 'Zoë Müller', company: 'Société Générale' })
+  const asAdmin = await online(app, client)
+  t.equal(asAdmin.status, 401, 'a client token presented as admin')
+  t.equal(asAdmin.body.error?.code, 'invalid_token')
+
+  const admin = phpAdminToken()
+  t.equal(await consent(app, admin), 401, 'an admin token presented as a client token (consent)')
+  t.equal(await navigate(app, admin), 401, 'an admin token presented as a client token (heartbeat)')
+
+  const expiredClient = phpClientToken({ contactId: '42', clientId: '7', ttl: -120 })
+  t.equal(await consent(app, expiredClient), 401, 'an expired client token (ttl -120)')
+  t.equal(await navigate(app, expiredClient), 401, 'an expired client token on the heartbeat')
+  t.equal((await online(app, phpAdminToken({ ttl: -120 }))).status, 401, 'an expired admin token (ttl -120)')
+
+  const foreign = phpClientToken({ contactId: '42', clientId: '7', secret: 'another-secret-0123456789' })
+  t.equal(await consent(app, foreign), 401, 'signed with another secret')
+  t.same((await app.presence.snapshot()).online, [], 'nothing stored')
+})
+
+t.test('rotation: CatTokens signs with the first secret of a comma list, and says kid "0"', async (t) => {
+  const next = 'next-secret-0123456789abcdef'
+  // The server mid-rotation: the new secret first (it signs and is kid 0), the old one still verifies.
+  const app = await buildTestApp(t, { env: { CAT_SECRET: `${next},${SECRET}` } })
+  const token = phpClientToken({ contactId: '42', clientId: '7', secret: `${next},${SECRET}` })
+  t.equal(await consent(app, token), 204, 'Perfex configured with the same list: its first secret, kid 0')
+  const old = phpClientToken({ contactId: '43', clientId: '7', secret: SECRET })
+  t.equal(await consent(app, old), 401, 'Perfex still on the old secret signs kid 0, which now names the new one: refused')
+})
+
+interface Scenario {
+  hook: 'footer' | 'widget' | 'widgets_filter'
+  options?: Record<string, string>
+  contact?: { id: string; clientId: string; name: string; company: string } | null
+  loggedInAsClient?: boolean
+  language?: string
+  staff?: { id: number; admin?: boolean; view?: boolean } | null
+}
+
+function render(scenario: Scenario): string {
+  return phpOk([RENDER, JSON.stringify(scenario)])
+}
+
+function attribute(html: string, name: string): string | undefined {
+  const match = new RegExp(`\\s${name}="([^"]*)"`).exec(html)
+  return match?.[1]?.replace(/&quot;/g, '"').replace(/&#0?39;/g, "'").replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&')
+}
+
+t.test('the customers-area footer hook embeds the snippet with a client token the server accepts', async (t) => {
+  const app = await buildTestApp(t)
+  const options = { cat_server_url: 'https://presence.example.com/', cat_secret: SECRET }
+  const contact = { id: '42', clientId: '7', name: 'Zoë "<b>" Müller', company: 'Société Générale & Co' }
+  const html = render({ hook: 'footer', options, contact, language: 'german' })
+  t.match(html, /^<script src="https:\/\/presence\.example\.com\/clients\/cat_consent_js\?lang=de" data-token="[A-Za-z0-9_\-.]+" defer><\/script>$/, 'one script tag: the snippet from the configured server, in the portal language')
+  const token = attribute(html, 'data-token') ?? ''
+  t.equal(await consent(app, token), 204, 'the footer token is accepted')
+  t.equal(await navigate(app, token), 204)
+  t.match((await app.presence.snapshot()).online[0], { contactId: '42', clientId: '7', name: contact.name, company: contact.company })
+
+  t.equal(render({ hook: 'footer', options, contact: null }), '', 'nothing for a visitor who is not logged in')
+  t.equal(render({ hook: 'footer', options, contact, loggedInAsClient: true }), '', 'nothing for staff using "Login as client"')
+  t.equal(render({ hook: 'footer', options: { cat_secret: SECRET }, contact }), '', 'nothing without a server URL')
+  t.equal(render({ hook: 'footer', options: { cat_server_url: 'javascript:alert(1)', cat_secret: SECRET }, contact }), '', 'nothing for a server URL that is not http(s)')
+  const noSecret = php([RENDER, JSON.stringify({ hook: 'footer', options: { cat_server_url: 'https://presence.example.com' }, contact })])
+  t.equal(noSecret.status, 0, 'a missing secret does not break the page')
+  t.equal(noSecret.stdout, '')
+  t.match(noSecret.stderr, /no snippet: CatTokens: no secret/, 'it is logged')
+  t.notMatch(render({ hook: 'footer', options, contact, language: 'klingon' }), /lang=/, 'an unknown portal language: the snippet picks from Accept-Language')
+})
+
+t.test('the dashboard widget: registered for staff who may view, rendering the element and a token provider', async (t) => {
+  t.same(JSON.parse(render({ hook: 'widgets_filter', staff: { id: 1, admin: true } })), [{ path: 'client_activity_tracker/widgets/online_clients', container: 'top-12' }], 'admins get it')
+  t.same(JSON.parse(render({ hook: 'widgets_filter', staff: { id: 2, view: true } })), [{ path: 'client_activity_tracker/widgets/online_clients', container: 'top-12' }], 'staff with the view permission get it')
+  t.same(JSON.parse(render({ hook: 'widgets_filter', staff: { id: 3 } })), [], 'other staff do not')
+
+  const html = render({ hook: 'widget', options: { cat_server_url: 'https://presence.example.com/', cat_secret: SECRET }, staff: { id: 1, admin: true } })
+  t.match(html, /^<div class="widget" id="widget-cat_online_clients"/, 'one root element, as Perfex requires of a widget view')
+  t.match(html, '<script src="https://presence.example.com/admin/widget.js"></script>')
+  t.match(html, '<cat-online-clients id="cat-online-clients" server="https://presence.example.com"></cat-online-clients>')
+  t.match(html, 'var tokenUrl = "https://crm.example.com/admin/client_activity_tracker/token";')
+  t.match(html, 'element.tokenProvider = tokenProvider;')
+  t.notMatch(html, /eyJ/, 'no token in the page: the provider fetches one')
+
+  const unconfigured = render({ hook: 'widget', options: {}, staff: { id: 1, admin: true } })
+  t.notMatch(unconfigured, /<cat-online-clients/, 'not configured: no element')
+  t.match(unconfigured, /not configured yet/)
+})
