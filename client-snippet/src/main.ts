@@ -23,10 +23,10 @@ if (token && !window.CAT) {
   const base = cut < 0 ? new URL(src).origin : src.slice(0, cut)
   const gpc = navigator.globalPrivacyControl === true
   const loop = createLoop(base, token)
-  // One decision per browser, with the version of the text it answered. On a shared browser,
-  // after one person granted the next is asked again (the server has no `granted` for them);
-  // after one declined, the next is not tracked until they turn it on with the control.
-  const KEY = 'cat.consent'
+  // The decision on this text version, per browser: a new text finds nothing and asks again.
+  // On a shared browser, after one person granted the next is asked again (the server has no
+  // `granted` for them); after one declined, the next is not tracked until they turn it on.
+  const KEY = 'cat.consent.' + L.version
   let state: CatStatus = 'unknown'
   // Decisions are posted one after another, so the ledger ends with the last one.
   let posted: Promise<unknown> = Promise.resolve()
@@ -41,7 +41,7 @@ if (token && !window.CAT) {
       if (gpc) {
         // remember nothing
       } else if (next == 'unknown') localStorage.removeItem(KEY)
-      else localStorage.setItem(KEY, L.version + ' ' + next)
+      else localStorage.setItem(KEY, next)
     } catch {
       // storage disabled: the banner asks again next time
     }
@@ -93,18 +93,17 @@ if (token && !window.CAT) {
   })
 
   const init = (): void => {
-    let saved = ''
+    let decision: Decision | null = null
     try {
-      saved = localStorage.getItem(KEY) || ''
+      decision = localStorage.getItem(KEY) as Decision | null
     } catch {
       // storage disabled
     }
-    const [version, decision] = saved.split(' ') as [string, Decision | undefined]
     if (gpc) {
       // Global Privacy Control is a refusal: no banner, no request.
       sync('denied')
-    } else if (version != L.version || !decision) {
-      // Nothing stored, or an answer to another text: ask.
+    } else if (!decision) {
+      // Nothing stored for this text (first visit, or the text changed): ask.
       sync('unknown')
       open()
     } else {
