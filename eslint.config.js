@@ -29,6 +29,7 @@ export default defineConfig(
     'coverage/',
     '.tap/',
     'client-snippet/dist/',
+    'dashboard/dist/',
   ]),
   js.configs.recommended,
   tseslint.configs.recommended,

@@ -11,8 +11,10 @@ if [[ ! -d node_modules ]]; then
   npm ci
 fi
 
-# The served snippet is composed from its bundle at start; tap does not run the build.
+# The served snippet and the dashboard widget are read from their bundles at start; tap does
+# not run the build.
 node client-snippet/build.mjs
+node dashboard/build.mjs
 npm run typecheck
 npm run lint
 # tap's own summary is "# { total: N, pass: N, fail: N }"; CI reads a plain closing line.

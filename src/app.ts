@@ -23,6 +23,7 @@ import { createConsentService, type ConsentService } from './consent/consent-ser
 import { loadSnippetAssets, type SnippetAssets } from './snippet/snippet-assets.js'
 import { consentRoutes } from './routes/consent.js'
 import { snippetRoutes } from './routes/snippet.js'
+import { dashboardRoutes } from './routes/dashboard.js'
 import type { ActivityStore } from './activity/activity-store.js'
 import { createSqlActivityStore } from './activity/sql-activity-store.js'
 import { createActivityWriter, type ActivityWriter } from './activity/activity-writer.js'
@@ -187,5 +188,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(adminWsRoutes)
   await app.register(adminApiRoutes)
   await app.register(adminActivityRoutes)
+  await app.register(dashboardRoutes)
   return app
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { signToken } from '../auth/tokens.js'
+import { sendJavaScriptAsset } from './static-asset.js'
 
 export async function snippetRoutes(app: FastifyInstance): Promise<void> {
   const { snippet } = app
@@ -9,19 +10,7 @@ export async function snippetRoutes(app: FastifyInstance): Promise<void> {
     schema: { querystring: Type.Object({ lang: Type.Optional(Type.String({ maxLength: 35 })) }) },
   }, async (request, reply) => {
     const asset = snippet.get(snippet.pick(request.query.lang, request.headers['accept-language']))
-    const gzip = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''))
-    const etag = gzip ? `${asset.etag.slice(0, -1)}-gz"` : asset.etag
-    void reply
-      .header('Content-Type', 'application/javascript; charset=utf-8')
-      .header('Cache-Control', 'public, max-age=300')
-      .header('Vary', 'Accept-Language, Accept-Encoding')
-      .header('X-Content-Type-Options', 'nosniff')
-      .header('Content-Language', asset.locale)
-      .header('ETag', etag)
-    const match = request.headers['if-none-match']
-    if (match !== undefined && match.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag)) return reply.code(304).send()
-    if (gzip) return reply.header('Content-Encoding', 'gzip').send(asset.gzip)
-    return reply.send(asset.body)
+    return sendJavaScriptAsset(request, reply, asset, { Vary: 'Accept-Language, Accept-Encoding', 'Content-Language': asset.locale })
   })
 
   if (app.config.production) return

@@ -1,0 +1,90 @@
+/** The widget's stylesheet, scoped by its shadow root. Theming: the --cat-* custom properties. */
+export const STYLES = `
+:host{display:block;position:relative;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--cat-fg,#1d2433);
+  --accent:var(--cat-accent,#2563eb);--muted:var(--cat-muted,#5b6478);--line:var(--cat-line,#e3e6ec);--bg:var(--cat-bg,#fff);
+  --active:var(--cat-active,#15803d);--idle:var(--cat-idle,#a16207);--bad:var(--cat-bad,#b91c1c);--hl:var(--cat-highlight,#fff4bf)}
+:host([hidden]){display:none}
+*{box-sizing:border-box}
+.w{background:var(--bg);border:1px solid var(--line);border-radius:10px;overflow:hidden;container-type:inline-size}
+.top{display:flex;flex-wrap:wrap;align-items:center;gap:12px 20px;padding:14px 16px;border-bottom:1px solid var(--line)}
+.count{display:flex;align-items:baseline;gap:6px;min-width:7rem}
+.count h2{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);margin:0}
+.n{font-size:28px;font-weight:650;font-variant-numeric:tabular-nums;line-height:1}
+.lbl{color:var(--muted)}
+.conn{display:inline-flex;align-items:center;gap:6px;font-size:12px;color:var(--muted);white-space:nowrap}
+.conn::before{content:"";width:8px;height:8px;border-radius:50%;background:#9aa3b5}
+.w[data-state=live] .conn::before{background:var(--active);box-shadow:0 0 0 3px color-mix(in srgb,var(--active) 20%,transparent)}
+.w[data-state=disconnected] .conn::before,.w[data-state=refused] .conn::before{background:var(--bad)}
+.sparks{display:flex;gap:16px;margin:0;flex-wrap:wrap}
+figure{margin:0;display:grid;grid-template-columns:auto;gap:2px}
+figure svg{width:120px;height:28px;display:block;overflow:visible}
+figcaption{font-size:11px;color:var(--muted);white-space:nowrap}
+.line{fill:none;stroke:var(--accent);stroke-width:1.5}
+.area{fill:color-mix(in srgb,var(--accent) 12%,transparent);stroke:none}
+.filter{margin-inline-start:auto;display:flex;align-items:center;gap:8px}
+.filter span{color:var(--muted);font-size:12px}
+input{font:inherit;padding:6px 10px;border:1px solid var(--line);border-radius:6px;width:14rem;max-width:100%;background:var(--bg);color:inherit}
+input:focus-visible,button:focus-visible{outline:2px solid var(--accent);outline-offset:2px}
+.notice{padding:28px 16px;text-align:center;color:var(--muted)}
+.notice[hidden]{display:none}
+.notice strong{display:block;color:var(--fg,inherit);font-size:15px;margin-bottom:4px}
+.w[data-state=refused] .notice strong{color:var(--bad)}
+.banner{display:flex;gap:12px;align-items:center;justify-content:center;padding:8px 16px;background:#fdecec;color:var(--bad);font-size:13px;border-bottom:1px solid var(--line)}
+.banner[hidden]{display:none}
+.banner button,.more{font:inherit;font-size:12px;padding:4px 10px;border:1px solid currentColor;border-radius:6px;background:transparent;color:inherit;cursor:pointer}
+.shown{font-size:12px;color:var(--muted);padding:6px 16px 0}
+.shown[hidden]{display:none}
+.grid{display:grid;grid-template-columns:minmax(9rem,1.2fr) minmax(10rem,2fr) 5.5rem 6.5rem 7.5rem;gap:12px;align-items:center}
+.head{padding:8px 16px;font-size:11px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted);border-bottom:1px solid var(--line)}
+.head[hidden]{display:none}
+ul{list-style:none;margin:0;padding:0;max-height:var(--cat-max-height,520px);overflow:auto}
+.w[data-state=disconnected] ul{opacity:.55}
+ul>li{border-bottom:1px solid var(--line);content-visibility:auto;contain-intrinsic-size:auto 52px}
+ul>li:last-child{border-bottom:0}
+li[hidden]{display:none}
+.row{font:inherit;color:inherit;background:none;border:0;width:100%;text-align:start;cursor:pointer;padding:8px 16px;min-height:52px}
+.row:hover{background:#f6f8fb}
+li.new .row{animation:hl 4s ease-out}
+@keyframes hl{from{background:var(--hl)}to{background:transparent}}
+.c{display:flex;flex-direction:column;min-width:0}
+.c>span{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.name{font-weight:600}
+.sub,.path{color:var(--muted);font-size:12px}
+.path{font-family:ui-monospace,SFMono-Regular,Menlo,monospace}
+.badge{display:inline-flex;align-items:center;gap:5px;font-size:12px;font-weight:600}
+.badge::before{content:"";width:7px;height:7px;border-radius:50%;background:currentColor}
+.badge.active{color:var(--active)}
+.badge.idle{color:var(--idle)}
+.tabs{font-size:11px;color:var(--muted);margin-inline-start:4px}
+.num{font-variant-numeric:tabular-nums}
+@container (max-width:640px){
+  .grid{grid-template-columns:1fr auto}
+  .head{display:none}
+  .pg{grid-column:1/-1;grid-row:2}
+  .dur,.seen{display:none}
+  .filter{margin-inline-start:0;width:100%}
+  input{width:100%}
+}
+.drawer{position:fixed;inset:0 0 0 auto;width:min(440px,100vw);background:var(--bg);border-inline-start:1px solid var(--line);box-shadow:-12px 0 32px rgba(15,23,42,.14);display:flex;flex-direction:column;z-index:2147483000}
+.drawer[hidden]{display:none}
+.dh{display:flex;gap:12px;align-items:flex-start;padding:16px;border-bottom:1px solid var(--line)}
+.dh div{flex:1;min-width:0}
+.dh h3{margin:0;font-size:16px}
+.x{font:inherit;font-size:20px;line-height:1;border:0;background:none;cursor:pointer;color:var(--muted);padding:2px 6px;border-radius:6px}
+.db{overflow:auto;padding:8px 16px 16px;flex:1}
+.msg{color:var(--muted)}
+.msg:empty{display:none}
+.sessions{list-style:none;margin:0;padding:0}
+.session{border:1px solid var(--line);border-radius:8px;padding:10px 12px;margin:10px 0}
+.sh{display:flex;flex-wrap:wrap;gap:4px 10px;align-items:baseline}
+.sh strong{font-weight:600}
+.sh span{color:var(--muted);font-size:12px}
+.pages{list-style:none;margin:8px 0 0;padding:0}
+.pages li{display:grid;grid-template-columns:1fr auto;gap:0 10px;padding:5px 0;border-bottom:1px dashed var(--line)}
+.pages li:last-child{border-bottom:0}
+.pt{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.pages .path{grid-column:1}
+.pm{grid-column:2;grid-row:1/3;text-align:end;font-size:12px;color:var(--muted)}
+.more{margin-top:4px;color:var(--accent)}
+.more[hidden]{display:none}
+`

@@ -1,0 +1,88 @@
+import { createHash } from 'node:crypto'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import { ConfigError } from '../config/config.js'
+import { findProjectRoot } from '../activity/database.js'
+import { createStaticAsset, sendJavaScriptAsset, type StaticAsset } from './static-asset.js'
+
+/** The bundled <cat-online-clients> (dashboard/build.mjs), read once at start. */
+export function loadDashboardWidget(root: string = findProjectRoot()): StaticAsset {
+  const file = join(root, 'dashboard', 'dist', 'widget.js')
+  if (!existsSync(file)) throw new ConfigError('dashboard/dist/widget.js is missing: run npm run build')
+  return createStaticAsset(readFileSync(file))
+}
+
+/**
+ * The only script of the page: it reads the admin token from the URL fragment (never sent to the
+ * server, so it stays out of server and proxy logs), and gives it to the widget as its tokenProvider.
+ */
+const PAGE_SCRIPT = `(function () {
+  function token() {
+    var m = /(?:^#|&)token=([^&]*)/.exec(location.hash)
+    try { return m ? decodeURIComponent(m[1]) : '' } catch (e) { return '' }
+  }
+  var hint = document.getElementById('no-token')
+  var el = document.createElement('cat-online-clients')
+  el.tokenProvider = function () { return token() || null }
+  hint.hidden = token() !== ''
+  window.addEventListener('hashchange', function () {
+    hint.hidden = token() !== ''
+    if (el.reconnect) el.reconnect()
+  })
+  document.querySelector('main').appendChild(el)
+})()`
+
+const PAGE_CSP = [
+  "default-src 'none'",
+  `script-src 'self' 'sha256-${createHash('sha256').update(PAGE_SCRIPT).digest('base64')}'`,
+  "style-src 'self' 'unsafe-inline'",
+  "connect-src 'self'",
+  "img-src 'self' data:",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ')
+
+/** No token in it and nothing from a CDN: the widget comes from this server, the token from the fragment. */
+const PAGE = `<!doctype html>
+<html><head><meta charset="utf-8">
+<title>Online clients · Client Activity Tracker</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<style>
+html,body{margin:0;background:#f3f5f9;color:#1d2433;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
+main{max-width:1200px;padding:20px 24px 32px}
+h1{font-size:18px;font-weight:600;margin:0 0 14px}
+h1 span{color:#5b6478;font-weight:400}
+#no-token{background:#fff;border:1px solid #e3e6ec;border-left:4px solid #b91c1c;border-radius:8px;padding:12px 16px;margin:0 0 14px}
+#no-token[hidden]{display:none}
+code{font:13px ui-monospace,SFMono-Regular,Menlo,monospace;background:#eef1f6;padding:1px 4px;border-radius:4px}
+cat-online-clients{--cat-max-height:calc(100vh - 210px)}
+</style>
+<script src="/admin/widget.js"></script>
+</head><body><main>
+<h1>Client Activity Tracker <span>· admin dashboard</span></h1>
+<p id="no-token" hidden>No admin token in this link. Open the dashboard with the link the server prints at start (<code>/admin#token=…</code>), or mint a token with <code>npx cat-presence token --aud admin --sub ID</code> and append it as <code>#token=…</code>.</p>
+<noscript><p>This dashboard needs JavaScript.</p></noscript>
+</main>
+<script>${PAGE_SCRIPT}</script>
+</body></html>
+`
+
+export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
+  const widget = loadDashboardWidget()
+
+  app.get('/admin/widget.js', async (request, reply) => sendJavaScriptAsset(request, reply, widget))
+
+  app.get('/admin', async (_request, reply) => {
+    void reply.headers({
+      'Content-Type': 'text/html; charset=utf-8',
+      'Cache-Control': 'no-cache',
+      'Content-Security-Policy': PAGE_CSP,
+      'Referrer-Policy': 'no-referrer',
+      'X-Content-Type-Options': 'nosniff',
+    })
+    return PAGE
+  })
+}
