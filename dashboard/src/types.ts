@@ -1,22 +1,8 @@
-/** The wire format of CONTRACT §4, as the widget reads it. */
-export interface Presence {
-  contactId: string
-  clientId: string
-  name: string
-  company: string
-  path: string
-  title: string
-  state: 'active' | 'idle'
-  since: number
-  lastSeen: number
-  tabs: number
-}
+/** The wire format of CONTRACT §4, as the widget reads it: the server's own types, not a copy. */
+import type { Left, Presence } from '../../src/presence/presence-engine.js'
+import type { SessionView, ActivityPage as ServerActivityPage } from '../../src/activity/activity-store.js'
 
-export interface Left {
-  contactId: string
-  at: number
-  reason: 'timeout' | 'leave' | 'idle' | 'withdrawn'
-}
+export type { Left, Presence }
 
 export interface SnapshotMessage {
   type: 'snapshot'
@@ -34,28 +20,9 @@ export interface DiffMessage {
   left?: Left[]
 }
 
-export interface ActivityPage {
-  path: string
-  title: string
-  startedAt: number
-  durationS: number
-}
-
-export interface ActivitySession {
-  id: string
-  contactId: string
-  clientId: string
-  startedAt: number
-  endedAt: number | null
-  durationS: number
-  endReason: string | null
-  pages: ActivityPage[]
-}
-
-export interface ActivityResponse {
-  sessions: ActivitySession[]
-  nextCursor: string | null
-}
+export type ActivitySession = Omit<SessionView, 'endReason'> & { endReason: string | null }
+export type ActivityPage = ActivitySession['pages'][number]
+export type ActivityResponse = Omit<ServerActivityPage, 'sessions'> & { sessions: ActivitySession[] }
 
 export interface StatsResponse {
   points: { t: number; online: number }[]
