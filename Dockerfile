@@ -15,6 +15,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund && npm rebuild better-sqlite3
 
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts ./scripts
+COPY client-snippet ./client-snippet
+COPY dashboard ./dashboard
 COPY src ./src
 RUN npm run build && npm prune --omit=dev --ignore-scripts
 
@@ -27,6 +30,10 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 # Applied at start (src/activity/database.ts finds drizzle/ beside package.json).
 COPY drizzle ./drizzle
+# Read at start: the snippet's bundle and language files, the dashboard's bundle.
+COPY --from=build /app/client-snippet/dist ./client-snippet/dist
+COPY client-snippet/lang ./client-snippet/lang
+COPY --from=build /app/dashboard/dist ./dashboard/dist
 
 RUN mkdir -p /data && chown node:node /data
 
