@@ -1,33 +1,16 @@
-import { spawn } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { AUDIENCES, createTokenVerifier } from '../src/auth/tokens.js'
+import { runTs, type RunResult } from './helpers/run-ts.js'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const CLI_SECRET = 'cli-secret-0123456789abcdef'
 const OLD_SECRET = 'cli-old-secret-9876543210'
 
-interface Result {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
 /** Runs the CLI as a user would, with exactly the given CAT_SECRET (or none). */
-function cli(args: string[], secret: string | undefined): Promise<Result> {
+function cli(args: string[], secret: string | undefined): Promise<RunResult> {
   const env: NodeJS.ProcessEnv = { ...process.env }
   delete env.CAT_SECRET
-  delete env.NODE_OPTIONS // tap's loaders are not the user's
   if (secret !== undefined) env.CAT_SECRET = secret
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
+  return runTs('src/cli.ts', args, env)
 }
 
 const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
@@ -77,7 +60,7 @@ t.test('failures exit non-zero with a clear message on stderr', async (t) => {
   ]
   const results = await Promise.all(cases.map(([, args, secret]) => cli(args, secret)))
   for (const [i, [label, , , message]] of cases.entries()) {
-    const { code, stdout, stderr } = results[i] as Result
+    const { code, stdout, stderr } = results[i] as RunResult
     t.not(code, 0, `${label}: exits non-zero`)
     t.match(stderr, message, `${label}: says why`)
     t.match(stderr, /usage: cat-presence token/, `${label}: shows the usage`)

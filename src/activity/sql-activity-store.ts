@@ -224,19 +224,13 @@ function createStore({ database, now }: { database: Database; now: () => number 
 
     async write(events) {
       if (events.length === 0) return
-      const rows = events.map(toRow)
-      const contactIds = [...new Set(rows.map((row) => row.contactId))].sort()
-      // Events of an erased contact that were still on their way are dropped, not revived.
-      const erased = new Map((await db.select().from(t.erasures).where(inArray(t.erasures.contactId, contactIds))).map((row) => [row.contactId, row.erasedAt]))
-      const kept = rows.filter((row) => row.at > (erased.get(row.contactId) ?? -1))
-      if (kept.length === 0) return
       const byContact = new Map<string, EventRow[]>()
-      for (const row of kept) {
+      for (const row of events.map(toRow)) {
         const list = byContact.get(row.contactId) ?? []
         list.push(row)
         byContact.set(row.contactId, list)
       }
-      const ids = [...byContact.keys()].sort()
+      let ids = [...byContact.keys()].sort()
 
       await transaction(async (tx) => {
         // One writer per contact at a time. The rows must exist before they can be locked (a
@@ -248,7 +242,24 @@ function createStore({ database, now }: { database: Database; now: () => number 
         let locked = tx.select().from(t.contacts).where(inArray(t.contacts.contactId, ids)).orderBy(asc(t.contacts.contactId))
         if (database.dialect === 'mysql') locked = locked.for('update') as typeof locked
         const state = new Map((await locked).map((row) => [row.contactId, row]))
-        await insertIgnore(tx, t.events, kept)
+
+        // Events of an erased contact that were still on their way are dropped, not revived.
+        // Read under the lock: an erasure deletes the contact's row, so it either committed
+        // before the lock (and is seen here) or waits for this transaction and deletes after it.
+        const erased = await tx.select().from(t.erasures).where(inArray(t.erasures.contactId, ids))
+        for (const { contactId, erasedAt } of erased) {
+          const later = (byContact.get(contactId) as EventRow[]).filter((row) => row.at > erasedAt)
+          if (later.length > 0) {
+            byContact.set(contactId, later)
+            continue
+          }
+          byContact.delete(contactId)
+          // The insert above re-created the row the erasure deleted.
+          if (state.get(contactId)?.lastEventId == null) await tx.delete(t.contacts).where(eq(t.contacts.contactId, contactId))
+        }
+        if (erased.length > 0) ids = [...byContact.keys()].sort()
+        if (ids.length === 0) return
+        await insertIgnore(tx, t.events, ids.flatMap((id) => byContact.get(id) as EventRow[]))
 
         // Where each contact's re-fold starts: its open session, or, when an event arrives
         // older than one already folded (two writers, a redelivery), the join before it.

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process'
 import type { EventEmitter } from 'node:events'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
@@ -9,6 +8,7 @@ import t from 'tap'
 import { findProjectRoot, MIGRATION_LOCK_SQL, migrateDatabase, migrationsFolder, openDatabase, sqliteFilePath, type Database } from '../../src/activity/database.js'
 import * as mysqlTables from '../../src/activity/schema-mysql.js'
 import * as sqliteTables from '../../src/activity/schema-sqlite.js'
+import { runTs, type RunResult } from '../helpers/run-ts.js'
 import { createTestDataDir, createTestMysqlDatabase, mysqlUrlFor, openTestDatabases } from '../helpers/database.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -303,25 +303,9 @@ t.test('the migrations are found from the sources and from the compiled output',
   t.throws(() => findProjectRoot('/'), /no directory holding drizzle/)
 })
 
-interface Result {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
 /** Runs `src/activity/migrate-cli.ts` as `npm run migrate` would run its compiled twin. */
-function migrateCli(env: Record<string, string>): Promise<Result> {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env }
-  delete childEnv.NODE_OPTIONS // tap's loaders are not the user's
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/activity/migrate-cli.ts'], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk))
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk))
-    child.on('error', reject)
-    child.on('close', (code) => resolve({ code, stdout, stderr }))
-  })
+function migrateCli(env: Record<string, string>): Promise<RunResult> {
+  return runTs('src/activity/migrate-cli.ts', [], { ...process.env, ...env })
 }
 
 t.test('migrate CLI', async (t) => {
