@@ -39,6 +39,17 @@ interface Tab {
   page: PageVisitRow | undefined
 }
 
+/**
+ * Where a fold stopped: the open session and its tabs (each with its open page, if any). With
+ * no open session there is nothing to carry (an end clears the tabs; before a join nothing is
+ * folded). Plain JSON: the writer stores it with the contact, so that new events that come
+ * after everything folded continue from it instead of re-reading the session's events.
+ */
+export interface FoldState {
+  session: SessionRow
+  tabs: [sid: string, visible: boolean, page: PageVisitRow | null][]
+}
+
 function credit(row: { visibleMs: number; visibleSince: number | null }, until: number): void {
   if (row.visibleSince === null) return
   row.visibleMs += Math.max(0, until - row.visibleSince)
@@ -47,20 +58,35 @@ function credit(row: { visibleMs: number; visibleSince: number | null }, until: 
 
 /**
  * Turns one contact's events, in id order, into sessions and page visits. Pure: the writer
- * runs it again over the stored events of the open session whenever new ones arrive, so the
- * result never depends on the order in which writers happened to commit.
+ * continues it from the stored state when new events all come after what was folded, and runs
+ * it again over the stored events from the join before an older one (a redelivery, another
+ * writer), so the result never depends on the order in which writers happened to commit.
  *
  * Visible time: a session is credited while at least one of its tabs is visible, a page
  * while its own tab is; `hidden` stops the credit, `visible` restarts it, a `gap` (a late beat:
  * a sleeping laptop) credits nothing between the last beat before it and the beat after it,
  * and an expiry ends the session at the last time the contact was seen. Events before the
  * first `join` (their join is not written yet) are left for a later pass.
+ *
+ * `from` continues an earlier fold: `foldEvents(b, foldEvents(a).state)` gives the same rows
+ * as `foldEvents([...a, ...b])` for the session open at the end of `a` and everything after
+ * (rows closed within `a` are not repeated). `state` is where this fold stopped.
  */
-export function foldEvents(events: readonly ActivityEvent[]): { sessions: SessionRow[]; pages: PageVisitRow[] } {
+export function foldEvents(events: readonly ActivityEvent[], from: FoldState | null = null): { sessions: SessionRow[]; pages: PageVisitRow[]; state: FoldState | null } {
   const sessions: SessionRow[] = []
   const pages: PageVisitRow[] = []
   let session: SessionRow | undefined
   const tabs = new Map<string, Tab>()
+  if (from !== null) {
+    // Continuing: the open session and open pages are the rows the new events may change.
+    session = { ...from.session }
+    sessions.push(session)
+    for (const [sid, visible, stored] of from.tabs) {
+      const page = stored === null ? undefined : { ...stored }
+      if (page !== undefined) pages.push(page)
+      tabs.set(sid, { visible, page })
+    }
+  }
 
   const anyVisible = (): boolean => {
     for (const tab of tabs.values()) if (tab.visible) return true
@@ -181,5 +207,6 @@ export function foldEvents(events: readonly ActivityEvent[]): { sessions: Sessio
       }
     }
   }
-  return { sessions, pages }
+  const state: FoldState | null = session === undefined ? null : { session: { ...session }, tabs: [...tabs].map(([sid, tab]) => [sid, tab.visible, tab.page === undefined ? null : { ...tab.page }]) }
+  return { sessions, pages, state }
 }

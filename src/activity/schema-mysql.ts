@@ -1,4 +1,4 @@
-import { bigint, index, int, mysqlTable, varchar } from 'drizzle-orm/mysql-core'
+import { bigint, index, int, mediumtext, mysqlTable, varchar } from 'drizzle-orm/mysql-core'
 
 /**
  * The durable activity log in MySQL 5.7+ / MariaDB 10.3+. schema-sqlite.ts declares the same
@@ -92,14 +92,17 @@ export const erasures = mysqlTable('cat_erasures', {
 })
 
 /**
- * One row per contact seen; the writer locks it (SELECT … FOR UPDATE) to order a contact's
- * writes, and keeps there the contact's open session and the newest event id it folded.
+ * One row per contact seen; the writer locks it to order a contact's writes, and keeps there
+ * the contact's open session, the newest event id it folded and where that fold stopped
+ * (`fold_state`, JSON of fold.ts's FoldState; null when no session is open, or on rows
+ * written before migration 0002, which are re-folded from their events once).
  */
 export const contacts = mysqlTable('cat_contacts', {
   contactId: varchar('contact_id', { length: 128 }).primaryKey(),
   clientId: varchar('client_id', { length: 128 }).notNull(),
   openSessionId: varchar('open_session_id', { length: 32 }),
   lastEventId: varchar('last_event_id', { length: 32 }),
+  foldState: mediumtext('fold_state'),
 })
 
 /**

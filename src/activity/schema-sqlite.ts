@@ -81,6 +81,8 @@ export const contacts = sqliteTable('cat_contacts', {
   clientId: text('client_id').notNull(),
   openSessionId: text('open_session_id'),
   lastEventId: text('last_event_id'),
+  /** See schema-mysql.ts. */
+  foldState: text('fold_state'),
 })
 
 export const consents = sqliteTable(

@@ -1,16 +1,19 @@
-import { and, asc, desc, eq, getTableColumns, gte, inArray, isNotNull, isNull, lt, lte, max, or, sql, type SQL } from 'drizzle-orm'
+import { and, asc, desc, eq, getTableColumns, gte, inArray, isNotNull, isNull, lt, max, or, sql, type SQL } from 'drizzle-orm'
+import type { Pool, PoolConnection } from 'mysql2/promise'
 import type { MySql2Database } from 'drizzle-orm/mysql2'
 import type { MySqlTable } from 'drizzle-orm/mysql-core'
 import type { BetterSQLite3Database } from 'drizzle-orm/better-sqlite3'
 import type { SQLiteTable } from 'drizzle-orm/sqlite-core'
 import { randomUUID } from 'node:crypto'
 import { AppError } from '../errors/errors.js'
-import type { ActivityEvent, ActivityEventType, LeaveReason } from '../presence/presence-engine.js'
+import type { LeaveReason } from '../presence/presence-engine.js'
 import * as mysqlTables from './schema-mysql.js'
 import * as sqliteTables from './schema-sqlite.js'
 import type { Database } from './database.js'
-import { foldEvents, type PageVisitRow, type SessionRow } from './fold.js'
-import { sortableId, sortableIdAt, type ActivityPage, type ActivityQuery, type ActivityStore, type ConsentDecision, type ConsentRecord, type ContactExport, type SessionView } from './activity-store.js'
+import type { PageVisitRow, SessionRow } from './fold.js'
+import { mysqlBatchOps } from './mysql-batch-ops.js'
+import { fromRow, writeBatch, type BatchOps, type ContactRow } from './write-batch.js'
+import { sortableIdAt, type ActivityPage, type ActivityQuery, type ActivityStore, type ConsentDecision, type ConsentRecord, type ContactExport, type SessionView } from './activity-store.js'
 
 /**
  * Both dialects share this code. The two schemas declare the same tables and columns and
@@ -21,7 +24,6 @@ import { sortableId, sortableIdAt, type ActivityPage, type ActivityQuery, type A
  */
 type Db = MySql2Database<typeof mysqlTables.schema>
 type Tables = typeof mysqlTables.schema
-type EventRow = typeof mysqlTables.events.$inferSelect
 
 /** Rows per INSERT: well under both databases' placeholder limits. */
 const CHUNK = 400
@@ -32,32 +34,6 @@ function chunks<T>(rows: readonly T[], size = CHUNK): T[][] {
   const out: T[][] = []
   for (let i = 0; i < rows.length; i += size) out.push(rows.slice(i, i + size))
   return out
-}
-
-function toRow(event: ActivityEvent): EventRow {
-  return {
-    id: sortableId(event.id),
-    contactId: event.contactId,
-    clientId: event.clientId,
-    sid: event.sid,
-    type: event.type,
-    path: event.path,
-    title: event.title,
-    at: event.at,
-    fromAt: event.from ?? null,
-    name: event.name ?? null,
-    company: event.company ?? null,
-    reason: event.reason ?? null,
-  }
-}
-
-function fromRow(row: EventRow): ActivityEvent {
-  const event: ActivityEvent = { id: row.id, type: row.type as ActivityEventType, contactId: row.contactId, clientId: row.clientId, sid: row.sid, path: row.path, title: row.title, at: row.at }
-  if (row.fromAt !== null) event.from = row.fromAt
-  if (row.name !== null) event.name = row.name
-  if (row.company !== null) event.company = row.company
-  if (row.reason !== null) event.reason = row.reason as LeaveReason
-  return event
 }
 
 function consentFromRow(row: typeof mysqlTables.consents.$inferSelect): ConsentRecord {
@@ -92,6 +68,39 @@ function decodeCursor(cursor: string): { startedAt: number; id: string } {
 function isLockConflict(error: unknown): boolean {
   const code = (error as { code?: string; cause?: { code?: string } }).code ?? (error as { cause?: { code?: string } }).cause?.code
   return code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT'
+}
+
+/**
+ * A READ COMMITTED transaction on one pooled connection, for the writer's plain SQL
+ * (mysql-batch-ops.ts): after waiting for a contact's row lock, the events and state another
+ * writer committed meanwhile are visible to the statements that follow. A deadlock or lock
+ * wait timeout is retried.
+ */
+async function mysqlTransaction<T>(pool: Pool, body: (connection: PoolConnection) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    const connection = await pool.getConnection()
+    let healthy = true
+    try {
+      await connection.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED')
+      await connection.query('START TRANSACTION')
+      try {
+        const result = await body(connection)
+        await connection.query('COMMIT')
+        return result
+      } catch (error) {
+        await connection.query('ROLLBACK').catch(() => {
+          healthy = false
+        })
+        throw error
+      }
+    } catch (error) {
+      if ((error as { fatal?: boolean }).fatal === true) healthy = false
+      if (attempt >= LOCK_RETRIES || !isLockConflict(error)) throw error
+    } finally {
+      if (healthy) connection.release()
+      else connection.destroy()
+    }
+  }
 }
 
 /** Seconds a client is told to wait when the database does not answer. */
@@ -174,6 +183,58 @@ function createStore({ database, now }: { database: Database; now: () => number 
     }
   }
 
+  /** The writer's statements for SQLite, through drizzle (one connection: no locks needed, transactions are serial). */
+  function sqliteBatchOps(tx: Db): BatchOps {
+    const contactColumns = { contactId: t.contacts.contactId, clientId: t.contacts.clientId, openSessionId: t.contacts.openSessionId, lastEventId: t.contacts.lastEventId, foldState: t.contacts.foldState }
+    return {
+      async lockContacts(fresh) {
+        await insertIgnore(tx, t.contacts, fresh)
+        const out: ContactRow[] = []
+        for (const chunk of chunks(fresh)) {
+          out.push(...(await tx.select(contactColumns).from(t.contacts).where(inArray(t.contacts.contactId, chunk.map((row) => row.contactId)))))
+        }
+        return out
+      },
+      async erasures(contactIds) {
+        const out: { contactId: string; erasedAt: number }[] = []
+        for (const chunk of chunks(contactIds)) out.push(...(await tx.select().from(t.erasures).where(inArray(t.erasures.contactId, chunk))))
+        return out
+      },
+      async deleteContact(contactId) {
+        await tx.delete(t.contacts).where(eq(t.contacts.contactId, contactId))
+      },
+      insertEvents: (rows) => insertIgnore(tx, t.events, rows as unknown as Record<string, unknown>[]),
+      async sessionsById(ids) {
+        const out: SessionRow[] = []
+        for (const chunk of chunks(ids)) out.push(...(await tx.select().from(t.sessions).where(inArray(t.sessions.id, chunk))))
+        return out
+      },
+      async pagesById(ids) {
+        const out: PageVisitRow[] = []
+        for (const chunk of chunks(ids)) out.push(...(await tx.select().from(t.pageVisits).where(inArray(t.pageVisits.id, chunk))))
+        return out
+      },
+      async joinBefore(contactId, id) {
+        const [join] = await tx.select({ id: max(t.events.id) }).from(t.events).where(and(eq(t.events.contactId, contactId), eq(t.events.type, 'join'), lt(t.events.id, id)))
+        return join?.id ?? undefined
+      },
+      async deleteRowsFrom(contactId, from) {
+        await tx.delete(t.pageVisits).where(and(eq(t.pageVisits.contactId, contactId), gte(t.pageVisits.id, from)))
+        await tx.delete(t.sessions).where(and(eq(t.sessions.contactId, contactId), gte(t.sessions.id, from)))
+      },
+      async eventsFrom(contactIds, from) {
+        const out: (typeof t.events.$inferSelect)[] = []
+        for (const chunk of chunks(contactIds)) {
+          out.push(...(await tx.select().from(t.events).where(and(inArray(t.events.contactId, chunk), gte(t.events.id, from))).orderBy(asc(t.events.contactId), asc(t.events.id))))
+        }
+        return out
+      },
+      upsertSessions: (rows) => upsert(tx, t.sessions, 'id', rows as unknown as Record<string, unknown>[]),
+      upsertPages: (rows) => upsert(tx, t.pageVisits, 'id', rows as unknown as Record<string, unknown>[]),
+      upsertContacts: (rows) => upsert(tx, t.contacts, 'contactId', rows as unknown as Record<string, unknown>[]),
+    }
+  }
+
   function view(session: typeof t.sessions.$inferSelect, pages: (typeof t.pageVisits.$inferSelect)[], at: number): SessionView {
     const visible = (row: { visibleMs: number; visibleSince: number | null }): number =>
       Math.round((row.visibleMs + (row.visibleSince === null ? 0 : Math.max(0, at - row.visibleSince))) / 1000)
@@ -224,100 +285,11 @@ function createStore({ database, now }: { database: Database; now: () => number 
 
     async write(events) {
       if (events.length === 0) return
-      const byContact = new Map<string, EventRow[]>()
-      for (const row of events.map(toRow)) {
-        const list = byContact.get(row.contactId) ?? []
-        list.push(row)
-        byContact.set(row.contactId, list)
+      if (database.dialect === 'mysql') {
+        await mysqlTransaction(database.pool, (connection) => writeBatch(mysqlBatchOps(connection), events))
+        return
       }
-      let ids = [...byContact.keys()].sort()
-
-      await transaction(async (tx) => {
-        // One writer per contact at a time. The rows must exist before they can be locked (a
-        // locking read of a missing row locks nothing under READ COMMITTED): create them, in
-        // a fixed order, waiting for any other writer creating the same, then lock and read
-        // them; that read sees what a writer that held the lock before us committed.
-        const fresh = ids.map((id) => ({ contactId: id, clientId: (byContact.get(id) as EventRow[])[0]?.clientId ?? '', openSessionId: null, lastEventId: null }))
-        await insertIgnore(tx, t.contacts, fresh)
-        let locked = tx.select().from(t.contacts).where(inArray(t.contacts.contactId, ids)).orderBy(asc(t.contacts.contactId))
-        if (database.dialect === 'mysql') locked = locked.for('update') as typeof locked
-        const state = new Map((await locked).map((row) => [row.contactId, row]))
-
-        // Events of an erased contact that were still on their way are dropped, not revived.
-        // Read under the lock: an erasure deletes the contact's row, so it either committed
-        // before the lock (and is seen here) or waits for this transaction and deletes after it.
-        const erased = await tx.select().from(t.erasures).where(inArray(t.erasures.contactId, ids))
-        for (const { contactId, erasedAt } of erased) {
-          const later = (byContact.get(contactId) as EventRow[]).filter((row) => row.at > erasedAt)
-          if (later.length > 0) {
-            byContact.set(contactId, later)
-            continue
-          }
-          byContact.delete(contactId)
-          // The insert above re-created the row the erasure deleted.
-          if (state.get(contactId)?.lastEventId == null) await tx.delete(t.contacts).where(eq(t.contacts.contactId, contactId))
-        }
-        if (erased.length > 0) ids = [...byContact.keys()].sort()
-        if (ids.length === 0) return
-        await insertIgnore(tx, t.events, ids.flatMap((id) => byContact.get(id) as EventRow[]))
-
-        // Where each contact's re-fold starts: its open session, or, when an event arrives
-        // older than one already folded (two writers, a redelivery), the join before it.
-        const starts: [string, string][] = []
-        /** Contacts whose new events all come after what is folded: rows closed before them are final. */
-        const settledBefore = new Map<string, number>()
-        for (const id of ids) {
-          const first = (byContact.get(id) as EventRow[]).reduce((a, b) => (b.id < a ? b.id : a), '\uffff')
-          const known = state.get(id)
-          let start = known?.openSessionId ?? first
-          const inOrder = known?.lastEventId == null || first > known.lastEventId
-          if (inOrder) settledBefore.set(id, Math.min(...(byContact.get(id) as EventRow[]).map((row) => row.at)))
-          if (!inOrder) {
-            const [join] = await tx.select({ id: max(t.events.id) }).from(t.events).where(and(eq(t.events.contactId, id), eq(t.events.type, 'join'), lte(t.events.id, first)))
-            start = join?.id ?? first
-          }
-          starts.push([id, start < first ? start : first])
-        }
-        const stored = await tx
-          .select()
-          .from(t.events)
-          // One range per contact would be exact, but an OR of hundreds of ranges costs the
-          // optimizer more than reading a few extra rows; those are dropped below.
-          .where(and(inArray(t.events.contactId, ids), gte(t.events.id, starts.reduce((a, [, start]) => (start < a ? start : a), '\uffff'))))
-          .orderBy(asc(t.events.contactId), asc(t.events.id))
-
-        const startOf = new Map(starts)
-        const sessions: SessionRow[] = []
-        const pages: PageVisitRow[] = []
-        const contactRows: (typeof t.contacts.$inferInsert)[] = []
-        let index = 0
-        for (const id of ids) {
-          const own: ActivityEvent[] = []
-          const start = startOf.get(id) as string
-          while (index < stored.length && (stored[index] as EventRow).contactId === id) {
-            const row = stored[index++] as EventRow
-            if (row.id >= start) own.push(fromRow(row))
-          }
-          const folded = foldEvents(own)
-          // Rewriting rows that closed before the new events would write the same values again.
-          const since = settledBefore.get(id) ?? -Infinity
-          const changed = (row: { endedAt: number | null }): boolean => row.endedAt === null || row.endedAt >= since
-          sessions.push(...folded.sessions.filter(changed))
-          pages.push(...folded.pages.filter(changed))
-          const known = state.get(id)
-          const latest = folded.sessions[folded.sessions.length - 1]
-          const lastId = own.length > 0 ? (own[own.length - 1] as ActivityEvent).id : null
-          contactRows.push({
-            contactId: id,
-            clientId: latest?.clientId ?? known?.clientId ?? (byContact.get(id) as EventRow[])[0]?.clientId ?? '',
-            openSessionId: latest === undefined ? (known?.openSessionId ?? null) : latest.endedAt === null ? latest.id : null,
-            lastEventId: [known?.lastEventId ?? null, lastId].filter((v): v is string => v !== null).sort().pop() ?? null,
-          })
-        }
-        await upsert(tx, t.sessions, 'id', sessions as unknown as Record<string, unknown>[])
-        await upsert(tx, t.pageVisits, 'id', pages as unknown as Record<string, unknown>[])
-        await upsert(tx, t.contacts, 'contactId', contactRows)
-      })
+      await transaction((tx) => writeBatch(sqliteBatchOps(tx), events))
     },
 
     contactActivity(contactId, query) {

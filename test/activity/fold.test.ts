@@ -60,7 +60,7 @@ t.test('an open session keeps its running visible period for the reader to finis
 })
 
 t.test('events before their join wait; a join while a session is open ends it where it was last heard of', async (t) => {
-  t.same(foldEvents([ev('nav', 5), ev('hidden', 6)]), { sessions: [], pages: [] }, 'orphans make no rows')
+  t.same(foldEvents([ev('nav', 5), ev('hidden', 6)]), { sessions: [], pages: [], state: null }, 'orphans make no rows')
   const { sessions } = foldEvents([ev('join', 0), ev('nav', 20, { path: '/b' }), ev('join', 500)])
   t.equal(sessions.length, 2)
   t.match(sessions[0], { endedAt: T0 + 20_000, endReason: 'timeout', visibleMs: 20_000 })

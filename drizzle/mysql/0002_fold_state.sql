@@ -1,0 +1,1 @@
+ALTER TABLE `cat_contacts` ADD `fold_state` mediumtext;
