@@ -1,46 +1,98 @@
 /**
  * A server for the benchmarks, in its own process so the load generator does not share its
- * event loop. `node --import tsx bench/server.ts bare|memory|redis CONTACTS SITE`
- * prints `ready PORT` once listening (and, for the engines, once CONTACTS contacts are online).
+ * event loop. `node --import tsx bench/server.ts '<ServerSpec as JSON>'` prints
+ * `ready {"port":…,"clockOffsetMs":…}` once listening and once its contacts are seeded.
+ *
+ * The engines are built by the production `buildApp`; only the background activity writer is
+ * off (its own scenario measures it), so a heartbeat benchmark measures the heartbeat.
  */
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
+import { join } from 'node:path'
 import Fastify from 'fastify'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config/config.js'
+import type { Heartbeat } from '../src/presence/presence-engine.js'
+import { BENCH_SECRET, contactClaims, tabId, PRESENCE_TIMEOUT_S, type ServerSpec } from './lib.js'
 
-const [kind = 'bare', contactsArg = '0', site = 'bench'] = process.argv.slice(2)
-const contacts = Number(contactsArg)
-export const BENCH_SECRET = 'bench-secret-0123456789abcdef'
+/**
+ * BENCH_PROFILE=DIR: a CPU profile of the server from `ready` (seeding left out) to SIGTERM,
+ * written to DIR/<kind>-<pid>.cpuprofile; `bench/profile-summary.ts` reads it.
+ */
+async function profileFromHere(kind: string): Promise<() => Promise<void>> {
+  const dir = process.env.BENCH_PROFILE
+  if (dir === undefined || dir === '') return async () => {}
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.start')
+  return async () => {
+    const { profile } = await session.post('Profiler.stop')
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(join(dir, `${kind}-${process.pid}.cpuprofile`), JSON.stringify(profile))
+  }
+}
+
+function readyAndServe(port: number, stopProfile: () => Promise<void>, close: () => Promise<void>, extra: Record<string, unknown> = {}): void {
+  process.stdout.write(`ready ${JSON.stringify({ port, ...extra })}\n`)
+  process.on('SIGTERM', () => void stopProfile().then(close).then(() => process.exit(0)))
+}
 
 async function main(): Promise<void> {
-  if (kind === 'bare') {
+  const spec = JSON.parse(process.argv[2] ?? '{}') as ServerSpec
+  if (spec.kind === 'bare') {
     // The baseline: the fastest answer Fastify gives on this machine, a route returning 204.
     const app = Fastify({ logger: false })
     app.get('/cat_heartbeat', async (_request, reply) => reply.code(204).send())
     await app.listen({ port: 0, host: '127.0.0.1' })
-    process.stdout.write(`ready ${(app.server.address() as { port: number }).port}\n`)
+    readyAndServe((app.server.address() as { port: number }).port, await profileFromHere(spec.kind), () => app.close(), { clockOffsetMs: 0 })
     return
   }
+  let clock: number | undefined
+  let offset = 0
+  const now = (): number => clock ?? Date.now() + offset
   const config = loadConfig({
     CAT_SECRET: BENCH_SECRET,
     LOG_LEVEL: 'silent',
-    CAT_SITE: site,
-    CAT_DATA_DIR: `/tmp/cat-bench-${site}-${kind}`,
-    ...(kind === 'redis' ? { REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' } : {}),
+    CAT_SITE: spec.site,
+    CAT_DATA_DIR: `/tmp/cat-bench-${spec.site}`,
+    CAT_PRESENCE_TIMEOUT_S: String(PRESENCE_TIMEOUT_S),
+    CAT_DIFF_INTERVAL_MS: String(spec.diffIntervalMs ?? 100),
+    ...(spec.kind === 'redis' ? { REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' } : {}),
   })
-  const app = await buildApp(config, { sweepIntervalMs: 1000 })
+  const app = await buildApp(config, { now, sweepIntervalMs: spec.sweepIntervalMs ?? 1000, activityLoops: false })
+  const online = spec.online ?? 0
+  // The expiry scenario seeds far in the future, so nothing expires while seeding; at `ready`
+  // the clock jumps to just before the first expiry.
+  const future = Date.now() + 3_600_000
+  const stepMs = spec.expiry === undefined ? 0 : 1000 / spec.expiry.expiringPerS
   const chunk = 500
-  for (let i = 0; i < contacts; i += chunk) {
+  const grant = (id: string, clientId: string): Promise<void> =>
+    // Every contact has consented (heartbeats are refused otherwise), as after the banner.
+    app.consent.record({ contactId: id, clientId, decision: 'granted', version: 'bench', locale: 'en', at: Date.now(), ip: '127.0.0.0', userAgent: 'bench' })
+  for (let i = 0; i < online; i += chunk) {
     const batch: Promise<unknown>[] = []
-    for (let j = i; j < Math.min(contacts, i + chunk); j += 1) {
-      // Every contact has consented (heartbeats are refused otherwise), as after the banner.
-      batch.push(app.consent.record({ contactId: `contact-${j}`, clientId: `client-${j % 1000}`, decision: 'granted', version: 'bench', locale: 'en', at: Date.now(), ip: '127.0.0.0', userAgent: 'bench' }))
-      batch.push(app.presence.heartbeat({ contactId: `contact-${j}`, clientId: `client-${j % 1000}`, name: `Contact ${j}`, company: `Company ${j % 1000}`, sid: `tab${String(j).padStart(8, '0')}`, path: '/clients/tickets', title: 'Support tickets', event: 'nav' }))
+    for (let j = i; j < Math.min(online, i + chunk); j += 1) {
+      const claims = contactClaims(j)
+      const beat: Heartbeat = { contactId: claims.sub, clientId: claims.clientId, name: claims.name, company: claims.company, sid: tabId(j), path: '/clients/tickets', title: 'Support tickets', event: 'nav' }
+      if (spec.expiry === undefined) batch.push(grant(claims.sub, claims.clientId))
+      else clock = future - PRESENCE_TIMEOUT_S * 1000 + Math.round(j * stepMs)
+      batch.push(app.presence.heartbeat(beat))
     }
     await Promise.all(batch)
   }
+  if (spec.consented !== undefined) {
+    for (let i = 0; i < spec.consented.count; i += chunk) {
+      const batch: Promise<unknown>[] = []
+      for (let j = i; j < Math.min(spec.consented.count, i + chunk); j += 1) batch.push(grant(`${spec.consented.prefix}-${j}`, `client-${j % 1000}`))
+      await Promise.all(batch)
+    }
+  }
+  clock = undefined
+  if (spec.expiry !== undefined) offset = future - Date.now() - spec.expiry.expiryStartS * 1000
   await app.listen({ port: 0, host: '127.0.0.1' })
-  process.stdout.write(`ready ${(app.server.address() as { port: number }).port}\n`)
-  process.on('SIGTERM', () => void app.close().then(() => process.exit(0)))
+  const expiryStartsAt = spec.expiry === undefined ? undefined : future - offset
+  readyAndServe((app.server.address() as { port: number }).port, await profileFromHere(spec.kind), () => app.close(), { clockOffsetMs: offset, expiryStartsAt })
 }
 
 await main()

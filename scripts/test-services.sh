@@ -6,7 +6,7 @@
 # Debian's packages (we run as root on Debian/Ubuntu) and started in the background.
 # Then the tools some tests run, installed the same way when missing: Chromium (the
 # snippet's browser tests) and the PHP CLI (the Perfex module's token signer).
-# Prints one line per service; exports nothing.
+# Prints one line per service; exports nothing. Arguments name a subset, e.g. `redis mariadb`.
 #
 # Overrides (for trying the script against a scratch instance; the defaults are what tests use):
 #   CAT_TEST_REDIS_HOST/PORT/DIR/LOG, CAT_TEST_MYSQL_HOST/PORT/DATADIR/SOCKET
@@ -221,7 +221,13 @@ ensure_php() {
   log "php: installed"
 }
 
-ensure_redis
-ensure_mariadb
-ensure_chromium
-ensure_php
+# With arguments, only those: `scripts/test-services.sh redis mariadb` (the benchmarks).
+if [[ $# -eq 0 ]]; then
+  set -- redis mariadb chromium php
+fi
+for service in "$@"; do
+  case "$service" in
+    redis | mariadb | chromium | php) "ensure_$service" ;;
+    *) die "unknown service $service (known: redis mariadb chromium php)" ;;
+  esac
+done

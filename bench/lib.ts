@@ -1,0 +1,153 @@
+/**
+ * What the benchmark scenarios share: the contacts, the server child process, the load tool,
+ * percentiles. See bench/README.md.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { createInterface } from 'node:readline'
+import autocannon from 'autocannon'
+import { Redis } from 'ioredis'
+import { signToken } from '../src/auth/tokens.js'
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+export const MYSQL_URL = process.env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306'
+export const PRESENCE_TIMEOUT_S = 75
+
+export const BENCH_SECRET = 'bench-secret-0123456789abcdef'
+
+export interface ServerSpec {
+  kind: 'bare' | 'memory' | 'redis'
+  site: string
+  /** Contacts online (one visible tab each) and consented when the server is ready. */
+  online?: number
+  /** Contacts consented but not online: `prefix-0` … (they join during the scenario). */
+  consented?: { prefix: string; count: number }
+  /**
+   * The expiry scenario: the online contacts' tabs expire `expiringPerS` per second from
+   * `expiryStartS` seconds after `ready` on. The server's clock runs ahead of the wall clock by
+   * the `clockOffsetMs` it reports, so seeding takes as long as it takes.
+   */
+  expiry?: { expiringPerS: number; expiryStartS: number }
+  diffIntervalMs?: number
+  sweepIntervalMs?: number
+}
+
+/** The contacts every scenario uses: the same ids, names and tabs in the server and the load. */
+export function contactId(j: number): string {
+  return `contact-${j}`
+}
+export function tabId(j: number): string {
+  return `tab${String(j).padStart(8, '0')}`
+}
+export function contactClaims(j: number): { sub: string; clientId: string; name: string; company: string } {
+  return { sub: contactId(j), clientId: `client-${j % 1000}`, name: `Contact ${j}`, company: `Company ${j % 1000}` }
+}
+
+export function clientToken(j: number, nowMs = Date.now()): string {
+  return signToken({ aud: 'client', ...contactClaims(j), ttlS: 6 * 3600 }, [BENCH_SECRET], nowMs)
+}
+
+export function adminToken(nowMs = Date.now()): string {
+  return signToken({ aud: 'admin', sub: 'bench-staff', name: 'Bench', ttlS: 6 * 3600 }, [BENCH_SECRET], nowMs)
+}
+
+export interface BenchServer {
+  port: number
+  /** How far the server's clock runs ahead of the wall clock, ms. */
+  clockOffsetMs: number
+  /** The expiry scenario: wall-clock ms at which the first tab expires. */
+  expiryStartsAt: number
+  child: ChildProcess
+  stop(): Promise<void>
+}
+
+/** Starts bench/server.ts in a child process; resolves once it is seeded and listening. */
+export async function startServer(spec: ServerSpec, nodeArgs: string[] = []): Promise<BenchServer> {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'bench/server.ts', JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
+  for await (const line of lines) {
+    if (!line.startsWith('ready ')) continue
+    const { port, clockOffsetMs, expiryStartsAt } = JSON.parse(line.slice(6)) as { port: number; clockOffsetMs: number; expiryStartsAt?: number }
+    return {
+      port,
+      clockOffsetMs,
+      expiryStartsAt: expiryStartsAt ?? 0,
+      child,
+      async stop() {
+        if (child.exitCode === null) child.kill('SIGTERM')
+        await exited
+      },
+    }
+  }
+  throw new Error(`the ${spec.kind} bench server did not start`)
+}
+
+export interface LoadResult {
+  rps: number
+  /** CPU time (user + system) the server process spent per request, µs: steadier than req/s on a shared machine. */
+  serverCpuUs?: number
+  p50: number
+  p99: number
+  /** Requests that failed or answered other than 2xx. */
+  errors: number
+  requests: number
+}
+
+/**
+ * autocannon against `port`, each request taking the next of `paths`. `rate` caps the
+ * requests per second across all connections (the latency-at-a-given-rate measure).
+ */
+export async function load(port: number, paths: readonly string[], options: { connections: number; durationS?: number; amount?: number; rate?: number; pid?: number }): Promise<LoadResult> {
+  let i = 0
+  const cpuBefore = options.pid === undefined ? 0 : processCpuMs(options.pid)
+  const result = await autocannon({
+    url: `http://127.0.0.1:${port}`,
+    connections: options.connections,
+    ...(options.amount === undefined ? { duration: options.durationS } : { amount: options.amount }),
+    ...(options.rate === undefined ? {} : { overallRate: Math.max(1, Math.round(options.rate)) }),
+    requests: [{ method: 'GET', setupRequest: (req) => ({ ...req, path: paths[i++ % paths.length] as string }) }],
+  })
+  const requests = result.requests.total
+  const serverCpuUs = options.pid === undefined || requests === 0 ? undefined : round(((processCpuMs(options.pid) - cpuBefore) * 1000) / requests, 1)
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts + result.non2xx, requests, ...(serverCpuUs === undefined ? {} : { serverCpuUs }) }
+}
+
+/** CPU time a process has used, user + system, ms (Linux /proc; clock ticks of 10 ms). */
+export function processCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // Fields 14 and 15 of stat (utime, stime), counted from the state field (3).
+  return (Number(fields[11]) + Number(fields[12])) * 10
+}
+
+/** The q-quantile (0..1) of `values`, nearest rank. */
+export function quantile(values: readonly number[], q: number): number {
+  if (values.length === 0) return Number.NaN
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number
+}
+
+/** Deletes every key of a bench site. */
+export async function cleanSite(site: string): Promise<void> {
+  const redis = new Redis(REDIS_URL)
+  try {
+    let cursor = '0'
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `cat:{${site}}:*`, 'COUNT', 1000)
+      cursor = next
+      if (keys.length > 0) await redis.unlink(...keys)
+    } while (cursor !== '0')
+  } finally {
+    redis.disconnect()
+  }
+}
+
+export function round(value: number, digits = 0): number {
+  const f = 10 ** digits
+  return Math.round(value * f) / f
+}
+
+export function log(message: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`)
+}

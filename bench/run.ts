@@ -1,0 +1,108 @@
+/**
+ * `npm run bench [-- --quick] [-- --only heartbeats,diff,expiry,writer,snippet]`
+ * Runs every scenario of bench/scenarios against real Redis and MariaDB, then writes
+ * bench/results/latest.json and latest.md (a --quick run: quick.json and quick.md) and, after
+ * a full run of every scenario, puts the table into README.md between its bench markers.
+ * See bench/README.md for what each scenario does and how to read it.
+ */
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { join } from 'node:path'
+import { Redis } from 'ioredis'
+import { createConnection } from 'mysql2/promise'
+import { findProjectRoot } from '../src/activity/database.js'
+import { MYSQL_URL, REDIS_URL, log, round } from './lib.js'
+import { heartbeatScenario } from './scenarios/heartbeat.js'
+import { diffScenario } from './scenarios/diff.js'
+import { expiryScenario } from './scenarios/expiry.js'
+import { writerScenario } from './scenarios/writer.js'
+import { snippetScenario } from './scenarios/snippet.js'
+import type { Row, RunOptions, ScenarioResult } from './scenarios/types.js'
+
+const SCENARIOS: Record<string, (options: RunOptions) => Promise<ScenarioResult>> = {
+  heartbeats: heartbeatScenario,
+  diff: diffScenario,
+  expiry: expiryScenario,
+  writer: writerScenario,
+  snippet: snippetScenario,
+}
+
+const START = '<!-- bench:start -->'
+const END = '<!-- bench:end -->'
+
+async function machine(): Promise<Record<string, string | number>> {
+  const redis = new Redis(REDIS_URL)
+  const info = await redis.info('server')
+  redis.disconnect()
+  const mysql = await createConnection({ uri: MYSQL_URL })
+  const [[row]] = (await mysql.query('SELECT VERSION() AS v')) as unknown as [[{ v: string }]]
+  await mysql.end()
+  return {
+    cpus: os.cpus().length,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    memoryGiB: round(os.totalmem() / 2 ** 30, 1),
+    os: `${os.type()} ${os.release()}`,
+    node: process.version,
+    redis: /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown',
+    mariadb: row.v,
+  }
+}
+
+function markdown(rows: Row[], meta: { date: string; quick: boolean; machine: Record<string, string | number>; seconds: number; commit: string }): string {
+  const m = meta.machine
+  const lines = [
+    `Measured ${meta.date} on ${m.cpus} × ${m.cpu}, ${m.memoryGiB} GiB, Node ${m.node}, Redis ${m.redis}, MariaDB ${m.mariadb}; commit ${meta.commit}; \`npm run bench${meta.quick ? ' -- --quick' : ''}\` took ${Math.round(meta.seconds)} s.`,
+    '',
+    '| scenario | measure | result | target | met |',
+    '| --- | --- | --- | --- | --- |',
+  ]
+  for (const r of rows) lines.push(`| ${r.scenario} | ${r.measure} | ${r.value} | ${r.target} | ${r.pass === undefined ? '' : r.pass ? 'yes' : '**no**'} |`)
+  return `${lines.join('\n')}\n`
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2)
+  const quick = args.includes('--quick')
+  const onlyAt = args.indexOf('--only')
+  const only = onlyAt === -1 ? Object.keys(SCENARIOS) : (args[onlyAt + 1] ?? '').split(',')
+  for (const name of only) if (!(name in SCENARIOS)) throw new Error(`unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`)
+  const root = findProjectRoot()
+  const started = performance.now()
+  const meta = {
+    date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+    quick,
+    machine: await machine(),
+    commit: execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim(),
+    seconds: 0,
+  }
+  const results: ScenarioResult[] = []
+  for (const name of only) {
+    const t0 = performance.now()
+    const result = await (SCENARIOS[name] as (o: RunOptions) => Promise<ScenarioResult>)({ quick })
+    result.data.seconds = round((performance.now() - t0) / 1000, 1)
+    results.push(result)
+    for (const row of result.rows) log(`${row.pass === false ? 'MISSED ' : ''}${row.measure}: ${row.value}${row.target === '' ? '' : ` (target ${row.target})`}${row.detail === undefined ? '' : `; ${row.detail}`}`)
+  }
+  meta.seconds = (performance.now() - started) / 1000
+  const rows = results.flatMap((r) => r.rows)
+  const table = markdown(rows, meta)
+  const dir = join(root, 'bench', 'results')
+  mkdirSync(dir, { recursive: true })
+  const base = quick ? 'quick' : 'latest'
+  writeFileSync(join(dir, `${base}.json`), `${JSON.stringify({ ...meta, seconds: round(meta.seconds, 1), rows, scenarios: Object.fromEntries(results.map((r) => [r.name, r.data])) }, null, 2)}\n`)
+  writeFileSync(join(dir, `${base}.md`), table)
+  if (!quick && onlyAt === -1) {
+    const readmePath = join(root, 'README.md')
+    const readme = readFileSync(readmePath, 'utf8')
+    const from = readme.indexOf(START)
+    const to = readme.indexOf(END)
+    if (from !== -1 && to > from) writeFileSync(readmePath, `${readme.slice(0, from + START.length)}\n${table}${readme.slice(to)}`)
+    else log(`README.md has no ${START} … ${END} markers; the table is in bench/results/latest.md`)
+  }
+  process.stdout.write(table)
+  const missed = rows.filter((r) => r.pass === false).length
+  log(`${rows.length} measures, ${missed} below target; ${Math.round(meta.seconds)} s; bench/results/${base}.json`)
+}
+
+await main()

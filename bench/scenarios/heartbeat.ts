@@ -1,0 +1,198 @@
+/**
+ * Heartbeats against the limit: requests per second of the fast path (periodic `beat` of a
+ * known visible tab) and of `nav` (full script: page change, stream append, feed publish),
+ * each as a ratio to a bare Fastify route returning 204, same load tool, same connections,
+ * same run. Then, on the Redis server still holding every contact: latency at half the
+ * measured maximum rate, Redis memory per online contact, and a snapshot of all of them to one
+ * dashboard.
+ */
+import { Redis } from 'ioredis'
+import WebSocket from 'ws'
+import { redisKeys } from '../../src/presence/redis-presence-engine.js'
+import { REDIS_URL, adminToken, cleanSite, clientToken, load, log, quantile, round, startServer, tabId, type BenchServer, type LoadResult } from '../lib.js'
+import type { RunOptions, Row, ScenarioResult } from './types.js'
+
+const CONNECTIONS = 50
+
+type Measured = LoadResult & { redisCpuUs?: number }
+
+function cpuDetail(result: Measured, bare: Measured): string {
+  const server = result.serverCpuUs ?? Number.NaN
+  const redisPart = result.redisCpuUs !== undefined && result.redisCpuUs >= 1 ? `, Redis ${result.redisCpuUs} µs` : ''
+  return `server CPU ${server} µs/request (bare ${bare.serverCpuUs ?? '?'})${redisPart}`
+}
+
+function heartbeatPaths(contacts: number, event: 'beat' | 'nav'): string[] {
+  const paths: string[] = []
+  const now = Date.now()
+  // nav: two rounds with different pages, so every request (cycling) is a page change.
+  const pages = event === 'nav' ? ['%2Fclients%2Finvoices', '%2Fclients%2Ftickets'] : ['%2Fclients%2Ftickets']
+  const tokens = Array.from({ length: contacts }, (_, j) => clientToken(j, now))
+  for (const page of pages) {
+    for (let j = 0; j < contacts; j += 1) {
+      paths.push(`/cat_heartbeat?token=${tokens[j]}&sid=${tabId(j)}&path=${page}&title=Support%20tickets&event=${event}`)
+    }
+  }
+  return paths
+}
+
+/** Bytes of every presence key of the site (the activity stream aside) over the contacts online. */
+export async function presenceBytes(site: string, contacts: number): Promise<{ perContact: number; bytes: number; keys: number }> {
+  const redis = new Redis(REDIS_URL)
+  try {
+    const events = redisKeys(site).events
+    let cursor = '0'
+    let bytes = 0
+    let keys = 0
+    do {
+      const [next, found] = await redis.scan(cursor, 'MATCH', `cat:{${site}}:*`, 'COUNT', 1000)
+      cursor = next
+      const pipeline = redis.pipeline()
+      const counted = found.filter((key) => key !== events)
+      for (const key of counted) pipeline.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')
+      for (const [error, value] of (await pipeline.exec()) ?? []) {
+        if (error) throw error
+        bytes += Number(value)
+      }
+      keys += counted.length
+    } while (cursor !== '0')
+    return { perContact: bytes / contacts, bytes, keys }
+  } finally {
+    redis.disconnect()
+  }
+}
+
+/** One dashboard connects; ms to the first byte of its snapshot and to the last. */
+export async function snapshotTiming(port: number, expectOnline: number, token = adminToken()): Promise<{ firstByteMs: number; lastByteMs: number; bytes: number; online: number }> {
+  const started = performance.now()
+  const socket = new WebSocket(`ws://127.0.0.1:${port}/admin/ws?token=${token}`, { maxPayload: 1 << 30 })
+  return new Promise((resolve, reject) => {
+    let firstByteMs: number | undefined
+    socket.once('open', () => {
+      const raw = (socket as unknown as { _socket: NodeJS.ReadableStream })._socket
+      raw.once('data', () => {
+        firstByteMs ??= performance.now() - started
+      })
+    })
+    socket.once('message', (data: Buffer) => {
+      const lastByteMs = performance.now() - started
+      firstByteMs ??= lastByteMs
+      const message = JSON.parse(data.toString()) as { type: string; online?: unknown[] }
+      socket.close()
+      const online = message.online?.length ?? -1
+      if (message.type !== 'snapshot' || online !== expectOnline) reject(new Error(`expected a snapshot of ${expectOnline}, got ${message.type} of ${online}`))
+      else resolve({ firstByteMs, lastByteMs, bytes: data.length, online })
+    })
+    socket.once('error', reject)
+  })
+}
+
+/** CPU seconds the Redis server has used, as ms. */
+async function redisCpuMs(): Promise<number> {
+  const redis = new Redis(REDIS_URL)
+  try {
+    const info = await redis.info('cpu')
+    const field = (name: string): number => Number(new RegExp(`${name}:([0-9.]+)`).exec(info)?.[1] ?? 0)
+    return (field('used_cpu_user') + field('used_cpu_sys')) * 1000
+  } finally {
+    redis.disconnect()
+  }
+}
+
+function ratioRow(measure: string, result: LoadResult, bare: LoadResult, target: number): Row {
+  const ratio = result.rps / bare.rps
+  return {
+    scenario: 'heartbeats',
+    measure,
+    value: `${round(ratio, 2).toFixed(2)} (${Math.round(result.rps)} req/s${result.errors > 0 ? `, ${result.errors} errors` : ''})`,
+    detail: cpuDetail(result, bare),
+    target: `≥ ${target}`,
+    pass: ratio >= target && result.errors === 0,
+  }
+}
+
+export async function heartbeatScenario({ quick }: RunOptions): Promise<ScenarioResult> {
+  const contacts = quick ? 10_000 : 100_000
+  const durationS = quick ? 3 : 10
+  const opts = { connections: CONNECTIONS, durationS }
+  const beats = heartbeatPaths(contacts, 'beat')
+  const navs = heartbeatPaths(contacts, 'nav')
+  const site = `bench-hb-${process.pid}`
+  const runs: Record<string, Measured> = {}
+  // Every contact once before measuring, as in steady state: each token has been seen (and
+  // its signature cached) at the contact's previous beat.
+  const warm = async (server: BenchServer): Promise<void> => {
+    await load(server.port, beats, { connections: CONNECTIONS, amount: contacts })
+  }
+  const measure = async (server: BenchServer, paths: string[], rate?: number): Promise<LoadResult> => {
+    const redisBefore = await redisCpuMs()
+    const result = await load(server.port, paths, { ...opts, pid: server.child.pid, ...(rate === undefined ? {} : { rate }) })
+    return { ...result, ...{ redisCpuUs: round(((await redisCpuMs()) - redisBefore) * 1000 / Math.max(1, result.requests), 1) } }
+  }
+  const data: Record<string, unknown> = { contacts, durationS, connections: CONNECTIONS, runs }
+  try {
+    log(`heartbeats: bare Fastify baseline`)
+    const bare = await startServer({ kind: 'bare', site })
+    await warm(bare)
+    runs.bare = await measure(bare, beats)
+    await bare.stop()
+
+    log(`heartbeats: memory engine, ${contacts} contacts`)
+    const memory = await startServer({ kind: 'memory', site: `${site}-m`, online: contacts })
+    await warm(memory)
+    runs.memory = await measure(memory, beats)
+    await memory.stop()
+
+    log(`heartbeats: Redis engine, seeding ${contacts} contacts`)
+    let t0 = performance.now()
+    const redis = await startServer({ kind: 'redis', site, online: contacts })
+    data.seedS = round((performance.now() - t0) / 1000, 1)
+    try {
+      await warm(redis)
+      runs.redis = await measure(redis, beats)
+      log(`heartbeats: Redis engine at half its maximum rate`)
+      runs.redisHalfRate = await measure(redis, beats, runs.redis.rps / 2)
+      data.memory = await presenceBytes(site, contacts)
+      log(`heartbeats: snapshot of ${contacts} to one dashboard`)
+      const snapshots = []
+      for (let k = 0; k < 3; k += 1) snapshots.push(await snapshotTiming(redis.port, contacts))
+      data.snapshots = snapshots
+      log(`heartbeats: nav (page change) on the Redis engine`)
+      t0 = performance.now()
+      runs.redisNav = await measure(redis, navs)
+    } finally {
+      await redis.stop()
+    }
+  } finally {
+    await cleanSite(site)
+  }
+
+  const bare = runs.bare as LoadResult
+  const half = runs.redisHalfRate as LoadResult
+  const memoryBytes = data.memory as { perContact: number }
+  const snapshots = data.snapshots as { firstByteMs: number; lastByteMs: number; bytes: number }[]
+  const snapshotLast = quantile(snapshots.map((s) => s.lastByteMs), 0.5)
+  const snapshotFirst = quantile(snapshots.map((s) => s.firstByteMs), 0.5)
+  const rows: Row[] = [
+    { scenario: 'heartbeats', measure: 'bare Fastify 204 (baseline)', value: `${Math.round(bare.rps)} req/s`, target: '', detail: cpuDetail(bare, bare) },
+    ratioRow(`fast path, Redis engine, ${contacts} contacts`, runs.redis as LoadResult, bare, 0.6),
+    ratioRow(`fast path, memory engine, ${contacts} contacts`, runs.memory as LoadResult, bare, 0.8),
+    ratioRow('nav (full script, page change, stream append), Redis engine', runs.redisNav as LoadResult, bare, 0.35),
+    {
+      scenario: 'heartbeats',
+      measure: `latency at half the maximum rate (${Math.round(half.rps)} req/s), Redis engine`,
+      value: `p50 ${half.p50} ms, p99 ${half.p99} ms`,
+      target: 'p99 ≤ 5 ms',
+      pass: half.p99 <= 5 && half.errors === 0,
+    },
+    { scenario: 'memory', measure: `Redis bytes per online contact, ${contacts} online`, value: `${Math.round(memoryBytes.perContact)} B`, target: '≤ 256 B', pass: memoryBytes.perContact <= 256 },
+    {
+      scenario: 'snapshot',
+      measure: `${contacts} online to one dashboard (median of 3, ${round((snapshots[0]?.bytes ?? 0) / 1e6, 1)} MB)`,
+      value: `first byte ${Math.round(snapshotFirst)} ms, last byte ${Math.round(snapshotLast)} ms`,
+      target: '≤ 1000 ms to last',
+      pass: snapshotLast <= 1000,
+    },
+  ]
+  return { name: 'heartbeats', rows, data }
+}
