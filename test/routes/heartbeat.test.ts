@@ -119,11 +119,25 @@ t.test('CORS: allowed origins may read the response and CAT-Interval; others may
   t.match(String(allowed.headers['access-control-expose-headers']), /CAT-Interval/)
   const foreign = await app.inject({ url, headers: { origin: 'https://evil.example.net' } })
   t.equal(foreign.headers['access-control-allow-origin'], undefined)
+  t.match(String(foreign.headers.vary), /Origin/, 'caches keep answers to different origins apart')
+  // A browser does not check CORS headers on a same-origin request: none are needed.
   const same = await app.inject({ url, headers: { origin: 'http://localhost:80', host: 'localhost:80' } })
-  t.equal(same.headers['access-control-allow-origin'], 'http://localhost:80', 'same origin is always allowed')
+  t.equal(same.statusCode, 204, 'same origin is always allowed')
   const preflight = await app.inject({ method: 'OPTIONS', url: '/admin/api/online', headers: { origin: 'https://portal.example.com', 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' } })
   t.equal(preflight.statusCode, 204)
   t.match(String(preflight.headers['access-control-allow-headers']), /Authorization/i)
+  t.equal(preflight.headers['access-control-allow-origin'], 'https://portal.example.com')
+  const foreignPreflight = await app.inject({ method: 'OPTIONS', url: '/admin/api/online', headers: { origin: 'https://evil.example.net', 'access-control-request-method': 'GET' } })
+  t.equal(foreignPreflight.headers['access-control-allow-origin'], undefined, 'a foreign preflight is not granted (the browser stops there)')
+})
+
+t.test('CORS with no other origins listed: no CORS headers to anyone, heartbeats still answered', async (t) => {
+  const app = await buildTestApp(t)
+  const token = clientToken()
+  await ensureConsent(app, token)
+  const res = await app.inject({ url: heartbeatUrl({ token, sid: SID }), headers: { origin: 'https://portal.example.com' } })
+  t.equal(res.statusCode, 204)
+  t.equal(res.headers['access-control-allow-origin'], undefined)
 })
 
 t.test('Redis engine: heartbeats reach Redis; Redis gone → 503 unavailable with Retry-After; readiness names it', async (t) => {
