@@ -52,8 +52,11 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
   let fetching = false
   let closed = false
 
-  /** `rest` is the message after its seq: `,"at":…}`, serialised once for many sockets. */
-  function send(conn: Connection, type: 'snapshot' | 'diff', rest: string): void {
+  /**
+   * `rest` is the message after its seq: `,"at":…}`, serialised and UTF-8 encoded once for
+   * many sockets; each socket's own head is put before it.
+   */
+  function send(conn: Connection, type: 'snapshot' | 'diff', rest: Buffer): void {
     if (conn.socket.readyState !== OPEN) return
     // A dashboard that cannot keep up is closed rather than allowed to grow our memory;
     // it reconnects and starts again from a snapshot.
@@ -65,13 +68,14 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
       return
     }
     conn.seq += 1
-    conn.socket.send(`{"type":"${type}","seq":${conn.seq}${rest}`)
+    // A text frame: the bytes are UTF-8 (ws would send a Buffer as binary).
+    conn.socket.send(Buffer.concat([Buffer.from(`{"type":"${type}","seq":${conn.seq}`), rest]), { binary: false })
   }
 
-  function diffText(changes: Change[]): string | undefined {
+  function diffText(changes: Change[]): Buffer | undefined {
     const diff = coalesce(changes.map((c) => c.change))
     if (diff === undefined) return undefined
-    return `,"at":${now()},"joined":${JSON.stringify(diff.joined)},"updated":${JSON.stringify(diff.updated)},"left":${JSON.stringify(diff.left)}}`
+    return Buffer.from(`,"at":${now()},"joined":${JSON.stringify(diff.joined)},"updated":${JSON.stringify(diff.updated)},"left":${JSON.stringify(diff.left)}}`)
   }
 
   function flush(): void {
@@ -81,7 +85,7 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
     window = []
     const last = (changes[changes.length - 1] as Change).n
     // Sockets that have seen the same feed position get the same text, serialised once.
-    const byPosition = new Map<number, string | undefined>()
+    const byPosition = new Map<number, Buffer | undefined>()
     for (const conn of connections) {
       if (conn.pending !== undefined) continue
       if (!byPosition.has(conn.seenN)) byPosition.set(conn.seenN, diffText(changes.filter((c) => c.n > conn.seenN)))
@@ -105,7 +109,7 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
   function deliverSnapshot(conn: Connection, snapshot: Snapshot, online: string): void {
     const pending = conn.pending ?? []
     conn.pending = undefined
-    const text = `,"at":${now()},"online":${online}}`
+    const text = Buffer.from(`,"at":${now()},"online":${online}}`)
     conn.snapshotBytes = text.length
     send(conn, 'snapshot', text)
     const newer = pending.filter((c) => c.n > snapshot.n)
