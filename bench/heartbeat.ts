@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
 import { signToken } from '../src/auth/tokens.js'
-import { redisKeys } from '../src/presence/redis-presence-engine.js'
+import { presenceKeys, presenceMemoryUsage, redisKeys } from '../src/presence/redis-presence-engine.js'
 
 const quick = process.argv.includes('--quick')
 const CONTACTS = quick ? 10_000 : 100_000
@@ -61,10 +61,9 @@ async function main(): Promise<void> {
     if (kind === 'redis') {
       const redis = new Redis(REDIS_URL)
       const keys = redisKeys(site)
-      const tabs = Number(await redis.call('MEMORY', 'USAGE', keys.tabs, 'SAMPLES', '0'))
-      const records = Number(await redis.call('MEMORY', 'USAGE', keys.records, 'SAMPLES', '0'))
-      rows.push({ measure: 'Redis bytes per online contact', value: Math.round((tabs + records) / CONTACTS), detail: `tabs ${tabs} + records ${records} bytes for ${CONTACTS} contacts` })
-      await redis.del(keys.tabs, keys.records, keys.events, keys.seq)
+      const usage = await presenceMemoryUsage(redis, site)
+      rows.push({ measure: 'Redis bytes per online contact', value: Math.round(usage.bytes / CONTACTS), detail: `${usage.bytes} bytes in ${usage.keys} presence keys for ${CONTACTS} contacts` })
+      await redis.del(...presenceKeys(site), keys.events, keys.seq)
       await redis.quit()
     }
     await stop(child)

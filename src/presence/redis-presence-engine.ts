@@ -21,6 +21,9 @@ const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, 
 /** The consumer group of the activity writers, one per site. */
 export const WRITER_GROUP = 'cat-writers'
 
+/** Due buckets handed to one sweep call. */
+const SWEEP_BUCKETS = 256
+
 /** Redis answers slower than this, or not at all: the heartbeat gets 503 with this Retry-After. */
 const RETRY_AFTER_S = 5
 
@@ -36,7 +39,14 @@ export interface RedisPresenceEngineOptions extends PresenceTimings {
 }
 
 export interface RedisKeys {
+  /** The tab index: member = bucket number, score at or before the earliest expiry in that bucket. */
+  due: string
+  /**
+   * @deprecated The single sorted set of tabs is gone (tabs live in TAB_BUCKETS bucket keys,
+   * `bucketKey(site, tabBucket(contactId))`); this is `due`, whose ZCARD counts non-empty buckets.
+   */
   tabs: string
+  /** The contact records hash (contact id → record, see lua/common.lua). */
   records: string
   events: string
   seq: string
@@ -45,26 +55,73 @@ export interface RedisKeys {
   consentChannel: string
 }
 
+/**
+ * Tabs are spread over this many sorted sets, so each stays small enough for Redis's compact
+ * listpack encoding (zset-max-listpack-entries, 128 by default: 524 288 tabs on average). A
+ * bucket past that converts to a skiplist and still works, it only takes more memory. Part of
+ * the key layout: every instance of a site must use the same number.
+ */
+export const TAB_BUCKETS = 4096
+
+/** A contact's bucket: FNV-1a of its id's UTF-16 code units, folded to TAB_BUCKETS. */
+export function tabBucket(contactId: string): number {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < contactId.length; i += 1) hash = Math.imul(hash ^ contactId.charCodeAt(i), 0x01000193)
+  return (hash ^ (hash >>> 16)) & (TAB_BUCKETS - 1)
+}
+
 export function redisKeys(site: string): RedisKeys {
   const prefix = `cat:{${site}}:`
-  return { tabs: `${prefix}tabs`, records: `${prefix}records`, events: `${prefix}events`, seq: `${prefix}seq`, channel: `${prefix}feed`, consentChannel: `${prefix}consent` }
+  const due = `${prefix}due`
+  return { due, tabs: due, records: `${prefix}contacts`, events: `${prefix}events`, seq: `${prefix}seq`, channel: `${prefix}feed`, consentChannel: `${prefix}consent` }
 }
+
+/** The sorted set holding the tabs of bucket `n` (hash-tagged like every key of the site). */
+export function bucketKey(site: string, n: number | string): string {
+  return `cat:{${site}}:t:${n}`
+}
+
+/** Every key holding presence state (not the event stream or the feed counter): what an online contact costs. */
+export function presenceKeys(site: string): string[] {
+  const keys = redisKeys(site)
+  const all = [keys.due, keys.records]
+  for (let n = 0; n < TAB_BUCKETS; n += 1) all.push(bucketKey(site, n))
+  return all
+}
+
+/** Sum of `MEMORY USAGE key SAMPLES 0` over presenceKeys(site), and how many of them exist. */
+export async function presenceMemoryUsage(redis: Redis, site: string): Promise<{ bytes: number; keys: number }> {
+  const pipeline = redis.pipeline()
+  for (const key of presenceKeys(site)) pipeline.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')
+  let bytes = 0
+  let keys = 0
+  for (const [error, usage] of (await pipeline.exec()) ?? []) {
+    if (error) throw error
+    if (usage === null) continue
+    bytes += Number(usage)
+    keys += 1
+  }
+  return { bytes, keys }
+}
+
+/** Keys of the layout before the tab buckets (one `tabs` sorted set, JSON records in `records`). */
+function legacyKeys(site: string): string[] {
+  return [`cat:{${site}}:tabs`, `cat:{${site}}:records`]
+}
+
+/**
+ * How long keys of the old layout are kept after an instance of this layout starts: instances
+ * of the old version still running during a rolling deploy keep their state that long; then
+ * the keys go (their contacts join again on their next beat; the activity log ends a session
+ * left open when its contact joins again).
+ */
+const LEGACY_KEYS_TTL_MS = 60 * 60 * 1000
 
 interface ScriptedRedis extends Redis {
   catBeat(...args: (string | number)[]): Promise<number>
   catHeartbeat(...args: (string | number)[]): Promise<HeartbeatResult>
   catSweep(...args: (string | number)[]): Promise<number>
   catEnd(...args: (string | number)[]): Promise<number>
-}
-
-interface StoredRecord {
-  c: string
-  n: string
-  o: string
-  p: string
-  t: string
-  s: number
-  h: Record<string, 0 | 1>
 }
 
 export interface RedisPresenceEngine extends PresenceEngine {
@@ -94,12 +151,18 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
   subscriber.on('error', () => {})
 
   const common = lua('common')
-  redis.defineCommand('catBeat', { numberOfKeys: 4, lua: common + lua('beat') })
-  redis.defineCommand('catHeartbeat', { numberOfKeys: 4, lua: common + lua('heartbeat') })
-  redis.defineCommand('catSweep', { numberOfKeys: 4, lua: common + lua('sweep') })
-  redis.defineCommand('catEnd', { numberOfKeys: 4, lua: common + lua('end') })
+  // beat, heartbeat, end: the four common keys and the contact's bucket. sweep: the common keys
+  // and any number of buckets, so its key count comes first in its arguments.
+  redis.defineCommand('catBeat', { numberOfKeys: 5, lua: common + lua('beat') })
+  redis.defineCommand('catHeartbeat', { numberOfKeys: 5, lua: common + lua('heartbeat') })
+  redis.defineCommand('catSweep', { lua: common + lua('sweep') })
+  redis.defineCommand('catEnd', { numberOfKeys: 5, lua: common + lua('end') })
 
-  const scriptHead = (): (string | number)[] => [keys.tabs, keys.records, keys.events, keys.seq, now(), presenceTimeoutMs, idleTimeoutMs, keys.channel]
+  const commonKeys = [keys.due, keys.records, keys.events, keys.seq]
+  /** KEYS and the common ARGV of a script about one contact. */
+  const scriptHead = (contactId: string): (string | number)[] => [
+    ...commonKeys, bucketKey(site, tabBucket(contactId)), now(), presenceTimeoutMs, idleTimeoutMs, keys.channel,
+  ]
 
   const listeners = new Set<(message: FeedMessage) => void>()
   let lastN: number | undefined
@@ -150,6 +213,11 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
 
   await Promise.all([redis.connect(), subscriber.connect()])
   await subscriber.subscribe(keys.channel, keys.consentChannel)
+  // The old layout's keys, if a previous version left them: they expire, once (NX semantics by hand, Redis 6.2 has no PEXPIRE NX).
+  await redis.eval(
+    "for _, key in ipairs(KEYS) do if redis.call('PTTL', key) == -1 then redis.call('PEXPIRE', key, ARGV[1]) end end",
+    2, ...legacyKeys(site), LEGACY_KEYS_TTL_MS,
+  )
 
   /** The event sources' own connections: closed with the engine if their owner did not. */
   const readers = new Set<Redis>()
@@ -173,68 +241,67 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
         if (beat.event === 'beat') {
           // The fast path: a periodic beat of a known visible tab only pushes its expiry (and
           // notes a gap when it came late). 0: the tab is unknown or hidden, the full script decides.
-          if ((await redis.catBeat(...scriptHead(), beat.contactId, beat.sid, gapAfterMs)) === 1) return 'unchanged'
+          if ((await redis.catBeat(...scriptHead(beat.contactId), beat.contactId, beat.sid, gapAfterMs)) === 1) return 'unchanged'
         }
         return redis.catHeartbeat(
-          ...scriptHead(),
+          ...scriptHead(beat.contactId),
           beat.contactId, beat.sid, beat.event, beat.clientId, beat.name, beat.company, beat.path, beat.title,
         )
       })
     },
 
     async end(contactId: string, reason: LeaveReason): Promise<boolean> {
-      return call(async () => (await redis.catEnd(...scriptHead(), contactId, reason)) === 1)
+      return call(async () => (await redis.catEnd(...scriptHead(contactId), contactId, reason)) === 1)
     },
 
     async sweep(): Promise<number> {
       return call(async () => {
         let total = 0
         for (;;) {
-          const removed = await redis.catSweep(...scriptHead(), sweepBatch)
+          const at = now()
+          const due = await redis.zrangebyscore(keys.due, '-inf', at, 'LIMIT', 0, SWEEP_BUCKETS)
+          if (due.length === 0) return total
+          const buckets = due.map((n) => bucketKey(site, n))
+          const removed = await redis.catSweep(
+            commonKeys.length + buckets.length, ...commonKeys, ...buckets, at, presenceTimeoutMs, idleTimeoutMs, keys.channel, sweepBatch,
+          )
           total += removed
-          if (removed < sweepBatch) return total
+          // Fewer than asked on both counts: every due bucket was swept up to `at`.
+          if (removed < sweepBatch && due.length < SWEEP_BUCKETS) return total
         }
       })
     },
 
     async snapshot(): Promise<Snapshot> {
       return call(async () => {
-        const result = await redis.multi().get(keys.seq).hgetall(keys.records).zrange(keys.tabs, 0, -1, 'WITHSCORES').exec()
+        // One transaction, so the records, the tabs and the feed position agree. HGETALL as a
+        // plain array: ioredis would build an object of 100 000 keys, which costs more.
+        const transaction = redis.multi().get(keys.seq).call('HGETALL', keys.records)
+        for (let n = 0; n < TAB_BUCKETS; n += 1) transaction.zrange(bucketKey(site, n), 0, -1, 'WITHSCORES')
+        const result = await transaction.exec()
         if (result === null) throw new Error('snapshot transaction aborted')
         for (const [error] of result) if (error) throw error
         const seq = result[0]?.[1] as string | null
-        const records = result[1]?.[1] as Record<string, string>
-        const tabs = result[2]?.[1] as string[]
+        const records = result[1]?.[1] as string[]
+        // lastSeen is the latest of the contact's tabs: expiry minus the timeout of its kind.
         const lastSeen = new Map<string, number>()
-        for (let i = 0; i < tabs.length; i += 2) {
-          const member = tabs[i] as string
-          const hidden = member.endsWith('|h')
-          const rest = hidden ? member.slice(0, -2) : member
-          const contactId = rest.slice(0, rest.lastIndexOf('|'))
-          const seen = Number(tabs[i + 1]) - (hidden ? idleTimeoutMs : presenceTimeoutMs)
-          if (seen > (lastSeen.get(contactId) ?? 0)) lastSeen.set(contactId, seen)
+        for (let b = 2; b < result.length; b += 1) {
+          const tabs = (result[b] as [Error | null, string[]])[1]
+          for (let i = 0; i < tabs.length; i += 2) {
+            const member = tabs[i] as string
+            let end = member.length
+            const hidden = member.charCodeAt(end - 1) === 104 && member.charCodeAt(end - 2) === 124 // "|h"
+            if (hidden) end -= 2
+            const contactId = member.slice(0, member.lastIndexOf('|', end - 1))
+            const seen = Number(tabs[i + 1]) - (hidden ? idleTimeoutMs : presenceTimeoutMs)
+            const before = lastSeen.get(contactId)
+            if (before === undefined || seen > before) lastSeen.set(contactId, seen)
+          }
         }
         const online: Presence[] = []
-        for (const [contactId, text] of Object.entries(records)) {
-          const record = JSON.parse(text) as StoredRecord
-          let tabCount = 0
-          let active = false
-          for (const hidden of Object.values(record.h)) {
-            tabCount += 1
-            if (hidden === 0) active = true
-          }
-          online.push({
-            contactId,
-            clientId: record.c,
-            name: record.n,
-            company: record.o,
-            path: record.p,
-            title: record.t,
-            state: active ? 'active' : 'idle',
-            since: record.s,
-            lastSeen: lastSeen.get(contactId) ?? record.s,
-            tabs: tabCount,
-          })
+        for (let i = 0; i < records.length; i += 2) {
+          const contactId = records[i] as string
+          online.push(recordPresence(contactId, records[i + 1] as string, lastSeen.get(contactId)))
         }
         const n = seq === null ? 0 : Number(seq)
         // The snapshot is a known position: a change after it that never arrives is a gap.
@@ -352,6 +419,49 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
       redis.disconnect()
       subscriber.disconnect()
     },
+  }
+}
+
+/** Undoes the escape of lua/common.lua: RS "0" is RS, RS "1" is US. */
+function unescapeField(text: string): string {
+  let at = text.indexOf('\x1e')
+  if (at === -1) return text
+  let out = ''
+  let from = 0
+  for (; at !== -1; at = text.indexOf('\x1e', from)) {
+    out += text.slice(from, at) + (text[at + 1] === '1' ? '\x1f' : '\x1e')
+    from = at + 2
+  }
+  return out + text.slice(from)
+}
+
+/**
+ * The presence of a contact from its record in the records hash (format: lua/common.lua);
+ * lastSeen, which the record does not hold, from its tabs' scores (the record's since when unknown).
+ */
+export function recordPresence(contactId: string, raw: string, lastSeen: number | undefined): Presence {
+  const f = raw.split('\x1f')
+  if (f.length !== 7) throw new Error(`not a presence record: ${JSON.stringify(raw.slice(0, 80))}`)
+  // Tabs: "0sid" (visible) or "1sid" (hidden), joined by spaces.
+  const tabs = f[6] as string
+  let count = 1
+  let active = tabs.charCodeAt(0) === 48
+  for (let at = tabs.indexOf(' '); at !== -1; at = tabs.indexOf(' ', at + 1)) {
+    count += 1
+    if (tabs.charCodeAt(at + 1) === 48) active = true
+  }
+  const since = Number(f[5])
+  return {
+    contactId,
+    clientId: unescapeField(f[0] as string),
+    name: unescapeField(f[1] as string),
+    company: unescapeField(f[2] as string),
+    path: unescapeField(f[3] as string),
+    title: unescapeField(f[4] as string),
+    state: active ? 'active' : 'idle',
+    since,
+    lastSeen: lastSeen ?? since,
+    tabs: count,
   }
 }
 

@@ -547,6 +547,53 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       t.equal(await engine.count(), 2, 'presence itself is untouched')
     })
 
+    t.test('values holding the record delimiters (US, RS and the escapes), spaces and unicode round-trip exactly', async (t) => {
+      const { h, engine, clock } = await setup(t)
+      // The Redis record joins fields with US (\x1f) and escapes RS (\x1e) and US as RS "0" / RS "1".
+      const odd = {
+        contactId: 'c\x1fd|e\x1e1 f',
+        clientId: 'client\x1f7\x1e',
+        name: 'Ann \x1e0\x1f\x1e1 "Quote" | 0tab ; \u{1F408}',
+        company: '\x1f',
+        path: '/p/\x1e\x1e1\x1f?x=1 2',
+        title: '',
+      }
+      const base = { since: T0, ...odd }
+      // Only a join event carries name and company.
+      const { name: _name, company: _company, ...ids } = odd
+      t.equal(await engine.heartbeat(beat('nav', odd)), 'joined')
+      t.strictSame(last(await h.settled()), joined(presence({ ...base, lastSeen: T0 })))
+      t.strictSame((await engine.snapshot()).online, [presence({ ...base, lastSeen: T0 })])
+      t.strictSame(await h.events(), [event('join', T0, odd)])
+
+      // Rewritten by the full script: a second tab on another odd page, then hidden.
+      const page2 = { path: '\x1e', title: 'T\x1f\x1f\x1e\x1e 1 0' }
+      clock.set(T0 + 1_000)
+      t.equal(await engine.heartbeat(beat('nav', { ...odd, ...page2, sid: SID2 })), 'updated')
+      clock.set(T0 + 2_000)
+      t.equal(await engine.heartbeat(beat('hidden', { ...odd, sid: SID2 })), 'unchanged')
+      const twoTabs = presence({ ...base, ...page2, lastSeen: T0 + 2_000, tabs: 2 })
+      t.strictSame((await engine.snapshot()).online, [twoTabs])
+
+      // Read by the fast path (a late beat appends a gap with the record's page).
+      clock.set(T0 + GAP + 1)
+      t.equal(await engine.heartbeat(beat('beat', odd)), 'unchanged')
+      t.strictSame((await h.events()).at(-1), event('gap', T0 + GAP + 1, { ...ids, ...page2, from: T0 }))
+
+      // Rewritten by the sweeper: the visible tab expires, the hidden one stays.
+      clock.set(T0 + GAP + 1 + TIMEOUT + 1)
+      t.equal(await engine.sweep(), 1)
+      const idle = presence({ ...base, ...page2, state: 'idle', lastSeen: T0 + 2_000 })
+      t.strictSame(last(await h.settled()), updated(idle))
+      t.strictSame((await engine.snapshot()).online, [idle])
+      t.strictSame((await h.events()).at(-1), event('leave', T0 + GAP + 1, { ...ids, ...page2 }))
+
+      t.equal(await engine.end(odd.contactId, 'withdrawn'), true)
+      t.strictSame(last(await h.settled()), left({ contactId: odd.contactId, at: clock.now(), reason: 'withdrawn' }))
+      t.strictSame((await h.events()).at(-1), event('end', clock.now(), { ...ids, ...page2, sid: '', reason: 'withdrawn' }))
+      t.strictSame((await engine.snapshot()).online, [])
+    })
+
     t.test("contact ids containing '|' work through join, expiry and leave", async (t) => {
       const { h, engine, clock } = await setup(t)
       const odd = 'a|b'

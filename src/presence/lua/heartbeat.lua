@@ -1,33 +1,35 @@
 --[[ heartbeat.lua: applies one heartbeat that missed the fast path (or is not a plain beat).
-KEYS and ARGV[1..4] as in common.lua, then:
+KEYS[1..5] (KEYS[5]: the contact's bucket) and ARGV[1..4] as in common.lua, then:
 ARGV[5]  contact id       ARGV[6]  sid (tab id)       ARGV[7]  event: beat|nav|visible|hidden|leave
 ARGV[8]  client id        ARGV[9]  name               ARGV[10] company
 ARGV[11] path             ARGV[12] title
 Returns joined | updated | left | unchanged | ignored.
 ]]
+local BUCKET = KEYS[5]
 local contact, sid, event = ARGV[5], ARGV[6], ARGV[7]
-local raw = redis.call('HGET', RECORDS, contact)
-local rec = raw and cjson.decode(raw) or nil
+local raw = redis.call('HGET', CONTACTS, contact)
+local rec = raw and decode(raw) or nil
 local tab = rec and rec.h[sid] -- nil: unknown tab, 0: visible, 1: hidden
 
 if event == 'leave' or event == 'hidden' then
   if rec == nil or tab == nil then return 'ignored' end
-  local before = shown(presence_of(contact, rec))
-  redis.call('ZREM', TABS, tab_member(contact, sid, tab == 1))
+  local before = shown(presence_of(BUCKET, contact, rec))
+  redis.call('ZREM', BUCKET, tab_member(contact, sid, tab == 1))
   if event == 'leave' then
-    rec.h[sid] = nil
+    remove_tab(rec, sid)
     append('leave', contact, rec, sid, NOW)
-    if next(rec.h) == nil then
+    if #rec.sids == 0 then
       end_contact(contact, rec, sid, NOW, 'leave')
       return 'left'
     end
   else
-    rec.h[sid] = 1
-    redis.call('ZADD', TABS, NOW + IDLE, tab_member(contact, sid, true))
+    set_tab(rec, sid, 1)
+    redis.call('ZADD', BUCKET, NOW + IDLE, tab_member(contact, sid, true))
+    due_at_most(BUCKET, NOW + IDLE)
     append('hidden', contact, rec, sid, NOW)
   end
-  redis.call('HSET', RECORDS, contact, cjson.encode(rec))
-  local p = presence_of(contact, rec)
+  redis.call('HSET', CONTACTS, contact, encode(rec))
+  local p = presence_of(BUCKET, contact, rec)
   if shown(p) == before then return 'unchanged' end
   publish('updated', p)
   return 'updated'
@@ -35,7 +37,8 @@ end
 
 if event == 'beat' and tab == 0 then
   -- A visible tab whose fast-path ZADD changed nothing (same ms): only the expiry moves.
-  redis.call('ZADD', TABS, NOW + TIMEOUT, tab_member(contact, sid, false))
+  redis.call('ZADD', BUCKET, NOW + TIMEOUT, tab_member(contact, sid, false))
+  due_at_most(BUCKET, NOW + TIMEOUT)
   return 'unchanged'
 end
 
@@ -43,18 +46,19 @@ end
 local joined = rec == nil
 local before = ''
 if joined then
-  rec = { s = NOW, h = {} }
+  rec = { s = NOW, sids = {}, h = {} }
 else
-  before = shown(presence_of(contact, rec))
+  before = shown(presence_of(BUCKET, contact, rec))
 end
 rec.c, rec.n, rec.o = ARGV[8], ARGV[9], ARGV[10]
 if joined or tab == nil or event ~= 'beat' then
   rec.p, rec.t = ARGV[11], ARGV[12]
 end
-if tab == 1 then redis.call('ZREM', TABS, tab_member(contact, sid, true)) end
-rec.h[sid] = 0
-redis.call('ZADD', TABS, NOW + TIMEOUT, tab_member(contact, sid, false))
-redis.call('HSET', RECORDS, contact, cjson.encode(rec))
+if tab == 1 then redis.call('ZREM', BUCKET, tab_member(contact, sid, true)) end
+set_tab(rec, sid, 0)
+redis.call('ZADD', BUCKET, NOW + TIMEOUT, tab_member(contact, sid, false))
+due_at_most(BUCKET, NOW + TIMEOUT)
+redis.call('HSET', CONTACTS, contact, encode(rec))
 
 if joined then
   append('join', contact, rec, sid, NOW, { 'name', rec.n, 'company', rec.o })
@@ -64,7 +68,7 @@ else
   append('visible', contact, rec, sid, NOW)
 end
 
-local p = presence_of(contact, rec)
+local p = presence_of(BUCKET, contact, rec)
 if joined then
   publish('joined', p)
   return 'joined'

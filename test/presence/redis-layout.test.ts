@@ -1,0 +1,254 @@
+/**
+ * The Redis engine's key layout (src/presence/lua/common.lua): tabs spread over bucket sorted
+ * sets with an index of when each bucket is next due, compact contact records. Real Redis.
+ */
+import t, { type Test } from 'tap'
+import { Redis } from 'ioredis'
+import { REDIS_URL, cleanRedisSite, createClock, uniqueSite } from '../helpers/app.js'
+import {
+  TAB_BUCKETS,
+  bucketKey,
+  createRedisPresenceEngine,
+  presenceKeys,
+  presenceMemoryUsage,
+  redisKeys,
+  tabBucket,
+  type RedisPresenceEngine,
+} from '../../src/presence/redis-presence-engine.js'
+import type { FeedMessage, Heartbeat, PresenceChange } from '../../src/presence/presence-engine.js'
+
+const TIMEOUT = 75_000
+const IDLE = 600_000
+const GAP = 40_000
+const T0 = 1_800_000_000_000
+
+type Clock = ReturnType<typeof createClock>
+
+function beat(contactId: string, event: Heartbeat['event'], over: Partial<Heartbeat> = {}): Heartbeat {
+  return { contactId, clientId: 'client-1', name: 'Ann', company: 'Acme', sid: 'tab-aaaa-0001', path: '/p', title: 'P', event, ...over }
+}
+
+async function engineOn(t: Test, site: string, clock: Clock, sweepBatch?: number): Promise<RedisPresenceEngine> {
+  const engine = await createRedisPresenceEngine({
+    url: REDIS_URL, site, now: clock.now, presenceTimeoutMs: TIMEOUT, idleTimeoutMs: IDLE, gapAfterMs: GAP, ...(sweepBatch === undefined ? {} : { sweepBatch }),
+  })
+  t.teardown(() => engine.close())
+  return engine
+}
+
+function inspector(t: Test): Redis {
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.quit())
+  return redis
+}
+
+/** Every change on the feed, in order; `upTo(n)` waits until the change numbered n arrived. */
+function collect(t: Test, engine: RedisPresenceEngine): { changes: PresenceChange[]; upTo(n: number): Promise<PresenceChange[]> } {
+  const messages: FeedMessage[] = []
+  t.teardown(engine.onFeed((m) => messages.push(m)))
+  const changes = (): PresenceChange[] => messages.flatMap((m) => (m.type === 'change' ? [m.change] : []))
+  return {
+    get changes() {
+      return changes()
+    },
+    async upTo(n) {
+      const deadline = Date.now() + 5_000
+      for (;;) {
+        if (messages.some((m) => m.type === 'reset')) throw new Error('reset in the feed')
+        const last = messages.at(-1)
+        if (last?.type === 'change' && last.n >= n) return changes()
+        if (Date.now() > deadline) throw new Error(`feed did not reach n=${n}`)
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+    },
+  }
+}
+
+/** Contact ids that all fall into one bucket. */
+function sameBucket(count: number): { bucket: number; ids: string[] } {
+  const bucket = tabBucket('crowd-0')
+  const ids: string[] = []
+  for (let i = 0; ids.length < count; i += 1) if (tabBucket(`crowd-${i}`) === bucket) ids.push(`crowd-${i}`)
+  return { bucket, ids }
+}
+
+/** For every non-empty bucket: its index entry exists and is not later than its earliest tab. */
+async function checkIndex(t: Test, redis: Redis, site: string): Promise<void> {
+  const keys = redisKeys(site)
+  const due = new Map<string, number>()
+  const entries = await redis.zrange(keys.due, 0, -1, 'WITHSCORES')
+  for (let i = 0; i < entries.length; i += 2) due.set(entries[i] as string, Number(entries[i + 1]))
+  const bad: string[] = []
+  for (let n = 0; n < TAB_BUCKETS; n += 1) {
+    const first = await redis.zrange(bucketKey(site, n), 0, 0, 'WITHSCORES')
+    if (first.length === 0) continue
+    const at = due.get(String(n))
+    if (at === undefined || at > Number(first[1])) bad.push(`bucket ${n}: index ${at}, earliest tab ${first[1]}`)
+  }
+  t.strictSame(bad, [], 'every non-empty bucket is indexed no later than its earliest tab')
+}
+
+t.test('tabBucket spreads contacts over the buckets and is stable', async (t) => {
+  const counts = new Array<number>(TAB_BUCKETS).fill(0)
+  for (let i = 0; i < 100_000; i += 1) {
+    const n = tabBucket(`contact-${i}`)
+    counts[n] = (counts[n] ?? 0) + 1
+  }
+  t.ok(Math.max(...counts) <= 60, `100 000 contacts: no bucket past 60 (max ${Math.max(...counts)}; listpack holds 128)`)
+  t.ok(Math.min(...counts) >= 5, `and none nearly empty (min ${Math.min(...counts)})`)
+  t.equal(tabBucket('contact-1'), tabBucket('contact-1'))
+  t.ok(tabBucket('') >= 0 && tabBucket('\u{1F408}|x') < TAB_BUCKETS)
+})
+
+t.test('many contacts across buckets, two engines sweeping concurrently in small batches: each expiry exactly once', async (t) => {
+  const site = uniqueSite('layout-once')
+  cleanRedisSite(t, site)
+  const clock = createClock(T0)
+  const a = await engineOn(t, site, clock, 7)
+  const b = await engineOn(t, site, clock, 7)
+  const feedA = collect(t, a)
+  const feedB = collect(t, b)
+  const ids = Array.from({ length: 300 }, (_, i) => `contact-${i}`)
+  t.ok(new Set(ids.map(tabBucket)).size > 250, 'the contacts span many buckets')
+  let tabs = 0
+  for (const [i, id] of ids.entries()) {
+    const engine = i % 2 === 0 ? a : b
+    await engine.heartbeat(beat(id, 'nav'))
+    tabs += 1
+    if (i % 5 === 0) {
+      await engine.heartbeat(beat(id, 'nav', { sid: 'tab-bbbb-0002' }))
+      tabs += 1
+    }
+    if (i % 7 === 0) await engine.heartbeat(beat(id, 'hidden')) // gone only after the idle timeout
+  }
+  const withHidden = ids.filter((_, i) => i % 7 === 0)
+  const joins = ids.length
+  clock.set(T0 + TIMEOUT + 1)
+  const removed = await Promise.all([a.sweep(), b.sweep(), a.sweep(), b.sweep()])
+  const hiddenTabs = withHidden.length
+  t.equal(removed.reduce((sum, r) => sum + r, 0), tabs - hiddenTabs, 'each visible tab removed by exactly one call')
+  t.strictSame((await a.snapshot()).online.map((p) => p.contactId).sort(), [...withHidden].sort(), 'only the contacts with a hidden tab remain')
+  clock.set(T0 + IDLE + 1)
+  const removedLater = await Promise.all([b.sweep(), a.sweep(), b.sweep()])
+  t.equal(removedLater.reduce((sum, r) => sum + r, 0), hiddenTabs, 'then the hidden tabs, each once')
+  t.strictSame(await Promise.all([a.sweep(), b.sweep()]), [0, 0], 'nothing left')
+
+  const { n } = await a.snapshot()
+  const [changesA, changesB] = [await feedA.upTo(n), await feedB.upTo(n)]
+  t.strictSame(changesA, changesB, 'both instances see the same feed')
+  const leftIds = changesA.flatMap((c) => (c.kind === 'left' ? [c.left.contactId] : []))
+  t.equal(leftIds.length, ids.length, 'one left per contact')
+  t.strictSame([...leftIds].sort(), [...ids].sort())
+  t.equal(changesA.filter((c) => c.kind === 'joined').length, joins)
+  const ends = (await a.tailEvents(10_000)).filter((e) => e.type === 'end').map((e) => e.contactId)
+  t.strictSame(ends.sort(), [...ids].sort(), 'one end event per contact')
+  t.equal(await (inspector(t)).zcard(redisKeys(site).due), 0, 'the index is empty once every bucket is')
+})
+
+t.test('a bucket past 128 tabs (no longer a listpack) still works: fast path, hidden, snapshot, expiry', async (t) => {
+  const site = uniqueSite('layout-big')
+  cleanRedisSite(t, site)
+  const clock = createClock(T0)
+  const engine = await engineOn(t, site, clock, 50)
+  const redis = inspector(t)
+  const { bucket, ids } = sameBucket(200)
+  for (const id of ids) t.equal(await engine.heartbeat(beat(id, 'nav')), 'joined')
+  const key = bucketKey(site, bucket)
+  t.equal(await redis.zcard(key), 200)
+  t.equal(await redis.object('ENCODING', key), 'skiplist', 'converted past zset-max-listpack-entries')
+  clock.set(T0 + 30_000)
+  for (const id of ids.slice(0, 100)) t.equal(await engine.heartbeat(beat(id, 'beat')), 'unchanged')
+  t.equal(await engine.heartbeat(beat(ids[150] as string, 'hidden')), 'updated')
+  const online = new Map((await engine.snapshot()).online.map((p) => [p.contactId, p]))
+  t.equal(online.size, 200)
+  t.match(online.get(ids[0] as string), { lastSeen: T0 + 30_000, state: 'active' })
+  t.match(online.get(ids[150] as string), { lastSeen: T0 + 30_000, state: 'idle' })
+  t.match(online.get(ids[199] as string), { lastSeen: T0, state: 'active' })
+  await checkIndex(t, redis, site)
+  clock.set(T0 + TIMEOUT + 1)
+  t.equal(await engine.sweep(), 99, 'the 99 tabs that did not beat or hide, over several calls of 50')
+  clock.set(T0 + 30_000 + TIMEOUT + 1)
+  t.equal(await engine.sweep(), 100)
+  t.strictSame((await engine.snapshot()).online.map((p) => p.contactId), [ids[150]])
+  await checkIndex(t, redis, site)
+})
+
+t.test('the index: early entries are corrected by the sweeper, a beat that lowers a score (clock skew) lowers it too', async (t) => {
+  const site = uniqueSite('layout-due')
+  cleanRedisSite(t, site)
+  const clock = createClock(T0)
+  const engine = await engineOn(t, site, clock)
+  const redis = inspector(t)
+  const keys = redisKeys(site)
+  const id = 'skewed'
+  const bucket = String(tabBucket(id))
+  await engine.heartbeat(beat(id, 'nav'))
+  t.equal(Number(await redis.zscore(keys.due, bucket)), T0 + TIMEOUT)
+  clock.set(T0 + 30_000)
+  await engine.heartbeat(beat(id, 'beat'))
+  t.equal(Number(await redis.zscore(keys.due, bucket)), T0 + TIMEOUT, 'a beat that raises the score leaves the index early (no write)')
+  clock.set(T0 + TIMEOUT)
+  t.equal(await engine.sweep(), 0, 'the early entry comes due: nothing expired')
+  t.equal(Number(await redis.zscore(keys.due, bucket)), T0 + 30_000 + TIMEOUT, 'the sweeper set it to the earliest tab')
+
+  // Another instance whose clock is 20 s behind: its beat moves the expiry earlier.
+  clock.set(T0 + 40_000 - 20_000)
+  t.equal(await engine.heartbeat(beat(id, 'beat')), 'unchanged')
+  t.equal(Number(await redis.zscore(keys.due, bucket)), T0 + 20_000 + TIMEOUT, 'the index follows the lower score')
+  await checkIndex(t, redis, site)
+  clock.set(T0 + 20_000 + TIMEOUT + 1)
+  t.equal(await engine.sweep(), 1, 'expired at the lower score, not 20 s later')
+
+  // hidden and visible move the score both ways.
+  clock.set(T0 + 200_000)
+  await engine.heartbeat(beat(id, 'nav'))
+  await engine.heartbeat(beat(id, 'hidden'))
+  await engine.heartbeat(beat(id, 'nav', { sid: 'tab-bbbb-0002' }))
+  await checkIndex(t, redis, site)
+  await engine.heartbeat(beat(id, 'visible'))
+  await checkIndex(t, redis, site)
+  t.equal(await engine.end(id, 'withdrawn'), true)
+  clock.set(T0 + 200_000 + TIMEOUT + 1)
+  t.equal(await engine.sweep(), 0)
+  t.equal(await redis.zscore(keys.due, bucket), null, 'an emptied bucket leaves the index when it comes due')
+})
+
+t.test('presenceKeys lists every key that holds presence state; presenceMemoryUsage sums MEMORY USAGE over them', async (t) => {
+  const site = uniqueSite('layout-keys')
+  cleanRedisSite(t, site)
+  const clock = createClock(T0)
+  const engine = await engineOn(t, site, clock)
+  const redis = inspector(t)
+  for (let i = 0; i < 50; i += 1) await engine.heartbeat(beat(`contact-${i}`, 'nav'))
+  await engine.heartbeat(beat('contact-1', 'hidden'))
+  const keys = redisKeys(site)
+  const listed = new Set(presenceKeys(site))
+  const existing = await redis.keys(`cat:{${site}}:*`)
+  const notListed = existing.filter((key) => !listed.has(key)).sort()
+  t.strictSame(notListed, [keys.events, keys.seq].sort(), 'everything but the event stream and the feed counter is listed')
+  const present = existing.filter((key) => listed.has(key))
+  t.equal(present.length, 2 + new Set(Array.from({ length: 50 }, (_, i) => tabBucket(`contact-${i}`))).size, 'the index, the records, one key per used bucket')
+  let bytes = 0
+  for (const key of present) bytes += Number(await redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0'))
+  t.strictSame(await presenceMemoryUsage(redis, site), { bytes, keys: present.length })
+  t.equal(listed.size, TAB_BUCKETS + 2)
+})
+
+t.test('keys of the old layout (one tabs set, JSON records) are left to expire, once', async (t) => {
+  const site = uniqueSite('layout-legacy')
+  cleanRedisSite(t, site)
+  const redis = inspector(t)
+  const oldTabs = `cat:{${site}}:tabs`
+  const oldRecords = `cat:{${site}}:records`
+  await redis.zadd(oldTabs, T0, 'contact-1|tab-aaaa-0001')
+  await redis.hset(oldRecords, 'contact-1', '{"c":"client-1"}')
+  const engine = await engineOn(t, site, createClock(T0))
+  const ttl = await redis.pttl(oldTabs)
+  t.ok(ttl > 3_500_000 && ttl <= 3_600_000, `the old tabs set expires in an hour (${ttl} ms)`)
+  t.ok((await redis.pttl(oldRecords)) > 3_500_000, 'so do the old records')
+  await redis.pexpire(oldTabs, 10_000)
+  await engineOn(t, site, createClock(T0))
+  t.ok((await redis.pttl(oldTabs)) <= 10_000, 'a later start does not push the expiry back')
+  t.equal(await engine.heartbeat(beat('contact-1', 'beat')), 'joined', 'the new layout does not read them')
+  t.equal(await redis.zcard(oldTabs), 1)
+})
