@@ -1,7 +1,7 @@
 /**
  * The activity writer into MariaDB: how long a backlog of EVENTS events in the Redis stream
  * takes to drain, and so how many events per second the writer sustains.
- * `node --import tsx bench/writer.ts [--quick] [--batch N]`
+ * `node --import tsx bench/writer.ts [--quick] [--batch N] [--parallel N]` (default: the writer's own, 2 000 and 2)
  */
 import { randomBytes } from 'node:crypto'
 import pino from 'pino'
@@ -13,8 +13,12 @@ import { createActivityWriter } from '../src/activity/activity-writer.js'
 import { createRedisPresenceEngine, redisKeys } from '../src/presence/redis-presence-engine.js'
 
 const quick = process.argv.includes('--quick')
-const batchArg = process.argv.indexOf('--batch')
-const BATCH = batchArg === -1 ? 500 : Number(process.argv[batchArg + 1])
+function option(name: string): number | undefined {
+  const index = process.argv.indexOf(name)
+  return index === -1 ? undefined : Number(process.argv[index + 1])
+}
+const BATCH = option('--batch')
+const PARALLEL = option('--parallel')
 const EVENTS = quick ? 20_000 : 100_000
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const MYSQL_URL = process.env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306'
@@ -52,7 +56,7 @@ async function main(): Promise<void> {
     await migrateDatabase(database)
     const store = createSqlActivityStore({ database, now: Date.now })
     const engine = await createRedisPresenceEngine({ url: REDIS_URL, site, now: Date.now, presenceTimeoutMs: 75_000, idleTimeoutMs: 600_000, gapAfterMs: 40_000 })
-    const writer = createActivityWriter({ source: await engine.eventSource('bench'), store, log: pino({ level: 'warn' }), batchSize: BATCH })
+    const writer = createActivityWriter({ source: await engine.eventSource('bench'), store, log: pino({ level: 'warn' }), batchSize: BATCH, parallel: PARALLEL })
     const started = process.hrtime.bigint()
     let total = 0
     for (;;) {
@@ -62,7 +66,7 @@ async function main(): Promise<void> {
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9
     const [[counts]] = (await admin.query(`SELECT (SELECT COUNT(*) FROM \`${name}\`.cat_events) AS events, (SELECT COUNT(*) FROM \`${name}\`.cat_sessions) AS sessions, (SELECT COUNT(*) FROM \`${name}\`.cat_page_visits) AS pages`)) as unknown as [[Record<string, number>]]
-    console.log(JSON.stringify({ events: total, batch: BATCH, seconds: Number(seconds.toFixed(2)), eventsPerSecond: Math.round(total / seconds), rows: counts }))
+    console.log(JSON.stringify({ events: total, batch: BATCH ?? 'default', parallel: PARALLEL ?? 'default', seconds: Number(seconds.toFixed(2)), eventsPerSecond: Math.round(total / seconds), rows: counts }))
     await writer.stop()
     await engine.close()
     await database.close()

@@ -1,13 +1,19 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { ActivityEventSource } from '../presence/presence-engine.js'
+import type { ActivityEvent, ActivityEventSource } from '../presence/presence-engine.js'
 import type { ActivityStore } from './activity-store.js'
 
 export interface ActivityWriterOptions {
   source: ActivityEventSource
   store: ActivityStore
   log: FastifyBaseLogger
-  /** Events per transaction. */
+  /** Events per read from the stream. */
   batchSize?: number
+  /**
+   * A batch is written as this many transactions at once, each with the events of its own
+   * contacts (a contact's events stay in one transaction); acknowledged when all committed.
+   * While the database runs one transaction's statements this process prepares the next's.
+   */
+  parallel?: number
   /** ms a read waits for new events. */
   waitMs?: number
   /** ms an event may stay unacknowledged with another consumer before this one takes it over. */
@@ -29,6 +35,21 @@ export interface ActivityWriter {
   claimOnce(minIdleMs?: number): Promise<number>
 }
 
+/** Below this many events per part a batch is written as one transaction. */
+const MIN_PARALLEL = 200
+
+/** The events in `count` parts by contact (a hash of its id), each part in stream order. */
+function split(events: readonly ActivityEvent[], count: number): (readonly ActivityEvent[])[] {
+  if (count <= 1) return [events]
+  const parts: ActivityEvent[][] = Array.from({ length: count }, () => [])
+  for (const event of events) {
+    let hash = 0x811c9dc5
+    for (let i = 0; i < event.contactId.length; i += 1) hash = Math.imul(hash ^ event.contactId.charCodeAt(i), 0x01000193)
+    ;(parts[(hash >>> 0) % count] as ActivityEvent[]).push(event)
+  }
+  return parts.filter((part) => part.length > 0)
+}
+
 /**
  * Moves activity events from the stream (or the memory queue) into the database: a batch per
  * transaction, acknowledged only after the commit, so a crash between the two redelivers the
@@ -36,7 +57,7 @@ export interface ActivityWriter {
  * acknowledged: the events wait in the stream and the writer retries with backoff.
  */
 export function createActivityWriter(options: ActivityWriterOptions): ActivityWriter {
-  const { source, store, log, batchSize = 500, waitMs = 250, claimIdleMs = 30_000, claimEveryMs = 10_000, retryMinMs = 200, retryMaxMs = 10_000 } = options
+  const { source, store, log, batchSize = 2000, parallel = 2, waitMs = 250, claimIdleMs = 30_000, claimEveryMs = 10_000, retryMinMs = 200, retryMaxMs = 10_000 } = options
   let running = false
   let loop: Promise<void> | undefined
   let wakeSleep: (() => void) | undefined
@@ -50,10 +71,19 @@ export function createActivityWriter(options: ActivityWriterOptions): ActivityWr
       }
     })
 
+  async function write(events: readonly ActivityEvent[]): Promise<void> {
+    const parts = split(events, events.length < MIN_PARALLEL * 2 ? 1 : parallel)
+    if (parts.length === 1) return store.write(events)
+    // Every part is settled before a failure is reported: a retry never races a part still running.
+    const results = await Promise.allSettled(parts.map((part) => store.write(part)))
+    const failed = results.find((result) => result.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
+  }
+
   async function writeOnce(wait = 0): Promise<number> {
     const events = await source.read(batchSize, wait)
     if (events.length === 0) return 0
-    await store.write(events)
+    await write(events)
     await source.ack(events.map((event) => event.id))
     return events.length
   }
@@ -62,7 +92,7 @@ export function createActivityWriter(options: ActivityWriterOptions): ActivityWr
     const events = await source.claimStale(minIdleMs, batchSize)
     if (events.length === 0) return 0
     log.info({ count: events.length }, 'activity writer: took over events another instance left pending')
-    await store.write(events)
+    await write(events)
     await source.ack(events.map((event) => event.id))
     return events.length
   }

@@ -7,7 +7,7 @@ import { drizzle as drizzleSqlite, type BetterSQLite3Database } from 'drizzle-or
 import { migrate as migrateSqlite } from 'drizzle-orm/better-sqlite3/migrator'
 import { drizzle as drizzleMysql, type MySql2Database } from 'drizzle-orm/mysql2'
 import { migrate as migrateMysql } from 'drizzle-orm/mysql2/migrator'
-import { createPool, type Pool, type PoolConnection, type RowDataPacket } from 'mysql2/promise'
+import { createPool, format, type Pool, type PoolConnection, type PoolOptions, type RowDataPacket, type SqlValue } from 'mysql2/promise'
 import { schema as mysqlSchema } from './schema-mysql.js'
 import { schema as sqliteSchema } from './schema-sqlite.js'
 
@@ -45,6 +45,7 @@ export interface OpenDatabaseOptions {
 export const MIGRATION_LOCK_SQL = "CONCAT('cat_migrate.', SHA1(COALESCE(DATABASE(), '')))"
 const MIGRATION_LOCK_TIMEOUT_S = 60
 const CONNECT_TIMEOUT_MS = 10_000
+const TIMEZONE = 'Z'
 
 /** The SQLite file for a data directory. */
 export function sqliteFilePath(dataDir: string): string {
@@ -69,11 +70,16 @@ function openMysql(url: string, log: OpenDatabaseOptions['log']): Database {
     // beyond 2^53 would come back as a string instead of silently losing precision.
     supportBigNumbers: true,
     bigNumberStrings: false,
-    timezone: 'Z',
+    timezone: TIMEZONE,
     enableKeepAlive: true,
     keepAliveInitialDelay: 10_000,
     // A host that drops packets fails a connect after this long instead of hanging.
     connectTimeout: CONNECT_TIMEOUT_MS,
+    // mysql2's own formatting, except that a statement with no values is sent as it is: the
+    // default scans it for placeholders even then, and the activity writer's multi-row
+    // statements (values already escaped, mysql-batch-ops.ts) are long.
+    // (mysql2's typings declare it returning void; it returns the SQL to send.)
+    queryFormat: ((sql: string, values: SqlValue | SqlValue[] | undefined) => (Array.isArray(values) && values.length === 0 ? sql : format(sql, values, false, TIMEZONE))) as unknown as PoolOptions['queryFormat'],
   })
   // A pooled connection whose server goes away emits 'error'. mysql2 listens only `once` (to
   // drop it from the pool), so a second error on the same connection (a write after the fatal

@@ -1,4 +1,4 @@
-import type { PoolConnection, RowDataPacket } from 'mysql2/promise'
+import { escape, type PoolConnection, type RowDataPacket } from 'mysql2/promise'
 import type { PageVisitRow, SessionRow } from './fold.js'
 import type { BatchOps, ContactRow, EventRow } from './write-batch.js'
 
@@ -6,7 +6,7 @@ import type { BatchOps, ContactRow, EventRow } from './write-batch.js'
  * The writer's statements for MySQL/MariaDB as plain SQL on one connection: one multi-row
  * statement per table and batch. Drizzle's builder spent more time composing the multi-row
  * inserts (an object per value and column) than MariaDB spent running them. Column names are
- * those of schema-mysql.ts; values are escaped by mysql2 (`?`).
+ * those of schema-mysql.ts; values are escaped as mysql2 does, without its scan of the statement for `?`.
  */
 
 /** Rows per statement, and roughly the most bytes of text (max_allowed_packet is 16 MiB by default, 4 MiB on MySQL 5.7). */
@@ -31,10 +31,18 @@ function chunks<T>(rows: readonly T[], width: (row: T) => number): T[][] {
   return out
 }
 
-/** `(?,?,…),(?,?,…)…` for `rows` rows of `columns` values. */
-function placeholders(rows: number, columns: number): string {
-  const one = `(${new Array<string>(columns).fill('?').join(',')})`
-  return new Array<string>(rows).fill(one).join(',')
+// The characters mysql2 escapes; \x1a is one of them.
+// eslint-disable-next-line no-control-regex
+const SPECIAL = /[\0\b\t\n\r\x1a"'\\]/
+
+/** A value as an SQL literal: mysql2's escaping, with a short cut for the usual strings that need none. */
+function literal(value: string | number | null): string {
+  if (value === null) return 'NULL'
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new Error('not a finite number')
+    return String(value)
+  }
+  return SPECIAL.test(value) ? escape(value) : `'${value}'`
 }
 
 const text = (value: string | null): number => (value === null ? 4 : value.length * 2 + 3)
@@ -52,6 +60,23 @@ const overwrite = (columns: readonly string[]): string =>
     .join(',')
 
 const nullableNumber = (value: unknown): number | null => (value === null ? null : Number(value))
+
+function sessionFromRow(row: RowDataPacket): SessionRow {
+  return {
+    id: row.id as string,
+    contactId: row.contact_id as string,
+    clientId: row.client_id as string,
+    name: row.name as string,
+    company: row.company as string,
+    startedAt: Number(row.started_at),
+    endedAt: nullableNumber(row.ended_at),
+    visibleMs: Number(row.visible_ms),
+    visibleSince: nullableNumber(row.visible_since),
+    endReason: row.end_reason as string | null,
+    pagesCount: Number(row.pages_count),
+    lastEventAt: Number(row.last_event_at),
+  }
+}
 
 function eventFromRow(row: RowDataPacket): EventRow {
   return {
@@ -71,47 +96,62 @@ function eventFromRow(row: RowDataPacket): EventRow {
 }
 
 export function mysqlBatchOps(connection: PoolConnection): BatchOps {
-  async function insert<T>(head: string, columns: readonly string[], tail: string, rows: readonly T[], values: (row: T, out: unknown[]) => number): Promise<void> {
-    // One pass per chunk: values are collected while their sizes are counted.
-    let params: unknown[] = []
-    let count = 0
+  /** Multi-row INSERTs: `values` gives a row's tuple of literals, `(…)`. */
+  async function insert<T>(head: string, columns: readonly string[], tail: string, rows: readonly T[], values: (row: T) => string): Promise<void> {
+    const start = `${head} (${list(columns)}) VALUES `
+    let tuples: string[] = []
     let chars = 0
     const flush = async (): Promise<void> => {
-      if (count === 0) return
-      await connection.query(`${head} (${list(columns)}) VALUES ${placeholders(count, columns.length)}${tail}`, params)
-      params = []
-      count = 0
+      if (tuples.length === 0) return
+      await connection.query(start + tuples.join(',') + tail)
+      tuples = []
       chars = 0
     }
     for (const row of rows) {
-      chars += values(row, params)
-      count += 1
-      if (count >= MAX_ROWS || chars >= MAX_CHARS) await flush()
+      const tuple = values(row)
+      tuples.push(tuple)
+      chars += tuple.length
+      if (tuples.length >= MAX_ROWS || chars >= MAX_CHARS) await flush()
     }
     await flush()
   }
 
+  /** Locks and reads contact rows, each with its open session (locked too: it is the contact's). */
+  async function lockAndRead(contactIds: readonly string[]): Promise<ContactRow[]> {
+    const out: ContactRow[] = []
+    for (const chunk of chunks(contactIds, text)) {
+      const [rows] = await connection.query<RowDataPacket[]>(
+        `SELECT c.contact_id AS c_contact_id, c.client_id AS c_client_id, c.open_session_id AS c_open_session_id, c.last_event_id AS c_last_event_id, c.fold_state AS c_fold_state, ${SESSION_COLUMNS.map((column) => `s.\`${column}\``).join(',')}
+         FROM cat_contacts c LEFT JOIN cat_sessions s ON s.id = c.open_session_id
+         WHERE c.contact_id IN (?) ORDER BY c.contact_id FOR UPDATE`,
+        [chunk],
+      )
+      for (const row of rows) {
+        out.push({
+          contactId: row.c_contact_id as string,
+          clientId: row.c_client_id as string,
+          openSessionId: row.c_open_session_id as string | null,
+          lastEventId: row.c_last_event_id as string | null,
+          foldState: row.c_fold_state as string | null,
+          openSession: row.id === null ? null : sessionFromRow(row),
+        })
+      }
+    }
+    return out
+  }
+
   return {
     async lockContacts(fresh) {
-      if (fresh.length === 0) return []
-      // ON DUPLICATE KEY UPDATE (a no-op) takes an exclusive lock on a row that exists, as the
-      // insert does on one it creates, row by row in the order given (contact-id order).
-      // INSERT IGNORE would take a shared lock, and two writers upgrading theirs to exclusive
-      // for the same contact deadlock.
-      for (const chunk of chunks(fresh, (row) => text(row.contactId) + text(row.clientId))) {
-        await connection.query(`INSERT INTO cat_contacts (contact_id, client_id) VALUES ${placeholders(chunk.length, 2)} ON DUPLICATE KEY UPDATE contact_id = contact_id`, chunk.flatMap((row) => [row.contactId, row.clientId]))
-      }
-      const out: ContactRow[] = []
-      for (const chunk of chunks(fresh, (row) => text(row.contactId))) {
-        const [rows] = await connection.query<RowDataPacket[]>(
-          'SELECT contact_id, client_id, open_session_id, last_event_id, fold_state FROM cat_contacts WHERE contact_id IN (?) ORDER BY contact_id FOR UPDATE',
-          [chunk.map((row) => row.contactId)],
-        )
-        for (const row of rows) {
-          out.push({ contactId: row.contact_id as string, clientId: row.client_id as string, openSessionId: row.open_session_id as string | null, lastEventId: row.last_event_id as string | null, foldState: row.fold_state as string | null })
-        }
-      }
-      return out
+      // Rows that exist are locked by the read itself (in contact-id order). The others are
+      // created with INSERT … ON DUPLICATE KEY UPDATE, which, should another writer create one
+      // first, waits for it and then locks it exclusively (INSERT IGNORE would take a shared
+      // lock, and two writers upgrading theirs for the same contact deadlock), and read.
+      const found = await lockAndRead(fresh.map((row) => row.contactId))
+      if (found.length === fresh.length) return found
+      const known = new Set(found.map((row) => row.contactId))
+      const missing = fresh.filter((row) => !known.has(row.contactId))
+      await insert('INSERT INTO cat_contacts', ['contact_id', 'client_id'], ' ON DUPLICATE KEY UPDATE contact_id = contact_id', missing, (row) => `(${literal(row.contactId)},${literal(row.clientId)})`)
+      return [...found, ...(await lockAndRead(missing.map((row) => row.contactId)))]
     },
 
     async erasures(contactIds) {
@@ -128,32 +168,21 @@ export function mysqlBatchOps(connection: PoolConnection): BatchOps {
     },
 
     insertEvents(rows) {
-      return insert('INSERT IGNORE INTO cat_events', EVENT_COLUMNS, '', rows, (row, out) => {
-        out.push(row.id, row.contactId, row.clientId, row.sid, row.type, row.path, row.title, row.at, row.fromAt, row.name, row.company, row.reason)
-        return 60 + text(row.contactId) + text(row.clientId) + text(row.sid) + text(row.path) + text(row.title) + text(row.name) + text(row.company)
-      })
+      return insert(
+        'INSERT IGNORE INTO cat_events',
+        EVENT_COLUMNS,
+        '',
+        rows,
+        (row) =>
+          `(${literal(row.id)},${literal(row.contactId)},${literal(row.clientId)},${literal(row.sid)},${literal(row.type)},${literal(row.path)},${literal(row.title)},${literal(row.at)},${literal(row.fromAt)},${literal(row.name)},${literal(row.company)},${literal(row.reason)})`,
+      )
     },
 
     async sessionsById(ids) {
       const out: SessionRow[] = []
       for (const chunk of chunks(ids, text)) {
         const [rows] = await connection.query<RowDataPacket[]>(`SELECT ${list(SESSION_COLUMNS)} FROM cat_sessions WHERE id IN (?)`, [chunk])
-        for (const row of rows) {
-          out.push({
-            id: row.id as string,
-            contactId: row.contact_id as string,
-            clientId: row.client_id as string,
-            name: row.name as string,
-            company: row.company as string,
-            startedAt: Number(row.started_at),
-            endedAt: nullableNumber(row.ended_at),
-            visibleMs: Number(row.visible_ms),
-            visibleSince: nullableNumber(row.visible_since),
-            endReason: row.end_reason as string | null,
-            pagesCount: Number(row.pages_count),
-            lastEventAt: Number(row.last_event_at),
-          })
-        }
+        for (const row of rows) out.push(sessionFromRow(row))
       }
       return out
     },
@@ -186,8 +215,13 @@ export function mysqlBatchOps(connection: PoolConnection): BatchOps {
     },
 
     async deleteRowsFrom(contactId, from) {
-      await connection.query('DELETE FROM cat_page_visits WHERE contact_id = ? AND id >= ?', [contactId, from])
-      await connection.query('DELETE FROM cat_sessions WHERE contact_id = ? AND id >= ?', [contactId, from])
+      // The ids first (a plain read, by the contact index), then deletes by primary key: a
+      // DELETE … WHERE contact_id = ? AND id >= ? may scan the primary key instead, waiting
+      // for rows another writer holds (its contacts' open sessions) and deadlocking with it.
+      for (const table of ['cat_page_visits', 'cat_sessions']) {
+        const [rows] = await connection.query<RowDataPacket[]>(`SELECT id FROM ${table} WHERE contact_id = ? AND id >= ?`, [contactId, from])
+        if (rows.length > 0) await connection.query(`DELETE FROM ${table} WHERE id IN (?)`, [rows.map((row) => row.id as string)])
+      }
     },
 
     async eventsFrom(contactIds, from) {
@@ -200,24 +234,35 @@ export function mysqlBatchOps(connection: PoolConnection): BatchOps {
     },
 
     upsertSessions(rows: readonly SessionRow[]) {
-      return insert('INSERT INTO cat_sessions', SESSION_COLUMNS, ` ON DUPLICATE KEY UPDATE ${overwrite(SESSION_COLUMNS)}`, rows, (row, out) => {
-        out.push(row.id, row.contactId, row.clientId, row.name, row.company, row.startedAt, row.endedAt, row.visibleMs, row.visibleSince, row.endReason, row.pagesCount, row.lastEventAt)
-        return 120 + text(row.contactId) + text(row.clientId) + text(row.name) + text(row.company)
-      })
+      return insert(
+        'INSERT INTO cat_sessions',
+        SESSION_COLUMNS,
+        ` ON DUPLICATE KEY UPDATE ${overwrite(SESSION_COLUMNS)}`,
+        rows,
+        (row) =>
+          `(${literal(row.id)},${literal(row.contactId)},${literal(row.clientId)},${literal(row.name)},${literal(row.company)},${literal(row.startedAt)},${literal(row.endedAt)},${literal(row.visibleMs)},${literal(row.visibleSince)},${literal(row.endReason)},${literal(row.pagesCount)},${literal(row.lastEventAt)})`,
+      )
     },
 
     upsertPages(rows: readonly PageVisitRow[]) {
-      return insert('INSERT INTO cat_page_visits', PAGE_COLUMNS, ` ON DUPLICATE KEY UPDATE ${overwrite(PAGE_COLUMNS)}`, rows, (row, out) => {
-        out.push(row.id, row.sessionId, row.contactId, row.sid, row.path, row.title, row.startedAt, row.endedAt, row.visibleMs, row.visibleSince)
-        return 120 + text(row.contactId) + text(row.sid) + text(row.path) + text(row.title)
-      })
+      return insert(
+        'INSERT INTO cat_page_visits',
+        PAGE_COLUMNS,
+        ` ON DUPLICATE KEY UPDATE ${overwrite(PAGE_COLUMNS)}`,
+        rows,
+        (row) =>
+          `(${literal(row.id)},${literal(row.sessionId)},${literal(row.contactId)},${literal(row.sid)},${literal(row.path)},${literal(row.title)},${literal(row.startedAt)},${literal(row.endedAt)},${literal(row.visibleMs)},${literal(row.visibleSince)})`,
+      )
     },
 
     upsertContacts(rows: readonly ContactRow[]) {
-      return insert('INSERT INTO cat_contacts', CONTACT_COLUMNS, ` ON DUPLICATE KEY UPDATE ${overwrite(CONTACT_COLUMNS)}`, rows, (row, out) => {
-        out.push(row.contactId, row.clientId, row.openSessionId, row.lastEventId, row.foldState)
-        return 80 + text(row.contactId) + text(row.clientId) + text(row.foldState)
-      })
+      return insert(
+        'INSERT INTO cat_contacts',
+        CONTACT_COLUMNS,
+        ` ON DUPLICATE KEY UPDATE ${overwrite(CONTACT_COLUMNS)}`,
+        rows,
+        (row) => `(${literal(row.contactId)},${literal(row.clientId)},${literal(row.openSessionId)},${literal(row.lastEventId)},${literal(row.foldState)})`,
+      )
     },
   }
 }

@@ -26,6 +26,8 @@ export interface ContactRow {
   lastEventId: string | null
   /** Where the fold of the open session stopped: its tabs (see encodeState). */
   foldState: string | null
+  /** The open session's row, when lockContacts read it along (else undefined: read by id). */
+  openSession?: SessionRow | null
 }
 
 export function toRow(event: ActivityEvent): EventRow {
@@ -60,8 +62,8 @@ export function fromRow(row: EventRow): ActivityEvent {
  */
 export interface BatchOps {
   /**
-   * Creates the missing contact rows, then locks every one of them (in contact-id order, so two
-   * writers never wait on each other in a cycle) and reads them. After the lock, the rows are
+   * Creates the missing contact rows and locks every one of them (in contact-id order, so two
+   * writers seldom wait on each other in a cycle) and reads them. After the lock, the rows are
    * what the writer that held it before committed.
    */
   lockContacts(fresh: readonly { contactId: string; clientId: string }[]): Promise<ContactRow[]>
@@ -207,7 +209,13 @@ export async function writeBatch(ops: BatchOps, events: readonly ActivityEvent[]
   const openSessions = new Map<string, SessionRow>()
   const openPages = new Map<string, PageVisitRow>()
   if (tabsOf.size > 0) {
-    for (const row of await ops.sessionsById([...tabsOf.keys()].map((id) => state.get(id)?.openSessionId as string))) openSessions.set(row.id, row)
+    const unread: string[] = []
+    for (const id of tabsOf.keys()) {
+      const known = state.get(id) as ContactRow
+      if (known.openSession === undefined) unread.push(known.openSessionId as string)
+      else if (known.openSession !== null) openSessions.set(known.openSession.id, known.openSession)
+    }
+    if (unread.length > 0) for (const row of await ops.sessionsById(unread)) openSessions.set(row.id, row)
     const pageIds = [...tabsOf.values()].flatMap((tabs) => tabs.flatMap(([, , pageId]) => (pageId === null ? [] : [pageId])))
     if (pageIds.length > 0) for (const row of await ops.pagesById(pageIds)) openPages.set(row.id, row)
   }

@@ -211,6 +211,18 @@ for (const name of ['mysql', 'sqlite'] as const) {
       t.same(await stored(database), expected(events))
     })
 
+    t.test('strings that need escaping, and placeholders, come back as written', async (t) => {
+      const { store } = await fresh('strings')
+      const odd = ["it's", 'say "hi"', 'back\\slash \\', 'nul\u0000byte', 'line\nbreak\ttab\r', 'ctrl-z \u001a', '? ?? :name', 'Grüße 東京 🎉', "'); DROP TABLE cat_events; --"]
+      const events: ActivityEvent[] = odd.map((text, i) => ({ id: `${1_800_000_000_000 + i}-0`, type: i === 0 ? 'join' : 'nav', contactId: `c ${text}`.slice(0, 40), clientId: 'k', sid: 's', path: `/${text}`, title: text, at: 1_800_000_000_000 + i, ...(i === 0 ? { name: text, company: text } : {}) }))
+      const contactEvents = events.map((event) => ({ ...event, id: event.id.replace(/-0$/, '-1'), contactId: 'odd' }))
+      await store.write([...contactEvents, ...events])
+      const exported = await store.exportContact('odd')
+      t.same(exported.events.map((event) => [event.path, event.title]), odd.map((text) => [`/${text}`, text]))
+      t.same(exported.sessions[0]?.pages.map((page) => page.title), odd)
+      for (const event of events) t.equal((await store.exportContact(event.contactId)).events.length, 1, JSON.stringify(event.contactId))
+    })
+
     if (name === 'mysql') {
       t.test('two writers (two pools) writing overlapping batches at once: the rows of one fold', async (t) => {
         const events = randomActivity(51, 15, 1200)
@@ -224,7 +236,10 @@ for (const name of ['mysql', 'sqlite'] as const) {
         // contact's events are split between concurrent transactions that commit in any order.
         const mine = (parity: number): ActivityEvent[][] => all.flatMap((batch, i) => (i % 2 === parity ? [batch] : rnd() < 0.3 ? [batch] : []))
         const [ofA, ofB] = [mine(0), mine(1)]
-        await Promise.all([(async () => { for (const batch of ofA) await a.store.write(batch) })(), (async () => { for (const batch of ofB) await b.store.write(batch) })()])
+        const run = async (store: ActivityStore, list: ActivityEvent[][]): Promise<void> => {
+          for (const batch of list) await store.write(batch)
+        }
+        await Promise.all([run(a.store, ofA), run(b.store, ofB)])
         t.same(await stored(a.database), expected(events))
       })
     }
