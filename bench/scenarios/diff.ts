@@ -7,7 +7,7 @@
 import { Pool } from 'undici'
 import WebSocket from 'ws'
 import { signToken } from '../../src/auth/tokens.js'
-import { BENCH_SECRET, adminToken, cleanSite, log, quantile, round, startServer } from '../lib.js'
+import { BENCH_SECRET, adminToken, cleanSite, log, processCpuMs, quantile, round, startServer } from '../lib.js'
 import type { RunOptions, ScenarioResult } from './types.js'
 
 const DASHBOARDS = Number(process.env.BENCH_DASHBOARDS ?? 100)
@@ -72,6 +72,8 @@ export async function diffScenario({ quick }: RunOptions): Promise<ScenarioResul
     let failed = 0
     log(`diff: ${JOINS_PER_S} joins/s for ${durationS} s`)
     const started = performance.now()
+    const cpuBefore = processCpuMs(server.child.pid as number)
+    const ownBefore = process.cpuUsage()
     let next = 0
     const requests: Promise<void>[] = []
     await new Promise<void>((resolve) => {
@@ -95,6 +97,10 @@ export async function diffScenario({ quick }: RunOptions): Promise<ScenarioResul
       }, TICK_MS)
     })
     const sendS = (performance.now() - started) / 1000
+    // Share of one core the server used while the joins came in.
+    const serverCpu = (processCpuMs(server.child.pid as number) - cpuBefore) / (sendS * 1000)
+    const own = process.cpuUsage(ownBefore)
+    const benchCpu = (own.user + own.system) / 1000 / (sendS * 1000)
     await Promise.all(requests)
     // The last diffs are on their way: wait for them (bounded), not for a fixed time.
     const deadline = performance.now() + 5000
@@ -115,8 +121,9 @@ export async function diffScenario({ quick }: RunOptions): Promise<ScenarioResul
         value: `p50 ${Math.round(p50)} ms, p99 ${Math.round(p99)} ms${received < expected ? `, ${expected - received} of ${expected} missing` : ''}${failed > 0 ? `, ${failed} failed` : ''}`,
         target: `p99 ≤ ${DIFF_WINDOW_MS + 50} ms`,
         pass: p99 <= DIFF_WINDOW_MS + 50 && received === expected && failed === 0,
+      detail: `while joins came in: server CPU ${Math.round(serverCpu * 100)} % of a core, this process (senders and dashboards) ${Math.round(benchCpu * 100)} %`,
       }],
-      data: { dashboards: DASHBOARDS, joinsPerS: JOINS_PER_S, joins, achievedJoinsPerS: round(joins / sendS), windowMs: DIFF_WINDOW_MS, received, expected, failed, p50: round(p50, 1), p90: round(quantile(latencies, 0.9), 1), p99: round(p99, 1), max: round(quantile(latencies, 1), 1) },
+      data: { serverCpu: round(serverCpu, 2), benchCpu: round(benchCpu, 2), dashboards: DASHBOARDS, joinsPerS: JOINS_PER_S, joins, achievedJoinsPerS: round(joins / sendS), windowMs: DIFF_WINDOW_MS, received, expected, failed, p50: round(p50, 1), p90: round(quantile(latencies, 0.9), 1), p99: round(p99, 1), max: round(quantile(latencies, 1), 1) },
     }
   } finally {
     for (const socket of sockets) socket.terminate()
