@@ -1,12 +1,17 @@
 /**
  * The activity writer into MariaDB: how long a backlog of EVENTS events in the Redis stream
  * takes to drain, and so how many events per second the writer sustains.
- * `node --import tsx bench/writer.ts [--quick] [--batch N] [--parallel N]` (default: the writer's own, 2 000 and 2)
+ * `node --import tsx bench/writer.ts [--quick] [--batch N] [--parallel N] [--ceiling]` (default: the
+ * writer's own batch and parallelism). `--ceiling` then times, in the same run, plain mysql2
+ * bulk INSERTs of the rows the writer left (read back, no logic, 2 000 rows per statement and
+ * transaction, two connections at once, into an empty copy of the schema): the raw events alone, and the events with
+ * the final sessions and page visits, each row written once — what the database and the driver
+ * allow at best on this machine.
  */
 import { randomBytes } from 'node:crypto'
 import pino from 'pino'
 import { Redis } from 'ioredis'
-import { createConnection } from 'mysql2/promise'
+import { createConnection, type Connection } from 'mysql2/promise'
 import { openDatabase, migrateDatabase } from '../src/activity/database.js'
 import { createSqlActivityStore } from '../src/activity/sql-activity-store.js'
 import { createActivityWriter } from '../src/activity/activity-writer.js'
@@ -19,6 +24,7 @@ function option(name: string): number | undefined {
 }
 const BATCH = option('--batch')
 const PARALLEL = option('--parallel')
+const CEILING = process.argv.includes('--ceiling')
 const EVENTS = quick ? 20_000 : 100_000
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const MYSQL_URL = process.env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306'
@@ -70,11 +76,49 @@ async function main(): Promise<void> {
     await writer.stop()
     await engine.close()
     await database.close()
+    if (CEILING) console.log(JSON.stringify(await ceiling(admin, name, total)))
   } finally {
     await redis.del(keys.events, keys.tabs, keys.records, keys.seq)
     await redis.quit()
     await admin.query(`DROP DATABASE IF EXISTS \`${name}\``)
     await admin.end()
+  }
+}
+
+/** Plain bulk INSERTs of the rows in database `name`, table by table, into a fresh copy. */
+async function ceiling(admin: Connection, name: string, events: number): Promise<Record<string, number>> {
+  const copy = `${name}_ceiling`
+  await admin.query(`CREATE DATABASE \`${copy}\``)
+  try {
+    const target = await openDatabase({ url: `${MYSQL_URL}/${copy}`, dataDir: '/tmp' })
+    await migrateDatabase(target)
+    await target.close()
+    // Two connections at once, as the writer runs two transactions at once.
+    const connections = [await createConnection({ uri: `${MYSQL_URL}/${copy}` }), await createConnection({ uri: `${MYSQL_URL}/${copy}` })]
+    try {
+      const seconds: Record<string, number> = {}
+      for (const table of ['cat_events', 'cat_sessions', 'cat_page_visits']) {
+        const [rows] = (await admin.query({ sql: `SELECT * FROM \`${name}\`.${table}`, rowsAsArray: true })) as unknown as [unknown[][]]
+        const started = process.hrtime.bigint()
+        await Promise.all(
+          connections.map(async (connection, k) => {
+            for (let i = k * 2000; i < rows.length; i += 2000 * connections.length) {
+              await connection.query('START TRANSACTION')
+              await connection.query(`INSERT INTO ${table} VALUES ?`, [rows.slice(i, i + 2000)])
+              await connection.query('COMMIT')
+            }
+          }),
+        )
+        seconds[table] = Number(process.hrtime.bigint() - started) / 1e9
+      }
+      const eventsOnly = seconds.cat_events as number
+      const all = eventsOnly + (seconds.cat_sessions as number) + (seconds.cat_page_visits as number)
+      return { ceilingRawEventsPerSecond: Math.round(events / eventsOnly), ceilingEventsSessionsPagesPerSecond: Math.round(events / all) }
+    } finally {
+      await Promise.all(connections.map((connection) => connection.end()))
+    }
+  } finally {
+    await admin.query(`DROP DATABASE IF EXISTS \`${copy}\``)
   }
 }
 

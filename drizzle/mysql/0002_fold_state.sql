@@ -1,1 +1,2 @@
-ALTER TABLE `cat_contacts` ADD `fold_state` mediumtext;
+ALTER TABLE `cat_sessions` ADD `last_event_id` varchar(32);--> statement-breakpoint
+ALTER TABLE `cat_sessions` ADD `fold_state` mediumtext;

@@ -1,1 +1,2 @@
-ALTER TABLE `cat_contacts` ADD `fold_state` text;
+ALTER TABLE `cat_sessions` ADD `last_event_id` text;--> statement-breakpoint
+ALTER TABLE `cat_sessions` ADD `fold_state` text;

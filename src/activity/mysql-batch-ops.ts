@@ -1,6 +1,6 @@
 import { escape, type PoolConnection, type RowDataPacket } from 'mysql2/promise'
-import type { PageVisitRow, SessionRow } from './fold.js'
-import type { BatchOps, ContactRow, EventRow } from './write-batch.js'
+import type { PageVisitRow } from './fold.js'
+import type { BatchOps, ContactRow, EventRow, LockedContact, StoredSession } from './write-batch.js'
 
 /**
  * The writer's statements for MySQL/MariaDB as plain SQL on one connection: one multi-row
@@ -47,9 +47,9 @@ function literal(value: string | number | null): string {
 
 const text = (value: string | null): number => (value === null ? 4 : value.length * 2 + 3)
 
-const SESSION_COLUMNS = ['id', 'contact_id', 'client_id', 'name', 'company', 'started_at', 'ended_at', 'visible_ms', 'visible_since', 'end_reason', 'pages_count', 'last_event_at']
+const SESSION_COLUMNS = ['id', 'contact_id', 'client_id', 'name', 'company', 'started_at', 'ended_at', 'visible_ms', 'visible_since', 'end_reason', 'pages_count', 'last_event_at', 'last_event_id', 'fold_state']
 const PAGE_COLUMNS = ['id', 'session_id', 'contact_id', 'sid', 'path', 'title', 'started_at', 'ended_at', 'visible_ms', 'visible_since']
-const CONTACT_COLUMNS = ['contact_id', 'client_id', 'open_session_id', 'last_event_id', 'fold_state']
+const CONTACT_COLUMNS = ['contact_id', 'client_id', 'open_session_id', 'last_event_id']
 const EVENT_COLUMNS = ['id', 'contact_id', 'client_id', 'sid', 'type', 'path', 'title', 'at', 'from_at', 'name', 'company', 'reason']
 
 const list = (columns: readonly string[]): string => columns.map((c) => `\`${c}\``).join(',')
@@ -61,7 +61,7 @@ const overwrite = (columns: readonly string[]): string =>
 
 const nullableNumber = (value: unknown): number | null => (value === null ? null : Number(value))
 
-function sessionFromRow(row: RowDataPacket): SessionRow {
+function sessionFromRow(row: RowDataPacket): StoredSession {
   return {
     id: row.id as string,
     contactId: row.contact_id as string,
@@ -75,6 +75,8 @@ function sessionFromRow(row: RowDataPacket): SessionRow {
     endReason: row.end_reason as string | null,
     pagesCount: Number(row.pages_count),
     lastEventAt: Number(row.last_event_at),
+    lastEventId: row.last_event_id as string | null,
+    foldState: row.fold_state as string | null,
   }
 }
 
@@ -117,11 +119,11 @@ export function mysqlBatchOps(connection: PoolConnection): BatchOps {
   }
 
   /** Locks and reads contact rows, each with its open session (locked too: it is the contact's). */
-  async function lockAndRead(contactIds: readonly string[]): Promise<ContactRow[]> {
-    const out: ContactRow[] = []
+  async function lockAndRead(contactIds: readonly string[]): Promise<LockedContact[]> {
+    const out: LockedContact[] = []
     for (const chunk of chunks(contactIds, text)) {
       const [rows] = await connection.query<RowDataPacket[]>(
-        `SELECT c.contact_id AS c_contact_id, c.client_id AS c_client_id, c.open_session_id AS c_open_session_id, c.last_event_id AS c_last_event_id, c.fold_state AS c_fold_state, ${SESSION_COLUMNS.map((column) => `s.\`${column}\``).join(',')}
+        `SELECT c.contact_id AS c_contact_id, c.client_id AS c_client_id, c.open_session_id AS c_open_session_id, c.last_event_id AS c_last_event_id, ${SESSION_COLUMNS.map((column) => `s.\`${column}\``).join(',')}
          FROM cat_contacts c LEFT JOIN cat_sessions s ON s.id = c.open_session_id
          WHERE c.contact_id IN (?) ORDER BY c.contact_id FOR UPDATE`,
         [chunk],
@@ -132,7 +134,6 @@ export function mysqlBatchOps(connection: PoolConnection): BatchOps {
           clientId: row.c_client_id as string,
           openSessionId: row.c_open_session_id as string | null,
           lastEventId: row.c_last_event_id as string | null,
-          foldState: row.c_fold_state as string | null,
           openSession: row.id === null ? null : sessionFromRow(row),
         })
       }
@@ -179,7 +180,7 @@ export function mysqlBatchOps(connection: PoolConnection): BatchOps {
     },
 
     async sessionsById(ids) {
-      const out: SessionRow[] = []
+      const out: StoredSession[] = []
       for (const chunk of chunks(ids, text)) {
         const [rows] = await connection.query<RowDataPacket[]>(`SELECT ${list(SESSION_COLUMNS)} FROM cat_sessions WHERE id IN (?)`, [chunk])
         for (const row of rows) out.push(sessionFromRow(row))
@@ -233,14 +234,14 @@ export function mysqlBatchOps(connection: PoolConnection): BatchOps {
       return out
     },
 
-    upsertSessions(rows: readonly SessionRow[]) {
+    upsertSessions(rows: readonly StoredSession[]) {
       return insert(
         'INSERT INTO cat_sessions',
         SESSION_COLUMNS,
         ` ON DUPLICATE KEY UPDATE ${overwrite(SESSION_COLUMNS)}`,
         rows,
         (row) =>
-          `(${literal(row.id)},${literal(row.contactId)},${literal(row.clientId)},${literal(row.name)},${literal(row.company)},${literal(row.startedAt)},${literal(row.endedAt)},${literal(row.visibleMs)},${literal(row.visibleSince)},${literal(row.endReason)},${literal(row.pagesCount)},${literal(row.lastEventAt)})`,
+          `(${literal(row.id)},${literal(row.contactId)},${literal(row.clientId)},${literal(row.name)},${literal(row.company)},${literal(row.startedAt)},${literal(row.endedAt)},${literal(row.visibleMs)},${literal(row.visibleSince)},${literal(row.endReason)},${literal(row.pagesCount)},${literal(row.lastEventAt)},${literal(row.lastEventId)},${literal(row.foldState)})`,
       )
     },
 
@@ -261,7 +262,7 @@ export function mysqlBatchOps(connection: PoolConnection): BatchOps {
         CONTACT_COLUMNS,
         ` ON DUPLICATE KEY UPDATE ${overwrite(CONTACT_COLUMNS)}`,
         rows,
-        (row) => `(${literal(row.contactId)},${literal(row.clientId)},${literal(row.openSessionId)},${literal(row.lastEventId)},${literal(row.foldState)})`,
+        (row) => `(${literal(row.contactId)},${literal(row.clientId)},${literal(row.openSessionId)},${literal(row.lastEventId)})`,
       )
     },
   }

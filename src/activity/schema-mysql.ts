@@ -53,6 +53,10 @@ export const sessions = mysqlTable(
     endReason: varchar('end_reason', { length: 16 }),
     pagesCount: int('pages_count').notNull().default(0),
     lastEventAt: bigint('last_event_at', { mode: 'number' }).notNull(),
+    /** Open session: the newest event id the writer folded (the contact row's may be older). */
+    lastEventId: varchar('last_event_id', { length: 32 }),
+    /** Open session: where the writer's fold stopped, its tabs (write-batch.ts encodeState); null once it ended. */
+    foldState: mediumtext('fold_state'),
   },
   (table) => [
     index('cat_sessions_contact_idx').on(table.contactId, table.startedAt),
@@ -93,16 +97,14 @@ export const erasures = mysqlTable('cat_erasures', {
 
 /**
  * One row per contact seen; the writer locks it to order a contact's writes, and keeps there
- * the contact's open session, the newest event id it folded and where that fold stopped
- * (`fold_state`, JSON of fold.ts's FoldState; null when no session is open, or on rows
- * written before migration 0002, which are re-folded from their events once).
+ * the contact's open session and the newest event id it folded when the row last changed
+ * (while a session is open, its row has the newer one).
  */
 export const contacts = mysqlTable('cat_contacts', {
   contactId: varchar('contact_id', { length: 128 }).primaryKey(),
   clientId: varchar('client_id', { length: 128 }).notNull(),
   openSessionId: varchar('open_session_id', { length: 32 }),
   lastEventId: varchar('last_event_id', { length: 32 }),
-  foldState: mediumtext('fold_state'),
 })
 
 /**

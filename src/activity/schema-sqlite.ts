@@ -41,6 +41,9 @@ export const sessions = sqliteTable(
     endReason: text('end_reason'),
     pagesCount: integer('pages_count').notNull().default(0),
     lastEventAt: integer('last_event_at').notNull(),
+    /** See schema-mysql.ts. */
+    lastEventId: text('last_event_id'),
+    foldState: text('fold_state'),
   },
   (table) => [
     index('cat_sessions_contact_idx').on(table.contactId, table.startedAt),
@@ -81,8 +84,6 @@ export const contacts = sqliteTable('cat_contacts', {
   clientId: text('client_id').notNull(),
   openSessionId: text('open_session_id'),
   lastEventId: text('last_event_id'),
-  /** See schema-mysql.ts. */
-  foldState: text('fold_state'),
 })
 
 export const consents = sqliteTable(

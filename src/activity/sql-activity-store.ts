@@ -10,9 +10,9 @@ import type { LeaveReason } from '../presence/presence-engine.js'
 import * as mysqlTables from './schema-mysql.js'
 import * as sqliteTables from './schema-sqlite.js'
 import type { Database } from './database.js'
-import type { PageVisitRow, SessionRow } from './fold.js'
+import type { PageVisitRow } from './fold.js'
 import { mysqlBatchOps } from './mysql-batch-ops.js'
-import { fromRow, writeBatch, type BatchOps, type ContactRow } from './write-batch.js'
+import { fromRow, writeBatch, type BatchOps, type LockedContact, type StoredSession } from './write-batch.js'
 import { sortableIdAt, type ActivityPage, type ActivityQuery, type ActivityStore, type ConsentDecision, type ConsentRecord, type ContactExport, type SessionView } from './activity-store.js'
 
 /**
@@ -185,11 +185,11 @@ function createStore({ database, now }: { database: Database; now: () => number 
 
   /** The writer's statements for SQLite, through drizzle (one connection: no locks needed, transactions are serial). */
   function sqliteBatchOps(tx: Db): BatchOps {
-    const contactColumns = { contactId: t.contacts.contactId, clientId: t.contacts.clientId, openSessionId: t.contacts.openSessionId, lastEventId: t.contacts.lastEventId, foldState: t.contacts.foldState }
+    const contactColumns = { contactId: t.contacts.contactId, clientId: t.contacts.clientId, openSessionId: t.contacts.openSessionId, lastEventId: t.contacts.lastEventId }
     return {
       async lockContacts(fresh) {
         await insertIgnore(tx, t.contacts, fresh)
-        const out: ContactRow[] = []
+        const out: LockedContact[] = []
         for (const chunk of chunks(fresh)) {
           out.push(...(await tx.select(contactColumns).from(t.contacts).where(inArray(t.contacts.contactId, chunk.map((row) => row.contactId)))))
         }
@@ -205,7 +205,7 @@ function createStore({ database, now }: { database: Database; now: () => number 
       },
       insertEvents: (rows) => insertIgnore(tx, t.events, rows as unknown as Record<string, unknown>[]),
       async sessionsById(ids) {
-        const out: SessionRow[] = []
+        const out: StoredSession[] = []
         for (const chunk of chunks(ids)) out.push(...(await tx.select().from(t.sessions).where(inArray(t.sessions.id, chunk))))
         return out
       },

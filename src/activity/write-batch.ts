@@ -18,16 +18,30 @@ export interface EventRow {
   reason: string | null
 }
 
-/** A cat_contacts row: the writer's per-contact lock and where its fold stopped. */
+/** A cat_contacts row: the writer's per-contact lock, the contact's open session and the newest event id folded. */
 export interface ContactRow {
   contactId: string
   clientId: string
   openSessionId: string | null
+  /**
+   * The newest event id folded, as of the last time the row changed: while a session stays
+   * open only the session row is rewritten, and its lastEventId is the newer one.
+   */
   lastEventId: string | null
-  /** Where the fold of the open session stopped: its tabs (see encodeState). */
+}
+
+/** A cat_sessions row: the fold's, and for an open session where its fold stopped. */
+export interface StoredSession extends SessionRow {
+  /** Open session: the newest event id folded. */
+  lastEventId: string | null
+  /** Open session: its tabs (see encodeState). */
   foldState: string | null
-  /** The open session's row, when lockContacts read it along (else undefined: read by id). */
-  openSession?: SessionRow | null
+}
+
+/** A contact row as locked, with its open session's row when the database read it along. */
+export interface LockedContact extends ContactRow {
+  /** null: none stored; undefined: not read (the writer reads it by id). */
+  openSession?: StoredSession | null
 }
 
 export function toRow(event: ActivityEvent): EventRow {
@@ -66,13 +80,13 @@ export interface BatchOps {
    * writers seldom wait on each other in a cycle) and reads them. After the lock, the rows are
    * what the writer that held it before committed.
    */
-  lockContacts(fresh: readonly { contactId: string; clientId: string }[]): Promise<ContactRow[]>
+  lockContacts(fresh: readonly { contactId: string; clientId: string }[]): Promise<LockedContact[]>
   erasures(contactIds: readonly string[]): Promise<{ contactId: string; erasedAt: number }[]>
   deleteContact(contactId: string): Promise<void>
   /** Inserts events, ignoring ids already stored. */
   insertEvents(rows: readonly EventRow[]): Promise<void>
   /** Sessions and page visits by id (those of open sessions, to continue their fold). */
-  sessionsById(ids: readonly string[]): Promise<SessionRow[]>
+  sessionsById(ids: readonly string[]): Promise<StoredSession[]>
   pagesById(ids: readonly string[]): Promise<PageVisitRow[]>
   /** The id of the contact's newest join before `id`. */
   joinBefore(contactId: string, id: string): Promise<string | undefined>
@@ -81,7 +95,7 @@ export interface BatchOps {
   /** The stored events of these contacts with an id at or after `from`, in id order. */
   eventsFrom(contactIds: readonly string[], from: string): Promise<EventRow[]>
   /** Insert or overwrite, by primary key. */
-  upsertSessions(rows: readonly SessionRow[]): Promise<void>
+  upsertSessions(rows: readonly StoredSession[]): Promise<void>
   upsertPages(rows: readonly PageVisitRow[]): Promise<void>
   upsertContacts(rows: readonly ContactRow[]): Promise<void>
 }
@@ -90,8 +104,8 @@ type StoredTabs = [sid: string, visible: 0 | 1, pageId: string | null][]
 
 /**
  * The stored form of a fold state: its tabs, each with its visibility and the id of its open
- * page. The session (the contact's open_session_id) and the pages are rows of their own
- * tables, read back when the fold continues: the contact row stays small.
+ * page; kept on the open session's row. The session and the pages are rows of their own
+ * tables, read back when the fold continues.
  */
 export function encodeState(state: FoldState | null): string | null {
   if (state === null) return null
@@ -99,31 +113,65 @@ export function encodeState(state: FoldState | null): string | null {
   return JSON.stringify(tabs)
 }
 
-function decodeTabs(json: string): StoredTabs {
-  return JSON.parse(json) as StoredTabs
+function sessionRow(stored: StoredSession): SessionRow {
+  const { lastEventId: _lastEventId, foldState: _foldState, ...row } = stored
+  return row
 }
 
-/** Whether an upsert would change the stored row. */
-function same<T extends object>(a: T, b: T | undefined): boolean {
-  if (b === undefined) return false
-  for (const key of Object.keys(a) as (keyof T)[]) if (a[key] !== b[key]) return false
-  return true
+function sameSession(a: SessionRow, b: SessionRow | undefined): boolean {
+  return (
+    b !== undefined &&
+    a.endedAt === b.endedAt &&
+    a.visibleMs === b.visibleMs &&
+    a.visibleSince === b.visibleSince &&
+    a.endReason === b.endReason &&
+    a.pagesCount === b.pagesCount &&
+    a.lastEventAt === b.lastEventAt &&
+    a.id === b.id &&
+    a.contactId === b.contactId &&
+    a.clientId === b.clientId &&
+    a.name === b.name &&
+    a.company === b.company &&
+    a.startedAt === b.startedAt
+  )
 }
+
+function samePage(a: PageVisitRow, b: PageVisitRow | undefined): boolean {
+  return (
+    b !== undefined &&
+    a.endedAt === b.endedAt &&
+    a.visibleMs === b.visibleMs &&
+    a.visibleSince === b.visibleSince &&
+    a.id === b.id &&
+    a.sessionId === b.sessionId &&
+    a.contactId === b.contactId &&
+    a.sid === b.sid &&
+    a.path === b.path &&
+    a.title === b.title &&
+    a.startedAt === b.startedAt
+  )
+}
+
+const newer = (a: string | null, b: string | null): string | null => (a === null ? b : b === null || a > b ? a : b)
+
+const byEventId = (a: EventRow, b: EventRow): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
 
 /**
  * Writes a batch of events: the raw events (idempotent on their id), then each contact's
  * sessions and page visits, under the contact's lock. Per contact:
  *
  * - its new events all come after what was folded (the usual case): the fold continues from
- *   the state stored with the contact — no event is read back;
+ *   the state stored with the open session (none open: from nothing) — no event is read back;
  * - an event is older than one already folded (a redelivery, another writer's batch that
- *   committed first, an event before its join), or the contact has an open session but no
- *   stored state (written before the state was kept): its stored events are folded again from
- *   the last join before the oldest new event (or from its open session), and its rows from
- *   there are replaced.
+ *   committed first, an event before its join), or the open session has no stored state
+ *   (written before the state was kept): its stored events are folded again from the last
+ *   join before the oldest new event (or from its open session), and its rows from there are
+ *   replaced.
  *
  * Either way the rows and the state are those of one fold over all the contact's events in id
- * order, whatever the order in which batches commit.
+ * order, whatever the order in which batches commit. The contact row is rewritten only when
+ * its open session changes (or while none is open); in between the open session row, which
+ * changes with every event anyway, carries the newest event id and the state.
  */
 export async function writeBatch(ops: BatchOps, events: readonly ActivityEvent[]): Promise<void> {
   if (events.length === 0) return
@@ -135,7 +183,8 @@ export async function writeBatch(ops: BatchOps, events: readonly ActivityEvent[]
     else list.push(row)
   }
   for (const [id, rows] of byContact) {
-    rows.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    if (rows.length === 1) continue
+    rows.sort(byEventId)
     // The same event twice in one batch (a redelivery of a redelivery) is one event.
     byContact.set(
       id,
@@ -146,7 +195,8 @@ export async function writeBatch(ops: BatchOps, events: readonly ActivityEvent[]
 
   // One writer per contact at a time: the rows are created if missing, then locked and read.
   const fresh = ids.map((id) => ({ contactId: id, clientId: (byContact.get(id) as EventRow[])[0]?.clientId ?? '' }))
-  const state = new Map((await ops.lockContacts(fresh)).map((row) => [row.contactId, row]))
+  const state = new Map<string, LockedContact>()
+  for (const row of await ops.lockContacts(fresh)) state.set(row.contactId, row)
 
   // Events of an erased contact that were still on their way are dropped, not revived. Read
   // under the lock: an erasure deletes the contact's row, so it either committed before the
@@ -166,19 +216,33 @@ export async function writeBatch(ops: BatchOps, events: readonly ActivityEvent[]
   if (ids.length === 0) return
   await ops.insertEvents(ids.flatMap((id) => byContact.get(id) as EventRow[]))
 
-  const sessions: SessionRow[] = []
+  // The open sessions the database did not read along with the lock.
+  const unread = ids.flatMap((id) => {
+    const known = state.get(id) as LockedContact
+    return known.openSessionId !== null && known.openSession === undefined ? [known.openSessionId] : []
+  })
+  const openSessions = new Map<string, StoredSession>()
+  if (unread.length > 0) for (const row of await ops.sessionsById(unread)) openSessions.set(row.id, row)
+  const openSessionOf = (known: LockedContact): StoredSession | undefined =>
+    known.openSessionId === null ? undefined : known.openSession === undefined ? openSessions.get(known.openSessionId) : (known.openSession ?? undefined)
+  /** The newest event id folded for the contact. */
+  const lastFolded = (known: LockedContact): string | null => newer(known.lastEventId, openSessionOf(known)?.lastEventId ?? null)
+
+  const sessions: StoredSession[] = []
   const pages: PageVisitRow[] = []
   const contactRows: ContactRow[] = []
-  const done = (id: string, folded: ReturnType<typeof foldEvents>, lastId: string | null): void => {
-    const known = state.get(id)
-    const lastEventId = known?.lastEventId != null && (lastId === null || known.lastEventId > lastId) ? known.lastEventId : lastId
-    contactRows.push({
-      contactId: id,
-      clientId: folded.sessions[folded.sessions.length - 1]?.clientId ?? known?.clientId ?? (byContact.get(id) as EventRow[])[0]?.clientId ?? '',
-      openSessionId: folded.state?.session.id ?? null,
-      lastEventId,
-      foldState: encodeState(folded.state),
-    })
+  /** Collects a contact's rows: the fold's sessions (the open one with where it stopped), and the contact row if it changed. */
+  const done = (id: string, folded: ReturnType<typeof foldEvents>, foldedSessions: readonly SessionRow[], lastId: string | null): void => {
+    const known = state.get(id) as LockedContact
+    const lastEventId = newer(lastFolded(known), lastId)
+    const open = folded.state?.session.id ?? null
+    for (const row of foldedSessions) sessions.push(row.id === open ? { ...row, lastEventId, foldState: encodeState(folded.state) } : { ...row, lastEventId: null, foldState: null })
+    const clientId = folded.sessions[folded.sessions.length - 1]?.clientId ?? known.clientId
+    // While the same session stays open its row carries the newest event id: the contact row
+    // is left as it is.
+    if (open !== null && open === known.openSessionId && clientId === known.clientId && known.lastEventId !== null) return
+    if (open === null && known.openSessionId === null && clientId === known.clientId && lastEventId === known.lastEventId) return
+    contactRows.push({ contactId: id, clientId, openSessionId: open, lastEventId })
   }
 
   // Which contacts continue from their stored state, and where the others' re-fold starts:
@@ -189,55 +253,50 @@ export async function writeBatch(ops: BatchOps, events: readonly ActivityEvent[]
   for (const id of ids) {
     const rows = byContact.get(id) as EventRow[]
     const first = (rows[0] as EventRow).id
-    const known = state.get(id)
-    const inOrder = known?.lastEventId == null || first > known.lastEventId
-    const openSessionId = known?.openSessionId ?? null
-    if (inOrder && (openSessionId === null || known?.foldState != null)) {
+    const known = state.get(id) as LockedContact
+    const last = lastFolded(known)
+    const inOrder = last === null || first > last
+    if (inOrder && (known.openSessionId === null || openSessionOf(known)?.foldState != null)) {
       continuing.push(id)
       continue
     }
-    const start = inOrder ? (openSessionId ?? first) : ((await ops.joinBefore(id, first)) ?? first)
+    const start = inOrder ? (known.openSessionId ?? first) : ((await ops.joinBefore(id, first)) ?? first)
     starts.set(id, start < first ? start : first)
   }
 
-  // The open sessions and open pages the continuing folds start from.
-  const tabsOf = new Map<string, StoredTabs>()
-  for (const id of continuing) {
-    const json = state.get(id)?.foldState
-    if (state.get(id)?.openSessionId != null && json != null) tabsOf.set(id, decodeTabs(json))
-  }
-  const openSessions = new Map<string, SessionRow>()
+  // The open pages the continuing folds start from.
   const openPages = new Map<string, PageVisitRow>()
-  if (tabsOf.size > 0) {
-    const unread: string[] = []
-    for (const id of tabsOf.keys()) {
-      const known = state.get(id) as ContactRow
-      if (known.openSession === undefined) unread.push(known.openSessionId as string)
-      else if (known.openSession !== null) openSessions.set(known.openSession.id, known.openSession)
-    }
-    if (unread.length > 0) for (const row of await ops.sessionsById(unread)) openSessions.set(row.id, row)
-    const pageIds = [...tabsOf.values()].flatMap((tabs) => tabs.flatMap(([, , pageId]) => (pageId === null ? [] : [pageId])))
-    if (pageIds.length > 0) for (const row of await ops.pagesById(pageIds)) openPages.set(row.id, row)
-  }
+  const pageIds = continuing.flatMap((id) => {
+    const json = openSessionOf(state.get(id) as LockedContact)?.foldState
+    return json == null ? [] : (JSON.parse(json) as StoredTabs).flatMap(([, , pageId]) => (pageId === null ? [] : [pageId]))
+  })
+  if (pageIds.length > 0) for (const row of await ops.pagesById(pageIds)) openPages.set(row.id, row)
   for (const id of continuing) {
     const rows = byContact.get(id) as EventRow[]
-    const tabs = tabsOf.get(id)
+    const known = state.get(id) as LockedContact
+    const stored = openSessionOf(known)
     let from: FoldState | null = null
-    if (tabs !== undefined) {
-      const session = openSessions.get(state.get(id)?.openSessionId as string)
-      const pages = tabs.map(([, , pageId]) => (pageId === null ? null : openPages.get(pageId)))
-      if (session === undefined || pages.includes(undefined)) {
+    if (known.openSessionId !== null) {
+      const tabs = JSON.parse(stored?.foldState ?? '[]') as StoredTabs
+      const open = tabs.map(([, , pageId]) => (pageId === null ? null : openPages.get(pageId)))
+      if (stored === undefined || open.includes(undefined)) {
         // Rows the state refers to are gone (deleted by hand?): re-fold from the events.
-        starts.set(id, state.get(id)?.openSessionId as string)
+        starts.set(id, known.openSessionId)
         continue
       }
-      from = { session, tabs: tabs.map(([sid, visible], i) => [sid, visible === 1, pages[i] as PageVisitRow | null]) }
+      from = { session: sessionRow(stored), tabs: tabs.map(([sid, visible], i) => [sid, visible === 1, open[i] as PageVisitRow | null]) }
     }
     const folded = foldEvents(rows.map(fromRow), from)
-    // Rows of the state the new events did not change are not written again.
-    sessions.push(...folded.sessions.filter((row) => !same(row, openSessions.get(row.id))))
-    pages.push(...folded.pages.filter((row) => !same(row, openPages.get(row.id))))
-    done(id, folded, (rows[rows.length - 1] as EventRow).id)
+    // Rows of the state the new events did not change are not written again (the open
+    // session's is: it carries the newest event id).
+    const openAtEnd = folded.state?.session.id
+    done(
+      id,
+      folded,
+      folded.sessions.filter((row) => row.id === openAtEnd || !sameSession(row, stored)),
+      (rows[rows.length - 1] as EventRow).id,
+    )
+    for (const row of folded.pages) if (!samePage(row, openPages.get(row.id))) pages.push(row)
   }
 
   if (starts.size > 0) {
@@ -258,9 +317,8 @@ export async function writeBatch(ops: BatchOps, events: readonly ActivityEvent[]
       // that now comes after its session's end, a session a late join cut short) are not in
       // this fold: everything from the start is replaced.
       await ops.deleteRowsFrom(id, starts.get(id) as string)
-      sessions.push(...folded.sessions)
+      done(id, folded, folded.sessions, own.length > 0 ? (own[own.length - 1] as ActivityEvent).id : null)
       pages.push(...folded.pages)
-      done(id, folded, own.length > 0 ? (own[own.length - 1] as ActivityEvent).id : null)
     }
   }
   await ops.upsertSessions(sessions)

@@ -16,12 +16,12 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 /** Every table with its columns in order, identical in both dialects. */
 const EXPECTED_COLUMNS: Record<string, string[]> = {
   cat_consents: ['id', 'contact_id', 'client_id', 'decision', 'version', 'locale', 'at', 'ip', 'user_agent'],
-  cat_contacts: ['contact_id', 'client_id', 'open_session_id', 'last_event_id', 'fold_state'],
+  cat_contacts: ['contact_id', 'client_id', 'open_session_id', 'last_event_id'],
   cat_erasures: ['contact_id', 'erased_at'],
   cat_events: ['id', 'contact_id', 'client_id', 'sid', 'type', 'path', 'title', 'at', 'from_at', 'name', 'company', 'reason'],
   cat_online_samples: ['t', 'online'],
   cat_page_visits: ['id', 'session_id', 'contact_id', 'sid', 'path', 'title', 'started_at', 'ended_at', 'visible_ms', 'visible_since'],
-  cat_sessions: ['id', 'contact_id', 'client_id', 'name', 'company', 'started_at', 'ended_at', 'visible_ms', 'visible_since', 'end_reason', 'pages_count', 'last_event_at'],
+  cat_sessions: ['id', 'contact_id', 'client_id', 'name', 'company', 'started_at', 'ended_at', 'visible_ms', 'visible_since', 'end_reason', 'pages_count', 'last_event_at', 'last_event_id', 'fold_state'],
 }
 
 /** Secondary indexes (not the primary keys) by name, with their columns in order. */
