@@ -2,7 +2,7 @@
 KEYS[1..5] (KEYS[5]: the contact's bucket) and ARGV[1..4] as in common.lua, then:
 ARGV[5]  contact id       ARGV[6]  sid (tab id)       ARGV[7]  event: beat|nav|visible|hidden|leave
 ARGV[8]  client id        ARGV[9]  name               ARGV[10] company
-ARGV[11] path             ARGV[12] title
+ARGV[11] path             ARGV[12] title              ARGV[13] gap after (as in beat.lua)
 Returns joined | updated | left | unchanged | ignored.
 ]]
 local BUCKET = KEYS[5]
@@ -36,8 +36,15 @@ if event == 'leave' or event == 'hidden' then
 end
 
 if event == 'beat' and tab == 0 then
-  -- A visible tab whose fast-path ZADD changed nothing (same ms): only the expiry moves.
-  redis.call('ZADD', BUCKET, NOW + TIMEOUT, tab_member(contact, sid, false))
+  -- A visible tab the fast path left to us: a late beat (the time since the last one is a
+  -- gap, not visible time), or a tab missing from its bucket. Only the expiry moves.
+  local member = tab_member(contact, sid, false)
+  local score = redis.call('ZSCORE', BUCKET, member)
+  local last = score and tonumber(score) - TIMEOUT
+  if last and NOW - last > tonumber(ARGV[13]) then
+    append('gap', contact, rec, sid, NOW, { 'from', string.format('%d', last) })
+  end
+  redis.call('ZADD', BUCKET, NOW + TIMEOUT, member)
   due_at_most(BUCKET, NOW + TIMEOUT)
   return 'unchanged'
 end

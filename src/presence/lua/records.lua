@@ -1,0 +1,109 @@
+--[[ records.lua: contact records, the activity stream and the feed. The engine prepends it,
+after common.lua, to every script but beat.lua: the fast path does not need it, and defining
+functions costs time on every call of a script.
+
+Record: clientId, name, company, path, title, since (ms), tabs, joined by "\31" (US). In the
+first five "\30" (RS) is written "\30" .. "0" and "\31" is written "\30" .. "1", so any value
+round-trips. tabs: one entry per tab in the order they opened, joined by " ": "0" .. sid
+(visible) or "1" .. sid (hidden); sids are 8-64 of A-Z a-z 0-9 _ - (route schema).
+
+Stream entry fields: type (join|nav|hidden|visible|leave|gap|end), contact, client, sid, path,
+title, at (ms); join adds name, company; end adds reason (timeout|leave|idle|withdrawn); gap
+adds from (ms).
+Feed message: JSON {n=seq, k="joined"|"updated", p=PRESENCE} or {n=seq, k="left", l={contactId, at, reason}}.
+]]
+local ESCAPE = { ['\30'] = '\30' .. '0', ['\31'] = '\30' .. '1' }
+local UNESCAPE = { ['\30' .. '0'] = '\30', ['\30' .. '1'] = '\31' }
+
+local function esc(s)
+  if string.find(s, '[\30\31]') then return (string.gsub(s, '[\30\31]', ESCAPE)) end
+  return s
+end
+
+local function unesc(s)
+  if string.find(s, '\30', 1, true) then return (string.gsub(s, '\30[01]', UNESCAPE)) end
+  return s
+end
+
+-- rec = {c, n, o, p, t, s = since, sids = {sid, …} in opening order, h = {[sid] = 0 visible | 1 hidden}}
+local function decode(raw)
+  local f, i = {}, 1
+  for k = 1, 6 do
+    local j = string.find(raw, '\31', i, true)
+    f[k] = string.sub(raw, i, j - 1)
+    i = j + 1
+  end
+  local rec = { c = unesc(f[1]), n = unesc(f[2]), o = unesc(f[3]), p = unesc(f[4]), t = unesc(f[5]), s = tonumber(f[6]), sids = {}, h = {} }
+  for flag, sid in string.gmatch(string.sub(raw, i), '([01])(%S+)') do
+    rec.sids[#rec.sids + 1] = sid
+    rec.h[sid] = flag == '1' and 1 or 0
+  end
+  return rec
+end
+
+local function encode(rec)
+  local tabs = {}
+  for k, sid in ipairs(rec.sids) do tabs[k] = rec.h[sid] .. sid end
+  return esc(rec.c) .. '\31' .. esc(rec.n) .. '\31' .. esc(rec.o) .. '\31' .. esc(rec.p) .. '\31' .. esc(rec.t)
+    .. '\31' .. string.format('%d', rec.s) .. '\31' .. table.concat(tabs, ' ')
+end
+
+-- Sets a tab's visibility (0 visible, 1 hidden), adding it last when new.
+local function set_tab(rec, sid, hidden)
+  if rec.h[sid] == nil then rec.sids[#rec.sids + 1] = sid end
+  rec.h[sid] = hidden
+end
+
+local function remove_tab(rec, sid)
+  rec.h[sid] = nil
+  for k, s in ipairs(rec.sids) do
+    if s == sid then
+      table.remove(rec.sids, k)
+      return
+    end
+  end
+end
+
+local function presence_of(bucket, contact, rec)
+  local active, last_seen = false, 0
+  for _, sid in ipairs(rec.sids) do
+    local is_hidden = rec.h[sid] == 1
+    if not is_hidden then active = true end
+    local score = redis.call('ZSCORE', bucket, tab_member(contact, sid, is_hidden))
+    if score then
+      local seen = tonumber(score) - (is_hidden and IDLE or TIMEOUT)
+      if seen > last_seen then last_seen = seen end
+    end
+  end
+  return {
+    contactId = contact, clientId = rec.c, name = rec.n, company = rec.o, path = rec.p, title = rec.t,
+    state = active and 'active' or 'idle', since = rec.s, lastSeen = last_seen, tabs = #rec.sids,
+  }
+end
+
+-- What a dashboard sees of a presence, lastSeen aside: a change here is an `updated`.
+local function shown(p)
+  return p.path .. '\n' .. p.title .. '\n' .. p.state .. '\n' .. p.tabs .. '\n' .. p.name .. '\n' .. p.company
+end
+
+local function publish(kind, body)
+  local msg = { n = redis.call('INCR', SEQ), k = kind }
+  if kind == 'left' then msg.l = body else msg.p = body end
+  redis.call('PUBLISH', CHANNEL, cjson.encode(msg))
+end
+
+local function append(kind, contact, rec, sid, at, extra)
+  local fields = { 'type', kind, 'contact', contact, 'client', rec.c, 'sid', sid, 'path', rec.p, 'title', rec.t,
+    'at', string.format('%d', at) }
+  if extra then
+    for i = 1, #extra do fields[#fields + 1] = extra[i] end
+  end
+  redis.call('XADD', EVENTS, '*', unpack(fields))
+end
+
+-- Removes a contact whose last tab is gone: the session ends, dashboards see `left`.
+local function end_contact(contact, rec, sid, at, reason)
+  redis.call('HDEL', CONTACTS, contact)
+  append('end', contact, rec, sid, at, { 'reason', reason })
+  publish('left', { contactId = contact, at = at, reason = reason })
+end
