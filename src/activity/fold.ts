@@ -56,6 +56,45 @@ function credit(row: { visibleMs: number; visibleSince: number | null }, until: 
   row.visibleSince = Math.max(row.visibleSince, until)
 }
 
+function anyVisible(tabs: Map<string, Tab>): boolean {
+  for (const tab of tabs.values()) if (tab.visible) return true
+  return false
+}
+
+function openPage(pages: PageVisitRow[], event: ActivityEvent, sessionId: string): PageVisitRow {
+  const page: PageVisitRow = {
+    id: event.id,
+    sessionId,
+    contactId: event.contactId,
+    sid: event.sid,
+    path: event.path,
+    title: event.title,
+    startedAt: event.at,
+    endedAt: null,
+    visibleMs: 0,
+    visibleSince: event.at,
+  }
+  pages.push(page)
+  return page
+}
+
+function closePage(page: PageVisitRow | undefined, at: number): void {
+  if (page === undefined || page.endedAt !== null) return
+  credit(page, at)
+  page.visibleSince = null
+  page.endedAt = at
+}
+
+/** Ends the session and its tabs' pages (the caller forgets the session). */
+function closeSession(open: SessionRow, tabs: Map<string, Tab>, at: number, reason: string): void {
+  for (const tab of tabs.values()) closePage(tab.page, at)
+  tabs.clear()
+  credit(open, at)
+  open.visibleSince = null
+  open.endedAt = at
+  open.endReason = reason
+}
+
 /**
  * Turns one contact's events, in id order, into sessions and page visits. Pure: the writer
  * continues it from the stored state when new events all come after what was folded, and runs
@@ -70,7 +109,8 @@ function credit(row: { visibleMs: number; visibleSince: number | null }, until: 
  *
  * `from` continues an earlier fold: `foldEvents(b, foldEvents(a).state)` gives the same rows
  * as `foldEvents([...a, ...b])` for the session open at the end of `a` and everything after
- * (rows closed within `a` are not repeated). `state` is where this fold stopped.
+ * (rows closed within `a` are not repeated). `state` is where this fold stopped; it shares its
+ * objects with the rows returned, and the fold copies what it continues from.
  */
 export function foldEvents(events: readonly ActivityEvent[], from: FoldState | null = null): { sessions: SessionRow[]; pages: PageVisitRow[]; state: FoldState | null } {
   const sessions: SessionRow[] = []
@@ -88,47 +128,11 @@ export function foldEvents(events: readonly ActivityEvent[], from: FoldState | n
     }
   }
 
-  const anyVisible = (): boolean => {
-    for (const tab of tabs.values()) if (tab.visible) return true
-    return false
-  }
-  const openPage = (event: ActivityEvent, sessionId: string): PageVisitRow => {
-    const page: PageVisitRow = {
-      id: event.id,
-      sessionId,
-      contactId: event.contactId,
-      sid: event.sid,
-      path: event.path,
-      title: event.title,
-      startedAt: event.at,
-      endedAt: null,
-      visibleMs: 0,
-      visibleSince: event.at,
-    }
-    pages.push(page)
-    return page
-  }
-  const closePage = (page: PageVisitRow | undefined, at: number): void => {
-    if (page === undefined || page.endedAt !== null) return
-    credit(page, at)
-    page.visibleSince = null
-    page.endedAt = at
-  }
-  const closeSession = (open: SessionRow, at: number, reason: string): void => {
-    for (const tab of tabs.values()) closePage(tab.page, at)
-    tabs.clear()
-    credit(open, at)
-    open.visibleSince = null
-    open.endedAt = at
-    open.endReason = reason
-    session = undefined
-  }
-
   for (const event of events) {
     const { at } = event
     if (event.type === 'join') {
       // A join while a session is open means its end was lost: it ended when last heard of.
-      if (session !== undefined) closeSession(session, session.lastEventAt, 'timeout')
+      if (session !== undefined) closeSession(session, tabs, session.lastEventAt, 'timeout')
       session = {
         id: event.id,
         contactId: event.contactId,
@@ -144,7 +148,7 @@ export function foldEvents(events: readonly ActivityEvent[], from: FoldState | n
         lastEventAt: at,
       }
       sessions.push(session)
-      tabs.set(event.sid, { visible: true, page: openPage(event, session.id) })
+      tabs.set(event.sid, { visible: true, page: openPage(pages, event, session.id) })
       continue
     }
     if (session === undefined) continue
@@ -154,14 +158,14 @@ export function foldEvents(events: readonly ActivityEvent[], from: FoldState | n
     switch (event.type) {
       case 'nav': {
         closePage(tab?.page, at)
-        if (!anyVisible()) session.visibleSince = at
-        tabs.set(event.sid, { visible: true, page: openPage(event, session.id) })
+        if (!anyVisible(tabs)) session.visibleSince = at
+        tabs.set(event.sid, { visible: true, page: openPage(pages, event, session.id) })
         session.pagesCount += 1
         break
       }
       case 'visible': {
         if (tab?.visible === true) break
-        if (!anyVisible()) session.visibleSince = at
+        if (!anyVisible(tabs)) session.visibleSince = at
         if (tab === undefined) tabs.set(event.sid, { visible: true, page: undefined })
         else {
           tab.visible = true
@@ -176,7 +180,7 @@ export function foldEvents(events: readonly ActivityEvent[], from: FoldState | n
           credit(tab.page, at)
           tab.page.visibleSince = null
         }
-        if (!anyVisible()) {
+        if (!anyVisible(tabs)) {
           credit(session, at)
           session.visibleSince = null
         }
@@ -186,7 +190,7 @@ export function foldEvents(events: readonly ActivityEvent[], from: FoldState | n
         if (tab === undefined) break
         closePage(tab.page, at)
         tabs.delete(event.sid)
-        if (tab.visible && !anyVisible()) {
+        if (tab.visible && !anyVisible(tabs)) {
           credit(session, at)
           session.visibleSince = null
         }
@@ -202,11 +206,13 @@ export function foldEvents(events: readonly ActivityEvent[], from: FoldState | n
         break
       }
       case 'end': {
-        closeSession(session, at, event.reason ?? 'leave')
+        closeSession(session, tabs, at, event.reason ?? 'leave')
+        session = undefined
         break
       }
     }
   }
-  const state: FoldState | null = session === undefined ? null : { session: { ...session }, tabs: [...tabs].map(([sid, tab]) => [sid, tab.visible, tab.page === undefined ? null : { ...tab.page }]) }
+  // The state shares its session and pages with the rows returned (no copies: a writer continues hundreds of folds per batch).
+  const state: FoldState | null = session === undefined ? null : { session, tabs: [...tabs].map(([sid, tab]) => [sid, tab.visible, tab.page ?? null]) }
   return { sessions, pages, state }
 }

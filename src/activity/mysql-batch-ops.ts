@@ -37,12 +37,10 @@ const SPECIAL = /[\0\b\t\n\r\x1a"'\\]/
 
 /** A value as an SQL literal: mysql2's escaping, with a short cut for the usual strings that need none. */
 function literal(value: string | number | null): string {
+  if (typeof value === 'string') return SPECIAL.test(value) ? escape(value) : `'${value}'`
   if (value === null) return 'NULL'
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new Error('not a finite number')
-    return String(value)
-  }
-  return SPECIAL.test(value) ? escape(value) : `'${value}'`
+  if (!Number.isFinite(value)) throw new Error('not a finite number')
+  return String(value)
 }
 
 const text = (value: string | null): number => (value === null ? 4 : value.length * 2 + 3)

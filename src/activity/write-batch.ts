@@ -113,11 +113,6 @@ export function encodeState(state: FoldState | null): string | null {
   return JSON.stringify(tabs)
 }
 
-function sessionRow(stored: StoredSession): SessionRow {
-  const { lastEventId: _lastEventId, foldState: _foldState, ...row } = stored
-  return row
-}
-
 function sameSession(a: SessionRow, b: SessionRow | undefined): boolean {
   return (
     b !== undefined &&
@@ -236,7 +231,12 @@ export async function writeBatch(ops: BatchOps, events: readonly ActivityEvent[]
     const known = state.get(id) as LockedContact
     const lastEventId = newer(lastFolded(known), lastId)
     const open = folded.state?.session.id ?? null
-    for (const row of foldedSessions) sessions.push(row.id === open ? { ...row, lastEventId, foldState: encodeState(folded.state) } : { ...row, lastEventId: null, foldState: null })
+    for (const row of foldedSessions as StoredSession[]) {
+      // The fold's own rows: completed in place.
+      row.lastEventId = row.id === open ? lastEventId : null
+      row.foldState = row.id === open ? encodeState(folded.state) : null
+      sessions.push(row)
+    }
     const clientId = folded.sessions[folded.sessions.length - 1]?.clientId ?? known.clientId
     // While the same session stays open its row carries the newest event id: the contact row
     // is left as it is.
@@ -265,11 +265,16 @@ export async function writeBatch(ops: BatchOps, events: readonly ActivityEvent[]
   }
 
   // The open pages the continuing folds start from.
-  const openPages = new Map<string, PageVisitRow>()
-  const pageIds = continuing.flatMap((id) => {
+  const tabsOf = new Map<string, StoredTabs>()
+  const pageIds: string[] = []
+  for (const id of continuing) {
     const json = openSessionOf(state.get(id) as LockedContact)?.foldState
-    return json == null ? [] : (JSON.parse(json) as StoredTabs).flatMap(([, , pageId]) => (pageId === null ? [] : [pageId]))
-  })
+    if (json == null) continue
+    const tabs = JSON.parse(json) as StoredTabs
+    tabsOf.set(id, tabs)
+    for (const [, , pageId] of tabs) if (pageId !== null) pageIds.push(pageId)
+  }
+  const openPages = new Map<string, PageVisitRow>()
   if (pageIds.length > 0) for (const row of await ops.pagesById(pageIds)) openPages.set(row.id, row)
   for (const id of continuing) {
     const rows = byContact.get(id) as EventRow[]
@@ -277,14 +282,15 @@ export async function writeBatch(ops: BatchOps, events: readonly ActivityEvent[]
     const stored = openSessionOf(known)
     let from: FoldState | null = null
     if (known.openSessionId !== null) {
-      const tabs = JSON.parse(stored?.foldState ?? '[]') as StoredTabs
+      const tabs = tabsOf.get(id) ?? []
       const open = tabs.map(([, , pageId]) => (pageId === null ? null : openPages.get(pageId)))
       if (stored === undefined || open.includes(undefined)) {
         // Rows the state refers to are gone (deleted by hand?): re-fold from the events.
         starts.set(id, known.openSessionId)
         continue
       }
-      from = { session: sessionRow(stored), tabs: tabs.map(([sid, visible], i) => [sid, visible === 1, open[i] as PageVisitRow | null]) }
+      // (The fold copies the session row; the writer's own two fields ride along and are set again below.)
+      from = { session: stored, tabs: tabs.map(([sid, visible], i) => [sid, visible === 1, open[i] as PageVisitRow | null]) }
     }
     const folded = foldEvents(rows.map(fromRow), from)
     // Rows of the state the new events did not change are not written again (the open
