@@ -11,6 +11,7 @@ import {
   createRedisPresenceEngine,
   presenceKeys,
   presenceMemoryUsage,
+  recordPresence,
   redisKeys,
   tabBucket,
   type RedisPresenceEngine,
@@ -251,4 +252,15 @@ t.test('keys of the old layout (one tabs set, JSON records) are left to expire, 
   t.ok((await redis.pttl(oldTabs)) <= 10_000, 'a later start does not push the expiry back')
   t.equal(await engine.heartbeat(beat('contact-1', 'beat')), 'joined', 'the new layout does not read them')
   t.equal(await redis.zcard(oldTabs), 1)
+})
+
+t.test('recordPresence decodes what the scripts store: escapes, several tabs, hidden ones; refuses anything else', async (t) => {
+  const US = '\x1f'
+  const raw = ['c\x1e1x', 'N\x1e0\x1e1', '', '/p q', 'T\x1e', '1800000000000', '1tab-aaaa-0001 0tab-bbbb-0002 1tab-cccc-0003'].join(US)
+  t.strictSame(recordPresence('k', raw, undefined), {
+    contactId: 'k', clientId: 'c\x1fx', name: 'N\x1e\x1f', company: '', path: '/p q', title: 'T\x1e', state: 'active', since: 1_800_000_000_000, lastSeen: 1_800_000_000_000, tabs: 3,
+  })
+  t.match(recordPresence('k', ['c', 'n', 'o', 'p', 't', '5', '1tab-aaaa-0001 1tab-bbbb-0002'].join(US), 9), { state: 'idle', tabs: 2, since: 5, lastSeen: 9 })
+  t.throws(() => recordPresence('k', '{"c":"client-1"}', undefined), /not a presence record/, 'JSON of the old layout')
+  t.throws(() => recordPresence('k', ['c', 'n', 'o', 'p', 't', '5', '0x', 'extra'].join(US), undefined), /not a presence record/)
 })
