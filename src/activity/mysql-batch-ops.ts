@@ -116,6 +116,15 @@ export function mysqlBatchOps(connection: PoolConnection): BatchOps {
     await flush()
   }
 
+  async function readErasures(contactIds: readonly string[]): Promise<{ contactId: string; erasedAt: number }[]> {
+    const out: { contactId: string; erasedAt: number }[] = []
+    for (const chunk of chunks(contactIds, text)) {
+      const [rows] = await connection.query<RowDataPacket[]>('SELECT contact_id, erased_at FROM cat_erasures WHERE contact_id IN (?)', [chunk])
+      for (const row of rows) out.push({ contactId: row.contact_id as string, erasedAt: Number(row.erased_at) })
+    }
+    return out
+  }
+
   /** Locks and reads contact rows, each with its open session (locked too: it is the contact's). */
   async function lockAndRead(contactIds: readonly string[]): Promise<LockedContact[]> {
     const out: LockedContact[] = []
@@ -144,22 +153,23 @@ export function mysqlBatchOps(connection: PoolConnection): BatchOps {
       // Rows that exist are locked by the read itself (in contact-id order). The others are
       // created with INSERT … ON DUPLICATE KEY UPDATE, which, should another writer create one
       // first, waits for it and then locks it exclusively (INSERT IGNORE would take a shared
-      // lock, and two writers upgrading theirs for the same contact deadlock), and read.
-      const found = await lockAndRead(fresh.map((row) => row.contactId))
-      if (found.length === fresh.length) return found
+      // lock, and two writers upgrading theirs for the same contact deadlock), and read. The
+      // erasures are asked for together with the last locking read: the connection runs them
+      // after it, under the locks, with no wait in between.
+      const ids = fresh.map((row) => row.contactId)
+      const lockThenErasures = async (lock: readonly string[]): Promise<[LockedContact[], { contactId: string; erasedAt: number }[]]> => {
+        // Queued together only when the locking read is one statement (else the erasures would run between its parts).
+        if (chunks(lock, text).length === 1) return Promise.all([lockAndRead(lock), readErasures(ids)])
+        const locked = await lockAndRead(lock)
+        return [locked, await readErasures(ids)]
+      }
+      const [found, erasedIfAll] = await lockThenErasures(ids)
+      if (found.length === fresh.length) return { contacts: found, erasures: erasedIfAll }
       const known = new Set(found.map((row) => row.contactId))
       const missing = fresh.filter((row) => !known.has(row.contactId))
       await insert('INSERT INTO cat_contacts', ['contact_id', 'client_id'], ' ON DUPLICATE KEY UPDATE contact_id = contact_id', missing, (row) => `(${literal(row.contactId)},${literal(row.clientId)})`)
-      return [...found, ...(await lockAndRead(missing.map((row) => row.contactId)))]
-    },
-
-    async erasures(contactIds) {
-      const out: { contactId: string; erasedAt: number }[] = []
-      for (const chunk of chunks(contactIds, text)) {
-        const [rows] = await connection.query<RowDataPacket[]>('SELECT contact_id, erased_at FROM cat_erasures WHERE contact_id IN (?)', [chunk])
-        for (const row of rows) out.push({ contactId: row.contact_id as string, erasedAt: Number(row.erased_at) })
-      }
-      return out
+      const [created, erased] = await lockThenErasures(missing.map((row) => row.contactId))
+      return { contacts: [...found, ...created], erasures: erased }
     },
 
     async deleteContact(contactId) {

@@ -189,16 +189,14 @@ function createStore({ database, now }: { database: Database; now: () => number 
     return {
       async lockContacts(fresh) {
         await insertIgnore(tx, t.contacts, fresh)
-        const out: LockedContact[] = []
+        const contacts: LockedContact[] = []
+        const erasures: { contactId: string; erasedAt: number }[] = []
         for (const chunk of chunks(fresh)) {
-          out.push(...(await tx.select(contactColumns).from(t.contacts).where(inArray(t.contacts.contactId, chunk.map((row) => row.contactId)))))
+          const ids = chunk.map((row) => row.contactId)
+          contacts.push(...(await tx.select(contactColumns).from(t.contacts).where(inArray(t.contacts.contactId, ids))))
+          erasures.push(...(await tx.select().from(t.erasures).where(inArray(t.erasures.contactId, ids))))
         }
-        return out
-      },
-      async erasures(contactIds) {
-        const out: { contactId: string; erasedAt: number }[] = []
-        for (const chunk of chunks(contactIds)) out.push(...(await tx.select().from(t.erasures).where(inArray(t.erasures.contactId, chunk))))
-        return out
+        return { contacts, erasures }
       },
       async deleteContact(contactId) {
         await tx.delete(t.contacts).where(eq(t.contacts.contactId, contactId))

@@ -77,11 +77,11 @@ export function fromRow(row: EventRow): ActivityEvent {
 export interface BatchOps {
   /**
    * Creates the missing contact rows and locks every one of them (in contact-id order, so two
-   * writers seldom wait on each other in a cycle) and reads them. After the lock, the rows are
-   * what the writer that held it before committed.
+   * writers seldom wait on each other in a cycle) and reads them; then, under those locks,
+   * reads the contacts' erasures. After the lock, the rows are what the writer that held it
+   * before committed.
    */
-  lockContacts(fresh: readonly { contactId: string; clientId: string }[]): Promise<LockedContact[]>
-  erasures(contactIds: readonly string[]): Promise<{ contactId: string; erasedAt: number }[]>
+  lockContacts(fresh: readonly { contactId: string; clientId: string }[]): Promise<{ contacts: LockedContact[]; erasures: { contactId: string; erasedAt: number }[] }>
   deleteContact(contactId: string): Promise<void>
   /** Inserts events, ignoring ids already stored. */
   insertEvents(rows: readonly EventRow[]): Promise<void>
@@ -191,12 +191,11 @@ export async function writeBatch(ops: BatchOps, events: readonly ActivityEvent[]
   // One writer per contact at a time: the rows are created if missing, then locked and read.
   const fresh = ids.map((id) => ({ contactId: id, clientId: (byContact.get(id) as EventRow[])[0]?.clientId ?? '' }))
   const state = new Map<string, LockedContact>()
-  for (const row of await ops.lockContacts(fresh)) state.set(row.contactId, row)
-
-  // Events of an erased contact that were still on their way are dropped, not revived. Read
-  // under the lock: an erasure deletes the contact's row, so it either committed before the
-  // lock (and is seen here) or waits for this transaction and deletes after it.
-  const erased = await ops.erasures(ids)
+  // Events of an erased contact that were still on their way are dropped, not revived. The
+  // erasures are read under the lock: an erasure deletes the contact's row, so it either
+  // committed before the lock (and is seen) or waits for this transaction and deletes after it.
+  const { contacts, erasures: erased } = await ops.lockContacts(fresh)
+  for (const row of contacts) state.set(row.contactId, row)
   for (const { contactId, erasedAt } of erased) {
     const later = (byContact.get(contactId) as EventRow[]).filter((row) => row.at > erasedAt)
     if (later.length > 0) {
@@ -209,7 +208,10 @@ export async function writeBatch(ops: BatchOps, events: readonly ActivityEvent[]
   }
   if (erased.length > 0) ids = [...byContact.keys()].sort()
   if (ids.length === 0) return
-  await ops.insertEvents(ids.flatMap((id) => byContact.get(id) as EventRow[]))
+  // Statements that do not depend on each other are issued together: on MySQL they still run
+  // one after the other on the transaction's connection, without a wait in between.
+  const inserted = ops.insertEvents(ids.flatMap((id) => byContact.get(id) as EventRow[]))
+  inserted.catch(() => {}) // awaited below; a rejection meanwhile is not unhandled
 
   // The open sessions the database did not read along with the lock.
   const unread = ids.flatMap((id) => {
@@ -276,6 +278,7 @@ export async function writeBatch(ops: BatchOps, events: readonly ActivityEvent[]
   }
   const openPages = new Map<string, PageVisitRow>()
   if (pageIds.length > 0) for (const row of await ops.pagesById(pageIds)) openPages.set(row.id, row)
+  await inserted
   for (const id of continuing) {
     const rows = byContact.get(id) as EventRow[]
     const known = state.get(id) as LockedContact
@@ -327,7 +330,5 @@ export async function writeBatch(ops: BatchOps, events: readonly ActivityEvent[]
       pages.push(...folded.pages)
     }
   }
-  await ops.upsertSessions(sessions)
-  await ops.upsertPages(pages)
-  await ops.upsertContacts(contactRows)
+  await Promise.all([ops.upsertSessions(sessions), ops.upsertPages(pages), ops.upsertContacts(contactRows)])
 }
