@@ -81,8 +81,8 @@ async function mysqlTransaction<T>(pool: Pool, body: (connection: PoolConnection
     const connection = await pool.getConnection()
     let healthy = true
     try {
-      await connection.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED')
-      await connection.query('START TRANSACTION')
+      // Issued together (the connection runs them in order); a failure of either throws before the body runs.
+      await Promise.all([connection.query('SET TRANSACTION ISOLATION LEVEL READ COMMITTED'), connection.query('START TRANSACTION')])
       try {
         const result = await body(connection)
         await connection.query('COMMIT')
