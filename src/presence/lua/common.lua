@@ -1,5 +1,5 @@
---[[ common.lua: the keys, arguments and helpers every presence script shares; the engine
-prepends it to each one (and records.lua to each but beat.lua).
+--[[ common.lua: the keys, arguments and helpers the presence scripts share; the engine
+prepends it, then records.lua, to each one but beat.lua (the fast path stands alone).
 
 KEYS[1]  due      sorted set  the tab index: member = bucket number n, score at or before the
                               earliest expiry in bucket n; every non-empty bucket is in it. Kept
@@ -12,8 +12,8 @@ KEYS[5…] buckets  sorted sets `cat:{site}:t:<n>`: member "contactId|sid" (visi
                               "contactId|sid|h" (hidden tab), score = ms since the epoch at which
                               the tab is gone. n is a hash of the contact id (computed by the
                               engine), so all tabs of a contact share one bucket; a bucket stays
-                              small enough for Redis's compact listpack encoding. beat, heartbeat
-                              and end get the contact's bucket; sweep gets the due ones
+                              small enough for Redis's compact listpack encoding. heartbeat and
+                              end get the contact's bucket; sweep gets the due ones
 ARGV[1]  now                  ms since the epoch (the caller's injected clock)
 ARGV[2]  presence timeout     ms a visible tab lives without a heartbeat
 ARGV[3]  idle timeout         ms a hidden tab lives

@@ -1,6 +1,5 @@
 --[[ records.lua: contact records, the activity stream and the feed. The engine prepends it,
-after common.lua, to every script but beat.lua: the fast path does not need it, and defining
-functions costs time on every call of a script.
+after common.lua, to heartbeat.lua, sweep.lua and end.lua.
 
 Record: clientId, name, company, path, title, since (ms), tabs, joined by "\31" (US). In the
 first five "\30" (RS) is written "\30" .. "0" and "\31" is written "\30" .. "1", so any value
