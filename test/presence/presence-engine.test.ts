@@ -547,6 +547,28 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       t.equal(await engine.count(), 2, 'presence itself is untouched')
     })
 
+    t.test('heartbeats sent together, without waiting: many beats at once, and the order of arrival kept', async (t) => {
+      const { h, engine, clock } = await setup(t)
+      const ids = Array.from({ length: 120 }, (_, i) => `many-${i}`)
+      t.strictSame(await Promise.all(ids.map((id) => engine.heartbeat(beat('nav', { contactId: id })))), ids.map(() => 'joined'))
+      clock.advance(30_000)
+      // Known tabs on time, an unknown contact, a late one among them: each gets its own answer.
+      const results = await Promise.all([...ids.map((id) => engine.heartbeat(beat('beat', { contactId: id }))), engine.heartbeat(beat('beat', { contactId: 'newcomer' }))])
+      t.strictSame(results, [...ids.map(() => 'unchanged'), 'joined'])
+      t.equal((await engine.snapshot()).online.filter((p) => p.lastSeen === T0 + 30_000).length, ids.length + 1, 'every beat moved its tab')
+
+      // A beat then a leave of the same tab, sent together: the leave comes last and wins.
+      clock.advance(1_000)
+      t.strictSame(await Promise.all([engine.heartbeat(beat('beat', { contactId: 'many-0' })), engine.heartbeat(beat('leave', { contactId: 'many-0' }))]), ['unchanged', 'left'])
+      // A leave then a beat: the beat comes last and starts a new presence.
+      t.strictSame(await Promise.all([engine.heartbeat(beat('leave', { contactId: 'many-1' })), engine.heartbeat(beat('beat', { contactId: 'many-1' }))]), ['left', 'joined'])
+      const online = new Set((await engine.snapshot()).online.map((p) => p.contactId))
+      t.notOk(online.has('many-0'), 'many-0 stays gone')
+      t.ok(online.has('many-1'), 'many-1 is back')
+      const changes = await h.settled()
+      t.strictSame(changes.slice(-3).map((m) => [m.change.kind, m.change.kind === 'left' ? m.change.left.contactId : m.change.presence.contactId]), [['left', 'many-0'], ['left', 'many-1'], ['joined', 'many-1']])
+    })
+
     t.test('values holding the record delimiters (US, RS and the escapes), spaces and unicode round-trip exactly', async (t) => {
       const { h, engine, clock } = await setup(t)
       // The Redis record joins fields with US (\x1f) and escapes RS (\x1e) and US as RS "0" / RS "1".
