@@ -63,14 +63,15 @@ async function main(): Promise<void> {
     const store = createSqlActivityStore({ database, now: Date.now })
     const engine = await createRedisPresenceEngine({ url: REDIS_URL, site, now: Date.now, presenceTimeoutMs: 75_000, idleTimeoutMs: 600_000, gapAfterMs: 40_000 })
     const writer = createActivityWriter({ source: await engine.eventSource('bench'), store, log: pino({ level: 'warn' }), batchSize: BATCH, parallel: PARALLEL })
+    // The writer's own loop, as in service (it reads the next batch while one is written);
+    // drained when the stream is empty: written entries are acknowledged and deleted.
     const started = process.hrtime.bigint()
-    let total = 0
-    for (;;) {
-      const n = await writer.writeOnce(0)
-      if (n === 0) break
-      total += n
-    }
+    writer.start()
+    while ((await redis.xlen(keys.events)) > 0) await new Promise((resolve) => setTimeout(resolve, 5))
     const seconds = Number(process.hrtime.bigint() - started) / 1e9
+    const [[{ stored }]] = (await admin.query(`SELECT COUNT(*) AS stored FROM \`${name}\`.cat_events`)) as unknown as [[{ stored: number }]]
+    const total = Number(stored)
+    if (total !== EVENTS) throw new Error(`${total} of ${EVENTS} events written`)
     const [[counts]] = (await admin.query(`SELECT (SELECT COUNT(*) FROM \`${name}\`.cat_events) AS events, (SELECT COUNT(*) FROM \`${name}\`.cat_sessions) AS sessions, (SELECT COUNT(*) FROM \`${name}\`.cat_page_visits) AS pages`)) as unknown as [[Record<string, number>]]
     console.log(JSON.stringify({ events: total, batch: BATCH ?? 'default', parallel: PARALLEL ?? 'default', seconds: Number(seconds.toFixed(2)), eventsPerSecond: Math.round(total / seconds), rows: counts }))
     await writer.stop()

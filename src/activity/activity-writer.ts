@@ -80,11 +80,21 @@ export function createActivityWriter(options: ActivityWriterOptions): ActivityWr
     if (failed !== undefined) throw failed.reason
   }
 
+  /** Writes and acknowledges; on a failure the source hands the events out again. */
+  async function writeAndAck(events: readonly ActivityEvent[]): Promise<void> {
+    try {
+      await write(events)
+      await source.ack(events.map((event) => event.id))
+    } catch (error) {
+      source.retry()
+      throw error
+    }
+  }
+
   async function writeOnce(wait = 0): Promise<number> {
     const events = await source.read(batchSize, wait)
     if (events.length === 0) return 0
-    await write(events)
-    await source.ack(events.map((event) => event.id))
+    await writeAndAck(events)
     return events.length
   }
 
@@ -92,17 +102,26 @@ export function createActivityWriter(options: ActivityWriterOptions): ActivityWr
     const events = await source.claimStale(minIdleMs, batchSize)
     if (events.length === 0) return 0
     log.info({ count: events.length }, 'activity writer: took over events another instance left pending')
-    await write(events)
-    await source.ack(events.map((event) => event.id))
+    await writeAndAck(events)
     return events.length
   }
 
   async function run(): Promise<void> {
     let failures = 0
     let lastClaim = 0
+    // The next batch is read while this one is written: the stream read and the database
+    // work overlap (a backlog drains faster by the read time).
+    let ahead: Promise<ActivityEvent[]> | undefined
     while (running) {
       try {
-        await writeOnce(waitMs)
+        const events = await (ahead ?? source.read(batchSize, waitMs))
+        ahead = undefined
+        if (events.length > 0) {
+          ahead = source.read(batchSize, 0)
+          // Settled below or dropped on a failure (retry() hands its events out again).
+          ahead.catch(() => {})
+          await writeAndAck(events)
+        }
         if (Date.now() - lastClaim >= claimEveryMs) {
           lastClaim = Date.now()
           await claimOnce()
@@ -110,6 +129,9 @@ export function createActivityWriter(options: ActivityWriterOptions): ActivityWr
         if (failures > 0) log.info({ failures }, 'activity writer: writing again')
         failures = 0
       } catch (error) {
+        if (ahead !== undefined) await ahead.catch(() => [])
+        ahead = undefined
+        source.retry()
         if (!running) break
         failures += 1
         const delay = Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(failures - 1, 16))
@@ -118,6 +140,9 @@ export function createActivityWriter(options: ActivityWriterOptions): ActivityWr
         await sleep(delay)
       }
     }
+    // A batch read ahead is not written by this loop: hand it out again (to the drain at stop).
+    if (ahead !== undefined) await ahead.catch(() => [])
+    source.retry()
   }
 
   return {

@@ -228,11 +228,21 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
     },
 
     async eventSource(): Promise<ActivityEventSource> {
-      // One process, one consumer: the head of the queue is what is not yet written.
+      // One process, one consumer: the queue is what is not yet written; `handed` what of it
+      // was read and is being written (reads go on meanwhile), forgotten by retry().
       let closed = false
+      const handed = new Set<string>()
       return {
         async read(count, waitMs) {
-          if (queue.length === 0 && waitMs > 0 && !closed) {
+          const fresh = (): ActivityEvent[] => {
+            const events: ActivityEvent[] = []
+            for (const event of queue) {
+              if (events.length >= count) break
+              if (!handed.has(event.id)) events.push(event)
+            }
+            return events
+          }
+          if (fresh().length === 0 && waitMs > 0 && !closed) {
             await new Promise<void>((resolve) => {
               const timer = setTimeout(resolve, waitMs)
               wake = () => {
@@ -242,12 +252,18 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
             })
             wake = undefined
           }
-          return queue.slice(0, count)
+          const events = fresh()
+          for (const event of events) handed.add(event.id)
+          return events
+        },
+        retry() {
+          handed.clear()
         },
         async claimStale() {
           return []
         },
         async ack(ids) {
+          for (const id of ids) handed.delete(id)
           const done = new Set(ids)
           let head = 0
           while (head < queue.length && done.has((queue[head] as ActivityEvent).id)) head += 1

@@ -110,10 +110,13 @@ export const GAP_GRACE_MS = 10_000
  */
 export interface ActivityEventSource {
   /**
-   * Events to write: first any this consumer was handed and has not acknowledged (a failed
-   * write, a restart under the same name), then new ones; waits up to `waitMs` for some.
+   * Events to write that were not handed out yet; after retry(), first again those this
+   * consumer was handed and has not acknowledged. Waits up to `waitMs` for some. A read may
+   * run while earlier events are being written (the writer reads ahead).
    */
   read(count: number, waitMs: number): Promise<ActivityEvent[]>
+  /** A write failed: what was handed out and is not acknowledged is read again, first. */
+  retry(): void
   /** Takes over events other consumers have held unacknowledged for at least `minIdleMs`. */
   claimStale(minIdleMs: number, count: number): Promise<ActivityEvent[]>
   /** The events are written: forget them (the stream is trimmed only of acknowledged entries). */

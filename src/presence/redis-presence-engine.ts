@@ -385,13 +385,16 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
       } catch (error) {
         if (!String(error).includes('BUSYGROUP')) throw error
       }
-      /** Handed to this consumer and not yet acknowledged: read again before anything new. */
-      const unacked = new Set<string>()
+      /**
+       * Set by retry(): this consumer's pending entries after this id are read again before
+       * anything new (a write failed). Reads go on while earlier ones are being written, so
+       * what is pending is not by itself a reason to read it again.
+       */
+      let recoverAfter: string | undefined
       const take = (entries: [string, string[] | null][]): ActivityEvent[] => {
         const events: ActivityEvent[] = []
         for (const [id, fields] of entries) {
           if (fields === null) continue // deleted while pending (erasure)
-          unacked.add(id)
           events.push(parseEvent(id, fields))
         }
         return events
@@ -399,17 +402,24 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
       type Reply = [string, [string, string[] | null][]][] | null
       return {
         async read(count, waitMs) {
-          if (unacked.size > 0) {
-            const own = (await reader.xreadgroup('GROUP', WRITER_GROUP, consumer, 'COUNT', count, 'STREAMS', keys.events, '0')) as Reply
+          while (recoverAfter !== undefined) {
+            const own = (await reader.xreadgroup('GROUP', WRITER_GROUP, consumer, 'COUNT', count, 'STREAMS', keys.events, recoverAfter)) as Reply
             const entries = own?.[0]?.[1] ?? []
+            if (entries.length === 0) {
+              recoverAfter = undefined
+              break
+            }
+            recoverAfter = (entries[entries.length - 1] as [string, unknown])[0]
             const gone = entries.filter(([, fields]) => fields === null).map(([id]) => id)
             if (gone.length > 0) await redis.xack(keys.events, WRITER_GROUP, ...gone)
             const events = take(entries)
             if (events.length > 0) return events
-            unacked.clear()
           }
           const fresh = (await reader.xreadgroup('GROUP', WRITER_GROUP, consumer, 'COUNT', count, 'BLOCK', Math.max(1, waitMs), 'STREAMS', keys.events, '>')) as Reply
           return take(fresh?.[0]?.[1] ?? [])
+        },
+        retry() {
+          recoverAfter = '0'
         },
         async claimStale(minIdleMs, count) {
           const reply = (await redis.xautoclaim(keys.events, WRITER_GROUP, consumer, minIdleMs, '0-0', 'COUNT', count)) as [string, [string, string[] | null][]]
@@ -419,7 +429,6 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
           if (ids.length === 0) return
           // Written entries leave the stream at once; nothing unwritten is ever trimmed.
           await redis.multi().xack(keys.events, WRITER_GROUP, ...ids).xdel(keys.events, ...ids).exec()
-          for (const id of ids) unacked.delete(id)
         },
         async close() {
           readers.delete(reader)

@@ -78,3 +78,49 @@ t.test('one part fails: nothing of the batch is acknowledged, and the next read 
   t.equal((await store.exportContact('contact-6')).events.length, KINDS.length, 'the part that committed the first time is written once')
   t.same(await engine.tailEvents(10), [])
 })
+
+t.test('the running loop reads ahead; a failed write in the middle loses nothing and writes nothing twice', async (t) => {
+  const { store, engine } = await setup(t)
+  let writes = 0
+  const seen = new Map<string, number>()
+  let overlapped = false
+  let reading = 0
+  let readsInFlight = 0
+  const source = await engine.eventSource('loop')
+  // A write that begins while a read is still on its way: the loop reads ahead.
+  const watched = {
+    ...source,
+    read: (count: number, waitMs: number) => {
+      reading += 1
+      readsInFlight += 1
+      return source.read(count, waitMs).finally(() => {
+        readsInFlight -= 1
+      })
+    },
+    retry: () => source.retry(),
+    ack: (ids: readonly string[]) => source.ack(ids),
+    claimStale: (minIdleMs: number, count: number) => source.claimStale(minIdleMs, count),
+    close: () => source.close(),
+  }
+  const flaky: ActivityStore = {
+    ...store,
+    async write(events) {
+      if (readsInFlight > 0) overlapped = true
+      writes += 1
+      if (writes === 3) throw new Error('database away for a moment')
+      await store.write(events)
+      for (const event of events) seen.set(event.id, (seen.get(event.id) ?? 0) + 1)
+    },
+  }
+  const writer = createActivityWriter({ source: watched, store: flaky, log: pino({ level: 'silent' }), batchSize: 100, parallel: 1, retryMinMs: 1, waitMs: 10 })
+  writer.start()
+  t.teardown(() => writer.stop())
+  const total = CONTACTS * KINDS.length
+  while ((await engine.tailEvents(1)).length > 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  await writer.stop()
+  t.ok(overlapped, 'a read ran while a batch was being written')
+  t.ok(reading > total / 100, `${reading} reads`)
+  t.equal(seen.size, total, 'every event was written')
+  t.same([...seen.values()].filter((n) => n !== 1), [], 'each committed once: the failed batch was written after the failure, not twice')
+  for (const c of [0, 77, CONTACTS - 1]) t.equal((await store.exportContact(`contact-${c}`)).events.length, KINDS.length)
+})
