@@ -15,7 +15,7 @@ import { createConnection, type Connection } from 'mysql2/promise'
 import { openDatabase, migrateDatabase } from '../src/activity/database.js'
 import { createSqlActivityStore } from '../src/activity/sql-activity-store.js'
 import { createActivityWriter } from '../src/activity/activity-writer.js'
-import { createRedisPresenceEngine, redisKeys } from '../src/presence/redis-presence-engine.js'
+import { createRedisPresenceEngine, presenceKeys, redisKeys } from '../src/presence/redis-presence-engine.js'
 
 const quick = process.argv.includes('--quick')
 function option(name: string): number | undefined {
@@ -79,7 +79,7 @@ async function main(): Promise<void> {
     await database.close()
     if (CEILING) console.log(JSON.stringify(await ceiling(admin, name, total)))
   } finally {
-    await redis.del(keys.events, keys.tabs, keys.records, keys.seq)
+    await redis.del(keys.events, keys.seq, ...presenceKeys(site))
     await redis.quit()
     await admin.query(`DROP DATABASE IF EXISTS \`${name}\``)
     await admin.end()

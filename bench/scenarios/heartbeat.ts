@@ -8,7 +8,7 @@
  */
 import { Redis } from 'ioredis'
 import WebSocket from 'ws'
-import { redisKeys } from '../../src/presence/redis-presence-engine.js'
+import { presenceMemoryUsage } from '../../src/presence/redis-presence-engine.js'
 import { REDIS_URL, adminToken, cleanSite, clientToken, load, log, quantile, round, startServer, tabId, type BenchServer, type LoadResult } from '../lib.js'
 import type { RunOptions, Row, ScenarioResult } from './types.js'
 
@@ -36,26 +36,11 @@ function heartbeatPaths(contacts: number, event: 'beat' | 'nav'): string[] {
   return paths
 }
 
-/** Bytes of every presence key of the site (the activity stream aside) over the contacts online. */
+/** Bytes of the site's presence keys (the activity stream aside) over the contacts online. */
 export async function presenceBytes(site: string, contacts: number): Promise<{ perContact: number; bytes: number; keys: number }> {
   const redis = new Redis(REDIS_URL)
   try {
-    const events = redisKeys(site).events
-    let cursor = '0'
-    let bytes = 0
-    let keys = 0
-    do {
-      const [next, found] = await redis.scan(cursor, 'MATCH', `cat:{${site}}:*`, 'COUNT', 1000)
-      cursor = next
-      const pipeline = redis.pipeline()
-      const counted = found.filter((key) => key !== events)
-      for (const key of counted) pipeline.call('MEMORY', 'USAGE', key, 'SAMPLES', '0')
-      for (const [error, value] of (await pipeline.exec()) ?? []) {
-        if (error) throw error
-        bytes += Number(value)
-      }
-      keys += counted.length
-    } while (cursor !== '0')
+    const { bytes, keys } = await presenceMemoryUsage(redis, site)
     return { perContact: bytes / contacts, bytes, keys }
   } finally {
     redis.disconnect()

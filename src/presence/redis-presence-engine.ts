@@ -44,11 +44,6 @@ export interface RedisPresenceEngineOptions extends PresenceTimings {
 export interface RedisKeys {
   /** The tab index: member = bucket number, score at or before the earliest expiry in that bucket. */
   due: string
-  /**
-   * @deprecated The single sorted set of tabs is gone (tabs live in TAB_BUCKETS bucket keys,
-   * `bucketKey(site, tabBucket(contactId))`); this is `due`, whose ZCARD counts non-empty buckets.
-   */
-  tabs: string
   /** The contact records hash (contact id → record, see lua/common.lua). */
   records: string
   events: string
@@ -78,7 +73,7 @@ export function tabBucket(contactId: string): number {
 export function redisKeys(site: string): RedisKeys {
   const prefix = `cat:{${site}}:`
   const due = `${prefix}due`
-  return { due, tabs: due, records: `${prefix}contacts`, events: `${prefix}events`, seq: `${prefix}seq`, channel: `${prefix}feed`, consentChannel: `${prefix}consent` }
+  return { due, records: `${prefix}contacts`, events: `${prefix}events`, seq: `${prefix}seq`, channel: `${prefix}feed`, consentChannel: `${prefix}consent` }
 }
 
 /** The sorted set holding the tabs of bucket `n` (hash-tagged like every key of the site). */

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { adminToken, buildTestApp, cleanRedisSite, clientToken, createClock, heartbeatUrl, uniqueSite, ensureConsent } from '../helpers/app.js'
-import type { RedisPresenceEngine } from '../../src/presence/redis-presence-engine.js'
+import { bucketKey, tabBucket, type RedisPresenceEngine } from '../../src/presence/redis-presence-engine.js'
 
 const SID = 'tab0000001'
 
@@ -149,7 +149,7 @@ t.test('Redis engine: heartbeats reach Redis; Redis gone → 503 unavailable wit
   const ok = await app.inject(heartbeatUrl({ token, sid: SID, event: 'nav', path: '/x' }))
   t.equal(ok.statusCode, 204)
   const engine = app.presence as RedisPresenceEngine
-  t.equal(await engine.redis.zcard(engine.keys.tabs), 1, 'the tab is in the sorted set before the 204')
+  t.equal(await engine.redis.zcard(bucketKey(site, tabBucket('contact-1'))), 1, 'the tab is in its bucket before the 204')
   t.equal((await app.inject('/readyz')).statusCode, 200)
 
   engine.redis.disconnect()
