@@ -6,7 +6,7 @@ import type { DestinationStream } from 'pino'
 import type { Config } from './config/config.js'
 import { createTokenVerifier, type TokenVerifier } from './auth/tokens.js'
 import { registerErrorHandler } from './errors/error-handler.js'
-import { loggerOptions } from './log/logger.js'
+import { lazyChildLogger, loggerOptions } from './log/logger.js'
 import { GAP_GRACE_MS, type PresenceEngine } from './presence/presence-engine.js'
 import { createMemoryPresenceEngine } from './presence/memory-presence-engine.js'
 import { createRedisPresenceEngine } from './presence/redis-presence-engine.js'
@@ -70,6 +70,7 @@ export function appOptions(config: Config, deps: AppDeps = {}): FastifyServerOpt
     logger: loggerOptions(config.logLevel, deps.logStream),
     // Every heartbeat would be a log line; errors are logged by the error handler instead.
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: lazyChildLogger,
     bodyLimit: 16 * 1024,
     forceCloseConnections: true,
   }

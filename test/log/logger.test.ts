@@ -69,6 +69,10 @@ t.test('no token or secret reaches a log line', async (t) => {
   t.match(all, /\/cat_heartbeat\?token=\[redacted\]/, 'the heartbeat URL is logged, redacted')
   t.match(all, /\/no\/such\/page\?token=\[redacted\]&x=1/, 'the unknown URL is logged, redacted')
   t.match(all, /203\.0\.113\.0/, 'the truncated address is logged')
+  const requestLines = lines.filter((line) => line.includes('"msg":"request completed"'))
+  t.ok(requestLines.length >= 5, 'every request was logged')
+  t.ok(requestLines.every((line) => /"reqId":"req-[0-9a-z]+"/.test(line)), 'each request line names its request (the lazy child logger has the bindings)')
+  t.equal(new Set(requestLines.map((line) => /"reqId":"([^"]+)"/.exec(line)?.[1])).size, requestLines.length, 'one id per request')
   t.notOk(all.includes('203.0.113.77'), 'the full address is not')
   t.match(all, /"site":"default"/, 'the config was logged')
   for (const [label, value] of [
