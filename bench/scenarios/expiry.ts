@@ -35,14 +35,22 @@ export async function expiryScenario({ quick }: RunOptions): Promise<ScenarioRes
     await new Promise((resolve) => setTimeout(resolve, end - Date.now() + 2000))
     const timeoutMs = PRESENCE_TIMEOUT_S * 1000
     let expiredInWindow = 0
+    let snapshots = 0
+    let later = 0
     for (let i = 0; i < arrivals.length; i += 2) {
       const at = arrivals[i] as number
       const message = JSON.parse((arrivals[i + 1] as Buffer).toString()) as { type: string; online?: unknown[]; left?: { at: number }[] }
-      if (message.type === 'snapshot') snapshotSize = message.online?.length ?? -1
+      if (message.type === 'snapshot') {
+        snapshots += 1
+        snapshotSize = message.online?.length ?? -1
+      }
       for (const left of message.left ?? []) {
         // left.at is the last time the tab was seen, on the server's clock.
         const expiredAt = left.at + timeoutMs - server.clockOffsetMs
-        if (expiredAt >= end) continue
+        if (expiredAt >= end) {
+          later += 1
+          continue
+        }
         expiredInWindow += 1
         latencies.push(at - expiredAt)
       }
@@ -59,7 +67,7 @@ export async function expiryScenario({ quick }: RunOptions): Promise<ScenarioRes
         target: 'p99 ≤ 1500 ms',
         pass: p99 <= 1500 && expiredInWindow === expected,
       }],
-      data: { online, snapshotSize, expiringPerS: EXPIRING_PER_S, measureS, lefts: expiredInWindow, expected, p50: round(p50), p90: round(quantile(latencies, 0.9)), p99: round(p99), max: round(quantile(latencies, 1)) },
+      data: { online, snapshots, later, snapshotSize, expiringPerS: EXPIRING_PER_S, measureS, lefts: expiredInWindow, expected, p50: round(p50), p90: round(quantile(latencies, 0.9)), p99: round(p99), max: round(quantile(latencies, 1)) },
     }
   } finally {
     socket?.terminate()
