@@ -15,7 +15,7 @@ import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config/config.js'
 import { sqliteFilePath } from '../src/activity/database.js'
 import type { Heartbeat } from '../src/presence/presence-engine.js'
-import { BENCH_SECRET, contactClaims, tabId, PRESENCE_TIMEOUT_S, type ServerSpec } from './lib.js'
+import { BENCH_SECRET, REDIS_URL, contactClaims, tabId, PRESENCE_TIMEOUT_S, type ServerSpec } from './lib.js'
 
 /**
  * BENCH_PROFILE=DIR: a CPU profile of the server from `ready` (seeding left out) to SIGTERM,
@@ -60,7 +60,7 @@ async function main(): Promise<void> {
     CAT_DATA_DIR: `/tmp/cat-bench-${spec.site}`,
     CAT_PRESENCE_TIMEOUT_S: String(PRESENCE_TIMEOUT_S),
     CAT_DIFF_INTERVAL_MS: String(spec.diffIntervalMs ?? 100),
-    ...(spec.kind === 'redis' ? { REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' } : {}),
+    ...(spec.kind === 'redis' ? { REDIS_URL } : {}),
   })
   const app = await buildApp(config, { now, sweepIntervalMs: spec.sweepIntervalMs ?? 1000, activityLoops: false })
   const online = spec.online ?? 0

@@ -16,6 +16,7 @@ import { openDatabase, migrateDatabase } from '../src/activity/database.js'
 import { createSqlActivityStore } from '../src/activity/sql-activity-store.js'
 import { createActivityWriter } from '../src/activity/activity-writer.js'
 import { createRedisPresenceEngine, presenceKeys, redisKeys } from '../src/presence/redis-presence-engine.js'
+import { MYSQL_URL, REDIS_URL } from './lib.js'
 
 const quick = process.argv.includes('--quick')
 function option(name: string): number | undefined {
@@ -26,8 +27,6 @@ const BATCH = option('--batch')
 const PARALLEL = option('--parallel')
 const CEILING = process.argv.includes('--ceiling')
 const EVENTS = quick ? 20_000 : 100_000
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
-const MYSQL_URL = process.env.BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306'
 
 async function main(): Promise<void> {
   const name = `cat_bench_${randomBytes(4).toString('hex')}`

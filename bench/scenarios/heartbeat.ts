@@ -104,8 +104,8 @@ function ratioRow(measure: string, result: LoadResult, bare: LoadResult, target:
   }
 }
 
-function withRounds(row: Row, rps: number[] | undefined): Row {
-  return { ...row, detail: `${row.detail ?? ''}; rounds ${rps?.join(', ') ?? ''} req/s` }
+function withRounds(row: Row, rps: number[]): Row {
+  return { ...row, detail: `${row.detail ?? ''}; rounds ${rps.join(', ')} req/s` }
 }
 
 /** The run with the median throughput. */
@@ -116,7 +116,7 @@ function medianRun(results: readonly Measured[]): Measured {
 export async function heartbeatScenario({ quick }: RunOptions): Promise<ScenarioResult> {
   const contacts = quick ? 10_000 : 100_000
   const durationS = quick ? 2 : 8
-  // The three servers take turns, ROUNDS times, and each ratio is of medians: the machine's
+  // The three servers take turns, `rounds` times, and each ratio is of medians: the machine's
   // load drifts, and a drift during one server's only run would count against that server.
   const rounds = 3
   const opts = { connections: CONNECTIONS, durationS }
@@ -124,18 +124,19 @@ export async function heartbeatScenario({ quick }: RunOptions): Promise<Scenario
   const navs = heartbeatPaths(contacts, 'nav')
   const site = `bench-hb-${process.pid}`
   const runs: Record<string, Measured> = {}
-  const roundRps: Record<string, number[]> = { bare: [], memory: [], redis: [] }
+  const results: Record<'bare' | 'memory' | 'redis', Measured[]> = { bare: [], memory: [], redis: [] }
   // Every contact once before measuring, as in steady state: each token has been seen (and
   // its signature cached) at the contact's previous beat.
   const warm = async (server: BenchServer): Promise<void> => {
     await load(server.port, beats, { connections: CONNECTIONS, amount: contacts })
   }
-  const measure = async (server: BenchServer, paths: string[], rate?: number): Promise<LoadResult> => {
+  const measure = async (server: BenchServer, paths: string[], rate?: number): Promise<Measured> => {
     const redisBefore = await redisCpuMs()
     const result = await load(server.port, paths, { ...opts, pid: server.child.pid, ...(rate === undefined ? {} : { rate, connections: LATENCY_CONNECTIONS }) })
-    return { ...result, ...{ redisCpuUs: round(((await redisCpuMs()) - redisBefore) * 1000 / Math.max(1, result.requests), 1) } }
+    return { ...result, redisCpuUs: round(((await redisCpuMs()) - redisBefore) * 1000 / Math.max(1, result.requests), 1) }
   }
-  const data: Record<string, unknown> = { contacts, durationS, rounds, connections: CONNECTIONS, runs, rps: roundRps }
+  const roundRps = (kind: keyof typeof results): number[] => results[kind].map((r) => Math.round(r.rps))
+  const data: Record<string, unknown> = { contacts, durationS, rounds, connections: CONNECTIONS, runs }
   const servers: BenchServer[] = []
   try {
     log(`heartbeats: bare Fastify, memory engine and Redis engine, seeding ${contacts} contacts each`)
@@ -149,18 +150,14 @@ export async function heartbeatScenario({ quick }: RunOptions): Promise<Scenario
     data.seedS = round((performance.now() - t0) / 1000, 1)
     const kinds = { bare, memory, redis }
     for (const server of servers) await warm(server)
-    const results: Record<string, Measured[]> = { bare: [], memory: [], redis: [] }
     for (let r = 0; r < rounds; r += 1) {
       log(`heartbeats: round ${r + 1} of ${rounds} (bare, memory, Redis)`)
-      for (const [kind, server] of Object.entries(kinds)) {
-        const result = await measure(server, beats)
-        results[kind]?.push(result)
-        roundRps[kind]?.push(Math.round(result.rps))
-      }
+      for (const kind of ['bare', 'memory', 'redis'] as const) results[kind].push(await measure(kinds[kind], beats))
     }
-    runs.bare = medianRun(results.bare as Measured[])
-    runs.memory = medianRun(results.memory as Measured[])
-    runs.redis = medianRun(results.redis as Measured[])
+    runs.bare = medianRun(results.bare)
+    runs.memory = medianRun(results.memory)
+    runs.redis = medianRun(results.redis)
+    data.rps = { bare: roundRps('bare'), memory: roundRps('memory'), redis: roundRps('redis') }
     log(`heartbeats: latency at half the maximum rate, bare and Redis`)
     // The floor of the latency measure: the same load at half the rate, on the bare route.
     runs.bareHalfRate = await measure(bare, beats, runs.bare.rps / 2)
@@ -185,9 +182,9 @@ export async function heartbeatScenario({ quick }: RunOptions): Promise<Scenario
   const snapshotLast = quantile(snapshots.map((s) => s.lastByteMs), 0.5)
   const snapshotFirst = quantile(snapshots.map((s) => s.firstByteMs), 0.5)
   const rows: Row[] = [
-    { scenario: 'heartbeats', measure: `bare Fastify 204 (baseline; median of ${rounds} rounds taken in turn with the engines)`, value: `${Math.round(bare.rps)} req/s`, target: '', detail: `${cpuDetail(bare, bare)}; rounds ${roundRps.bare?.join(', ')} req/s` },
-    withRounds(ratioRow(`fast path, Redis engine, ${contacts} contacts`, runs.redis as LoadResult, bare, 0.6), roundRps.redis),
-    withRounds(ratioRow(`fast path, memory engine, ${contacts} contacts`, runs.memory as LoadResult, bare, 0.8), roundRps.memory),
+    { scenario: 'heartbeats', measure: `bare Fastify 204 (baseline; median of ${rounds} rounds taken in turn with the engines)`, value: `${Math.round(bare.rps)} req/s`, target: '', detail: `${cpuDetail(bare, bare)}; rounds ${roundRps('bare').join(', ')} req/s` },
+    withRounds(ratioRow(`fast path, Redis engine, ${contacts} contacts`, runs.redis as LoadResult, bare, 0.6), roundRps('redis')),
+    withRounds(ratioRow(`fast path, memory engine, ${contacts} contacts`, runs.memory as LoadResult, bare, 0.8), roundRps('memory')),
     ratioRow('nav (full script, page change, stream append), Redis engine', runs.redisNav as LoadResult, bare, 0.35),
     {
       scenario: 'heartbeats',
