@@ -61,9 +61,12 @@ export interface BenchServer {
   stop(): Promise<void>
 }
 
-/** Starts bench/server.ts in a child process; resolves once it is seeded and listening. */
-export async function startServer(spec: ServerSpec, nodeArgs: string[] = []): Promise<BenchServer> {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'bench/server.ts', JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'] })
+/**
+ * Starts bench/server.ts in a child process; resolves once it is seeded and listening. `cwd`:
+ * another checkout's server (an A/B of two commits, bench/cpu.ts).
+ */
+export async function startServer(spec: ServerSpec, nodeArgs: string[] = [], cwd?: string): Promise<BenchServer> {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'bench/server.ts', JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'], cwd })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
   for await (const line of lines) {

@@ -24,6 +24,9 @@ export const WRITER_GROUP = 'cat-writers'
 /** Most beats in one call of beat.lua. */
 const BEATS_PER_CALL = 500
 
+/** Most heartbeats in one call of heartbeat.lua. */
+const HEARTBEATS_PER_CALL = 100
+
 /** Due buckets handed to one sweep call. */
 const SWEEP_BUCKETS = 256
 
@@ -119,7 +122,7 @@ const LEGACY_KEYS_TTL_MS = 60 * 60 * 1000
 
 interface ScriptedRedis extends Redis {
   catBeat(...args: (string | number)[]): Promise<number[]>
-  catHeartbeat(...args: (string | number)[]): Promise<HeartbeatResult>
+  catHeartbeat(...args: (string | number)[]): Promise<HeartbeatResult[]>
   catSweep(...args: (string | number)[]): Promise<number>
   catEnd(...args: (string | number)[]): Promise<number>
 }
@@ -144,7 +147,7 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
   // backs off, instead of piling up in memory behind a reconnect.
   const base: RedisOptions = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1 }
   // No auto-pipelining: the beats of one event-loop turn already go as one script call
-  // (sendBeats); on top of that ioredis's per-turn pipelines cost more than they saved
+  // (sendQueued); on top of that ioredis's per-turn pipelines cost more than they saved
   // (A/B, 10 000 contacts, two rounds each: beat 13 000-15 400 -> 15 000-19 000 req/s,
   // nav 6 600-7 300 -> 8 400-9 700 req/s, less CPU per request in both).
   const redis = new Redis(url, { ...base, connectionName: `${name}:cmd` }) as ScriptedRedis
@@ -161,7 +164,7 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
   // first in their arguments. The fast path (beat) stands alone with few arguments:
   // definitions and arguments cost time on every call.
   redis.defineCommand('catBeat', { lua: lua('beat') })
-  redis.defineCommand('catHeartbeat', { numberOfKeys: 5, lua: full + lua('heartbeat') })
+  redis.defineCommand('catHeartbeat', { lua: full + lua('heartbeat') })
   redis.defineCommand('catSweep', { lua: full + lua('sweep') })
   redis.defineCommand('catEnd', { numberOfKeys: 5, lua: full + lua('end') })
 
@@ -186,12 +189,19 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
       for (const listener of consentListeners) listener(text.slice(cut + 1))
       return
     }
-    let parsed: { n: number; k: 'joined' | 'updated' | 'left'; p?: Presence; l?: { contactId: string; at: number; reason: LeaveReason } }
+    let parsed: unknown
     try {
       parsed = JSON.parse(text)
     } catch {
       return
     }
+    // An array: the changes of one script call, in order.
+    if (Array.isArray(parsed)) for (const message of parsed) onChange(message as FeedWire)
+    else onChange(parsed as FeedWire)
+  })
+  type FeedWire = { n: number; k: 'joined' | 'updated' | 'left'; p?: Presence; l?: { contactId: string; at: number; reason: LeaveReason } }
+  function onChange(parsed: FeedWire): void {
+    if (parsed === null || typeof parsed !== 'object' || typeof parsed.n !== 'number') return
     if (lastN !== undefined) {
       // n at or below lastN: a change the last snapshot already holds, arriving late.
       // n = 1 below lastN: the counter started over (the keys were deleted).
@@ -205,7 +215,7 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
     else if ((parsed.k === 'joined' || parsed.k === 'updated') && parsed.p !== undefined) change = { kind: parsed.k, presence: fixPresence(parsed.p) }
     else return
     emit({ type: 'change', n: parsed.n, change })
-  })
+  }
   subscriber.on('close', () => {
     interrupted = true
   })
@@ -227,41 +237,66 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
   )
 
   /**
-   * The fast path's beats, gathered over one turn of the event loop (the connections whose
-   * requests arrived together) and sent as one call of beat.lua: per beat that saves a command
-   * in ioredis and a script call in Redis.
+   * Heartbeats are gathered over one turn of the event loop (the connections whose requests
+   * arrived together) and sent in the order they arrived: each run of fast-path beats as one
+   * call of beat.lua, each run of the others as one call of heartbeat.lua. Per heartbeat that
+   * saves a command in ioredis, a write to the socket and a script call in Redis. The order
+   * matters: a beat queued before a leave of the same tab must not come after it and open the
+   * tab again.
    */
-  interface QueuedBeat {
+  interface Queued {
+    /** true: a fast-path beat, resolved with whether it applied; false: the full script. */
+    fast: boolean
     bucket: string
     at: number
-    contactId: string
-    sid: string
-    resolve: (done: boolean) => void
+    beat: Heartbeat
+    resolve: (result: HeartbeatResult | boolean) => void
     reject: (error: unknown) => void
   }
-  let queuedBeats: QueuedBeat[] = []
+  let queue: Queued[] = []
   let flushScheduled = false
-  const sendBeats = (): void => {
-    flushScheduled = false
-    while (queuedBeats.length > 0) {
-      const batch = queuedBeats.slice(0, BEATS_PER_CALL)
-      queuedBeats = queuedBeats.slice(batch.length)
-      const args: (string | number)[] = [1 + batch.length, keys.due]
+  const settle = (batch: readonly Queued[], call: Promise<(HeartbeatResult | number)[]>): void => {
+    call.then(
+      (results) => batch.forEach((queued, i) => queued.resolve(queued.fast ? results[i] === 1 : results[i] as HeartbeatResult)),
+      (error: unknown) => batch.forEach((queued) => queued.reject(error)),
+    )
+  }
+  const sendRun = (batch: readonly Queued[]): void => {
+    const args: (string | number)[] = []
+    if (batch[0]?.fast === true) {
+      args.push(1 + batch.length, keys.due)
       for (const queued of batch) args.push(queued.bucket)
       args.push(presenceTimeoutMs, gapAfterMs)
-      for (const queued of batch) args.push(queued.at, queued.contactId, queued.sid)
-      redis.catBeat(...args).then(
-        (done) => batch.forEach((queued, i) => queued.resolve(done[i] === 1)),
-        (error: unknown) => batch.forEach((queued) => queued.reject(error)),
-      )
+      for (const { at, beat } of batch) args.push(at, beat.contactId, beat.sid)
+      settle(batch, redis.catBeat(...args))
+      return
+    }
+    args.push(commonKeys.length + batch.length, ...commonKeys)
+    for (const queued of batch) args.push(queued.bucket)
+    args.push((batch[0] as Queued).at, presenceTimeoutMs, idleTimeoutMs, keys.channel, gapAfterMs)
+    for (const { at, beat } of batch) args.push(at, beat.contactId, beat.sid, beat.event, beat.clientId, beat.name, beat.company, beat.path, beat.title)
+    settle(batch, redis.catHeartbeat(...args))
+  }
+  /** Sends everything queued, now, in order. */
+  const sendQueued = (): void => {
+    flushScheduled = false
+    const all = queue
+    queue = []
+    let start = 0
+    for (let i = 1; i <= all.length; i += 1) {
+      const first = all[start] as Queued
+      if (i === all.length || all[i]?.fast !== first.fast || i - start === (first.fast ? BEATS_PER_CALL : HEARTBEATS_PER_CALL)) {
+        sendRun(all.slice(start, i))
+        start = i
+      }
     }
   }
-  const fastBeat = (beat: Heartbeat): Promise<boolean> =>
+  const enqueue = <T extends HeartbeatResult | boolean>(fast: boolean, beat: Heartbeat): Promise<T> =>
     new Promise((resolve, reject) => {
-      queuedBeats.push({ bucket: bucketKey(site, tabBucket(beat.contactId)), at: now(), contactId: beat.contactId, sid: beat.sid, resolve, reject })
+      queue.push({ fast, bucket: bucketKey(site, tabBucket(beat.contactId)), at: now(), beat, resolve: resolve as Queued['resolve'], reject })
       if (!flushScheduled) {
         flushScheduled = true
-        setImmediate(sendBeats)
+        setImmediate(sendQueued)
       }
     })
 
@@ -284,24 +319,19 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
 
     async heartbeat(beat: Heartbeat): Promise<HeartbeatResult> {
       return call(async () => {
-        if (beat.event === 'beat') {
-          // The fast path: a periodic beat of a known visible tab, on time, only pushes its
-          // expiry. false: the tab is unknown or hidden, or the beat late; the full script decides.
-          if (await fastBeat(beat)) return 'unchanged'
-        } else {
-          // Beats that arrived before this heartbeat go to Redis before it: the order of arrival
-          // is kept (a beat queued before a leave must not come after it and open the tab again).
-          sendBeats()
-        }
-        return redis.catHeartbeat(
-          ...scriptHead(beat.contactId),
-          beat.contactId, beat.sid, beat.event, beat.clientId, beat.name, beat.company, beat.path, beat.title, gapAfterMs,
-        )
+        // The fast path: a periodic beat of a known visible tab, on time, only pushes its
+        // expiry. false: the tab is unknown or hidden, or the beat late; the full script decides.
+        if (beat.event === 'beat' && await enqueue<boolean>(true, beat)) return 'unchanged'
+        return enqueue<HeartbeatResult>(false, beat)
       })
     },
 
     async end(contactId: string, reason: LeaveReason): Promise<boolean> {
-      return call(async () => (await redis.catEnd(...scriptHead(contactId), contactId, reason)) === 1)
+      return call(async () => {
+        // Heartbeats accepted before the end go to Redis before it.
+        sendQueued()
+        return (await redis.catEnd(...scriptHead(contactId), contactId, reason)) === 1
+      })
     },
 
     async sweep(): Promise<number> {

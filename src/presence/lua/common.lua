@@ -12,8 +12,8 @@ KEYS[5…] buckets  sorted sets `cat:{site}:t:<n>`: member "contactId|sid" (visi
                               "contactId|sid|h" (hidden tab), score = ms since the epoch at which
                               the tab is gone. n is a hash of the contact id (computed by the
                               engine), so all tabs of a contact share one bucket; a bucket stays
-                              small enough for Redis's compact listpack encoding. heartbeat and
-                              end get the contact's bucket; sweep gets the due ones
+                              small enough for Redis's compact listpack encoding. end gets the
+                              contact's bucket, heartbeat one per heartbeat, sweep the due ones
 ARGV[1]  now                  ms since the epoch (the caller's injected clock)
 ARGV[2]  presence timeout     ms a visible tab lives without a heartbeat
 ARGV[3]  idle timeout         ms a hidden tab lives

@@ -12,4 +12,5 @@ for _, sid in ipairs(rec.sids) do
   redis.call('ZREM', BUCKET, tab_member(contact, sid, rec.h[sid] == 1))
 end
 end_contact(contact, rec, '', NOW, ARGV[6])
+flush_feed()
 return 1

@@ -9,7 +9,9 @@ round-trips. tabs: one entry per tab in the order they opened, joined by " ": "0
 Stream entry fields: type (join|nav|hidden|visible|leave|gap|end), contact, client, sid, path,
 title, at (ms); join adds name, company; end adds reason (timeout|leave|idle|withdrawn); gap
 adds from (ms).
-Feed message: JSON {n=seq, k="joined"|"updated", p=PRESENCE} or {n=seq, k="left", l={contactId, at, reason}}.
+Feed message: a JSON array of the changes one script call made, in order, each
+{n=seq, k="joined"|"updated", p=PRESENCE} or {n=seq, k="left", l={contactId, at, reason}}; the
+scripts that publish call flush_feed before they return.
 ]]
 local ESCAPE = { ['\30'] = '\30' .. '0', ['\31'] = '\30' .. '1' }
 local UNESCAPE = { ['\30' .. '0'] = '\30', ['\30' .. '1'] = '\31' }
@@ -85,10 +87,24 @@ local function shown(p)
   return p.path .. '\n' .. p.title .. '\n' .. p.state .. '\n' .. p.tabs .. '\n' .. p.name .. '\n' .. p.company
 end
 
+-- The changes of this call, published together by flush_feed when it ends.
+local feed = {}
+
 local function publish(kind, body)
-  local msg = { n = redis.call('INCR', SEQ), k = kind }
+  local msg = { k = kind }
   if kind == 'left' then msg.l = body else msg.p = body end
-  redis.call('PUBLISH', CHANNEL, cjson.encode(msg))
+  feed[#feed + 1] = msg
+end
+
+-- Publishes this call's changes as one message, each numbered in turn: the counter counts
+-- changes, so a subscriber still sees a gap in n as a lost change.
+local function flush_feed()
+  local count = #feed
+  if count == 0 then return end
+  local last = redis.call('INCRBY', SEQ, count)
+  for i, msg in ipairs(feed) do msg.n = last - count + i end
+  redis.call('PUBLISH', CHANNEL, cjson.encode(feed))
+  feed = {}
 end
 
 local function append(kind, contact, rec, sid, at, extra)

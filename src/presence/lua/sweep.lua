@@ -48,4 +48,5 @@ for b = 5, #KEYS do
     end
   end
 end
+flush_feed()
 return removed
