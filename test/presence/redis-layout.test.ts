@@ -146,6 +146,51 @@ t.test('many contacts across buckets, two engines sweeping concurrently in small
   t.equal(await (inspector(t)).zcard(redisKeys(site).due), 0, 'the index is empty once every bucket is')
 })
 
+t.test('heartbeats of one turn go to Redis as one script call per run of a kind, in the order they arrived', async (t) => {
+  const site = uniqueSite('layout-batch')
+  cleanRedisSite(t, site)
+  const clock = createClock(T0)
+  const engine = await engineOn(t, site, clock)
+  const feed = collect(t, engine)
+  const monitor = await inspector(t).monitor()
+  t.teardown(() => monitor.disconnect())
+  // Script calls of this site only: other test files share the server.
+  const calls: string[] = []
+  let marks = 0
+  monitor.on('monitor', (_time: string, args: string[]) => {
+    if (args[0]?.toLowerCase() === 'echo' && args[1] === site) marks += 1
+    // EVAL the first time a connection calls a script, EVALSHA after.
+    if (/^eval(sha)?$/i.test(args[0] ?? '') && args.some((arg) => arg.includes(`{${site}}`))) calls.push(args.join(' '))
+  })
+  /** The calls up to now: MONITOR reports them a little later, in order, so up to an ECHO sent after them. */
+  const callsSoFar = async (): Promise<number> => {
+    const want = marks + 1
+    await inspector(t).echo(site)
+    while (marks < want) await new Promise((resolve) => setTimeout(resolve, 5))
+    return calls.splice(0).length
+  }
+  await engine.heartbeat(beat('ann', 'nav'))
+  t.equal(await callsSoFar(), 1)
+
+  // One turn: a beat of Ann's open tab, two joins, Ann's tab leaves, a beat of it again, Bob navigates.
+  const pending = [engine.heartbeat(beat('ann', 'beat'))]
+  clock.advance(1_000)
+  pending.push(engine.heartbeat(beat('bob', 'nav')), engine.heartbeat(beat('cid', 'nav')))
+  clock.advance(1_000)
+  pending.push(engine.heartbeat(beat('ann', 'leave')), engine.heartbeat(beat('ann', 'beat')))
+  clock.advance(1_000)
+  pending.push(engine.heartbeat(beat('bob', 'nav', { path: '/q' })))
+  const results = await Promise.all(pending)
+  t.strictSame(results, ['unchanged', 'joined', 'joined', 'left', 'joined', 'updated'],
+    'each in order: the beat after the leave finds no tab and opens it again')
+  // beat | nav nav leave | beat (no tab: the full script, next turn) | nav
+  t.equal(await callsSoFar(), 5, 'a call per run of the same kind, and one for the beat that missed the fast path')
+  const changes = await feed.upTo(6)
+  const shown = changes.slice(1).map((c) => (c.kind === 'left' ? `left ${c.left.contactId} ${c.left.at - T0}` : `${c.kind} ${c.presence.contactId} ${c.presence.since - T0}`))
+  t.strictSame(shown, ['joined bob 1000', 'joined cid 1000', 'left ann 2000', 'updated bob 1000', 'joined ann 3000'],
+    'the feed in the order of arrival, each with the time it arrived')
+})
+
 t.test('a bucket past 128 tabs (no longer a listpack) still works: fast path, hidden, snapshot, expiry', async (t) => {
   const site = uniqueSite('layout-big')
   cleanRedisSite(t, site)
