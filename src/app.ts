@@ -11,7 +11,9 @@ import { GAP_GRACE_MS, type PresenceEngine } from './presence/presence-engine.js
 import { createMemoryPresenceEngine } from './presence/memory-presence-engine.js'
 import { createRedisPresenceEngine } from './presence/redis-presence-engine.js'
 import { createDiffHub, type DiffHub } from './hub/diff-hub.js'
-import { CLOSE_CODES } from './errors/errors.js'
+import { CLOSE_CODES, errorBody } from './errors/errors.js'
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { heartbeatRoutes } from './routes/heartbeat.js'
 import { adminWsRoutes } from './routes/admin-ws.js'
 import { adminApiRoutes } from './routes/admin-api.js'
@@ -62,6 +64,30 @@ export interface AppDeps {
    * to the caller (tests drive app.activityWriter and app.activityJobs by hand).
    */
   activityLoops?: boolean
+}
+
+/**
+ * The WebSocket plugin hands every upgrade request to the router, and its hooks, which close
+ * the socket of one that ends as plain HTTP, now run only in its scope. An upgrade to any
+ * other path is answered 404 here and its socket closed, as the plugin would have.
+ */
+function onlyUpgradesTo(app: FastifyInstance, path: string): void {
+  const server = app.server
+  const plugin = server.listeners('upgrade') as ((request: IncomingMessage, socket: Duplex, head: Buffer) => void)[]
+  server.removeAllListeners('upgrade')
+  const body = JSON.stringify(errorBody('not_found', `Only ${path} takes a WebSocket upgrade.`))
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if ((request.url ?? '').split('?')[0] === path) {
+      for (const listener of plugin) listener.call(server, request, socket, head)
+      return
+    }
+    socket.on('error', () => socket.destroy())
+    socket.end(`HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+  }
+  server.on('upgrade', onUpgrade)
+  app.addHook('onClose', async () => {
+    server.removeListener('upgrade', onUpgrade)
+  })
 }
 
 /** The Fastify options production uses; tests build the app through the same function. */
@@ -159,30 +185,38 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   registerErrorHandler(app)
   // Only cross-origin callers need CORS headers, and those must be listed; a browser never
-  // checks them on a same-origin request. Static options: the plugin prepares them once, where a
-  // delegator would copy and normalise them on every heartbeat (4 % of the fast path's CPU).
-  await app.register(cors, {
-    origin: config.allowedOrigins.length === 0 ? false : [...config.allowedOrigins],
-    methods: ['GET', 'POST', 'DELETE'],
-    allowedHeaders: ['Authorization', 'Content-Type'],
-    exposedHeaders: ['CAT-Interval', 'Retry-After'],
-    maxAge: 600,
-  })
-  await app.register(websocket, {
-    options: { maxPayload: 4096 },
-    // Dashboards are closed with 1012 (service restart) so they reconnect to another instance
-    // at once; the plugin's default would close them without a code.
-    preClose(done) {
-      hub.close(CLOSE_CODES.serviceRestart.code, CLOSE_CODES.serviceRestart.reason)
-      for (const client of app.websocketServer.clients) client.close(CLOSE_CODES.serviceRestart.code, CLOSE_CODES.serviceRestart.reason)
-      app.websocketServer.close(() => done())
-    },
+  // checks them on a same-origin request. With none listed the plugin is not registered: its
+  // hook would run on every heartbeat to add nothing. Static options: the plugin prepares them
+  // once, where a delegator would copy and normalise them on every heartbeat.
+  if (config.allowedOrigins.length > 0) {
+    await app.register(cors, {
+      origin: [...config.allowedOrigins],
+      methods: ['GET', 'POST', 'DELETE'],
+      allowedHeaders: ['Authorization', 'Content-Type'],
+      exposedHeaders: ['CAT-Interval', 'Retry-After'],
+      maxAge: 600,
+    })
+  }
+  // The WebSocket plugin and /admin/ws in a scope of their own: the plugin's hooks and route
+  // wrapper then run on that route only, not on every heartbeat.
+  await app.register(async (scope) => {
+    await scope.register(websocket, {
+      options: { maxPayload: 4096 },
+      // Dashboards are closed with 1012 (service restart) so they reconnect to another instance
+      // at once; the plugin's default would close them without a code.
+      preClose(done) {
+        hub.close(CLOSE_CODES.serviceRestart.code, CLOSE_CODES.serviceRestart.reason)
+        for (const client of scope.websocketServer.clients) client.close(CLOSE_CODES.serviceRestart.code, CLOSE_CODES.serviceRestart.reason)
+        scope.websocketServer.close(() => done())
+      },
+    })
+    onlyUpgradesTo(app, '/admin/ws')
+    await scope.register(adminWsRoutes)
   })
   await app.register(healthRoutes)
   await app.register(snippetRoutes)
   await app.register(consentRoutes)
   await app.register(heartbeatRoutes)
-  await app.register(adminWsRoutes)
   await app.register(adminApiRoutes)
   await app.register(adminActivityRoutes)
   await app.register(dashboardRoutes)

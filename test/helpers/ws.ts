@@ -79,9 +79,9 @@ export async function connectDashboard(app: FastifyInstance, token: string | und
 }
 
 /** Refused before the upgrade: resolves with the HTTP status and JSON body. */
-export async function refusedUpgrade(app: FastifyInstance, query: string, headers: Record<string, string> = {}): Promise<{ status: number; body: unknown }> {
+export async function refusedUpgrade(app: FastifyInstance, query: string, headers: Record<string, string> = {}, path = '/admin/ws'): Promise<{ status: number; body: unknown }> {
   const base = await wsBase(app)
-  const socket = new WebSocket(`${base}/admin/ws${query}`, { headers })
+  const socket = new WebSocket(`${base}${path}${query}`, { headers })
   return new Promise((resolve, reject) => {
     socket.once('open', () => {
       socket.terminate()

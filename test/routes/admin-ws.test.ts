@@ -31,6 +31,20 @@ t.test('refused before the upgrade: no token, bad token, client token, foreign O
   t.equal(app.hub.size, 0)
 })
 
+t.test('an upgrade to any other path is refused with 404 and runs nothing', async (t) => {
+  const app = await buildTestApp(t)
+  const token = clientToken()
+  await ensureConsent(app, token)
+  const heartbeat = await refusedUpgrade(app, heartbeatUrl({ token, sid: 'tab-aaaa-0001' }).replace('/cat_heartbeat', ''), {}, '/cat_heartbeat')
+  t.equal(heartbeat.status, 404)
+  t.match(heartbeat.body, { error: { code: 'not_found', message: /admin\/ws/ } })
+  t.strictSame((await app.presence.snapshot()).online, [], 'the heartbeat route did not run')
+  t.equal((await refusedUpgrade(app, '', {}, '/nowhere')).status, 404)
+  const dashboard = await connectDashboard(app, adminToken())
+  await dashboard.waitFor((m) => m.type === 'snapshot')
+  await dashboard.close()
+})
+
 t.test('snapshot first, then seq-numbered diffs: joined, updated, left', async (t) => {
   const app = await buildTestApp(t)
   await beat(app, 'early', 'tabearly1', 'nav', '/already')
