@@ -51,6 +51,20 @@ export function adminToken(nowMs = Date.now()): string {
   return signToken({ aud: 'admin', sub: 'bench-staff', name: 'Bench', ttlS: 6 * 3600 }, [BENCH_SECRET], nowMs)
 }
 
+/**
+ * Node's options for every bench server, bare included: those production runs with, read from
+ * `npm start` (the Dockerfile has the same). BENCH_NODE_ARGS replaces them.
+ */
+export const SERVER_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? startNodeArgs()).split(' ').filter(Boolean)
+
+/** The options between `node` and the script in package.json's start script. */
+export function startNodeArgs(): string {
+  const { scripts } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }
+  const match = /^node((?: --?[\w-]+(?:=\S+)?)*) \S+$/.exec(scripts.start)
+  if (match === null) throw new Error(`package.json start script is not "node [options] script": ${scripts.start}`)
+  return (match[1] ?? '').trim()
+}
+
 export interface BenchServer {
   port: number
   /** How far the server's clock runs ahead of the wall clock, ms. */
@@ -65,7 +79,7 @@ export interface BenchServer {
  * Starts bench/server.ts in a child process; resolves once it is seeded and listening. `cwd`:
  * another checkout's server (an A/B of two commits, bench/cpu.ts).
  */
-export async function startServer(spec: ServerSpec, nodeArgs: string[] = [], cwd?: string): Promise<BenchServer> {
+export async function startServer(spec: ServerSpec, nodeArgs: string[] = SERVER_NODE_ARGS, cwd?: string): Promise<BenchServer> {
   const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'bench/server.ts', JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'], cwd })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })

@@ -44,3 +44,13 @@ t.test('an unknown scenario is refused with the list of known ones', async (t) =
   t.not(run.code, 0)
   t.match(run.stderr, /unknown scenario nosuch; known: heartbeats, diff, expiry, writer, snippet/)
 })
+
+t.test('the bench servers run with the Node options production runs with: npm start and the Dockerfile agree', async (t) => {
+  const { startNodeArgs } = await import('../../bench/lib.js')
+  const flags = startNodeArgs()
+  t.match(flags, /--max-semi-space-size=\d+/, 'npm start sizes the young generation')
+  const cmd = /^CMD \[(.*)\]$/m.exec(readFileSync('Dockerfile', 'utf8'))?.[1]
+  t.ok(cmd !== undefined, 'the Dockerfile has a CMD')
+  const argv = JSON.parse(`[${cmd}]`) as string[]
+  t.strictSame(argv, ['node', ...flags.split(' '), 'dist/src/main.js'], 'the image starts the server the same way')
+})
