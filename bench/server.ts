@@ -9,6 +9,8 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { join } from 'node:path'
+import { PerformanceObserver } from 'node:perf_hooks'
+import { getHeapSpaceStatistics } from 'node:v8'
 import BetterSqlite3 from 'better-sqlite3'
 import Fastify from 'fastify'
 import { buildApp } from '../src/app.js'
@@ -19,7 +21,7 @@ import { BENCH_SECRET, REDIS_URL, contactClaims, tabId, PRESENCE_TIMEOUT_S, type
 
 /**
  * BENCH_PROFILE=DIR: a CPU profile of the server from `ready` (seeding left out) to SIGTERM,
- * written to DIR/<kind>-<pid>.cpuprofile; `bench/profile-summary.ts` reads it.
+ * written to DIR/<kind>-<pid>.cpuprofile; `bench/profile-summary.ts` reads it. SIGUSR2 starts it again.
  */
 async function profileFromHere(kind: string): Promise<() => Promise<void>> {
   const dir = process.env.BENCH_PROFILE
@@ -28,16 +30,55 @@ async function profileFromHere(kind: string): Promise<() => Promise<void>> {
   session.connect()
   await session.post('Profiler.enable')
   await session.post('Profiler.start')
+  // SIGUSR2 starts the profile afresh: a caller that warms the server first leaves the warm-up out.
+  process.on('SIGUSR2', () => {
+    void session.post('Profiler.stop').then(() => session.post('Profiler.start'))
+    if (process.env.BENCH_HEAP === '1') void session.post('HeapProfiler.startSampling', { samplingInterval: 4096 })
+  })
   return async () => {
     const { profile } = await session.post('Profiler.stop')
     mkdirSync(dir, { recursive: true })
+    if (process.env.BENCH_HEAP === '1') {
+      const heap = await session.post('HeapProfiler.getSamplingProfile')
+      writeFileSync(join(dir, `${kind}-${process.pid}.heapprofile`), JSON.stringify(heap.profile))
+    }
     writeFileSync(join(dir, `${kind}-${process.pid}.cpuprofile`), JSON.stringify(profile))
   }
 }
 
+/** BENCH_GC=1: the time spent in GC by kind, from `ready` (or SIGUSR2) to SIGTERM, on stderr. */
+function gcFromHere(kind: string): () => void {
+  if (process.env.BENCH_GC !== '1') return () => {}
+  const kinds = { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weakcb' } as Record<number, string>
+  let totals = new Map<string, { count: number; ms: number }>()
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const name = kinds[((entry as unknown as { detail?: { kind: number } }).detail)?.kind ?? 0] ?? 'other'
+      const total = totals.get(name) ?? { count: 0, ms: 0 }
+      total.count += 1
+      total.ms += entry.duration
+      totals.set(name, total)
+    }
+  })
+  observer.observe({ entryTypes: ['gc'] })
+  const spaces = (): string => getHeapSpaceStatistics().map((s) => `${s.space_name.replace('_space', '')} ${(s.space_used_size / 1e6).toFixed(1)}`).join(', ')
+  let before = spaces()
+  process.on('SIGUSR2', () => {
+    totals = new Map()
+    before = spaces()
+  })
+  return () => {
+    const text = [...totals].map(([name, t]) => `${name} ${t.count}× ${t.ms.toFixed(0)} ms`).join(', ')
+    const after = spaces()
+    ;(globalThis as { gc?: () => void }).gc?.()
+    process.stderr.write(`gc ${kind}: ${text}\n  heap MB before: ${before}\n  heap MB after:  ${after}\n  after a full gc: ${spaces()}\n`)
+  }
+}
+
 function readyAndServe(port: number, stopProfile: () => Promise<void>, close: () => Promise<void>, extra: Record<string, unknown> = {}): void {
+  const stopGc = gcFromHere((JSON.parse(process.argv[2] ?? '{}') as ServerSpec).kind)
   process.stdout.write(`ready ${JSON.stringify({ port, ...extra })}\n`)
-  process.on('SIGTERM', () => void stopProfile().then(close).then(() => process.exit(0)))
+  process.on('SIGTERM', () => void stopProfile().then(() => stopGc()).then(close).then(() => process.exit(0)))
 }
 
 async function main(): Promise<void> {

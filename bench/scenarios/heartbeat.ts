@@ -29,12 +29,11 @@ function cpuDetail(result: Measured, bare: Measured): string {
   return `server CPU ${server} µs/request (bare ${bare.serverCpuUs ?? '?'})${redisPart}`
 }
 
-function heartbeatPaths(contacts: number, event: 'beat' | 'nav'): string[] {
+function heartbeatPaths(tokens: readonly string[], event: 'beat' | 'nav'): string[] {
   const paths: string[] = []
-  const now = Date.now()
+  const contacts = tokens.length
   // nav: two rounds with different pages, so every request (cycling) is a page change.
   const pages = event === 'nav' ? ['%2Fclients%2Finvoices', '%2Fclients%2Ftickets'] : ['%2Fclients%2Ftickets']
-  const tokens = Array.from({ length: contacts }, (_, j) => clientToken(j, now))
   for (const page of pages) {
     for (let j = 0; j < contacts; j += 1) {
       paths.push(`/cat_heartbeat?token=${tokens[j]}&sid=${tabId(j)}&path=${page}&title=Support%20tickets&event=${event}`)
@@ -120,8 +119,11 @@ export async function heartbeatScenario({ quick }: RunOptions): Promise<Scenario
   // load drifts, and a drift during one server's only run would count against that server.
   const rounds = 3
   const opts = { connections: CONNECTIONS, durationS }
-  const beats = heartbeatPaths(contacts, 'beat')
-  const navs = heartbeatPaths(contacts, 'nav')
+  // Each contact's own token in every request, as its tab sends it: the same for beats and navs.
+  const now = Date.now()
+  const tokens = Array.from({ length: contacts }, (_, j) => clientToken(j, now))
+  const beats = heartbeatPaths(tokens, 'beat')
+  const navs = heartbeatPaths(tokens, 'nav')
   const site = `bench-hb-${process.pid}`
   const runs: Record<string, Measured> = {}
   const results: Record<'bare' | 'memory' | 'redis', Measured[]> = { bare: [], memory: [], redis: [] }

@@ -1,0 +1,75 @@
+/**
+ * CPU per heartbeat at a fixed rate, for judging one change against another: at a rate every
+ * server keeps up with, the CPU time the server process (and Redis) spends per request is far
+ * steadier on this shared machine than the maximum rate.
+ *
+ *   node --import tsx bench/cpu.ts [--kinds bare,memory,redis] [--contacts 100000]
+ *     [--rate 5000 (0: as fast as it goes, 50 connections)] [--seconds 6] [--rounds 3] [--event beat|nav]
+ *
+ * Prints, per server and round, µs of server CPU per request (and of Redis CPU for redis),
+ * then the median of the rounds.
+ */
+import { parseArgs } from 'node:util'
+import { Redis } from 'ioredis'
+import { REDIS_URL, cleanSite, clientToken, load, log, quantile, round, startServer, tabId, type BenchServer } from './lib.js'
+
+const { values } = parseArgs({
+  options: {
+    kinds: { type: 'string', default: 'bare,memory,redis' },
+    contacts: { type: 'string', default: '100000' },
+    rate: { type: 'string', default: '5000' },
+    seconds: { type: 'string', default: '6' },
+    rounds: { type: 'string', default: '3' },
+    event: { type: 'string', default: 'beat' },
+  },
+})
+// kind or kind@DIR: DIR is another checkout (with node_modules) whose server runs beside this one's.
+const kinds = values.kinds.split(',')
+const contacts = Number(values.contacts)
+const rate = Number(values.rate)
+const seconds = Number(values.seconds)
+const rounds = Number(values.rounds)
+const event = values.event === 'nav' ? 'nav' : 'beat'
+
+async function redisCpuMs(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu')
+  const field = (name: string): number => Number(new RegExp(`${name}:([0-9.]+)`).exec(info)?.[1] ?? 0)
+  return (field('used_cpu_user') + field('used_cpu_sys')) * 1000
+}
+
+const now = Date.now()
+const tokens = Array.from({ length: contacts }, (_, j) => clientToken(j, now))
+const pathsFor = (pages: string[], ev: string): string[] => pages.flatMap((page) => tokens.map((token, j) => `/cat_heartbeat?token=${token}&sid=${tabId(j)}&path=${page}&title=Support%20tickets&event=${ev}`))
+const beats = pathsFor(['%2Fclients%2Ftickets'], 'beat')
+const paths = event === 'nav' ? pathsFor(['%2Fclients%2Finvoices', '%2Fclients%2Ftickets'], 'nav') : beats
+const site = `bench-cpu-${process.pid}`
+const redis = new Redis(REDIS_URL)
+const servers: { kind: string; server: BenchServer; server_us: number[]; redis_us: number[] }[] = []
+try {
+  for (const [k, kind] of kinds.entries()) {
+    log(`starting ${kind}, ${contacts} contacts`)
+    const [name, dir] = kind.split('@') as ['bare' | 'memory' | 'redis', string | undefined]
+    const server = await startServer({ kind: name, site: `${site}-${k}`, online: name === 'bare' ? undefined : contacts }, undefined, dir)
+    await load(server.port, beats, { connections: 50, amount: contacts })
+    // Under BENCH_PROFILE, the profile starts again here: the warm-up's verifications left out.
+    if (process.env.BENCH_PROFILE || process.env.BENCH_GC) server.child.kill('SIGUSR2')
+    servers.push({ kind, server, server_us: [], redis_us: [] })
+  }
+  for (let r = 0; r < rounds; r += 1) {
+    for (const entry of servers) {
+      const before = await redisCpuMs(redis)
+      const result = await load(entry.server.port, paths, rate > 0 ? { connections: 10, durationS: seconds, rate, pid: entry.server.child.pid } : { connections: 50, durationS: seconds, pid: entry.server.child.pid })
+      const redisUs = ((await redisCpuMs(redis)) - before) * 1000 / result.requests
+      entry.server_us.push(result.serverCpuUs ?? Number.NaN)
+      entry.redis_us.push(round(redisUs, 1))
+      log(`${entry.kind} round ${r + 1}: ${Math.round(result.rps)} req/s, server ${result.serverCpuUs} µs, Redis ${round(redisUs, 1)} µs, p99 ${result.p99} ms, errors ${result.errors}`)
+    }
+  }
+  for (const entry of servers) {
+    console.log(`${entry.kind.padEnd(7)} server ${quantile(entry.server_us, 0.5)} µs/request (${entry.server_us.join(', ')})${entry.kind.startsWith('redis') ? `, Redis ${quantile(entry.redis_us, 0.5)} µs` : ''}`)
+  }
+} finally {
+  for (const entry of servers) await entry.server.stop()
+  for (const k of kinds.keys()) await cleanSite(`${site}-${k}`)
+  redis.disconnect()
+}
