@@ -24,6 +24,14 @@ export const WRITER_GROUP = 'cat-writers'
 /** Most beats in one call of beat.lua. */
 const BEATS_PER_CALL = 500
 
+/**
+ * A turn's queue goes out as soon as a heartbeat for the full script makes it this long: Redis
+ * then runs those scripts while this process reads the next requests, where one call at the
+ * end of the turn would leave each waiting for the other (nav, 20 000 contacts, 50
+ * connections, three rounds beside the build without it: 2-11 % more requests served).
+ */
+const SEND_FULL_AT = 16
+
 /** Most heartbeats in one call of heartbeat.lua. */
 const HEARTBEATS_PER_CALL = 100
 
@@ -294,7 +302,9 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
   const enqueue = <T extends HeartbeatResult | boolean>(fast: boolean, beat: Heartbeat): Promise<T> =>
     new Promise((resolve, reject) => {
       queue.push({ fast, bucket: bucketKey(site, tabBucket(beat.contactId)), at: now(), beat, resolve: resolve as Queued['resolve'], reject })
-      if (!flushScheduled) {
+      if (!fast && queue.length >= SEND_FULL_AT) {
+        sendQueued()
+      } else if (!flushScheduled) {
         flushScheduled = true
         setImmediate(sendQueued)
       }

@@ -19,7 +19,7 @@ local function apply(BUCKET, NOW, contact, sid, event, client, name, company, pa
 
   if event == 'leave' or event == 'hidden' then
     if rec == nil or tab == nil then return 'ignored' end
-    local before = shown(presence_of(BUCKET, contact, rec))
+    local before = shown(rec)
     redis.call('ZREM', BUCKET, tab_member(contact, sid, tab == 1))
     if event == 'leave' then
       remove_tab(rec, sid)
@@ -35,9 +35,8 @@ local function apply(BUCKET, NOW, contact, sid, event, client, name, company, pa
       append('hidden', contact, rec, sid, NOW)
     end
     redis.call('HSET', CONTACTS, contact, encode(rec))
-    local p = presence_of(BUCKET, contact, rec)
-    if shown(p) == before then return 'unchanged' end
-    publish('updated', p)
+    if shown(rec) == before then return 'unchanged' end
+    publish('updated', presence_of(BUCKET, contact, rec))
     return 'updated'
   end
 
@@ -61,7 +60,7 @@ local function apply(BUCKET, NOW, contact, sid, event, client, name, company, pa
   if joined then
     rec = { s = NOW, sids = {}, h = {} }
   else
-    before = shown(presence_of(BUCKET, contact, rec))
+    before = shown(rec)
   end
   rec.c, rec.n, rec.o = client, name, company
   if joined or tab == nil or event ~= 'beat' then
@@ -81,13 +80,12 @@ local function apply(BUCKET, NOW, contact, sid, event, client, name, company, pa
     append('visible', contact, rec, sid, NOW)
   end
 
-  local p = presence_of(BUCKET, contact, rec)
   if joined then
-    publish('joined', p)
+    publish('joined', presence_of(BUCKET, contact, rec))
     return 'joined'
   end
-  if shown(p) == before then return 'unchanged' end
-  publish('updated', p)
+  if shown(rec) == before then return 'unchanged' end
+  publish('updated', presence_of(BUCKET, contact, rec))
   return 'updated'
 end
 

@@ -82,9 +82,17 @@ local function presence_of(bucket, contact, rec)
   }
 end
 
--- What a dashboard sees of a presence, lastSeen aside: a change here is an `updated`.
-local function shown(p)
-  return p.path .. '\n' .. p.title .. '\n' .. p.state .. '\n' .. p.tabs .. '\n' .. p.name .. '\n' .. p.company
+-- What a dashboard sees of a contact (its presence_of, lastSeen aside), from the record alone:
+-- a change here is an `updated`.
+local function shown(rec)
+  local state = 'idle'
+  for _, sid in ipairs(rec.sids) do
+    if rec.h[sid] ~= 1 then
+      state = 'active'
+      break
+    end
+  end
+  return rec.p .. '\n' .. rec.t .. '\n' .. state .. '\n' .. #rec.sids .. '\n' .. rec.n .. '\n' .. rec.o
 end
 
 -- The changes of this call, published together by flush_feed when it ends.
