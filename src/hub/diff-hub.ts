@@ -43,6 +43,9 @@ interface Connection {
 
 const OPEN = 1
 
+/** Bodies this long are sent as a second fragment instead of being copied behind the head. */
+const FRAGMENT_ABOVE = 64 * 1024
+
 export function createDiffHub(options: DiffHubOptions): DiffHub {
   const { engine, diffIntervalMs, sendBufferBytes = 4 * 1024 * 1024, keepaliveMs = 30_000, now, log } = options
   const connections = new Set<Connection>()
@@ -68,8 +71,16 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
       return
     }
     conn.seq += 1
-    // A text frame: the bytes are UTF-8 (ws would send a Buffer as binary).
-    conn.socket.send(Buffer.concat([Buffer.from(`{"type":"${type}","seq":${conn.seq}`), rest]), { binary: false })
+    // Text: the bytes are UTF-8 (ws would send a Buffer as binary).
+    const head = Buffer.from(`{"type":"${type}","seq":${conn.seq}`)
+    if (rest.length < FRAGMENT_ABOVE) {
+      conn.socket.send(Buffer.concat([head, rest]), { binary: false })
+      return
+    }
+    // A snapshot goes as two fragments of one message: the head, then the shared body as it
+    // is, rather than a copy of megabytes per dashboard.
+    conn.socket.send(head, { binary: false, fin: false })
+    conn.socket.send(rest, { binary: false, fin: true })
   }
 
   function diffText(changes: Change[]): Buffer | undefined {

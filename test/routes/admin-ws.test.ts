@@ -68,6 +68,22 @@ t.test('snapshot first, then seq-numbered diffs: joined, updated, left', async (
   await dash.close()
 })
 
+t.test('a snapshot of hundreds of kilobytes arrives as one message, then diffs go on in seq', async (t) => {
+  const app = await buildTestApp(t)
+  const contacts = 2000
+  await Promise.all(Array.from({ length: contacts }, (_, i) => app.presence.heartbeat({
+    contactId: `big-${i}`, clientId: 'client-1', name: `Contact ${i} ${'x'.repeat(100)}`, company: 'Acme', sid: `tab-big-${i}`, path: `/page/${i}`, title: 'Title', event: 'nav',
+  })))
+  const dashboard = await connectDashboard(app, adminToken())
+  const snapshot = await dashboard.waitFor((m) => m.type === 'snapshot')
+  t.equal(snapshot.online?.length, contacts, 'every contact, in one message')
+  t.ok(JSON.stringify(snapshot).length > 200_000, 'big enough to go as two fragments')
+  await beat(app, 'late', 'tab-late-0001', 'nav')
+  const diff = await dashboard.waitFor(hasJoined('late'))
+  t.equal(diff.seq, snapshot.seq + 1)
+  await dashboard.close()
+})
+
 t.test('a join and a leave of one contact inside one window cancel out', async (t) => {
   const app = await buildTestApp(t, { env: { CAT_DIFF_INTERVAL_MS: '300' } })
   const dash = await connectDashboard(app, adminToken())
