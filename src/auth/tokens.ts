@@ -18,8 +18,9 @@ export const MAX_TOKEN_LENGTH = 4096
 const MAX_ID_LENGTH = 128
 const MAX_NAME_LENGTH = 200
 
+/** Frozen: the verifier hands the same object out for every use of a token. */
 export interface TokenClaims {
-  aud: Audience
+  readonly aud: Audience
   /** Contact id (client tokens) or staff id (admin tokens). */
   sub: string
   /** Company id; client tokens only. */
@@ -38,6 +39,8 @@ interface Verified {
   company: string | undefined
   exp: number
   nbf: number | undefined
+  /** The claims verify() returns, by audience, made on first use. */
+  claims: Partial<Record<Audience, TokenClaims>>
 }
 
 function invalid(message: string): never {
@@ -149,6 +152,7 @@ export function createTokenVerifier({ secrets, now, cacheSize = 100_000 }: Token
       company: textClaim(payload.company, 'company'),
       exp: payload.exp,
       nbf: payload.nbf as number | undefined,
+      claims: {},
     }
   }
 
@@ -167,14 +171,13 @@ export function createTokenVerifier({ secrets, now, cacheSize = 100_000 }: Token
       if (verified.nbf !== undefined && nowS + CLOCK_SKEW_S < verified.nbf) invalid('token is not valid yet')
       if (!verified.audiences.includes(audience)) invalid(`token audience is not ${audience}`)
       if (audience === AUDIENCES.client && verified.clientId === undefined) invalid('client token has no client_id')
-      return {
-        aud: audience,
-        sub: verified.sub,
-        clientId: verified.clientId,
-        name: verified.name,
-        company: verified.company,
-        exp: verified.exp,
+      // Made once per token and audience: a tab repeats its token every 30 s.
+      let claims = verified.claims[audience]
+      if (claims === undefined) {
+        claims = Object.freeze({ aud: audience, sub: verified.sub, clientId: verified.clientId, name: verified.name, company: verified.company, exp: verified.exp })
+        verified.claims[audience] = claims
       }
+      return claims
     },
   }
 }

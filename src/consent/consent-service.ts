@@ -8,6 +8,8 @@ export interface ConsentService {
    * (pub/sub) makes every instance forget it at once.
    */
   isGranted(contactId: string): Promise<boolean>
+  /** true when the contact is remembered as granted: isGranted's answer without a wait. */
+  knownGranted(contactId: string): boolean
   /** Records a decision; anything but `granted` ends the contact's presence at once. */
   record(record: ConsentRecord): Promise<void>
   latest(contactId: string): Promise<ConsentRecord | undefined>
@@ -27,6 +29,10 @@ export function createConsentService({ store, engine, cacheSize = 100_000 }: { s
   })
 
   return {
+    knownGranted(contactId) {
+      return granted.has(contactId)
+    },
+
     async isGranted(contactId) {
       if (granted.has(contactId)) return true
       const before = generation

@@ -50,7 +50,8 @@ export async function heartbeatRoutes(app: FastifyInstance): Promise<void> {
     const { token, sid, path, title, event } = request.query
     const claims = tokens.verify(token, AUDIENCES.client)
     // The server, not the snippet, enforces consent; Global Privacy Control is a refusal.
-    if (request.headers['sec-gpc'] === '1' || !(await consent.isGranted(claims.sub))) {
+    // knownGranted first: the usual answer, without an await.
+    if (request.headers['sec-gpc'] === '1' || (!consent.knownGranted(claims.sub) && !(await consent.isGranted(claims.sub)))) {
       throw new AppError('consent_required', 'The contact has not granted consent to activity tracking; nothing was stored.')
     }
     await presence.heartbeat({
