@@ -51,6 +51,11 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
   /** Wakes a reader waiting for events. */
   let wake: (() => void) | undefined
   let lastEventMs = 0
+  /**
+   * At or before every tab's expiry: a sweep before it has nothing to find and skips the scan of
+   * every contact. Lowered wherever an expiry is set, made exact by each scan.
+   */
+  let earliestExpiry = Number.POSITIVE_INFINITY
 
   function lastSeenOf(record: ContactRecord): number {
     let lastSeen = 0
@@ -120,6 +125,7 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
         // The fast path: the page is unchanged, only the expiry moves.
         const lastSeen = tab.expiresAt - presenceTimeoutMs
         tab.expiresAt = at + presenceTimeoutMs
+        if (tab.expiresAt < earliestExpiry) earliestExpiry = tab.expiresAt
         if (at - lastSeen > gapAfterMs) {
           append({ type: 'gap', contactId, clientId: record.clientId, sid, path: record.path, title: record.title, at, from: lastSeen })
         }
@@ -139,6 +145,7 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
         } else {
           tab.hidden = true
           tab.expiresAt = at + idleTimeoutMs
+          if (tab.expiresAt < earliestExpiry) earliestExpiry = tab.expiresAt
           append({ type: 'hidden', ...base })
         }
         const presence = toPresence(contactId, record)
@@ -163,6 +170,7 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
         record.title = beat.title
       }
       record.tabs.set(sid, { hidden: false, expiresAt: at + presenceTimeoutMs })
+      if (at + presenceTimeoutMs < earliestExpiry) earliestExpiry = at + presenceTimeoutMs
       const base = { contactId, clientId: record.clientId, sid, path: record.path, title: record.title, at }
       if (joined) append({ type: 'join', ...base, name: beat.name, company: beat.company })
       else if (newTab || event === 'nav') append({ type: 'nav', ...base })
@@ -187,15 +195,21 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
 
     async sweep(): Promise<number> {
       const at = now()
+      if (at < earliestExpiry) return 0
       // In the order the Redis sweeper claims them (ZRANGEBYSCORE: expiry, then member bytes),
       // so when a contact's tabs expire together the one seen last ends the session.
       const expired: { contactId: string; record: ContactRecord; sid: string; tab: Tab; member: Buffer }[] = []
+      let earliestLeft = Number.POSITIVE_INFINITY
       for (const [contactId, record] of contacts) {
         for (const [sid, tab] of record.tabs) {
-          if (tab.expiresAt > at) continue
+          if (tab.expiresAt > at) {
+            if (tab.expiresAt < earliestLeft) earliestLeft = tab.expiresAt
+            continue
+          }
           expired.push({ contactId, record, sid, tab, member: Buffer.from(`${contactId}|${sid}${tab.hidden ? '|h' : ''}`) })
         }
       }
+      earliestExpiry = earliestLeft
       expired.sort((a, b) => a.tab.expiresAt - b.tab.expiresAt || Buffer.compare(a.member, b.member))
       let removed = 0
       for (const { contactId, record, sid, tab } of expired) {

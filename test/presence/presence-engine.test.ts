@@ -289,6 +289,22 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       t.strictSame(await h.events(), [event('join', T0, { name: NAME, company: COMPANY }), event('end', T0, { reason: 'timeout' })])
     })
 
+    t.test('timeout: a sweep that found nothing still finds a tab set to expire earlier since (a clock set back)', async (t) => {
+      const { engine, clock } = await setup(t)
+      await engine.heartbeat(beat('nav'))
+      clock.advance(10_000)
+      t.equal(await engine.sweep(), 0, 'nothing due yet')
+      // Another instance's clock, or this one set back: a second tab expires before the first.
+      clock.set(T0 - 60_000)
+      await engine.heartbeat(beat('nav', { contactId: 'contact-2' }))
+      t.equal(await engine.sweep(), 0)
+      clock.set(T0 - 60_000 + TIMEOUT + 1)
+      t.equal(await engine.sweep(), 1, 'the second contact, 75 s after its beat')
+      t.strictSame((await engine.snapshot()).online.map((p) => p.contactId), [CONTACT], 'the first stays')
+      clock.set(T0 + TIMEOUT + 1)
+      t.equal(await engine.sweep(), 1, 'then the first')
+    })
+
     t.test('timeout: a beat pushes the expiry to 75 s after the beat', async (t) => {
       const { h, engine, clock } = await setup(t)
       await engine.heartbeat(beat('nav'))
