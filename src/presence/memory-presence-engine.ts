@@ -56,6 +56,11 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
    * every contact. Lowered wherever an expiry is set, made exact by each scan.
    */
   let earliestExpiry = Number.POSITIVE_INFINITY
+  /** Every tab expiry is set through this: `ms`, with the bound lowered to it if need be. */
+  const expiry = (ms: number): number => {
+    if (ms < earliestExpiry) earliestExpiry = ms
+    return ms
+  }
 
   function lastSeenOf(record: ContactRecord): number {
     let lastSeen = 0
@@ -124,8 +129,7 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
       if (event === 'beat' && record !== undefined && tab !== undefined && !tab.hidden) {
         // The fast path: the page is unchanged, only the expiry moves.
         const lastSeen = tab.expiresAt - presenceTimeoutMs
-        tab.expiresAt = at + presenceTimeoutMs
-        if (tab.expiresAt < earliestExpiry) earliestExpiry = tab.expiresAt
+        tab.expiresAt = expiry(at + presenceTimeoutMs)
         if (at - lastSeen > gapAfterMs) {
           append({ type: 'gap', contactId, clientId: record.clientId, sid, path: record.path, title: record.title, at, from: lastSeen })
         }
@@ -144,8 +148,7 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
           }
         } else {
           tab.hidden = true
-          tab.expiresAt = at + idleTimeoutMs
-          if (tab.expiresAt < earliestExpiry) earliestExpiry = tab.expiresAt
+          tab.expiresAt = expiry(at + idleTimeoutMs)
           append({ type: 'hidden', ...base })
         }
         const presence = toPresence(contactId, record)
@@ -169,8 +172,7 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
         record.path = beat.path
         record.title = beat.title
       }
-      record.tabs.set(sid, { hidden: false, expiresAt: at + presenceTimeoutMs })
-      if (at + presenceTimeoutMs < earliestExpiry) earliestExpiry = at + presenceTimeoutMs
+      record.tabs.set(sid, { hidden: false, expiresAt: expiry(at + presenceTimeoutMs) })
       const base = { contactId, clientId: record.clientId, sid, path: record.path, title: record.title, at }
       if (joined) append({ type: 'join', ...base, name: beat.name, company: beat.company })
       else if (newTab || event === 'nav') append({ type: 'nav', ...base })
