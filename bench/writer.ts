@@ -1,12 +1,16 @@
 /**
  * The activity writer into MariaDB: how long a backlog of EVENTS events in the Redis stream
  * takes to drain, and so how many events per second the writer sustains.
- * `node --import tsx bench/writer.ts [--quick] [--batch N] [--parallel N] [--ceiling]` (default: the
+ * `node --import tsx bench/writer.ts [--quick] [--batch N] [--parallel N] [--depth N] [--ceiling]` (default: the
  * writer's own batch and parallelism). `--ceiling` then times, in the same run, plain mysql2
  * bulk INSERTs of the rows the writer left (read back, no logic, 2 000 rows per statement and
  * transaction, two connections at once, into an empty copy of the schema): the raw events alone, and the events with
  * the final sessions and page visits, each row written once — what the database and the driver
  * allow at best on this machine.
+ *
+ * The CPU time of the drain per event is printed for this process (the writer), MariaDB (when it
+ * runs on this machine: its pid file is readable) and Redis. BENCH_PROFILE=DIR writes a V8 CPU
+ * profile of the drain alone to DIR/writer-<pid>.cpuprofile (`bench/profile-summary.ts`).
  */
 import { randomBytes } from 'node:crypto'
 import pino from 'pino'
@@ -16,7 +20,10 @@ import { openDatabase, migrateDatabase } from '../src/activity/database.js'
 import { createSqlActivityStore } from '../src/activity/sql-activity-store.js'
 import { createActivityWriter } from '../src/activity/activity-writer.js'
 import { createRedisPresenceEngine, presenceKeys, redisKeys } from '../src/presence/redis-presence-engine.js'
-import { MYSQL_URL, REDIS_URL } from './lib.js'
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { Session } from 'node:inspector/promises'
+import { MYSQL_URL, REDIS_URL, processCpuMs } from './lib.js'
 
 const quick = process.argv.includes('--quick')
 function option(name: string): number | undefined {
@@ -25,8 +32,39 @@ function option(name: string): number | undefined {
 }
 const BATCH = option('--batch')
 const PARALLEL = option('--parallel')
+const DEPTH = option('--depth')
 const CEILING = process.argv.includes('--ceiling')
 const EVENTS = quick ? 20_000 : 100_000
+
+/** CPU ms of the local MariaDB server, or undefined when it is elsewhere. */
+async function databaseCpuMs(admin: Connection): Promise<number | undefined> {
+  try {
+    const [[row]] = (await admin.query('SELECT @@pid_file AS file')) as unknown as [[{ file: string }]]
+    return processCpuMs(Number(readFileSync(row.file, 'utf8').trim()))
+  } catch {
+    return undefined
+  }
+}
+
+async function redisCpuMs(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu')
+  const field = (name: string): number => Number(new RegExp(`${name}:([0-9.]+)`).exec(info)?.[1] ?? 0)
+  return (field('used_cpu_user') + field('used_cpu_sys')) * 1000
+}
+
+async function profileFromHere(): Promise<() => Promise<void>> {
+  const dir = process.env.BENCH_PROFILE
+  if (dir === undefined || dir === '') return async () => {}
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.start')
+  return async () => {
+    const { profile } = await session.post('Profiler.stop')
+    mkdirSync(dir, { recursive: true })
+    writeFileSync(join(dir, `writer-${process.pid}.cpuprofile`), JSON.stringify(profile))
+  }
+}
 
 async function main(): Promise<void> {
   const name = `cat_bench_${randomBytes(4).toString('hex')}`
@@ -61,18 +99,29 @@ async function main(): Promise<void> {
     await migrateDatabase(database)
     const store = createSqlActivityStore({ database, now: Date.now })
     const engine = await createRedisPresenceEngine({ url: REDIS_URL, site, now: Date.now, presenceTimeoutMs: 75_000, idleTimeoutMs: 600_000, gapAfterMs: 40_000 })
-    const writer = createActivityWriter({ source: await engine.eventSource('bench'), store, log: pino({ level: 'warn' }), batchSize: BATCH, parallel: PARALLEL })
+    const writer = createActivityWriter({ source: await engine.eventSource('bench'), store, log: pino({ level: 'warn' }), batchSize: BATCH, parallel: PARALLEL, depth: DEPTH })
     // The writer's own loop, as in service (it reads the next batch while one is written);
     // drained when the stream is empty: written entries are acknowledged and deleted.
+    const stopProfile = await profileFromHere()
+    const cpu = { node: process.cpuUsage(), database: await databaseCpuMs(admin), redis: await redisCpuMs(redis) }
     const started = process.hrtime.bigint()
     writer.start()
     while ((await redis.xlen(keys.events)) > 0) await new Promise((resolve) => setTimeout(resolve, 5))
     const seconds = Number(process.hrtime.bigint() - started) / 1e9
+    const nodeCpu = process.cpuUsage(cpu.node)
+    const databaseCpu = await databaseCpuMs(admin)
+    const perEvent = (ms: number): number => Math.round((ms * 1000) / EVENTS)
+    const cpuUsPerEvent = {
+      writer: perEvent((nodeCpu.user + nodeCpu.system) / 1000),
+      ...(cpu.database === undefined || databaseCpu === undefined ? {} : { mariadb: perEvent(databaseCpu - cpu.database) }),
+      redis: perEvent((await redisCpuMs(redis)) - cpu.redis),
+    }
+    await stopProfile()
     const [[{ stored }]] = (await admin.query(`SELECT COUNT(*) AS stored FROM \`${name}\`.cat_events`)) as unknown as [[{ stored: number }]]
     const total = Number(stored)
     if (total !== EVENTS) throw new Error(`${total} of ${EVENTS} events written`)
     const [[counts]] = (await admin.query(`SELECT (SELECT COUNT(*) FROM \`${name}\`.cat_events) AS events, (SELECT COUNT(*) FROM \`${name}\`.cat_sessions) AS sessions, (SELECT COUNT(*) FROM \`${name}\`.cat_page_visits) AS pages`)) as unknown as [[Record<string, number>]]
-    console.log(JSON.stringify({ events: total, batch: BATCH ?? 'default', parallel: PARALLEL ?? 'default', seconds: Number(seconds.toFixed(2)), eventsPerSecond: Math.round(total / seconds), rows: counts }))
+    console.log(JSON.stringify({ events: total, batch: BATCH ?? 'default', parallel: PARALLEL ?? 'default', depth: DEPTH ?? 'default', seconds: Number(seconds.toFixed(2)), eventsPerSecond: Math.round(total / seconds), cpuUsPerEvent, rows: counts }))
     await writer.stop()
     await engine.close()
     await database.close()
