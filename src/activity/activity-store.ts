@@ -65,8 +65,11 @@ export interface ActivityStore {
   /**
    * Writes a batch of events in one transaction. Idempotent on the event id: a batch written
    * twice (a redelivery) changes nothing the second time, whatever the order of batches.
+   * `onLocked` is called once the batch holds its contacts: a write started after that waits,
+   * for a contact both batches have, until this one has committed (so two writes in flight
+   * still fold each contact's events in the order they were started).
    */
-  write(events: readonly ActivityEvent[]): Promise<void>
+  write(events: readonly ActivityEvent[], onLocked?: () => void): Promise<void>
   contactActivity(contactId: string, query: ActivityQuery): Promise<ActivityPage>
   clientActivity(clientId: string, query: ActivityQuery): Promise<ActivityPage>
   exportContact(contactId: string): Promise<ContactExport>

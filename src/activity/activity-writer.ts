@@ -14,6 +14,12 @@ export interface ActivityWriterOptions {
    * While the database runs one transaction's statements this process prepares the next's.
    */
   parallel?: number
+  /**
+   * Batches written at once: the next one starts as soon as the one before holds its
+   * contacts' locks (on a contact both have, it waits for that one's commit), so this process
+   * prepares and reads while the database writes. Each is acknowledged when it committed.
+   */
+  depth?: number
   /** ms a read waits for new events. */
   waitMs?: number
   /** ms an event may stay unacknowledged with another consumer before this one takes it over. */
@@ -57,7 +63,7 @@ function split(events: readonly ActivityEvent[], count: number): (readonly Activ
  * acknowledged: the events wait in the stream and the writer retries with backoff.
  */
 export function createActivityWriter(options: ActivityWriterOptions): ActivityWriter {
-  const { source, store, log, batchSize = 2000, parallel = 2, waitMs = 250, claimIdleMs = 30_000, claimEveryMs = 10_000, retryMinMs = 200, retryMaxMs = 10_000 } = options
+  const { source, store, log, batchSize = 2000, parallel = 2, depth = 2, waitMs = 250, claimIdleMs = 30_000, claimEveryMs = 10_000, retryMinMs = 200, retryMaxMs = 10_000 } = options
   let running = false
   let loop: Promise<void> | undefined
   let wakeSleep: (() => void) | undefined
@@ -71,19 +77,25 @@ export function createActivityWriter(options: ActivityWriterOptions): ActivityWr
       }
     })
 
-  async function write(events: readonly ActivityEvent[]): Promise<void> {
+  /** `onLocked`: once every part holds its contacts (see ActivityStore.write). */
+  async function write(events: readonly ActivityEvent[], onLocked?: () => void): Promise<void> {
     const parts = split(events, events.length < MIN_PARALLEL * 2 ? 1 : parallel)
-    if (parts.length === 1) return store.write(events)
+    if (parts.length === 1) return store.write(events, onLocked)
+    const locked = new Set<number>()
+    const lockedPart = (k: number) => (): void => {
+      locked.add(k) // a part retried after a deadlock is locked again
+      if (locked.size === parts.length) onLocked?.()
+    }
     // Every part is settled before a failure is reported: a retry never races a part still running.
-    const results = await Promise.allSettled(parts.map((part) => store.write(part)))
+    const results = await Promise.allSettled(parts.map((part, k) => store.write(part, lockedPart(k))))
     const failed = results.find((result) => result.status === 'rejected')
     if (failed !== undefined) throw failed.reason
   }
 
   /** Writes and acknowledges; on a failure the source hands the events out again. */
-  async function writeAndAck(events: readonly ActivityEvent[]): Promise<void> {
+  async function writeAndAck(events: readonly ActivityEvent[], onLocked?: () => void): Promise<void> {
     try {
-      await write(events)
+      await write(events, onLocked)
       await source.ack(events.map((event) => event.id))
     } catch (error) {
       source.retry()
@@ -112,16 +124,43 @@ export function createActivityWriter(options: ActivityWriterOptions): ActivityWr
     // The next batch is read while this one is written: the stream read and the database
     // work overlap (a backlog drains faster by the read time).
     let ahead: Promise<ActivityEvent[]> | undefined
+    // Batches being written, up to `depth`, and the first failure among them.
+    const writing = new Set<Promise<void>>()
+    let failure: { error: unknown } | undefined
+    // (A function: the compiler cannot see the jobs setting it.)
+    const failed = (): { error: unknown } | undefined => failure
+    const settled = async (): Promise<void> => {
+      await Promise.allSettled([...writing])
+    }
     while (running) {
       try {
+        const early = failed()
+        if (early !== undefined) throw early.error
         const events = await (ahead ?? source.read(batchSize, waitMs))
         ahead = undefined
         if (events.length > 0) {
           ahead = source.read(batchSize, 0)
           // Settled below or dropped on a failure (retry() hands its events out again).
           ahead.catch(() => {})
-          await writeAndAck(events)
-        }
+          let holding!: () => void
+          const locked = new Promise<void>((resolve) => {
+            holding = resolve
+          })
+          const job = writeAndAck(events, holding).then(
+            () => {
+              writing.delete(job)
+            },
+            (error: unknown) => {
+              writing.delete(job)
+              failure ??= { error }
+            },
+          )
+          writing.add(job)
+          await Promise.race([locked, job])
+          while (writing.size >= depth) await Promise.race(writing)
+        } else await settled()
+        const late = failed()
+        if (late !== undefined) throw late.error
         if (Date.now() - lastClaim >= claimEveryMs) {
           lastClaim = Date.now()
           await claimOnce()
@@ -129,6 +168,9 @@ export function createActivityWriter(options: ActivityWriterOptions): ActivityWr
         if (failures > 0) log.info({ failures }, 'activity writer: writing again')
         failures = 0
       } catch (error) {
+        // Nothing is read again before every batch in flight has committed or failed.
+        await settled()
+        failure = undefined
         if (ahead !== undefined) await ahead.catch(() => [])
         ahead = undefined
         source.retry()
@@ -140,6 +182,7 @@ export function createActivityWriter(options: ActivityWriterOptions): ActivityWr
         await sleep(delay)
       }
     }
+    await settled()
     // A batch read ahead is not written by this loop: hand it out again (to the drain at stop).
     if (ahead !== undefined) await ahead.catch(() => [])
     source.retry()

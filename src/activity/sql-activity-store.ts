@@ -281,13 +281,14 @@ function createStore({ database, now }: { database: Database; now: () => number 
   return {
     dialect: database.dialect,
 
-    async write(events) {
-      if (events.length === 0) return
+    async write(events, onLocked) {
+      if (events.length === 0) return onLocked?.()
       if (database.dialect === 'mysql') {
-        await mysqlTransaction(database.pool, (connection) => writeBatch(mysqlBatchOps(connection), events))
+        await mysqlTransaction(database.pool, (connection) => writeBatch(mysqlBatchOps(connection), events, onLocked))
         return
       }
-      await transaction((tx) => writeBatch(sqliteBatchOps(tx), events))
+      // SQLite runs one transaction at a time, in the order they were asked for.
+      await transaction((tx) => writeBatch(sqliteBatchOps(tx), events, onLocked))
     },
 
     contactActivity(contactId, query) {

@@ -168,8 +168,8 @@ const byEventId = (a: EventRow, b: EventRow): number => (a.id < b.id ? -1 : a.id
  * its open session changes (or while none is open); in between the open session row, which
  * changes with every event anyway, carries the newest event id and the state.
  */
-export async function writeBatch(ops: BatchOps, events: readonly ActivityEvent[]): Promise<void> {
-  if (events.length === 0) return
+export async function writeBatch(ops: BatchOps, events: readonly ActivityEvent[], onLocked?: () => void): Promise<void> {
+  if (events.length === 0) return onLocked?.()
   const byContact = new Map<string, EventRow[]>()
   for (const event of events) {
     const row = toRow(event)
@@ -195,6 +195,7 @@ export async function writeBatch(ops: BatchOps, events: readonly ActivityEvent[]
   // erasures are read under the lock: an erasure deletes the contact's row, so it either
   // committed before the lock (and is seen) or waits for this transaction and deletes after it.
   const { contacts, erasures: erased } = await ops.lockContacts(fresh)
+  onLocked?.()
   for (const row of contacts) state.set(row.contactId, row)
   for (const { contactId, erasedAt } of erased) {
     const later = (byContact.get(contactId) as EventRow[]).filter((row) => row.at > erasedAt)

@@ -124,3 +124,33 @@ t.test('the running loop reads ahead; a failed write in the middle loses nothing
   t.same([...seen.values()].filter((n) => n !== 1), [], 'each committed once: the failed batch was written after the failure, not twice')
   for (const c of [0, 77, CONTACTS - 1]) t.equal((await store.exportContact(`contact-${c}`)).events.length, KINDS.length)
 })
+
+t.test('the loop writes the next batch while one commits; a contact in both waits for the first, and its rows come out as if written one by one', async (t) => {
+  const { store, engine } = await setup(t)
+  let inFlight = 0
+  let most = 0
+  const watched: ActivityStore = {
+    ...store,
+    async write(events, onLocked) {
+      inFlight += 1
+      most = Math.max(most, inFlight)
+      try {
+        await store.write(events, onLocked)
+      } finally {
+        inFlight -= 1
+      }
+    },
+  }
+  // Batches of 100 over 150 contacts: each batch has contacts of the one before it.
+  const writer = createActivityWriter({ source: await engine.eventSource('depth'), store: watched, log: pino({ level: 'silent' }), batchSize: 100, parallel: 1, depth: 2, waitMs: 10 })
+  writer.start()
+  t.teardown(() => writer.stop())
+  while ((await engine.tailEvents(1)).length > 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  await writer.stop()
+  t.equal(most, 2, 'two batches were being written at once')
+  for (let c = 0; c < CONTACTS; c += 1) {
+    const exported = await store.exportContact(`contact-${c}`)
+    t.equal(exported.events.length, KINDS.length)
+    t.match(exported.sessions, [{ startedAt: T0 + c, endedAt: T0 + 5 * 10_000 + c, durationS: 30, endReason: 'leave', pages: [{ path: '/p0', durationS: 10 }, { path: '/p1', durationS: 20 }] }])
+  }
+})
