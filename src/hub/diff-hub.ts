@@ -46,6 +46,8 @@ const OPEN = 1
 /** Bodies this long are sent as a second fragment instead of being copied behind the head. */
 const FRAGMENT_ABOVE = 64 * 1024
 
+const CLOSING_BRACE = Buffer.from('}')
+
 export function createDiffHub(options: DiffHubOptions): DiffHub {
   const { engine, diffIntervalMs, sendBufferBytes = 4 * 1024 * 1024, keepaliveMs = 30_000, now, log } = options
   const connections = new Set<Connection>()
@@ -56,10 +58,10 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
   let closed = false
 
   /**
-   * `rest` is the message after its seq: `,"at":…}`, serialised and UTF-8 encoded once for
-   * many sockets; each socket's own head is put before it.
+   * `parts` are the message after its seq (`,"at":…}`), serialised and UTF-8 encoded once for
+   * many sockets; each socket's own head is put before them.
    */
-  function send(conn: Connection, type: 'snapshot' | 'diff', rest: Buffer): void {
+  function send(conn: Connection, type: 'snapshot' | 'diff', parts: readonly Buffer[]): void {
     if (conn.socket.readyState !== OPEN) return
     // A dashboard that cannot keep up is closed rather than allowed to grow our memory;
     // it reconnects and starts again from a snapshot.
@@ -73,14 +75,15 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
     conn.seq += 1
     // Text: the bytes are UTF-8 (ws would send a Buffer as binary).
     const head = Buffer.from(`{"type":"${type}","seq":${conn.seq}`)
-    if (rest.length < FRAGMENT_ABOVE) {
-      conn.socket.send(Buffer.concat([head, rest]), { binary: false })
+    const last = parts.length - 1
+    if (parts.every((part) => part.length < FRAGMENT_ABOVE)) {
+      conn.socket.send(Buffer.concat([head, ...parts]), { binary: false })
       return
     }
-    // A snapshot goes as two fragments of one message: the head, then the shared body as it
-    // is, rather than a copy of megabytes per dashboard.
+    // A snapshot goes as fragments of one message: the head, then the shared parts as they
+    // are, rather than a copy of megabytes per dashboard.
     conn.socket.send(head, { binary: false, fin: false })
-    conn.socket.send(rest, { binary: false, fin: true })
+    parts.forEach((part, i) => conn.socket.send(part, { binary: false, fin: i === last }))
   }
 
   function diffText(changes: Change[]): Buffer | undefined {
@@ -102,7 +105,7 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
       if (!byPosition.has(conn.seenN)) byPosition.set(conn.seenN, diffText(changes.filter((c) => c.n > conn.seenN)))
       const text = byPosition.get(conn.seenN)
       conn.seenN = Math.max(conn.seenN, last)
-      if (text !== undefined) send(conn, 'diff', text)
+      if (text !== undefined) send(conn, 'diff', [text])
     }
   }
 
@@ -117,16 +120,16 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
     if (flushTimer === undefined) flushTimer = setTimeout(flush, diffIntervalMs)
   }
 
-  function deliverSnapshot(conn: Connection, snapshot: Snapshot, online: string): void {
+  /** `online`: the snapshot's presences as JSON, encoded once for every socket waiting for it. */
+  function deliverSnapshot(conn: Connection, snapshot: Snapshot, online: Buffer): void {
     const pending = conn.pending ?? []
     conn.pending = undefined
-    const text = Buffer.from(`,"at":${now()},"online":${online}}`)
-    conn.snapshotBytes = text.length
-    send(conn, 'snapshot', text)
+    conn.snapshotBytes = online.length
+    send(conn, 'snapshot', [Buffer.from(`,"at":${now()},"online":`), online, CLOSING_BRACE])
     const newer = pending.filter((c) => c.n > snapshot.n)
     conn.seenN = Math.max(snapshot.n, newer.length > 0 ? (newer[newer.length - 1] as Change).n : 0)
     const catchUp = diffText(newer)
-    if (catchUp !== undefined) send(conn, 'diff', catchUp)
+    if (catchUp !== undefined) send(conn, 'diff', [catchUp])
   }
 
   async function fetchSnapshots(): Promise<void> {
@@ -138,7 +141,7 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
     waiting = []
     try {
       const snapshot = await engine.snapshot()
-      const online = JSON.stringify(snapshot.online)
+      const online = Buffer.from(JSON.stringify(snapshot.online))
       for (const conn of batch) if (connections.has(conn)) deliverSnapshot(conn, snapshot, online)
     } catch (error) {
       log.error({ err: error }, 'snapshot failed; closing the waiting dashboards')
