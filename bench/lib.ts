@@ -112,11 +112,21 @@ export interface LoadResult {
 }
 
 /**
- * autocannon against `port`, each request taking the next of `paths`. `rate` caps the
- * requests per second across all connections (the latency-at-a-given-rate measure).
+ * Where the next load of each server goes on in each list of paths: a timed load that sends
+ * fewer requests than there are paths leaves the rest for the next one, so every contact keeps
+ * beating across rounds (none expires because each round began again at the first).
+ */
+const cursors = new WeakMap<readonly string[], Map<number, number>>()
+
+/**
+ * autocannon against `port`, each request taking the next of `paths` (going on from the
+ * previous load of this server with these paths). `rate` caps the requests per second across
+ * all connections (the latency-at-a-given-rate measure).
  */
 export async function load(port: number, paths: readonly string[], options: { connections: number; durationS?: number; amount?: number; rate?: number; pid?: number }): Promise<LoadResult> {
-  let i = 0
+  let byPort = cursors.get(paths)
+  if (byPort === undefined) cursors.set(paths, (byPort = new Map()))
+  let i = byPort.get(port) ?? 0
   const cpuBefore = options.pid === undefined ? 0 : processCpuMs(options.pid)
   const result = await autocannon({
     url: `http://127.0.0.1:${port}`,
@@ -125,6 +135,7 @@ export async function load(port: number, paths: readonly string[], options: { co
     ...(options.rate === undefined ? {} : { overallRate: Math.max(1, Math.round(options.rate)) }),
     requests: [{ method: 'GET', setupRequest: (req) => ({ ...req, path: paths[i++ % paths.length] as string }) }],
   })
+  byPort.set(port, i % paths.length)
   const requests = result.requests.total
   const serverCpuUs = options.pid === undefined || requests === 0 ? undefined : round(((processCpuMs(options.pid) - cpuBefore) * 1000) / requests, 1)
   return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts + result.non2xx, requests, ...(serverCpuUs === undefined ? {} : { serverCpuUs }) }
