@@ -3,7 +3,9 @@
  * percentiles. See bench/README.md.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector/promises'
+import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
@@ -178,4 +180,32 @@ export function round(value: number, digits = 0): number {
 
 export function log(message: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`)
+}
+
+/**
+ * BENCH_PROFILE=DIR: a CPU profile of this process from here until the returned function is
+ * called, written to DIR/<kind>-<pid>.cpuprofile; `bench/profile-summary.ts` reads it. SIGUSR2
+ * starts it again. (A bench server profiles from `ready`, seeding left out, to SIGTERM.)
+ */
+export async function profileFromHere(kind: string): Promise<() => Promise<void>> {
+  const dir = process.env.BENCH_PROFILE
+  if (dir === undefined || dir === '') return async () => {}
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.start')
+  // SIGUSR2 starts the profile afresh: a caller that warms the server first leaves the warm-up out.
+  process.on('SIGUSR2', () => {
+    void session.post('Profiler.stop').then(() => session.post('Profiler.start'))
+    if (process.env.BENCH_HEAP === '1') void session.post('HeapProfiler.startSampling', { samplingInterval: 4096 })
+  })
+  return async () => {
+    const { profile } = await session.post('Profiler.stop')
+    mkdirSync(dir, { recursive: true })
+    if (process.env.BENCH_HEAP === '1') {
+      const heap = await session.post('HeapProfiler.getSamplingProfile')
+      writeFileSync(join(dir, `${kind}-${process.pid}.heapprofile`), JSON.stringify(heap.profile))
+    }
+    writeFileSync(join(dir, `${kind}-${process.pid}.cpuprofile`), JSON.stringify(profile))
+  }
 }

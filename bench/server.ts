@@ -6,9 +6,7 @@
  * The engines are built by the production `buildApp`; only the background activity writer is
  * off (its own scenario measures it), so a heartbeat benchmark measures the heartbeat.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
-import { Session } from 'node:inspector/promises'
-import { join } from 'node:path'
+import { rmSync } from 'node:fs'
 import { PerformanceObserver } from 'node:perf_hooks'
 import { getHeapSpaceStatistics } from 'node:v8'
 import BetterSqlite3 from 'better-sqlite3'
@@ -17,34 +15,7 @@ import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config/config.js'
 import { sqliteFilePath } from '../src/activity/database.js'
 import type { Heartbeat } from '../src/presence/presence-engine.js'
-import { BENCH_SECRET, REDIS_URL, contactClaims, tabId, PRESENCE_TIMEOUT_S, type ServerSpec } from './lib.js'
-
-/**
- * BENCH_PROFILE=DIR: a CPU profile of the server from `ready` (seeding left out) to SIGTERM,
- * written to DIR/<kind>-<pid>.cpuprofile; `bench/profile-summary.ts` reads it. SIGUSR2 starts it again.
- */
-async function profileFromHere(kind: string): Promise<() => Promise<void>> {
-  const dir = process.env.BENCH_PROFILE
-  if (dir === undefined || dir === '') return async () => {}
-  const session = new Session()
-  session.connect()
-  await session.post('Profiler.enable')
-  await session.post('Profiler.start')
-  // SIGUSR2 starts the profile afresh: a caller that warms the server first leaves the warm-up out.
-  process.on('SIGUSR2', () => {
-    void session.post('Profiler.stop').then(() => session.post('Profiler.start'))
-    if (process.env.BENCH_HEAP === '1') void session.post('HeapProfiler.startSampling', { samplingInterval: 4096 })
-  })
-  return async () => {
-    const { profile } = await session.post('Profiler.stop')
-    mkdirSync(dir, { recursive: true })
-    if (process.env.BENCH_HEAP === '1') {
-      const heap = await session.post('HeapProfiler.getSamplingProfile')
-      writeFileSync(join(dir, `${kind}-${process.pid}.heapprofile`), JSON.stringify(heap.profile))
-    }
-    writeFileSync(join(dir, `${kind}-${process.pid}.cpuprofile`), JSON.stringify(profile))
-  }
-}
+import { BENCH_SECRET, REDIS_URL, contactClaims, profileFromHere, tabId, PRESENCE_TIMEOUT_S, type ServerSpec } from './lib.js'
 
 /** BENCH_GC=1: the time spent in GC by kind, from `ready` (or SIGUSR2) to SIGTERM, on stderr. */
 function gcFromHere(kind: string): () => void {

@@ -20,10 +20,8 @@ import { openDatabase, migrateDatabase } from '../src/activity/database.js'
 import { createSqlActivityStore } from '../src/activity/sql-activity-store.js'
 import { createActivityWriter } from '../src/activity/activity-writer.js'
 import { createRedisPresenceEngine, presenceKeys, redisKeys } from '../src/presence/redis-presence-engine.js'
-import { readFileSync, writeFileSync, mkdirSync } from 'node:fs'
-import { join } from 'node:path'
-import { Session } from 'node:inspector/promises'
-import { MYSQL_URL, REDIS_URL, processCpuMs } from './lib.js'
+import { readFileSync } from 'node:fs'
+import { MYSQL_URL, REDIS_URL, processCpuMs, profileFromHere } from './lib.js'
 
 const quick = process.argv.includes('--quick')
 function option(name: string): number | undefined {
@@ -50,20 +48,6 @@ async function redisCpuMs(redis: Redis): Promise<number> {
   const info = await redis.info('cpu')
   const field = (name: string): number => Number(new RegExp(`${name}:([0-9.]+)`).exec(info)?.[1] ?? 0)
   return (field('used_cpu_user') + field('used_cpu_sys')) * 1000
-}
-
-async function profileFromHere(): Promise<() => Promise<void>> {
-  const dir = process.env.BENCH_PROFILE
-  if (dir === undefined || dir === '') return async () => {}
-  const session = new Session()
-  session.connect()
-  await session.post('Profiler.enable')
-  await session.post('Profiler.start')
-  return async () => {
-    const { profile } = await session.post('Profiler.stop')
-    mkdirSync(dir, { recursive: true })
-    writeFileSync(join(dir, `writer-${process.pid}.cpuprofile`), JSON.stringify(profile))
-  }
 }
 
 async function main(): Promise<void> {
@@ -102,7 +86,7 @@ async function main(): Promise<void> {
     const writer = createActivityWriter({ source: await engine.eventSource('bench'), store, log: pino({ level: 'warn' }), batchSize: BATCH, parallel: PARALLEL, depth: DEPTH })
     // The writer's own loop, as in service (it reads the next batch while one is written);
     // drained when the stream is empty: written entries are acknowledged and deleted.
-    const stopProfile = await profileFromHere()
+    const stopProfile = await profileFromHere('writer')
     const cpu = { node: process.cpuUsage(), database: await databaseCpuMs(admin), redis: await redisCpuMs(redis) }
     const started = process.hrtime.bigint()
     writer.start()
