@@ -11,7 +11,7 @@
  */
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
-import { REDIS_URL, cleanSite, clientToken, load, log, quantile, round, startServer, tabId, type BenchServer } from './lib.js'
+import { REDIS_URL, cleanSite, clientToken, load, log, quantile, redisCpuMs, round, startServer, tabId, type BenchServer } from './lib.js'
 
 const { values } = parseArgs({
   options: {
@@ -30,12 +30,6 @@ const rate = Number(values.rate)
 const seconds = Number(values.seconds)
 const rounds = Number(values.rounds)
 const event = values.event === 'nav' ? 'nav' : 'beat'
-
-async function redisCpuMs(redis: Redis): Promise<number> {
-  const info = await redis.info('cpu')
-  const field = (name: string): number => Number(new RegExp(`${name}:([0-9.]+)`).exec(info)?.[1] ?? 0)
-  return (field('used_cpu_user') + field('used_cpu_sys')) * 1000
-}
 
 const now = Date.now()
 const tokens = Array.from({ length: contacts }, (_, j) => clientToken(j, now))

@@ -158,6 +158,18 @@ export function quantile(values: readonly number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number
 }
 
+/** The run in the middle of `runs` by `value` (the upper one of an even count). */
+export function medianBy<T>(runs: readonly T[], value: (run: T) => number): T {
+  return [...runs].sort((a, b) => value(a) - value(b))[Math.floor(runs.length / 2)] as T
+}
+
+/** CPU time (user + system) the Redis server has used, ms (`INFO cpu`). */
+export async function redisCpuMs(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu')
+  const field = (name: string): number => Number(new RegExp(`${name}:([0-9.]+)`).exec(info)?.[1] ?? 0)
+  return (field('used_cpu_user') + field('used_cpu_sys')) * 1000
+}
+
 /** Deletes every key of a bench site. */
 export async function cleanSite(site: string): Promise<void> {
   const redis = new Redis(REDIS_URL)

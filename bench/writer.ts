@@ -21,7 +21,7 @@ import { createSqlActivityStore } from '../src/activity/sql-activity-store.js'
 import { createActivityWriter } from '../src/activity/activity-writer.js'
 import { createRedisPresenceEngine, presenceKeys, redisKeys } from '../src/presence/redis-presence-engine.js'
 import { readFileSync } from 'node:fs'
-import { MYSQL_URL, REDIS_URL, processCpuMs, profileFromHere } from './lib.js'
+import { MYSQL_URL, REDIS_URL, processCpuMs, profileFromHere, redisCpuMs } from './lib.js'
 
 const quick = process.argv.includes('--quick')
 function option(name: string): number | undefined {
@@ -42,12 +42,6 @@ async function databaseCpuMs(admin: Connection): Promise<number | undefined> {
   } catch {
     return undefined
   }
-}
-
-async function redisCpuMs(redis: Redis): Promise<number> {
-  const info = await redis.info('cpu')
-  const field = (name: string): number => Number(new RegExp(`${name}:([0-9.]+)`).exec(info)?.[1] ?? 0)
-  return (field('used_cpu_user') + field('used_cpu_sys')) * 1000
 }
 
 async function main(): Promise<void> {

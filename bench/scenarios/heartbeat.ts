@@ -9,7 +9,7 @@
 import { Redis } from 'ioredis'
 import WebSocket from 'ws'
 import { presenceMemoryUsage } from '../../src/presence/redis-presence-engine.js'
-import { REDIS_URL, adminToken, cleanSite, clientToken, load, log, quantile, round, startServer, tabId, type BenchServer, type LoadResult } from '../lib.js'
+import { REDIS_URL, adminToken, cleanSite, clientToken, load, log, medianBy, quantile, redisCpuMs, round, startServer, tabId, type BenchServer, type LoadResult } from '../lib.js'
 import type { RunOptions, Row, ScenarioResult } from './types.js'
 
 const CONNECTIONS = 50
@@ -78,13 +78,11 @@ export async function snapshotTiming(port: number, expectOnline: number, token =
   })
 }
 
-/** CPU seconds the Redis server has used, as ms. */
-async function redisCpuMs(): Promise<number> {
+/** CPU seconds the Redis server has used, as ms, on a connection of its own. */
+async function redisCpuNow(): Promise<number> {
   const redis = new Redis(REDIS_URL)
   try {
-    const info = await redis.info('cpu')
-    const field = (name: string): number => Number(new RegExp(`${name}:([0-9.]+)`).exec(info)?.[1] ?? 0)
-    return (field('used_cpu_user') + field('used_cpu_sys')) * 1000
+    return await redisCpuMs(redis)
   } finally {
     redis.disconnect()
   }
@@ -108,9 +106,7 @@ function withRounds(row: Row, rps: number[]): Row {
 }
 
 /** The run with the median throughput. */
-function medianRun(results: readonly Measured[]): Measured {
-  return [...results].sort((a, b) => a.rps - b.rps)[Math.floor(results.length / 2)] as Measured
-}
+const medianRun = (results: readonly Measured[]): Measured => medianBy(results, (run) => run.rps)
 
 export async function heartbeatScenario({ quick }: RunOptions): Promise<ScenarioResult> {
   const contacts = quick ? 10_000 : 100_000
@@ -133,9 +129,9 @@ export async function heartbeatScenario({ quick }: RunOptions): Promise<Scenario
     await load(server.port, beats, { connections: CONNECTIONS, amount: contacts })
   }
   const measure = async (server: BenchServer, paths: string[], rate?: number): Promise<Measured> => {
-    const redisBefore = await redisCpuMs()
+    const redisBefore = await redisCpuNow()
     const result = await load(server.port, paths, { ...opts, pid: server.child.pid, ...(rate === undefined ? {} : { rate, connections: LATENCY_CONNECTIONS }) })
-    return { ...result, redisCpuUs: round(((await redisCpuMs()) - redisBefore) * 1000 / Math.max(1, result.requests), 1) }
+    return { ...result, redisCpuUs: round(((await redisCpuNow()) - redisBefore) * 1000 / Math.max(1, result.requests), 1) }
   }
   const roundRps = (kind: keyof typeof results): number[] => results[kind].map((r) => Math.round(r.rps))
   const data: Record<string, unknown> = { contacts, durationS, rounds, connections: CONNECTIONS, runs }

@@ -5,7 +5,7 @@
  * times and reports the median drain; a quick run drains once.
  */
 import { execFileSync } from 'node:child_process'
-import { SERVER_NODE_ARGS, log } from '../lib.js'
+import { SERVER_NODE_ARGS, log, medianBy } from '../lib.js'
 import type { RunOptions, ScenarioResult } from './types.js'
 
 interface Drain {
@@ -29,7 +29,7 @@ export async function writerScenario({ quick }: RunOptions): Promise<ScenarioRes
     log(`writer: draining a ${quick ? '20 000' : '100 000'}-event backlog into MariaDB (${k + 1} of ${runs})`)
     drains.push(drain(quick))
   }
-  const result = [...drains].sort((a, b) => a.eventsPerSecond - b.eventsPerSecond)[Math.floor(drains.length / 2)] as Drain
+  const result = medianBy(drains, (run) => run.eventsPerSecond)
   const rate = result.eventsPerSecond
   const cpu = result.cpuUsPerEvent
   const detail = cpu === undefined ? undefined : `CPU per event: writer ${cpu.writer} µs${cpu.mariadb === undefined ? '' : `, MariaDB ${cpu.mariadb} µs`}, Redis ${cpu.redis} µs; drains ${drains.map((d) => `${d.eventsPerSecond}/s`).join(', ')}`

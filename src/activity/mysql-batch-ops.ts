@@ -11,7 +11,10 @@ import type { BatchOps, ContactRow, EventRow, LockedContact, StoredSession } fro
  * Column names are those of schema-mysql.ts.
  */
 
-/** Rows per statement, and roughly the most bytes of text (max_allowed_packet is 16 MiB by default, 4 MiB on MySQL 5.7). */
+/**
+ * Rows per read, and rows and roughly the most bytes of values per run of writes (each statement of
+ * a run is smaller still; max_allowed_packet is 16 MiB by default, 4 MiB on MySQL 5.7).
+ */
 const MAX_ROWS = 2000
 const MAX_CHARS = 1_000_000
 
@@ -21,13 +24,13 @@ const MAX_CHARS = 1_000_000
  */
 const PREPARED_ROWS = [500, 100, 20, 5, 1]
 
-function chunks<T>(rows: readonly T[], width: (row: T) => number, maxRows = MAX_ROWS): T[][] {
+function chunks<T>(rows: readonly T[], width: (row: T) => number): T[][] {
   const out: T[][] = []
   let current: T[] = []
   let chars = 0
   for (const row of rows) {
     const size = width(row)
-    if (current.length > 0 && (current.length >= maxRows || chars + size > MAX_CHARS)) {
+    if (current.length > 0 && (current.length >= MAX_ROWS || chars + size > MAX_CHARS)) {
       out.push(current)
       current = []
       chars = 0
@@ -123,7 +126,7 @@ export function mysqlBatchOps(connection: PoolConnection): BatchOps {
    * connection's prepared statements): `values` gives a row's values in `columns` order.
    */
   async function insert<T>(head: string, columns: readonly string[], tail: string, rows: readonly T[], values: (row: T) => Value[]): Promise<void> {
-    for (const chunk of chunks(rows.map(values), width, PREPARED_ROWS[0])) {
+    for (const chunk of chunks(rows.map(values), width)) {
       let at = 0
       for (const size of PREPARED_ROWS) {
         for (; chunk.length - at >= size; at += size) {

@@ -43,7 +43,7 @@ interface Connection {
 
 const OPEN = 1
 
-/** Bodies this long are sent as a second fragment instead of being copied behind the head. */
+/** A message with a part this long goes as fragments (head, then the parts) instead of one copy. */
 const FRAGMENT_ABOVE = 64 * 1024
 
 const CLOSING_BRACE = Buffer.from('}')
