@@ -54,3 +54,22 @@ t.test('the bench servers run with the Node options production runs with: npm st
   const argv = JSON.parse(`[${cmd}]`) as string[]
   t.strictSame(argv, ['node', ...flags.split(' '), 'dist/src/main.js'], 'the image starts the server the same way')
 })
+
+t.test("a server's next load goes on through the paths where its last one stopped: every contact keeps beating", async (t) => {
+  const { createServer } = await import('node:http')
+  const { load } = await import('../../bench/lib.js')
+  const seen: string[] = []
+  const server = createServer((request, response) => {
+    seen.push(request.url ?? '')
+    response.statusCode = 204
+    response.end()
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  const port = (server.address() as { port: number }).port
+  const paths = Array.from({ length: 10 }, (_, i) => `/p${i}`)
+  await load(port, paths, { connections: 1, amount: 6 })
+  await load(port, paths, { connections: 1, amount: 6 })
+  t.same([...new Set(seen)].sort(), [...paths].sort(), 'two loads of 6 reach all 10 paths')
+  t.same(seen.slice(6, 10), ['/p6', '/p7', '/p8', '/p9'], 'the second load begins at the seventh path')
+})
