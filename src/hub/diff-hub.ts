@@ -1,7 +1,7 @@
 import type { WebSocket } from 'ws'
 import type { FastifyBaseLogger } from 'fastify'
 import { CLOSE_CODES } from '../errors/errors.js'
-import type { FeedMessage, PresenceChange, PresenceEngine, Snapshot } from '../presence/presence-engine.js'
+import type { FeedMessage, PresenceChange, PresenceEngine, SnapshotParts } from '../presence/presence-engine.js'
 import { coalesce } from './coalesce.js'
 
 export interface DiffHubOptions {
@@ -34,8 +34,13 @@ interface Connection {
   seq: number
   /** Highest feed position reflected in what this socket was sent. */
   seenN: number
-  /** Changes received while its snapshot is being read; undefined once live. */
+  /** Changes received while its snapshot is being read and sent; undefined once live. */
   pending: Change[] | undefined
+  /**
+   * After a snapshot read in parts, until the feed passes the highest of their positions:
+   * the position up to which each contact's changes were in it (SnapshotParts.position).
+   */
+  positions: { of: (contactId: string) => number; upTo: number } | undefined
   /** Size of the last snapshot sent: the send-buffer bound allows for it. */
   snapshotBytes: number
   alive: boolean
@@ -43,10 +48,7 @@ interface Connection {
 
 const OPEN = 1
 
-/** A message with a part this long goes as fragments (head, then the parts) instead of one copy. */
-const FRAGMENT_ABOVE = 64 * 1024
-
-const CLOSING_BRACE = Buffer.from('}')
+const COMMA = 0x2c
 
 export function createDiffHub(options: DiffHubOptions): DiffHub {
   const { engine, diffIntervalMs, sendBufferBytes = 4 * 1024 * 1024, keepaliveMs = 30_000, now, log } = options
@@ -58,38 +60,43 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
   let closed = false
 
   /**
-   * `parts` are the message after its seq (`,"at":…}`), serialised and UTF-8 encoded once for
-   * many sockets; each socket's own head is put before them.
+   * Starts a message: false (and nothing sent) when the socket is gone or too slow. A
+   * dashboard that cannot keep up is closed rather than allowed to grow our memory; it
+   * reconnects and starts again from a snapshot.
    */
-  function send(conn: Connection, type: 'snapshot' | 'diff', parts: readonly Buffer[]): void {
-    if (conn.socket.readyState !== OPEN) return
-    // A dashboard that cannot keep up is closed rather than allowed to grow our memory;
-    // it reconnects and starts again from a snapshot.
+  function begin(conn: Connection): boolean {
+    if (conn.socket.readyState !== OPEN) return false
     if (conn.socket.bufferedAmount > sendBufferBytes + conn.snapshotBytes) {
       const { code, reason } = CLOSE_CODES.tryAgainLater
       log.warn({ buffered: conn.socket.bufferedAmount }, 'dashboard socket too slow; closing')
       drop(conn)
       conn.socket.close(code, reason)
-      return
+      return false
     }
     conn.seq += 1
-    // Text: the bytes are UTF-8 (ws would send a Buffer as binary).
-    const head = Buffer.from(`{"type":"${type}","seq":${conn.seq}`)
-    const last = parts.length - 1
-    if (parts.every((part) => part.length < FRAGMENT_ABOVE)) {
-      conn.socket.send(Buffer.concat([head, ...parts]), { binary: false })
-      return
-    }
-    // A snapshot goes as fragments of one message: the head, then the shared parts as they
-    // are, rather than a copy of megabytes per dashboard.
-    conn.socket.send(head, { binary: false, fin: false })
-    parts.forEach((part, i) => conn.socket.send(part, { binary: false, fin: i === last }))
+    return true
+  }
+
+  /** The head of a message: its type and the socket's own seq. Text: the bytes are UTF-8 (ws would send a Buffer as binary). */
+  const head = (conn: Connection, type: 'snapshot' | 'diff'): Buffer => Buffer.from(`{"type":"${type}","seq":${conn.seq}`)
+
+  /** A diff: `text` is the message after its seq (`,"at":…}`), serialised and encoded once for many sockets. */
+  function sendDiff(conn: Connection, text: Buffer): void {
+    if (begin(conn)) conn.socket.send(Buffer.concat([head(conn, 'diff'), text]), { binary: false })
   }
 
   function diffText(changes: Change[]): Buffer | undefined {
     const diff = coalesce(changes.map((c) => c.change))
     if (diff === undefined) return undefined
     return Buffer.from(`,"at":${now()},"joined":${JSON.stringify(diff.joined)},"updated":${JSON.stringify(diff.updated)},"left":${JSON.stringify(diff.left)}}`)
+  }
+
+  const contactOf = (change: PresenceChange): string => (change.kind === 'left' ? change.left.contactId : change.presence.contactId)
+
+  /** The changes a socket has not seen: after its position, and after its snapshot's for the contact. */
+  function unseen(conn: Connection, changes: readonly Change[]): Change[] {
+    const { positions } = conn
+    return changes.filter((c) => c.n > conn.seenN && (positions === undefined || c.n > positions.of(contactOf(c.change))))
   }
 
   function flush(): void {
@@ -102,10 +109,15 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
     const byPosition = new Map<number, Buffer | undefined>()
     for (const conn of connections) {
       if (conn.pending !== undefined) continue
-      if (!byPosition.has(conn.seenN)) byPosition.set(conn.seenN, diffText(changes.filter((c) => c.n > conn.seenN)))
-      const text = byPosition.get(conn.seenN)
+      let text: Buffer | undefined
+      if (conn.positions !== undefined) text = diffText(unseen(conn, changes))
+      else {
+        if (!byPosition.has(conn.seenN)) byPosition.set(conn.seenN, diffText(unseen(conn, changes)))
+        text = byPosition.get(conn.seenN)
+      }
       conn.seenN = Math.max(conn.seenN, last)
-      if (text !== undefined) send(conn, 'diff', [text])
+      if (conn.positions !== undefined && conn.seenN >= conn.positions.upTo) conn.positions = undefined
+      if (text !== undefined) sendDiff(conn, text)
     }
   }
 
@@ -120,18 +132,30 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
     if (flushTimer === undefined) flushTimer = setTimeout(flush, diffIntervalMs)
   }
 
-  /** `online`: the snapshot's presences as JSON, encoded once for every socket waiting for it. */
-  function deliverSnapshot(conn: Connection, snapshot: Snapshot, online: Buffer): void {
+  /**
+   * After the last part of its snapshot: the changes that came in meanwhile, those the parts
+   * do not hold, as one diff; from then on the socket is live. A socket that asked for another
+   * snapshot meanwhile waits for that one instead, still collecting.
+   */
+  function goLive(conn: Connection, reader: SnapshotParts, bytes: number): void {
+    conn.snapshotBytes = bytes
+    if (waiting.includes(conn)) return
     const pending = conn.pending ?? []
     conn.pending = undefined
-    conn.snapshotBytes = online.length
-    send(conn, 'snapshot', [Buffer.from(`,"at":${now()},"online":`), online, CLOSING_BRACE])
-    const newer = pending.filter((c) => c.n > snapshot.n)
-    conn.seenN = Math.max(snapshot.n, newer.length > 0 ? (newer[newer.length - 1] as Change).n : 0)
+    conn.positions = { of: (contactId) => reader.position(contactId), upTo: reader.highest }
+    conn.seenN = reader.lowest
+    const newer = unseen(conn, pending)
+    conn.seenN = Math.max(reader.lowest, pending.length > 0 ? (pending[pending.length - 1] as Change).n : 0)
+    if (conn.seenN >= reader.highest) conn.positions = undefined
     const catchUp = diffText(newer)
-    if (catchUp !== undefined) send(conn, 'diff', [catchUp])
+    if (catchUp !== undefined) sendDiff(conn, catchUp)
   }
 
+  /**
+   * Reads a snapshot in parts and sends each part as it comes, as fragments of one message
+   * (`{"type":"snapshot","seq":…,"at":…,"online":[` + the parts + `]}`) to every socket that
+   * waits for it: each part serialised and encoded once, then sent as it is.
+   */
   async function fetchSnapshots(): Promise<void> {
     if (fetching || closed) return
     fetching = true
@@ -139,10 +163,40 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
     // list started before the read, so nothing between the read and the socket is missed.
     const batch = waiting
     waiting = []
+    const started = new Set<Connection>()
+    const open = (): Connection[] => [...started].filter((conn) => connections.has(conn) && conn.socket.readyState === OPEN)
     try {
-      const snapshot = await engine.snapshot()
-      const online = Buffer.from(JSON.stringify(snapshot.online))
-      for (const conn of batch) if (connections.has(conn)) deliverSnapshot(conn, snapshot, online)
+      const at = now()
+      const reader = engine.snapshotParts()
+      // The heads go with the first part read (or the end): a read that fails at once leaves no message begun.
+      let begun = false
+      const beginAll = (): void => {
+        if (begun) return
+        begun = true
+        const rest = Buffer.from(`,"at":${at},"online":`)
+        for (const conn of batch) {
+          if (!connections.has(conn) || !begin(conn)) continue
+          started.add(conn)
+          conn.socket.send(Buffer.concat([head(conn, 'snapshot'), rest]), { binary: false, fin: false })
+        }
+      }
+      let bytes = 0
+      for await (const part of reader.parts) {
+        if (part.length === 0) continue
+        const json = Buffer.from(JSON.stringify(part))
+        // `[a,b]`: the first part opens the array, the later ones go on with `,a,b`; `]` ends it.
+        if (bytes > 0) json[0] = COMMA
+        const body = json.subarray(0, json.length - 1)
+        bytes += body.length
+        beginAll()
+        for (const conn of open()) conn.socket.send(body, { binary: false, fin: false })
+      }
+      beginAll()
+      const end = Buffer.from(bytes === 0 ? '[]}' : ']}')
+      for (const conn of open()) {
+        conn.socket.send(end, { binary: false, fin: true })
+        goLive(conn, reader, bytes)
+      }
     } catch (error) {
       log.error({ err: error }, 'snapshot failed; closing the waiting dashboards')
       for (const conn of batch) {
@@ -183,7 +237,7 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
 
   return {
     add(socket) {
-      const conn: Connection = { socket, seq: 0, seenN: 0, pending: undefined, snapshotBytes: 0, alive: true }
+      const conn: Connection = { socket, seq: 0, seenN: 0, pending: undefined, positions: undefined, snapshotBytes: 0, alive: true }
       connections.add(conn)
       socket.on('pong', () => {
         conn.alive = true

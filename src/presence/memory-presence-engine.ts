@@ -11,6 +11,7 @@ import type {
   PresenceTimings,
   Snapshot,
 } from './presence-engine.js'
+import { onePart } from './presence-engine.js'
 
 interface Tab {
   hidden: boolean
@@ -114,6 +115,12 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
     contacts.delete(contactId)
     append({ type: 'end', contactId, clientId: record.clientId, sid, path: record.path, title: record.title, at, reason })
     publish({ kind: 'left', left: { contactId, at, reason } })
+  }
+
+  async function snapshot(): Promise<Snapshot> {
+    const online: Presence[] = []
+    for (const [contactId, record] of contacts) online.push(toPresence(contactId, record))
+    return { n, online }
   }
 
   return {
@@ -228,10 +235,10 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
       return removed
     },
 
-    async snapshot(): Promise<Snapshot> {
-      const online: Presence[] = []
-      for (const [contactId, record] of contacts) online.push(toPresence(contactId, record))
-      return { n, online }
+    snapshot,
+
+    snapshotParts() {
+      return onePart(snapshot)
     },
 
     onFeed(listener) {

@@ -62,6 +62,49 @@ export interface Snapshot {
 }
 
 /**
+ * A snapshot read part by part, so that a large one (megabytes at 100 000 online) can be sent
+ * while the rest is read. Each part holds the contacts of its own share of the site, read at
+ * its own feed position; the parts together hold every contact once. Once the parts are read,
+ * `position` tells, per contact, up to which feed position its changes are in them: the
+ * changes after it, and only those, bring a dashboard from the parts to the present.
+ */
+export interface SnapshotParts {
+  parts: AsyncIterable<Presence[]>
+  /** Once the parts are read: changes to this contact with `n` at or below this are in them. */
+  position(contactId: string): number
+  /** Once the parts are read: the lowest position of any contact, and the highest. */
+  readonly lowest: number
+  readonly highest: number
+}
+
+/** A snapshot read at once, as one part. */
+export function onePart(read: () => Promise<Snapshot>): SnapshotParts {
+  let n = 0
+  async function* parts(): AsyncGenerator<Presence[]> {
+    const snapshot = await read()
+    n = snapshot.n
+    yield snapshot.online
+  }
+  return {
+    parts: parts(),
+    position: () => n,
+    get lowest() {
+      return n
+    },
+    get highest() {
+      return n
+    },
+  }
+}
+
+/** The parts as one snapshot, at the lowest position (every change at or below it is in it). */
+export async function wholeSnapshot(reader: SnapshotParts): Promise<Snapshot> {
+  const online: Presence[] = []
+  for await (const part of reader.parts) for (const presence of part) online.push(presence)
+  return { n: reader.lowest, online }
+}
+
+/**
  * The activity events appended for the durable log (issue 3 consumes them).
  * join: a session starts, with the page at `path`; nav: a tab shows a new page;
  * hidden/visible: a tab's visibility; leave: a tab closed; end: the session ended (`reason`);
@@ -133,6 +176,8 @@ export interface PresenceEngine {
   /** Removes expired tabs and emits their leaves; each expiry is emitted by exactly one caller. */
   sweep(): Promise<number>
   snapshot(): Promise<Snapshot>
+  /** The same, read and handed over part by part (the hub streams it to dashboards). */
+  snapshotParts(): SnapshotParts
   /** Subscribes to the site's feed; returns the unsubscribe function. */
   onFeed(listener: (message: FeedMessage) => void): () => void
   /** The newest `count` activity events, oldest first (for inspection and tests). */

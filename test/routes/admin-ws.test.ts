@@ -2,7 +2,8 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { adminToken, buildTestApp, cleanRedisSite, clientToken, heartbeatUrl, uniqueSite, ensureConsent } from '../helpers/app.js'
 import { connectDashboard, refusedUpgrade, type Dashboard, type Message } from '../helpers/ws.js'
-import type { RedisPresenceEngine } from '../../src/presence/redis-presence-engine.js'
+import { SNAPSHOT_PART_BUCKETS, TAB_BUCKETS, tabBucket, type RedisPresenceEngine } from '../../src/presence/redis-presence-engine.js'
+import type { SnapshotParts } from '../../src/presence/presence-engine.js'
 
 async function beat(app: FastifyInstance, sub: string, sid: string, event: string, path = '/home', title = 'Home'): Promise<void> {
   const token = clientToken({ sub, name: `Name ${sub}` })
@@ -154,5 +155,100 @@ t.test('Redis: after the pub/sub connection drops, or a gap in the feed, the das
   await beat(app, 'r2', 'tabr2aaaa', 'nav')
   const afterGap = await dash.waitFor((m) => m.type === 'snapshot', 5000, count)
   t.match(afterGap.online?.map((p) => p.contactId).sort(), ['r1', 'r2'])
+  await dash.close()
+})
+
+/** `count` contact ids (`prefix-…`) whose tabs are in snapshot part `part`. */
+function idsInPart(prefix: string, part: number, count: number): string[] {
+  const ids: string[] = []
+  for (let i = 0; ids.length < count; i += 1) {
+    if (Math.floor(tabBucket(`${prefix}-${i}`) / SNAPSHOT_PART_BUCKETS) === part) ids.push(`${prefix}-${i}`)
+  }
+  return ids
+}
+
+t.test('Redis: the snapshot goes out part by part, and what changes while it is read reaches the dashboard once', async (t) => {
+  const site = uniqueSite('ws-parts')
+  cleanRedisSite(t, site)
+  const app = await buildTestApp(t, { site, instanceId: `${site}-a`, env: { CAT_DIFF_INTERVAL_MS: '20' } })
+  const engine = app.presence as RedisPresenceEngine
+  const lastPart = TAB_BUCKETS / SNAPSHOT_PART_BUCKETS - 1
+  const [firstA, firstB] = idsInPart('first', 0, 2) as [string, string]
+  const [lastA, lastB, lastC] = idsInPart('last', lastPart, 3) as [string, string, string]
+  for (const id of [firstA, firstB, lastA, lastB]) await beat(app, id, `tab-${id}`, 'nav', '/before')
+
+  // The parts are handed over as the engine reads them, with a stop before the first and after it.
+  const gate = (): { open: () => void; opened: Promise<void> } => {
+    let open!: () => void
+    const opened = new Promise<void>((resolve) => {
+      open = resolve
+    })
+    return { open, opened }
+  }
+  const beforeFirst = gate()
+  const afterFirst = gate()
+  const readParts = engine.snapshotParts
+  engine.snapshotParts = (): SnapshotParts => {
+    const reader = readParts()
+    return {
+      parts: (async function* () {
+        await beforeFirst.opened
+        let k = 0
+        for await (const part of reader.parts) {
+          yield part
+          if (k++ === 0) await afterFirst.opened
+        }
+      })(),
+      position: (contactId) => reader.position(contactId),
+      get lowest() {
+        return reader.lowest
+      },
+      get highest() {
+        return reader.highest
+      },
+    }
+  }
+  const dash = await connectDashboard(app, adminToken())
+  const raw = (dash.socket as unknown as { _socket: import('node:net').Socket })._socket
+  const upgradeBytes = raw.bytesRead
+  beforeFirst.open()
+  for (let waited = 0; raw.bytesRead === upgradeBytes && waited < 3000; waited += 5) await new Promise((resolve) => setTimeout(resolve, 5))
+  t.ok(raw.bytesRead > upgradeBytes, 'the first part arrived while the rest is still to be read')
+  t.equal(dash.messages.length, 0, 'as a fragment of the snapshot message, not yet whole')
+
+  // While the other parts are read: changes to contacts of the part sent, and of the last part (not read yet).
+  await beat(app, firstA, `tab-${firstA}`, 'nav', '/moved')
+  await beat(app, firstB, `tab-${firstB}`, 'leave')
+  await beat(app, lastA, `tab-${lastA}`, 'nav', '/moved')
+  await beat(app, lastB, `tab-${lastB}`, 'leave')
+  await beat(app, lastC, `tab-${lastC}`, 'nav', '/new')
+  afterFirst.open()
+
+  const snapshot = await dash.waitFor((m) => m.type === 'snapshot')
+  const online = new Map(snapshot.online?.map((p) => [p.contactId as string, p]))
+  t.strictSame([...online.keys()].sort(), [firstA, firstB, lastA, lastC].sort(), 'the first part as it was read, the last as it was later')
+  t.equal(online.get(firstA)?.path, '/before')
+  t.equal(online.get(lastA)?.path, '/moved')
+  // A marker after everything: every diff about the changes above has arrived before it.
+  await beat(app, 'marker', 'tab-marker', 'nav')
+  await dash.waitFor(hasJoined('marker'))
+  // The dashboard applies the diffs as the contract says; a join of someone already shown, or
+  // an update or leave of someone not shown, would be a change sent twice.
+  for (const m of dash.messages.filter((m) => m.type === 'diff')) {
+    for (const p of m.joined ?? []) {
+      t.notOk(online.has(p.contactId as string), `joined ${p.contactId as string}: not shown yet`)
+      online.set(p.contactId as string, p)
+    }
+    for (const p of m.updated ?? []) {
+      t.ok(online.has(p.contactId as string), `updated ${p.contactId as string}: shown`)
+      online.set(p.contactId as string, p)
+    }
+    for (const l of m.left ?? []) t.ok(online.delete(l.contactId), `left ${l.contactId}: shown`)
+  }
+  const now = (await engine.snapshot()).online
+  t.strictSame([...online.keys()].sort(), now.map((p) => p.contactId).sort(), 'the dashboard shows who is online')
+  t.equal(online.get(firstA)?.path, '/moved', 'the change to a contact already sent came as a diff')
+  const changed = dash.messages.filter((m) => m.type === 'diff').flatMap((m) => [...(m.joined ?? []), ...(m.updated ?? []), ...(m.left ?? [])].map((c) => c.contactId as string))
+  t.notOk(changed.some((id) => id === lastA || id === lastB || id === lastC), 'changes already in the snapshot are not sent again')
   await dash.close()
 })
