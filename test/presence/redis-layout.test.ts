@@ -186,6 +186,35 @@ t.test('heartbeats of one turn go to Redis as one script call per run of a kind,
     'the feed in the order of arrival, each with the time it arrived')
 })
 
+t.test('heartbeats that arrive while a call is unanswered wait for its answer and go as one call', async (t) => {
+  const site = uniqueSite('layout-inflight')
+  cleanRedisSite(t, site)
+  const clock = createClock(T0)
+  const engine = await engineOn(t, site, clock)
+  for (const id of ['ann', 'bob', 'cid', 'dan']) await engine.heartbeat(beat(id, 'nav'))
+  const calls: string[] = []
+  const send = engine.redis.sendCommand.bind(engine.redis)
+  engine.redis.sendCommand = ((command, stream) => {
+    if (/^eval(sha)?$/i.test(command.name)) calls.push(command.name)
+    return send(command, stream)
+  }) as typeof engine.redis.sendCommand
+  // Another client keeps Redis busy for 200 ms: Ann's beat goes and is not answered meanwhile.
+  const busy = inspector(t).eval("local s = redis.call('TIME') repeat local n = redis.call('TIME') until (n[1] - s[1]) * 1000000 + n[2] - s[2] > 200000 return 1", 0)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  clock.advance(30_000)
+  const pending = [engine.heartbeat(beat('ann', 'beat'))]
+  for (const id of ['bob', 'cid', 'dan']) {
+    // Each in a turn of its own, as requests arriving one after another.
+    await new Promise((resolve) => setImmediate(resolve))
+    await new Promise((resolve) => setTimeout(resolve, 5))
+    pending.push(engine.heartbeat(beat(id, 'beat')))
+  }
+  t.equal(calls.length, 1, 'only the first went while Redis was busy')
+  await busy
+  t.strictSame(await Promise.all(pending), ['unchanged', 'unchanged', 'unchanged', 'unchanged'])
+  t.equal(calls.length, 2, 'the three that waited went together')
+})
+
 t.test('a bucket past 128 tabs (no longer a listpack) still works: fast path, hidden, snapshot, expiry', async (t) => {
   const site = uniqueSite('layout-big')
   cleanRedisSite(t, site)
