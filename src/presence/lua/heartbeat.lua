@@ -36,7 +36,8 @@ local function apply(BUCKET, NOW, contact, sid, event, client, name, company, pa
     end
     redis.call('HSET', CONTACTS, contact, encode(rec))
     if shown(rec) == before then return 'unchanged' end
-    publish('updated', presence_of(BUCKET, contact, rec))
+    if event == 'hidden' then publish('updated', presence_of(BUCKET, contact, rec, sid, NOW + IDLE))
+    else publish('updated', presence_of(BUCKET, contact, rec)) end
     return 'updated'
   end
 
@@ -81,11 +82,11 @@ local function apply(BUCKET, NOW, contact, sid, event, client, name, company, pa
   end
 
   if joined then
-    publish('joined', presence_of(BUCKET, contact, rec))
+    publish('joined', presence_of(BUCKET, contact, rec, sid, NOW + TIMEOUT))
     return 'joined'
   end
   if shown(rec) == before then return 'unchanged' end
-  publish('updated', presence_of(BUCKET, contact, rec))
+  publish('updated', presence_of(BUCKET, contact, rec, sid, NOW + TIMEOUT))
   return 'updated'
 end
 

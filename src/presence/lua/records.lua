@@ -65,12 +65,14 @@ local function remove_tab(rec, sid)
   end
 end
 
-local function presence_of(bucket, contact, rec)
+-- known_sid, known_score: a tab whose score the caller has just set, not read again.
+local function presence_of(bucket, contact, rec, known_sid, known_score)
   local active, last_seen = false, 0
   for _, sid in ipairs(rec.sids) do
     local is_hidden = rec.h[sid] == 1
     if not is_hidden then active = true end
-    local score = redis.call('ZSCORE', bucket, tab_member(contact, sid, is_hidden))
+    local score
+    if sid == known_sid then score = known_score else score = redis.call('ZSCORE', bucket, tab_member(contact, sid, is_hidden)) end
     if score then
       local seen = tonumber(score) - (is_hidden and IDLE or TIMEOUT)
       if seen > last_seen then last_seen = seen end
