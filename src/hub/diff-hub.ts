@@ -50,6 +50,9 @@ const OPEN = 1
 
 const COMMA = 0x2c
 
+/** A diff this long goes as fragments (head, then the shared text) instead of one copy per socket. */
+const FRAGMENT_ABOVE = 64 * 1024
+
 export function createDiffHub(options: DiffHubOptions): DiffHub {
   const { engine, diffIntervalMs, sendBufferBytes = 4 * 1024 * 1024, keepaliveMs = 30_000, now, log } = options
   const connections = new Set<Connection>()
@@ -80,9 +83,19 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
   /** The head of a message: its type and the socket's own seq. Text: the bytes are UTF-8 (ws would send a Buffer as binary). */
   const head = (conn: Connection, type: 'snapshot' | 'diff'): Buffer => Buffer.from(`{"type":"${type}","seq":${conn.seq}`)
 
-  /** A diff: `text` is the message after its seq (`,"at":…}`), serialised and encoded once for many sockets. */
+  /**
+   * A diff: `text` is the message after its seq (`,"at":…}`), serialised and encoded once for
+   * many sockets. A long one goes as two fragments, the socket's head and then the shared text
+   * as it is, rather than a copy per socket.
+   */
   function sendDiff(conn: Connection, text: Buffer): void {
-    if (begin(conn)) conn.socket.send(Buffer.concat([head(conn, 'diff'), text]), { binary: false })
+    if (!begin(conn)) return
+    if (text.length < FRAGMENT_ABOVE) {
+      conn.socket.send(Buffer.concat([head(conn, 'diff'), text]), { binary: false })
+      return
+    }
+    conn.socket.send(head(conn, 'diff'), { binary: false, fin: false })
+    conn.socket.send(text, { binary: false, fin: true })
   }
 
   function diffText(changes: Change[]): Buffer | undefined {

@@ -85,6 +85,24 @@ t.test('a snapshot of hundreds of kilobytes arrives as one message, then diffs g
   await dashboard.close()
 })
 
+t.test('a diff of hundreds of kilobytes arrives as one message, in seq with the next', async (t) => {
+  const app = await buildTestApp(t, { env: { CAT_DIFF_INTERVAL_MS: '300' } })
+  const dashboard = await connectDashboard(app, adminToken())
+  const snapshot = await dashboard.waitFor((m) => m.type === 'snapshot')
+  const contacts = 1500
+  await Promise.all(Array.from({ length: contacts }, (_, i) => app.presence.heartbeat({
+    contactId: `wave-${i}`, clientId: 'client-1', name: `Contact ${i} ${'x'.repeat(100)}`, company: 'Acme', sid: `tab-wave-${i}`, path: `/page/${i}`, title: 'Title', event: 'nav',
+  })))
+  const diff = await dashboard.waitFor((m) => m.type === 'diff')
+  t.equal(diff.joined?.length, contacts, 'every join in one diff')
+  t.ok(JSON.stringify(diff).length > 200_000, 'long enough to go as fragments')
+  t.equal(diff.seq, snapshot.seq + 1)
+  await beat(app, 'after-wave', 'tab-after-wave', 'nav')
+  const next = await dashboard.waitFor(hasJoined('after-wave'))
+  t.equal(next.seq, diff.seq + 1)
+  await dashboard.close()
+})
+
 t.test('a join and a leave of one contact inside one window cancel out', async (t) => {
   const app = await buildTestApp(t, { env: { CAT_DIFF_INTERVAL_MS: '300' } })
   const dash = await connectDashboard(app, adminToken())
