@@ -146,22 +146,29 @@ t.test('many contacts across buckets, two engines sweeping concurrently in small
   t.equal(await (inspector(t)).zcard(redisKeys(site).due), 0, 'the index is empty once every bucket is')
 })
 
-t.test('heartbeats of one turn go to Redis as one script call per run of a kind, in the order they arrived', async (t) => {
-  const site = uniqueSite('layout-batch')
-  cleanRedisSite(t, site)
-  const clock = createClock(T0)
-  const engine = await engineOn(t, site, clock)
-  const feed = collect(t, engine)
-  // The script calls the engine writes to Redis, in order, as its connection sends them (ioredis
-  // sends EVAL the first time a connection calls a script, EVALSHA after). Redis's MONITOR would
-  // show the same, but ioredis's monitor mode fails now and then when another client's command
-  // is logged in the same read as MONITOR's OK ("Command queue state error").
+/**
+ * The script calls the engine writes to Redis, in order, as its connection sends them (ioredis
+ * sends EVAL the first time a connection calls a script, EVALSHA after). Redis's MONITOR would
+ * show the same, but ioredis's monitor mode fails now and then when another client's command
+ * is logged in the same read as MONITOR's OK ("Command queue state error").
+ */
+function scriptCalls(engine: RedisPresenceEngine): string[] {
   const calls: string[] = []
   const send = engine.redis.sendCommand.bind(engine.redis)
   engine.redis.sendCommand = ((command, stream) => {
     if (/^eval(sha)?$/i.test(command.name)) calls.push(command.name)
     return send(command, stream)
   }) as typeof engine.redis.sendCommand
+  return calls
+}
+
+t.test('heartbeats of one turn go to Redis as one script call per run of a kind, in the order they arrived', async (t) => {
+  const site = uniqueSite('layout-batch')
+  cleanRedisSite(t, site)
+  const clock = createClock(T0)
+  const engine = await engineOn(t, site, clock)
+  const feed = collect(t, engine)
+  const calls = scriptCalls(engine)
   /** The calls sent up to now. */
   const callsSoFar = (): number => calls.splice(0).length
   await engine.heartbeat(beat('ann', 'nav'))
@@ -192,12 +199,7 @@ t.test('heartbeats that arrive while a call is unanswered wait for its answer an
   const clock = createClock(T0)
   const engine = await engineOn(t, site, clock)
   for (const id of ['ann', 'bob', 'cid', 'dan']) await engine.heartbeat(beat(id, 'nav'))
-  const calls: string[] = []
-  const send = engine.redis.sendCommand.bind(engine.redis)
-  engine.redis.sendCommand = ((command, stream) => {
-    if (/^eval(sha)?$/i.test(command.name)) calls.push(command.name)
-    return send(command, stream)
-  }) as typeof engine.redis.sendCommand
+  const calls = scriptCalls(engine)
   // Another client keeps Redis busy for 200 ms: Ann's beat goes and is not answered meanwhile.
   const busy = inspector(t).eval("local s = redis.call('TIME') repeat local n = redis.call('TIME') until (n[1] - s[1]) * 1000000 + n[2] - s[2] > 200000 return 1", 0)
   await new Promise((resolve) => setTimeout(resolve, 20))
