@@ -424,7 +424,8 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
       let next = 0
       const readNext = (): void => {
         if (next >= TAB_BUCKETS) return
-        const part = call(() => readPart(next))
+        const first = next
+        const part = call(() => readPart(first))
         part.catch(() => {}) // awaited in turn; not unhandled if the reader stops before
         ahead.push(part)
         next += SNAPSHOT_PART_BUCKETS
