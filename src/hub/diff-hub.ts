@@ -37,10 +37,10 @@ interface Connection {
   /** Changes received while its snapshot is being read and sent; undefined once live. */
   pending: Change[] | undefined
   /**
-   * After a snapshot read in parts, until the feed passes the highest of their positions:
-   * the position up to which each contact's changes were in it (SnapshotParts.position).
+   * The snapshot last sent, until the feed passes the highest of its positions: changes to a
+   * contact at or below its position there are in it (SnapshotParts.position).
    */
-  positions: { of: (contactId: string) => number; upTo: number } | undefined
+  sent: SnapshotParts | undefined
   /** Size of the last snapshot sent: the send-buffer bound allows for it. */
   snapshotBytes: number
   alive: boolean
@@ -108,8 +108,13 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
 
   /** The changes a socket has not seen: after its position, and after its snapshot's for the contact. */
   function unseen(conn: Connection, changes: readonly Change[]): Change[] {
-    const { positions } = conn
-    return changes.filter((c) => c.n > conn.seenN && (positions === undefined || c.n > positions.of(contactOf(c.change))))
+    const { sent } = conn
+    return changes.filter((c) => c.n > conn.seenN && (sent === undefined || c.n > sent.position(contactOf(c.change))))
+  }
+
+  /** Once a socket's position passes all of its snapshot's, the snapshot no longer matters to it. */
+  function forgetSent(conn: Connection): void {
+    if (conn.sent !== undefined && conn.seenN >= conn.sent.highest) conn.sent = undefined
   }
 
   function flush(): void {
@@ -123,13 +128,13 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
     for (const conn of connections) {
       if (conn.pending !== undefined) continue
       let text: Buffer | undefined
-      if (conn.positions !== undefined) text = diffText(unseen(conn, changes))
+      if (conn.sent !== undefined) text = diffText(unseen(conn, changes))
       else {
         if (!byPosition.has(conn.seenN)) byPosition.set(conn.seenN, diffText(unseen(conn, changes)))
         text = byPosition.get(conn.seenN)
       }
       conn.seenN = Math.max(conn.seenN, last)
-      if (conn.positions !== undefined && conn.seenN >= conn.positions.upTo) conn.positions = undefined
+      forgetSent(conn)
       if (text !== undefined) sendDiff(conn, text)
     }
   }
@@ -155,11 +160,11 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
     if (waiting.includes(conn)) return
     const pending = conn.pending ?? []
     conn.pending = undefined
-    conn.positions = { of: (contactId) => reader.position(contactId), upTo: reader.highest }
-    conn.seenN = reader.lowest
-    const newer = unseen(conn, pending)
+    // Every position is at or above the lowest: the changes after a contact's own position.
+    const newer = pending.filter((c) => c.n > reader.position(contactOf(c.change)))
     conn.seenN = Math.max(reader.lowest, pending.length > 0 ? (pending[pending.length - 1] as Change).n : 0)
-    if (conn.seenN >= reader.highest) conn.positions = undefined
+    conn.sent = reader
+    forgetSent(conn)
     const catchUp = diffText(newer)
     if (catchUp !== undefined) sendDiff(conn, catchUp)
   }
@@ -250,7 +255,7 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
 
   return {
     add(socket) {
-      const conn: Connection = { socket, seq: 0, seenN: 0, pending: undefined, positions: undefined, snapshotBytes: 0, alive: true }
+      const conn: Connection = { socket, seq: 0, seenN: 0, pending: undefined, sent: undefined, snapshotBytes: 0, alive: true }
       connections.add(conn)
       socket.on('pong', () => {
         conn.alive = true

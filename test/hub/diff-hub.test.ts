@@ -1,0 +1,63 @@
+import t from 'tap'
+import pino from 'pino'
+import WebSocket, { WebSocketServer } from 'ws'
+import { createDiffHub } from '../../src/hub/diff-hub.js'
+import type { FeedMessage, Presence, PresenceEngine, SnapshotParts } from '../../src/presence/presence-engine.js'
+
+const presence = (contactId: string, path = '/home'): Presence => ({
+  contactId, clientId: 'client-1', name: contactId, company: 'Acme', path, title: 'Home', state: 'active', since: 1, lastSeen: 1, tabs: 1,
+})
+
+t.test('a change that reaches the hub after the snapshot, at or below its contact\'s position there, is not sent again', async (t) => {
+  // An engine whose snapshot holds `x` as of feed position 5 and everyone else as of 3: the
+  // pub/sub feed may deliver change 4 (to x, already in the snapshot) only after the snapshot
+  // went out. Only the hub's bookkeeping is under test here: the parts and the feed are given.
+  let emit!: (message: FeedMessage) => void
+  const parts: SnapshotParts = {
+    parts: (async function* () {
+      yield [presence('x', '/after-4')]
+    })(),
+    position: (contactId) => (contactId === 'x' ? 5 : 3),
+    lowest: 3,
+    highest: 5,
+  }
+  const engine = {
+    snapshotParts: () => parts,
+    onFeed(listener: (message: FeedMessage) => void) {
+      emit = listener
+      return () => {}
+    },
+  } as unknown as PresenceEngine
+  const hub = createDiffHub({ engine, diffIntervalMs: 10, now: () => 1000, log: pino({ level: 'silent' }) })
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => {
+    hub.close()
+    server.close()
+  })
+  server.on('connection', (socket) => hub.add(socket))
+  await new Promise((resolve) => server.once('listening', resolve))
+  const client = new WebSocket(`ws://127.0.0.1:${(server.address() as { port: number }).port}`)
+  const messages: { type: string; joined?: Presence[]; updated?: Presence[]; online?: Presence[] }[] = []
+  const arrived = (count: number): Promise<void> => new Promise((resolve) => {
+    const check = (): void => {
+      if (messages.length < count) return
+      client.off('message', check)
+      resolve()
+    }
+    client.on('message', check)
+    check()
+  })
+  client.on('message', (data) => messages.push(JSON.parse(data.toString()) as (typeof messages)[number]))
+  await arrived(1)
+  t.strictSame(messages[0]?.online?.map((p) => p.contactId), ['x'])
+
+  emit({ type: 'change', n: 4, change: { kind: 'updated', presence: presence('x', '/after-4') } })
+  emit({ type: 'change', n: 5, change: { kind: 'joined', presence: presence('y') } })
+  await arrived(2)
+  t.strictSame(messages[1]?.joined?.map((p) => p.contactId), ['y'], 'y joined after its position (3)')
+  t.strictSame(messages[1]?.updated, [], 'x\'s change 4 was in the snapshot')
+  emit({ type: 'change', n: 6, change: { kind: 'updated', presence: presence('x', '/after-6') } })
+  await arrived(3)
+  t.strictSame(messages[2]?.updated?.map((p) => [p.contactId, p.path]), [['x', '/after-6']], 'x\'s change after its position is sent')
+  client.close()
+})
