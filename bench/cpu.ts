@@ -13,6 +13,11 @@ import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import { REDIS_URL, cleanSite, clientToken, load, log, quantile, redisCpuMs, round, startServer, tabId, type BenchServer } from './lib.js'
 
+/** Script calls (EVALSHA) Redis has answered so far. */
+async function scriptCalls(client: Redis): Promise<number> {
+  return Number(/cmdstat_evalsha:calls=(\d+)/.exec(await client.info('commandstats'))?.[1] ?? 0)
+}
+
 const { values } = parseArgs({
   options: {
     kinds: { type: 'string', default: 'bare,memory,redis' },
@@ -52,11 +57,13 @@ try {
   for (let r = 0; r < rounds; r += 1) {
     for (const entry of servers) {
       const before = await redisCpuMs(redis)
+      const callsBefore = await scriptCalls(redis)
       const result = await load(entry.server.port, paths, rate > 0 ? { connections: 10, durationS: seconds, rate, pid: entry.server.child.pid } : { connections: 50, durationS: seconds, pid: entry.server.child.pid })
       const redisUs = ((await redisCpuMs(redis)) - before) * 1000 / result.requests
+      const perCall = result.requests / Math.max(1, (await scriptCalls(redis)) - callsBefore)
       entry.server_us.push(result.serverCpuUs ?? Number.NaN)
       entry.redis_us.push(round(redisUs, 1))
-      log(`${entry.kind} round ${r + 1}: ${Math.round(result.rps)} req/s, server ${result.serverCpuUs} µs, Redis ${round(redisUs, 1)} µs, p99 ${result.p99} ms, errors ${result.errors}`)
+      log(`${entry.kind} round ${r + 1}: ${Math.round(result.rps)} req/s, server ${result.serverCpuUs} µs, Redis ${round(redisUs, 1)} µs, p99 ${result.p99} ms, errors ${result.errors}${entry.kind.startsWith('redis') ? `, ${round(perCall, 1)} requests per script call` : ''}`)
     }
   }
   for (const entry of servers) {

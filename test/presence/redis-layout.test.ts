@@ -217,6 +217,28 @@ t.test('heartbeats that arrive while a call is unanswered wait for its answer an
   t.equal(calls.length, 2, 'the three that waited went together')
 })
 
+t.test('a send waits for one more turn of the event loop: heartbeats read in it join the call', async (t) => {
+  const site = uniqueSite('layout-turns')
+  cleanRedisSite(t, site)
+  const clock = createClock(T0)
+  const engine = await engineOn(t, site, clock)
+  for (const id of ['ann', 'bob', 'cid']) await engine.heartbeat(beat(id, 'nav'))
+  const calls = scriptCalls(engine)
+  clock.advance(30_000)
+  const pending = [engine.heartbeat(beat('ann', 'beat'))]
+  // The next turn, as a request whose bytes arrived while Ann's was handled.
+  await new Promise((resolve) => setImmediate(resolve))
+  pending.push(engine.heartbeat(beat('bob', 'beat')))
+  t.strictSame(await Promise.all(pending), ['unchanged', 'unchanged'])
+  t.equal(calls.length, 1, "Bob's beat went in the call with Ann's")
+  // Three turns apart: two calls, the second its own wait after the first's answer.
+  const later = [engine.heartbeat(beat('ann', 'beat'))]
+  for (let k = 0; k < 3; k += 1) await new Promise((resolve) => setImmediate(resolve))
+  later.push(engine.heartbeat(beat('cid', 'beat')))
+  t.strictSame(await Promise.all(later), ['unchanged', 'unchanged'])
+  t.equal(calls.length, 3, 'a heartbeat past the wait goes in a call of its own')
+})
+
 t.test('a bucket past 128 tabs (no longer a listpack) still works: fast path, hidden, snapshot, expiry', async (t) => {
   const site = uniqueSite('layout-big')
   cleanRedisSite(t, site)
