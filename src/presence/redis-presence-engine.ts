@@ -284,8 +284,9 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
   )
 
   /**
-   * Heartbeats are gathered over one turn of the event loop (the connections whose requests
-   * arrived together), or while the last send is unanswered (MAX_IN_FLIGHT), and sent in the
+   * Heartbeats are gathered over two turns of the event loop (TURNS_BEFORE_SEND: the
+   * connections whose requests arrived together, and those that arrived meanwhile), and while
+   * the last send is unanswered (MAX_IN_FLIGHT), and sent in the
    * order they arrived: each run of fast-path beats as one
    * call of beat.lua, each run of the others as one call of heartbeat.lua. Per heartbeat that
    * saves a command in ioredis, a write to the socket and a script call in Redis. The order
@@ -302,8 +303,6 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
     reject: (error: unknown) => void
   }
   let queue: Queued[] = []
-  /** A send is scheduled: its turns are being waited for. */
-  let flushScheduled = false
   const settle = (batch: readonly Queued[], call: Promise<(HeartbeatResult | number)[]>): Promise<void> =>
     call.then(
       (results) => batch.forEach((queued, i) => queued.resolve(queued.fast ? results[i] === 1 : results[i] as HeartbeatResult)),
@@ -348,21 +347,16 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
       if (queue.length > 0) scheduleSend()
     })
   }
-  /** Turns still to wait before the scheduled send. */
+  /** Turns still to wait before the scheduled send; 0: none is scheduled. */
   let turnsLeft = 0
   /** The end of a turn: after the last of the wait, the queue goes unless a send is still unanswered (its answer sends it). */
   const sendAtTurnEnd = (): void => {
     turnsLeft -= 1
-    if (turnsLeft > 0) {
-      setImmediate(sendAtTurnEnd)
-      return
-    }
-    flushScheduled = false
-    if (inFlight < MAX_IN_FLIGHT) sendQueued()
+    if (turnsLeft > 0) setImmediate(sendAtTurnEnd)
+    else if (inFlight < MAX_IN_FLIGHT) sendQueued()
   }
   const scheduleSend = (): void => {
-    if (flushScheduled) return
-    flushScheduled = true
+    if (turnsLeft > 0) return
     turnsLeft = TURNS_BEFORE_SEND
     setImmediate(sendAtTurnEnd)
   }
