@@ -286,9 +286,9 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
   /**
    * Heartbeats are gathered over two turns of the event loop (TURNS_BEFORE_SEND: the
    * connections whose requests arrived together, and those that arrived meanwhile), and while
-   * the last send is unanswered (MAX_IN_FLIGHT), and sent in the
-   * order they arrived: each run of fast-path beats as one
-   * call of beat.lua, each run of the others as one call of heartbeat.lua. Per heartbeat that
+   * the last send is unanswered (MAX_IN_FLIGHT), and sent in the order they arrived: each run
+   * of fast-path beats as one call of beat.lua, each run of the others as one call of
+   * heartbeat.lua. Per heartbeat that
    * saves a command in ioredis, a write to the socket and a script call in Redis. The order
    * matters: a beat queued before a leave of the same tab must not come after it and open the
    * tab again.
