@@ -11,7 +11,7 @@
  */
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
-import { REDIS_URL, cleanSite, clientToken, load, log, quantile, redisCpuMs, round, startServer, tabId, type BenchServer } from './lib.js'
+import { REDIS_URL, cleanSite, clientToken, heartbeatPaths, load, log, quantile, redisCpuMs, round, startServer, type BenchServer } from './lib.js'
 
 /** Script calls (EVALSHA) Redis has answered so far. */
 async function scriptCalls(client: Redis): Promise<number> {
@@ -38,9 +38,8 @@ const event = values.event === 'nav' ? 'nav' : 'beat'
 
 const now = Date.now()
 const tokens = Array.from({ length: contacts }, (_, j) => clientToken(j, now))
-const pathsFor = (pages: string[], ev: string): string[] => pages.flatMap((page) => tokens.map((token, j) => `/cat_heartbeat?token=${token}&sid=${tabId(j)}&path=${page}&title=Support%20tickets&event=${ev}`))
-const beats = pathsFor(['%2Fclients%2Ftickets'], 'beat')
-const paths = event === 'nav' ? pathsFor(['%2Fclients%2Finvoices', '%2Fclients%2Ftickets'], 'nav') : beats
+const beats = heartbeatPaths(tokens, 'beat')
+const paths = event === 'nav' ? heartbeatPaths(tokens, 'nav') : beats
 const site = `bench-cpu-${process.pid}`
 const redis = new Redis(REDIS_URL)
 const servers: { kind: string; server: BenchServer; server_us: number[]; redis_us: number[] }[] = []

@@ -49,6 +49,15 @@ export function clientToken(j: number, nowMs = Date.now()): string {
   return signToken({ aud: 'client', ...contactClaims(j), ttlS: 6 * 3600 }, [BENCH_SECRET], nowMs)
 }
 
+/**
+ * Each contact's heartbeat request, with its own token and tab, in contact order. `nav`: two
+ * rounds with different pages, so every request, taken in turn, is a page change.
+ */
+export function heartbeatPaths(tokens: readonly string[], event: 'beat' | 'nav'): string[] {
+  const pages = event === 'nav' ? ['%2Fclients%2Finvoices', '%2Fclients%2Ftickets'] : ['%2Fclients%2Ftickets']
+  return pages.flatMap((page) => tokens.map((token, j) => `/cat_heartbeat?token=${token}&sid=${tabId(j)}&path=${page}&title=Support%20tickets&event=${event}`))
+}
+
 export function adminToken(nowMs = Date.now()): string {
   return signToken({ aud: 'admin', sub: 'bench-staff', name: 'Bench', ttlS: 6 * 3600 }, [BENCH_SECRET], nowMs)
 }

@@ -11,7 +11,7 @@
  */
 import { parseArgs } from 'node:util'
 import { snapshotTiming } from './scenarios/heartbeat.js'
-import { cleanSite, clientToken, load, log, quantile, startServer, tabId, type BenchServer } from './lib.js'
+import { cleanSite, clientToken, heartbeatPaths, load, log, quantile, startServer, type BenchServer } from './lib.js'
 
 const { values } = parseArgs({
   options: {
@@ -35,7 +35,7 @@ try {
   const loadS = Number(values.load)
   if (loadS > 0) {
     const now = Date.now()
-    const beats = Array.from({ length: contacts }, (_, j) => `/cat_heartbeat?token=${clientToken(j, now)}&sid=${tabId(j)}&path=%2Fclients%2Ftickets&title=Support%20tickets&event=beat`)
+    const beats = heartbeatPaths(Array.from({ length: contacts }, (_, j) => clientToken(j, now)), 'beat')
     for (const { dir, server } of servers) {
       const { rps } = await load(server.port, beats, { connections: 50, durationS: loadS })
       log(`snapshot: ${dir} served ${Math.round(rps)} heartbeats/s for ${loadS} s`)

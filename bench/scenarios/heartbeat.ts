@@ -9,7 +9,7 @@
 import { Redis } from 'ioredis'
 import WebSocket from 'ws'
 import { presenceMemoryUsage } from '../../src/presence/redis-presence-engine.js'
-import { REDIS_URL, adminToken, cleanSite, clientToken, load, log, medianBy, quantile, redisCpuMs, round, startServer, tabId, type BenchServer, type LoadResult } from '../lib.js'
+import { REDIS_URL, adminToken, cleanSite, clientToken, heartbeatPaths, load, log, medianBy, quantile, redisCpuMs, round, startServer, type BenchServer, type LoadResult } from '../lib.js'
 import type { RunOptions, Row, ScenarioResult } from './types.js'
 
 const CONNECTIONS = 50
@@ -27,19 +27,6 @@ function cpuDetail(result: Measured, bare: Measured): string {
   const server = result.serverCpuUs ?? Number.NaN
   const redisPart = result.redisCpuUs !== undefined && result.redisCpuUs >= 1 ? `, Redis ${result.redisCpuUs} µs` : ''
   return `server CPU ${server} µs/request (bare ${bare.serverCpuUs ?? '?'})${redisPart}`
-}
-
-function heartbeatPaths(tokens: readonly string[], event: 'beat' | 'nav'): string[] {
-  const paths: string[] = []
-  const contacts = tokens.length
-  // nav: two rounds with different pages, so every request (cycling) is a page change.
-  const pages = event === 'nav' ? ['%2Fclients%2Finvoices', '%2Fclients%2Ftickets'] : ['%2Fclients%2Ftickets']
-  for (const page of pages) {
-    for (let j = 0; j < contacts; j += 1) {
-      paths.push(`/cat_heartbeat?token=${tokens[j]}&sid=${tabId(j)}&path=${page}&title=Support%20tickets&event=${event}`)
-    }
-  }
-  return paths
 }
 
 /** Bytes of the site's presence keys (the activity stream aside) over the contacts online. */
