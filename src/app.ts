@@ -111,6 +111,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     presenceTimeoutMs: config.presenceTimeoutS * 1000,
     idleTimeoutMs: config.idleTimeoutS * 1000,
     gapAfterMs: config.heartbeatIntervalS * 1000 + GAP_GRACE_MS,
+    maxTabs: config.maxTabsPerContact,
   }
 
   const presence: PresenceEngine = config.redisUrl === undefined

@@ -36,6 +36,8 @@ const EnvSchema = Type.Object({
   CAT_IDLE_TIMEOUT_S: Type.Integer({ minimum: 2, maximum: 604800, default: 600, description: 'whole seconds above CAT_HEARTBEAT_INTERVAL_S' }),
   /** Milliseconds over which diffs to dashboards are coalesced. */
   CAT_DIFF_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 60000, default: 100, description: 'whole milliseconds, 0-60000' }),
+  /** Most open tabs per contact; a heartbeat of a new tab beyond it gets 429. */
+  CAT_MAX_TABS_PER_CONTACT: Type.Integer({ minimum: 1, maximum: 1000, default: 32, description: 'a whole number of tabs, 1-1000' }),
   /** Days of activity kept. */
   CAT_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 36500, default: 90, description: 'whole days, 1-36500' }),
   /** pino level. */
@@ -66,6 +68,7 @@ export interface Config {
   readonly presenceTimeoutS: Env['CAT_PRESENCE_TIMEOUT_S']
   readonly idleTimeoutS: Env['CAT_IDLE_TIMEOUT_S']
   readonly diffIntervalMs: Env['CAT_DIFF_INTERVAL_MS']
+  readonly maxTabsPerContact: Env['CAT_MAX_TABS_PER_CONTACT']
   readonly retentionDays: Env['CAT_RETENTION_DAYS']
   readonly logLevel: Env['LOG_LEVEL']
 }
@@ -162,6 +165,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     presenceTimeoutS: env.CAT_PRESENCE_TIMEOUT_S,
     idleTimeoutS: env.CAT_IDLE_TIMEOUT_S,
     diffIntervalMs: env.CAT_DIFF_INTERVAL_MS,
+    maxTabsPerContact: env.CAT_MAX_TABS_PER_CONTACT,
     retentionDays: env.CAT_RETENTION_DAYS,
     logLevel: env.LOG_LEVEL,
   })

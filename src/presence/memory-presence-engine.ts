@@ -11,7 +11,7 @@ import type {
   PresenceTimings,
   Snapshot,
 } from './presence-engine.js'
-import { onePart } from './presence-engine.js'
+import { DEFAULT_MAX_TABS, onePart } from './presence-engine.js'
 
 interface Tab {
   hidden: boolean
@@ -42,7 +42,7 @@ export interface MemoryPresenceEngine extends PresenceEngine {
 
 /** The embedded default: presence in this process's memory. One instance only. */
 export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions): MemoryPresenceEngine {
-  const { now, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxQueuedEvents = 1_000_000 } = options
+  const { now, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs = DEFAULT_MAX_TABS, maxQueuedEvents = 1_000_000 } = options
   const contacts = new Map<string, ContactRecord>()
   const listeners = new Set<(message: FeedMessage) => void>()
   const consentListeners = new Set<(contactId: string) => void>()
@@ -165,6 +165,7 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
       }
 
       // beat (unknown tab), nav, visible: the tab is there and visible.
+      if (record !== undefined && tab === undefined && record.tabs.size >= maxTabs) return 'refused'
       const joined = record === undefined
       const before = record === undefined ? '' : visibleKey(toPresence(contactId, record))
       if (record === undefined) {

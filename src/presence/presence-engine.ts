@@ -133,7 +133,8 @@ export interface ActivityEvent {
   from?: number
 }
 
-export type HeartbeatResult = 'joined' | 'updated' | 'left' | 'unchanged' | 'ignored'
+/** refused: a new tab of a contact that already has the most tabs allowed; nothing was stored. */
+export type HeartbeatResult = 'joined' | 'updated' | 'left' | 'unchanged' | 'ignored' | 'refused'
 
 export interface PresenceTimings {
   /** ms without a heartbeat after which a visible tab is gone. */
@@ -142,7 +143,16 @@ export interface PresenceTimings {
   idleTimeoutMs: number
   /** ms between two beats of a visible tab beyond which the time between them is a gap. */
   gapAfterMs: number
+  /**
+   * Most open tabs per contact (DEFAULT_MAX_TABS when omitted): a heartbeat of a new tab beyond
+   * it is refused. Every script and sweep step works on one contact's tabs, so this bounds the
+   * work one client can cause, whatever `sid`s it sends.
+   */
+  maxTabs?: number
 }
+
+/** CAT_MAX_TABS_PER_CONTACT's default. */
+export const DEFAULT_MAX_TABS = 32
 
 /** Slack on top of the heartbeat interval before a late beat counts as a gap (timers, network). */
 export const GAP_GRACE_MS = 10_000

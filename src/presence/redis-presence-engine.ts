@@ -16,7 +16,7 @@ import type {
   Snapshot,
   SnapshotParts,
 } from './presence-engine.js'
-import { wholeSnapshot } from './presence-engine.js'
+import { DEFAULT_MAX_TABS, wholeSnapshot } from './presence-engine.js'
 
 const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8')
 
@@ -187,7 +187,7 @@ function unavailable(cause: unknown): AppError {
 }
 
 export async function createRedisPresenceEngine(options: RedisPresenceEngineOptions): Promise<RedisPresenceEngine> {
-  const { url, site, now, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, sweepBatch = 1000 } = options
+  const { url, site, now, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs = DEFAULT_MAX_TABS, sweepBatch = 1000 } = options
   const keys = redisKeys(site)
   const name = options.connectionName ?? `cat-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
   // No offline queue: while Redis is away a heartbeat fails at once with 503 and the snippet
@@ -319,7 +319,7 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
     }
     args.push(commonKeys.length + batch.length, ...commonKeys)
     for (const queued of batch) args.push(queued.bucket)
-    args.push((batch[0] as Queued).at, presenceTimeoutMs, idleTimeoutMs, keys.channel, gapAfterMs)
+    args.push((batch[0] as Queued).at, presenceTimeoutMs, idleTimeoutMs, keys.channel, gapAfterMs, maxTabs)
     for (const { at, beat } of batch) args.push(at, beat.contactId, beat.sid, beat.event, beat.clientId, beat.name, beat.company, beat.path, beat.title)
     return settle(batch, redis.catHeartbeat(...args))
   }

@@ -54,7 +54,7 @@ export async function heartbeatRoutes(app: FastifyInstance): Promise<void> {
     if (request.headers['sec-gpc'] === '1' || (!consent.knownGranted(claims.sub) && !(await consent.isGranted(claims.sub)))) {
       throw new AppError('consent_required', 'The contact has not granted consent to activity tracking; nothing was stored.')
     }
-    await presence.heartbeat({
+    const result = await presence.heartbeat({
       contactId: claims.sub,
       clientId: claims.clientId as string,
       name: claims.name ?? '',
@@ -64,6 +64,10 @@ export async function heartbeatRoutes(app: FastifyInstance): Promise<void> {
       title,
       event,
     })
+    if (result === 'refused') {
+      // The contact's other tabs keep beating; this one may get in once one of them closes.
+      throw new AppError('rate_limited', `This contact already has ${config.maxTabsPerContact} tabs open, the most allowed; this tab is not tracked.`, { retryAfterS: config.heartbeatIntervalS })
+    }
     void reply.header('CAT-Interval', interval).header('Cache-Control', 'no-store').code(204).send()
   }
 

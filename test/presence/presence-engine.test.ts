@@ -17,6 +17,7 @@ import type {
   PresenceEngine,
   Presence,
 } from '../../src/presence/presence-engine.js'
+import { DEFAULT_MAX_TABS } from '../../src/presence/presence-engine.js'
 
 type Clock = ReturnType<typeof createClock>
 type ChangeMessage = Extract<FeedMessage, { type: 'change' }>
@@ -192,6 +193,45 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
         event('join', T0, { name: NAME, company: COMPANY }),
         event('nav', T0 + 1_000, { sid: SID2, path: '/clients/projects', title: 'Projects' }),
       ])
+    })
+
+    t.test('tabs per contact are bounded: a new tab beyond the most allowed is refused and stores nothing', async (t) => {
+      const { h, engine, clock } = await setup(t)
+      const sid = (i: number): string => `tab-${String(i).padStart(4, '0')}-flood`
+      for (let i = 0; i < DEFAULT_MAX_TABS; i += 1) {
+        t.not(await engine.heartbeat(beat('nav', { sid: sid(i) })), 'refused', `tab ${i + 1} of ${DEFAULT_MAX_TABS}`)
+        clock.advance(10)
+      }
+      const full = presence({ path: '/clients/tickets', since: T0, lastSeen: clock.now() - 10, tabs: DEFAULT_MAX_TABS })
+      const feedBefore = (await h.settled()).length
+      const eventsBefore = (await h.events()).length
+      const extra = sid(DEFAULT_MAX_TABS)
+      for (const kind of ['nav', 'beat', 'visible'] as const) {
+        t.equal(await engine.heartbeat(beat(kind, { sid: extra, path: '/clients/elsewhere' })), 'refused', `${kind} of a new tab`)
+      }
+      t.equal(await engine.heartbeat(beat('hidden', { sid: extra })), 'ignored', 'hidden of an unknown tab')
+      t.equal(await engine.heartbeat(beat('leave', { sid: extra })), 'ignored', 'leave of an unknown tab')
+      t.strictSame((await engine.snapshot()).online, [full], 'the contact as before: same page, same tab count')
+      t.equal((await h.events()).length, eventsBefore, 'no activity event for a refused tab')
+      t.equal((await h.settled()).length, feedBefore, 'no feed message for a refused tab')
+
+      // The open tabs go on as before.
+      t.equal(await engine.heartbeat(beat('beat', { sid: sid(0) })), 'unchanged')
+      t.equal(await engine.heartbeat(beat('nav', { sid: sid(1), path: '/clients/invoices' })), 'updated')
+      // Another contact is not affected.
+      t.equal(await engine.heartbeat(beat('nav', { contactId: 'contact-2', sid: extra })), 'joined')
+      // Once a tab closes, a new one gets in.
+      t.equal(await engine.heartbeat(beat('leave', { sid: sid(2) })), 'updated')
+      t.equal(await engine.heartbeat(beat('nav', { sid: extra })), 'updated')
+      t.equal((await engine.snapshot()).online.find((p) => p.contactId === CONTACT)?.tabs, DEFAULT_MAX_TABS)
+      t.equal(await engine.heartbeat(beat('nav', { sid: sid(DEFAULT_MAX_TABS + 1) })), 'refused', 'full again')
+
+      // All of them expire in one sweep: one leave, nothing left behind.
+      clock.advance(TIMEOUT + 1)
+      t.equal(await engine.sweep(), DEFAULT_MAX_TABS + 1, 'every tab of both contacts')
+      t.strictSame((await engine.snapshot()).online, [])
+      const changes = await h.settled()
+      t.strictSame(changes.filter((m) => m.change.kind === 'left').map((m) => (m.change as { left: Left }).left.contactId).sort(), [CONTACT, 'contact-2'])
     })
 
     t.test('hidden: the only tab hidden makes the contact idle', async (t) => {

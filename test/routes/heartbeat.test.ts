@@ -184,3 +184,29 @@ t.test('admin REST needs an admin bearer token', async (t) => {
     t.equal(errorOf(res.body).code, 'invalid_token', label)
   }
 })
+
+t.test('a tab beyond CAT_MAX_TABS_PER_CONTACT gets 429 rate_limited with Retry-After; the open tabs go on', async (t) => {
+  for (const engine of ['memory', 'redis'] as const) {
+    t.test(engine, async (t) => {
+      const site = engine === 'redis' ? uniqueSite('tab-bound') : undefined
+      if (site !== undefined) cleanRedisSite(t, site)
+      const app = await buildTestApp(t, { site, env: { CAT_MAX_TABS_PER_CONTACT: '3', CAT_HEARTBEAT_INTERVAL_S: '20', CAT_PRESENCE_TIMEOUT_S: '50' } })
+      const token = clientToken({ sub: 'tabby' })
+      await ensureConsent(app, token)
+      for (const sid of ['tab0000001', 'tab0000002', 'tab0000003']) {
+        t.equal((await app.inject(heartbeatUrl({ token, sid, event: 'nav' }))).statusCode, 204, sid)
+      }
+      const refused = await app.inject(heartbeatUrl({ token, sid: 'tab0000004', event: 'nav', path: '/other' }))
+      t.equal(refused.statusCode, 429)
+      t.equal(refused.headers['retry-after'], '20')
+      t.equal(errorOf(refused.body).code, 'rate_limited')
+      t.match(errorOf(refused.body).message, /3 tabs/)
+      t.equal((await app.inject(heartbeatUrl({ token, sid: 'tab0000001' }))).statusCode, 204, 'an open tab still beats')
+      const [presence] = (await app.presence.snapshot()).online
+      t.equal(presence?.tabs, 3)
+      t.equal(presence?.path, '/', 'the refused tab changed nothing')
+      t.equal((await app.inject(heartbeatUrl({ token, sid: 'tab0000002', event: 'leave' }))).statusCode, 204)
+      t.equal((await app.inject(heartbeatUrl({ token, sid: 'tab0000004', event: 'nav' }))).statusCode, 204, 'a new tab once one closed')
+    })
+  }
+})

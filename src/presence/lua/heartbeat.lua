@@ -5,12 +5,15 @@ and a script call in Redis.
 KEYS[1..4] and ARGV[1..4] as in common.lua, then:
 KEYS[4 + i]              the bucket of heartbeat i's contact
 ARGV[5]                  gap after (as in beat.lua)
-ARGV[6 + 9(i-1) ..]      heartbeat i: now (the caller's clock when it arrived, ms), contact id,
+ARGV[6]                  max tabs: most open tabs per contact; a new tab beyond it is refused
+ARGV[7 + 9(i-1) ..]      heartbeat i: now (the caller's clock when it arrived, ms), contact id,
                          sid (tab id), event (beat|nav|visible|hidden|leave), client id, name,
                          company, path, title
-Returns, for each heartbeat, joined | updated | left | unchanged | ignored.
+Returns, for each heartbeat, joined | updated | left | unchanged | ignored | refused (a new tab
+beyond max tabs: nothing is written).
 ]]
 local GAP_AFTER = tonumber(ARGV[5])
+local MAX_TABS = tonumber(ARGV[6])
 
 local function apply(BUCKET, NOW, contact, sid, event, client, name, company, path, title)
   local raw = redis.call('HGET', CONTACTS, contact)
@@ -56,6 +59,7 @@ local function apply(BUCKET, NOW, contact, sid, event, client, name, company, pa
   end
 
   -- beat from an unknown or hidden tab, nav, visible: the tab is there and visible.
+  if tab == nil and rec ~= nil and #rec.sids >= MAX_TABS then return 'refused' end
   local joined = rec == nil
   local before = ''
   if joined then
@@ -92,7 +96,7 @@ end
 
 local results = {}
 for i = 1, #KEYS - 4 do
-  local a = 6 + 9 * (i - 1)
+  local a = 7 + 9 * (i - 1)
   results[i] = apply(KEYS[4 + i], tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5],
     ARGV[a + 6], ARGV[a + 7], ARGV[a + 8])
 end
