@@ -1,18 +1,19 @@
 import { randomBytes } from 'node:crypto'
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyHttpOptions, type FastifyInstance } from 'fastify'
 import cors from '@fastify/cors'
 import websocket from '@fastify/websocket'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config/config.js'
-import { createTokenVerifier, type TokenVerifier } from './auth/tokens.js'
+import { MAX_ID_LENGTH, createTokenVerifier, type TokenVerifier } from './auth/tokens.js'
 import { registerErrorHandler } from './errors/error-handler.js'
+import { clientErrorHandler, frameworkErrors, guardRequests, lacksHost, rawErrorResponse } from './errors/edge-errors.js'
 import { lazyChildLogger, loggerOptions } from './log/logger.js'
 import { GAP_GRACE_MS, type PresenceEngine } from './presence/presence-engine.js'
 import { createMemoryPresenceEngine } from './presence/memory-presence-engine.js'
 import { createRedisPresenceEngine } from './presence/redis-presence-engine.js'
 import { createDiffHub, type DiffHub } from './hub/diff-hub.js'
-import { CLOSE_CODES, errorBody } from './errors/errors.js'
-import type { IncomingMessage } from 'node:http'
+import { CLOSE_CODES } from './errors/errors.js'
+import type { IncomingMessage, Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { heartbeatRoutes } from './routes/heartbeat.js'
 import { adminWsRoutes } from './routes/admin-ws.js'
@@ -64,7 +65,30 @@ export interface AppDeps {
    * to the caller (tests drive app.activityWriter and app.activityJobs by hand).
    */
   activityLoops?: boolean
+  /** The HTTP server's timeouts; tests shorten them. Defaults: HTTP_TIMEOUTS. */
+  httpTimeouts?: Partial<HttpTimeouts>
 }
+
+export interface HttpTimeouts {
+  /** ms for a request's line and headers to arrive, from its first byte (or from the connection). */
+  headersMs: number
+  /** ms for a whole request, body included, to arrive; the handler's own time is not counted. */
+  requestMs: number
+  /** ms an idle keep-alive connection is kept between requests. */
+  keepAliveMs: number
+  /** ms between Node's checks of the two timeouts above: a late request is cut up to this much later. */
+  checkIntervalMs: number
+}
+
+/**
+ * A heartbeat is one short request line and headers (a token of at most 4 KiB in the query)
+ * and at most an 8 KiB body: seconds are plenty on any real connection, and a client that
+ * sends a byte at a time (slowloris) holds a socket for no longer. Keep-alive stays above
+ * the 60 s idle timeout of common load balancers, so a balancer never reuses a connection
+ * the server has just closed, and above the 30 s heartbeat interval, so a tab's beats share
+ * one connection.
+ */
+export const HTTP_TIMEOUTS: HttpTimeouts = { headersMs: 5_000, requestMs: 10_000, keepAliveMs: 72_000, checkIntervalMs: 1_000 }
 
 /**
  * The WebSocket plugin hands every upgrade request to the router, and its hooks, which close
@@ -75,14 +99,17 @@ function onlyUpgradesTo(app: FastifyInstance, path: string): void {
   const server = app.server
   const plugin = server.listeners('upgrade') as ((request: IncomingMessage, socket: Duplex, head: Buffer) => void)[]
   server.removeAllListeners('upgrade')
-  const body = JSON.stringify(errorBody('not_found', `Only ${path} takes a WebSocket upgrade.`))
+  const notFound = rawErrorResponse('not_found', `Only ${path} takes a WebSocket upgrade.`)
+  const noHost = rawErrorResponse('invalid_request', 'The Host header is missing.')
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    if ((request.url ?? '').split('?')[0] === path) {
+    // Node checks Host on plain requests only (guardRequests answers those).
+    const refusal = lacksHost(request) ? noHost : (request.url ?? '').split('?')[0] === path ? undefined : notFound
+    if (refusal === undefined) {
       for (const listener of plugin) listener.call(server, request, socket, head)
       return
     }
     socket.on('error', () => socket.destroy())
-    socket.end(`HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+    socket.end(refusal)
   }
   server.on('upgrade', onUpgrade)
   app.addHook('onClose', async () => {
@@ -91,7 +118,9 @@ function onlyUpgradesTo(app: FastifyInstance, path: string): void {
 }
 
 /** The Fastify options production uses; tests build the app through the same function. */
-export function appOptions(config: Config, deps: AppDeps = {}): FastifyServerOptions {
+export function appOptions(config: Config, deps: AppDeps = {}): FastifyHttpOptions<Server> {
+  const timeouts = { ...HTTP_TIMEOUTS, ...deps.httpTimeouts }
+  const requestTimeout = timeouts.requestMs
   return {
     logger: loggerOptions(config.logLevel, deps.logStream),
     // Every heartbeat would be a log line; errors are logged by the error handler instead.
@@ -99,6 +128,24 @@ export function appOptions(config: Config, deps: AppDeps = {}): FastifyServerOpt
     childLoggerFactory: lazyChildLogger,
     bodyLimit: 16 * 1024,
     forceCloseConnections: true,
+    // A contact or client id in the path is up to MAX_ID_LENGTH UTF-16 code units, and one
+    // unit percent-encoded is at most 9 characters (%E2%82%AC): every id a token can carry
+    // reaches its route, whichever length the router measures.
+    maxParamLength: MAX_ID_LENGTH * 9,
+    requestTimeout,
+    keepAliveTimeout: timeouts.keepAliveMs,
+    http: {
+      requestTimeout,
+      // Node refuses a headers timeout above the request timeout.
+      headersTimeout: Math.min(timeouts.headersMs, requestTimeout),
+      connectionsCheckingInterval: timeouts.checkIntervalMs,
+      // guardRequests answers a missing Host with the JSON 400; Node's own has no body.
+      requireHostHeader: false,
+    },
+    clientErrorHandler,
+    frameworkErrors,
+    // guardRequests answers requests that arrive while closing, with Retry-After.
+    return503OnClosing: false,
   }
 }
 
@@ -157,6 +204,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.decorate('snippet', snippet)
   app.decorate('now', now)
   app.decorate('draining', false)
+  // However the app is closed, dashboards are refused from here on and readiness fails.
+  app.addHook('preClose', (done) => {
+    app.draining = true
+    done()
+  })
 
   const sweepIntervalMs = deps.sweepIntervalMs ?? 1000
   let sweeper: NodeJS.Timeout | undefined
@@ -185,6 +237,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   })
 
   registerErrorHandler(app)
+  guardRequests(app)
   // Only cross-origin callers need CORS headers, and those must be listed; a browser never
   // checks them on a same-origin request. With none listed the plugin is not registered: its
   // hook would run on every heartbeat to add nothing. Static options: the plugin prepares them

@@ -3,6 +3,7 @@ import { loadConfigOrExit, ConfigError, type Config } from './config/config.js'
 import { buildApp } from './app.js'
 import { signToken } from './auth/tokens.js'
 import { CLOSE_CODES } from './errors/errors.js'
+import { servesDemo } from './routes/snippet.js'
 
 function startupBanner(config: Config, baseUrl: string): string {
   const adminToken = signToken({ aud: 'admin', sub: 'local-admin', name: 'Local admin', ttlS: 12 * 3600 }, config.secrets)
@@ -13,7 +14,7 @@ function startupBanner(config: Config, baseUrl: string): string {
     `  admin dashboard: ${baseUrl}/admin#token=${adminToken}`,
     `  who is online:   curl -H 'Authorization: Bearer ${adminToken}' ${baseUrl}/admin/api/online`,
     `  live feed:       ${baseUrl.replace(/^http/, 'ws')}/admin/ws?token=<admin token>`,
-    ...(config.production ? [] : [`  demo portal:     ${baseUrl}/demo  (accept the banner, then watch the dashboard)`]),
+    ...(servesDemo(config) ? [`  demo portal:     ${baseUrl}/demo  (accept the banner, then watch the dashboard)`] : []),
     '  (the admin token above is valid for 12 hours; mint more with `npx cat-presence token --aud admin --sub ID`)',
   ]
   if (config.secretGenerated) {
@@ -38,8 +39,9 @@ async function main(): Promise<void> {
   const address = await app.listen({ port: config.port, host: config.host })
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host
   const port = new URL(address).port || String(config.port)
-  // The banner goes to stdout, not the log: it carries a token meant for the operator's eyes.
-  process.stdout.write(startupBanner(config, `http://${shownHost}:${port}`))
+  // The banner carries an admin token meant for the operator's eyes: it goes to the terminal
+  // (stderr), never into the JSON log stream on stdout, and never in production.
+  if (!config.production) process.stderr.write(startupBanner(config, `http://${shownHost}:${port}`))
 
   let stopping = false
   const stop = async (signal: string): Promise<void> => {

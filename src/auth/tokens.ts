@@ -11,12 +11,24 @@ import { AppError } from '../errors/errors.js'
 export const AUDIENCES = { client: 'cat:client', admin: 'cat:admin' } as const
 export type Audience = (typeof AUDIENCES)[keyof typeof AUDIENCES]
 
-/** Seconds of clock skew allowed on `exp` and `nbf`. */
+/** Seconds of clock skew allowed on `exp`, `nbf` and `iat`. */
 export const CLOCK_SKEW_S = 30
 /** Tokens longer than this are refused unread. */
 export const MAX_TOKEN_LENGTH = 4096
-const MAX_ID_LENGTH = 128
+/** Longest `sub` and `client_id`, in UTF-16 code units (JavaScript's `length`); no control characters. */
+export const MAX_ID_LENGTH = 128
 const MAX_NAME_LENGTH = 200
+/**
+ * Bytes the verified-token cache may hold, by its own estimate (entryBytes): enough for the
+ * tokens of 100 000 online contacts at a typical 300 characters each, and at most about 30 000
+ * tokens of the longest size allowed.
+ */
+export const TOKEN_CACHE_BYTES = 128 * 1024 * 1024
+/**
+ * What an entry costs beside its strings: the map slot, the verified record, its audience
+ * array and the claims objects made per audience (measured on Node 20: about 360 bytes).
+ */
+const ENTRY_OVERHEAD_BYTES = 384
 
 /** Frozen: the verifier hands the same object out for every use of a token. */
 export interface TokenClaims {
@@ -39,6 +51,7 @@ interface Verified {
   company: string | undefined
   exp: number
   nbf: number | undefined
+  iat: number | undefined
   /** The claims verify() returns, by audience, made on first use. */
   claims: Partial<Record<Audience, TokenClaims>>
 }
@@ -68,7 +81,21 @@ function idClaim(value: unknown, name: string): string {
 function textClaim(value: unknown, name: string): string | undefined {
   if (value === undefined || value === null) return undefined
   if (typeof value !== 'string') invalid(`claim ${name} must be a string`)
-  return value.slice(0, MAX_NAME_LENGTH)
+  if (value.length <= MAX_NAME_LENGTH) return value
+  // A copy, not a slice: V8's slice would keep the whole parsed string alive in the cache.
+  return Buffer.from(value.slice(0, MAX_NAME_LENGTH), 'utf16le').toString('utf16le')
+}
+
+function optionalTime(value: unknown, name: string): number | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'number' || !Number.isFinite(value)) invalid(`token ${name} is not a number`)
+  return value
+}
+
+/** The cache's estimate of an entry's memory: the token (one byte a character), its kept strings (two), the rest. */
+function entryBytes(token: string, verified: Verified): number {
+  const kept = verified.sub.length + (verified.clientId?.length ?? 0) + (verified.name?.length ?? 0) + (verified.company?.length ?? 0)
+  return token.length + 2 * kept + ENTRY_OVERHEAD_BYTES
 }
 
 function hmac(secret: string, signingInput: string): Buffer {
@@ -102,19 +129,23 @@ export function signToken(input: SignInput, secrets: readonly string[], nowMs: n
 export interface TokenVerifierOptions {
   secrets: readonly string[]
   now: () => number
-  /** Verified tokens remembered; the oldest is forgotten past this. */
-  cacheSize?: number
+  /** Estimated bytes of verified tokens remembered (entryBytes); the oldest are forgotten past this. */
+  cacheBytes?: number
 }
 
 export interface TokenVerifier {
   /** Returns the claims, or throws AppError('invalid_token') naming what is wrong. */
   verify(token: string | undefined, audience: Audience): TokenClaims
+  /** Tokens cached and their estimated bytes. */
+  cacheUsage(): { entries: number; bytes: number }
 }
 
-export function createTokenVerifier({ secrets, now, cacheSize = 100_000 }: TokenVerifierOptions): TokenVerifier {
+export function createTokenVerifier({ secrets, now, cacheBytes = TOKEN_CACHE_BYTES }: TokenVerifierOptions): TokenVerifier {
   // Only successful verifications are cached: a flood of forged tokens must not evict good ones
   // for free, and every entry's exp is checked again on each hit, so an expired token stays refused.
+  // Bounded by bytes, not entries: valid tokens may be up to 4 KiB each.
   const cache = new Map<string, Verified>()
+  let bytes = 0
 
   function verifySignature(token: string): Verified {
     const first = token.indexOf('.')
@@ -141,7 +172,6 @@ export function createTokenVerifier({ secrets, now, cacheSize = 100_000 }: Token
     if (!ok) invalid('token signature is not valid')
     const payload = b64urlJson(token.slice(first + 1, second))
     if (typeof payload.exp !== 'number' || !Number.isFinite(payload.exp)) invalid('token has no exp')
-    if (payload.nbf !== undefined && (typeof payload.nbf !== 'number' || !Number.isFinite(payload.nbf))) invalid('token nbf is not a number')
     const aud = payload.aud
     const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : []
     return {
@@ -151,7 +181,8 @@ export function createTokenVerifier({ secrets, now, cacheSize = 100_000 }: Token
       name: textClaim(payload.name, 'name'),
       company: textClaim(payload.company, 'company'),
       exp: payload.exp,
-      nbf: payload.nbf as number | undefined,
+      nbf: optionalTime(payload.nbf, 'nbf'),
+      iat: optionalTime(payload.iat, 'iat'),
       claims: {},
     }
   }
@@ -163,12 +194,22 @@ export function createTokenVerifier({ secrets, now, cacheSize = 100_000 }: Token
       let verified = cache.get(token)
       if (verified === undefined) {
         verified = verifySignature(token)
-        if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string)
-        cache.set(token, verified)
+        const size = entryBytes(token, verified)
+        // Oldest first (a Map iterates in insertion order); a token alone over the cap is not kept.
+        for (const [oldToken, old] of cache) {
+          if (bytes + size <= cacheBytes) break
+          cache.delete(oldToken)
+          bytes -= entryBytes(oldToken, old)
+        }
+        if (bytes + size <= cacheBytes) {
+          cache.set(token, verified)
+          bytes += size
+        }
       }
       const nowS = now() / 1000
       if (nowS > verified.exp + CLOCK_SKEW_S) invalid('token has expired')
       if (verified.nbf !== undefined && nowS + CLOCK_SKEW_S < verified.nbf) invalid('token is not valid yet')
+      if (verified.iat !== undefined && nowS + CLOCK_SKEW_S < verified.iat) invalid('token is issued in the future')
       if (!verified.audiences.includes(audience)) invalid(`token audience is not ${audience}`)
       if (audience === AUDIENCES.client && verified.clientId === undefined) invalid('client token has no client_id')
       // Made once per token and audience: a tab repeats its token every 30 s.
@@ -178,6 +219,9 @@ export function createTokenVerifier({ secrets, now, cacheSize = 100_000 }: Token
         verified.claims[audience] = claims
       }
       return claims
+    },
+    cacheUsage() {
+      return { entries: cache.size, bytes }
     },
   }
 }

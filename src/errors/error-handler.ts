@@ -8,17 +8,22 @@ const BY_STATUS: Record<number, ErrorCode> = {
   404: 'not_found',
   405: 'invalid_request',
   406: 'invalid_request',
+  408: 'request_timeout',
   411: 'invalid_request',
   413: 'too_large',
-  414: 'too_large',
+  414: 'uri_too_long',
   415: 'invalid_request',
   429: 'rate_limited',
-  431: 'too_large',
+  431: 'headers_too_large',
   503: 'unavailable',
 }
 
+/** Retry-After, in seconds, of a 429 or 503 that names none: every one carries it (CONTRACT §5). */
+const DEFAULT_RETRY_AFTER_S = 5
+
 function send(reply: FastifyReply, code: ErrorCode, status: number, message?: string, retryAfterS?: number): void {
-  if (retryAfterS !== undefined) reply.header('Retry-After', String(retryAfterS))
+  const retryAfter = retryAfterS ?? (status === 429 || status === 503 ? DEFAULT_RETRY_AFTER_S : undefined)
+  if (retryAfter !== undefined) reply.header('Retry-After', String(retryAfter))
   void reply.code(status).type('application/json; charset=utf-8').send(errorBody(code, message))
 }
 

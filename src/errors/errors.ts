@@ -9,8 +9,11 @@ export const ERRORS = {
   consent_required: { status: 403, message: 'The contact has not granted consent to tracking.' },
   forbidden: { status: 403, message: 'This origin or token may not do this.' },
   not_found: { status: 404, message: 'No such resource.' },
+  request_timeout: { status: 408, message: 'The request was not received in time.' },
   too_large: { status: 413, message: 'The request is too large.' },
+  uri_too_long: { status: 414, message: 'The URL is too long.' },
   rate_limited: { status: 429, message: 'Too many requests; retry after the time in Retry-After.' },
+  headers_too_large: { status: 431, message: 'The request headers are too large.' },
   internal_error: { status: 500, message: 'An internal error occurred.' },
   unavailable: { status: 503, message: 'A backing service is unavailable; retry after the time in Retry-After.' },
 } as const satisfies Record<string, { status: number; message: string }>

@@ -2,6 +2,22 @@ import type { FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { signToken } from '../auth/tokens.js'
 import { sendJavaScriptAsset } from './static-asset.js'
+import type { Config } from '../config/config.js'
+
+/** True for a HOST only this machine can reach: 127.0.0.0/8, ::1, localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase()
+  return bare === 'localhost' || bare === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare) || /^::ffff:127\./.test(bare)
+}
+
+/**
+ * /demo mints a real client token for whoever asks: served only outside production and only
+ * when the server listens on a loopback address (the `npm start` default), so an instance
+ * bound to a public address hands out no tokens.
+ */
+export function servesDemo(config: Pick<Config, 'production' | 'host'>): boolean {
+  return !config.production && isLoopbackHost(config.host)
+}
 
 export async function snippetRoutes(app: FastifyInstance): Promise<void> {
   const { snippet } = app
@@ -13,9 +29,9 @@ export async function snippetRoutes(app: FastifyInstance): Promise<void> {
     return sendJavaScriptAsset(request, reply, asset, { Vary: 'Accept-Language, Accept-Encoding', 'Content-Language': asset.locale })
   })
 
-  if (app.config.production) return
+  if (!servesDemo(app.config)) return
 
-  // Development only: a portal page with a freshly minted client token, to see the flow.
+  // A portal page with a freshly minted client token, to see the flow.
   app.get('/demo', async (_request, reply) => {
     const id = `demo-${Math.random().toString(36).slice(2, 8)}`
     const token = signToken({ aud: 'client', sub: id, clientId: 'demo-client', name: `Demo contact ${id.slice(5)}`, company: 'Demo Company', ttlS: 12 * 3600 }, app.config.secrets, app.now())

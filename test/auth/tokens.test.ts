@@ -23,9 +23,9 @@ function clientPayload(extra: Record<string, unknown> = {}): Record<string, unkn
   return { aud: 'cat:client', sub: 'contact-7', client_id: 'client-3', name: 'Ann Example', company: 'Acme Ltd', exp: T0_S + 3600, ...extra }
 }
 
-function verifier(secrets: readonly string[] = [NEW_SECRET], start = T0, cacheSize?: number): { v: TokenVerifier; clock: { ms: number } } {
+function verifier(secrets: readonly string[] = [NEW_SECRET], start = T0, cacheBytes?: number): { v: TokenVerifier; clock: { ms: number } } {
   const clock = { ms: start }
-  return { v: createTokenVerifier({ secrets, now: () => clock.ms, cacheSize }), clock }
+  return { v: createTokenVerifier({ secrets, now: () => clock.ms, cacheBytes }), clock }
 }
 
 /** Expects verify() to throw AppError invalid_token/401; returns its message. */
@@ -95,6 +95,21 @@ t.test('expiry, with 30 s of clock skew', async (t) => {
   t.equal(verifier([NEW_SECRET], (exp + 30) * 1000).v.verify(token, AUDIENCES.client).sub, 'contact-7', '30 s after exp: skew allows')
   t.match(refused(t, verifier([NEW_SECRET], (exp + 31) * 1000).v, token, AUDIENCES.client, '31 s after exp'), /expired/)
   t.match(refused(t, verifier([NEW_SECRET], (exp + 86400) * 1000).v, token, AUDIENCES.client, 'a day after exp'), /expired/)
+})
+
+t.test('a token issued (iat) further in the future than the 30 s skew is refused', async (t) => {
+  const { v, clock } = verifier()
+  const ahead60 = handToken({ alg: 'HS256' }, clientPayload({ sub: 'ahead-60', iat: T0_S + 60 }), NEW_SECRET)
+  const ahead10 = handToken({ alg: 'HS256' }, clientPayload({ sub: 'ahead-10', iat: T0_S + 10 }), NEW_SECRET)
+  const ahead30 = handToken({ alg: 'HS256' }, clientPayload({ sub: 'ahead-30', iat: T0_S + 30 }), NEW_SECRET)
+  t.match(refused(t, v, ahead60, AUDIENCES.client, 'iat = now + 60 s'), /issued in the future/)
+  t.equal(v.verify(ahead10, AUDIENCES.client).sub, 'ahead-10', 'iat = now + 10 s: within the skew')
+  t.equal(v.verify(ahead30, AUDIENCES.client).sub, 'ahead-30', 'iat = now + 30 s: at the skew')
+  clock.ms = T0 + 30_000
+  t.equal(v.verify(ahead60, AUDIENCES.client).sub, 'ahead-60', 'accepted once the clock is within the skew of its iat')
+  clock.ms = T0
+  t.match(refused(t, v, ahead60, AUDIENCES.client, 'the cached token, the clock back'), /issued in the future/)
+  refused(t, v, handToken({ alg: 'HS256' }, clientPayload({ iat: 'soon' }), NEW_SECRET), AUDIENCES.client, 'iat not a number')
 })
 
 t.test('a token without exp is refused', async (t) => {
@@ -200,15 +215,42 @@ t.test('the cache does not remember the audience it was verified for', async (t)
   refused(t, v, client, AUDIENCES.admin, 'cached client token as admin')
 })
 
-t.test('the cache is bounded and stays correct', async (t) => {
-  const { v, clock } = verifier([NEW_SECRET], T0, 2)
-  const tokens = ['a', 'b', 'c'].map((sub) => signToken({ aud: 'client', sub, clientId: `client-${sub}`, ttlS: 60 }, [NEW_SECRET], T0))
-  for (const [i, token] of tokens.entries()) t.equal(v.verify(token, AUDIENCES.client).sub, ['a', 'b', 'c'][i])
-  const first = tokens[0] ?? ''
-  t.same(v.verify(first, AUDIENCES.client), { aud: 'cat:client', sub: 'a', clientId: 'client-a', name: undefined, company: undefined, exp: T0_S + 60 }, 'the evicted token verifies again')
-  t.equal(v.verify(tokens[2] ?? '', AUDIENCES.client).sub, 'c')
+t.test('the cache is bounded in bytes, oldest first, and stays correct', async (t) => {
+  const mint = (sub: string, name = 'N'): string => signToken({ aud: 'client', sub, clientId: `client-${sub}`, name, ttlS: 60 }, [NEW_SECRET], T0)
+  const probe = verifier()
+  probe.v.verify(mint('a0'), AUDIENCES.client)
+  const perEntry = probe.v.cacheUsage().bytes
+  t.ok(perEntry > mint('a0').length, `an entry counts its token and more (${perEntry} bytes)`)
+
+  // Room for three entries of this size, not four.
+  const cap = perEntry * 3 + perEntry / 2
+  const { v, clock } = verifier([NEW_SECRET], T0, cap)
+  const subs = ['a0', 'a1', 'a2', 'a3', 'a4']
+  const tokens = subs.map((sub) => mint(sub))
+  for (const [i, token] of tokens.entries()) {
+    t.equal(v.verify(token, AUDIENCES.client).sub, subs[i])
+    t.ok(v.cacheUsage().bytes <= cap, `after ${i + 1} tokens: ${v.cacheUsage().bytes} bytes kept, cap ${cap}`)
+  }
+  t.same(v.cacheUsage(), { entries: 3, bytes: perEntry * 3 }, 'the newest three are kept')
+
+  // A long token takes the room of several short ones: the oldest give way for it. Its name is
+  // cut to 200 characters.
+  const long = mint('b0', 'L'.repeat(500))
+  const longBytes = verifier().v
+  longBytes.verify(long, AUDIENCES.client)
+  const longSize = longBytes.cacheUsage().bytes
+  t.ok(longSize > perEntry * 1.5, `a long token's entry is bigger (${longSize} bytes)`)
+  t.equal(v.verify(long, AUDIENCES.client).name, 'L'.repeat(200))
+  t.ok(v.cacheUsage().bytes <= cap, `${v.cacheUsage().bytes} bytes kept after the long token`)
+  t.ok(v.cacheUsage().entries < 3, `${v.cacheUsage().entries} entries: fewer, since the long token counts for more`)
+
+  const tiny = verifier([NEW_SECRET], T0, perEntry - 1)
+  t.equal(tiny.v.verify(tokens[0] ?? '', AUDIENCES.client).sub, 'a0', 'a token over the whole cap still verifies')
+  t.same(tiny.v.cacheUsage(), { entries: 0, bytes: 0 }, 'and is not kept')
+
+  t.same(v.verify(tokens[0] ?? '', AUDIENCES.client), { aud: 'cat:client', sub: 'a0', clientId: 'client-a0', name: 'N', company: undefined, exp: T0_S + 60 }, 'an evicted token verifies again')
   clock.ms = T0 + 91_000
-  for (const [i, token] of tokens.entries()) refused(t, v, token, AUDIENCES.client, `token ${i} expired after eviction churn`)
+  for (const [i, token] of [...tokens, long].entries()) refused(t, v, token, AUDIENCES.client, `token ${i} expired after eviction churn`)
 })
 
 t.test('garbage is refused with a message', async (t) => {

@@ -157,11 +157,23 @@ t.test('CAT_LANG_DIR overrides strings (a new version), falls back to English, a
   }
 })
 
-t.test('the demo portal is served outside production only', async (t) => {
-  const app = await buildTestApp(t)
-  const res = await app.inject('/demo')
-  t.equal(res.statusCode, 200)
-  t.match(res.body, /<script src="\/clients\/cat_consent_js" data-token="[^"]+" defer><\/script>/)
-  const production = await buildTestApp(t, { env: { NODE_ENV: 'production' } })
-  t.equal((await production.inject('/demo')).statusCode, 404)
+t.test('the demo portal is served outside production, and only when bound to a loopback address', async (t) => {
+  for (const host of ['127.0.0.1', '::1', 'localhost']) {
+    const app = await buildTestApp(t, { env: { HOST: host } })
+    const res = await app.inject('/demo')
+    t.equal(res.statusCode, 200, `HOST=${host}: served`)
+    t.match(res.body, /<script src="\/clients\/cat_consent_js" data-token="[^"]+" defer><\/script>/)
+  }
+  for (const [label, env] of [
+    ['HOST=0.0.0.0', { HOST: '0.0.0.0' }],
+    ['HOST=::', { HOST: '::' }],
+    ['a public address', { HOST: '203.0.113.7' }],
+    ['production on loopback', { NODE_ENV: 'production', HOST: '127.0.0.1' }],
+  ] as const) {
+    const app = await buildTestApp(t, { env })
+    const res = await app.inject('/demo')
+    t.equal(res.statusCode, 404, `${label}: 404`)
+    t.match(res.json(), { error: { code: 'not_found' } }, `${label}: not_found`)
+    t.notMatch(res.body, /eyJ/, `${label}: no token`)
+  }
 })
