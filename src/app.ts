@@ -115,7 +115,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   const presence: PresenceEngine = config.redisUrl === undefined
     ? createMemoryPresenceEngine({ now, ...timings })
-    : await createRedisPresenceEngine({ url: config.redisUrl, site: config.site, now, ...timings, connectionName: deps.instanceId })
+    : await createRedisPresenceEngine({
+      url: config.redisUrl, site: config.site, now, ...timings, connectionName: deps.instanceId, commandTimeoutMs: config.redisTimeoutMs, log: app.log,
+    })
   const hub = createDiffHub({ engine: presence, diffIntervalMs: config.diffIntervalMs, sendBufferBytes: deps.sendBufferBytes, now, log: app.log })
   // Unique per start: it names this instance's stream consumer and pub/sub origin, and pids
   // repeat across containers.
@@ -132,7 +134,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     throw error
   }
   const activity = createSqlActivityStore({ database, now })
-  const activityWriter = createActivityWriter({ source, store: activity, log: app.log })
+  const activityWriter = createActivityWriter({ source, store: activity, log: app.log, now })
   const loops = deps.activityLoops ?? true
   const activityJobs = createActivityJobs({
     store: activity,
