@@ -5,13 +5,13 @@ import websocket from '@fastify/websocket'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config/config.js'
 import { createTokenVerifier, type TokenVerifier } from './auth/tokens.js'
-import { registerErrorHandler } from './errors/error-handler.js'
+import { registerErrorHandler, webSocketErrorHandler } from './errors/error-handler.js'
 import { lazyChildLogger, loggerOptions } from './log/logger.js'
 import { GAP_GRACE_MS, type PresenceEngine } from './presence/presence-engine.js'
 import { createMemoryPresenceEngine } from './presence/memory-presence-engine.js'
 import { createRedisPresenceEngine } from './presence/redis-presence-engine.js'
 import { createDiffHub, type DiffHub } from './hub/diff-hub.js'
-import { CLOSE_CODES, errorBody } from './errors/errors.js'
+import { AppError, CLOSE_CODES, errorBody } from './errors/errors.js'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { heartbeatRoutes } from './routes/heartbeat.js'
@@ -166,7 +166,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     sweeper = setInterval(() => {
       if (sweeping) return
       sweeping = true
-      presence.sweep().catch((error: unknown) => app.log.warn({ err: error }, 'sweep failed')).finally(() => {
+      presence.sweep().catch((error: unknown) => {
+        // An unavailable engine logs that itself, once, not once a second.
+        if (!(error instanceof AppError && error.code === 'unavailable')) app.log.warn({ err: error }, 'sweep failed')
+      }).finally(() => {
         sweeping = false
       })
     }, sweepIntervalMs)
@@ -204,6 +207,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(async (scope) => {
     await scope.register(websocket, {
       options: { maxPayload: 4096 },
+      errorHandler: webSocketErrorHandler,
       // Dashboards are closed with 1012 (service restart) so they reconnect to another instance
       // at once; the plugin's default would close them without a code.
       preClose(done) {
