@@ -75,7 +75,8 @@ t.test('Redis restarted without its data: the writer creates its group again and
 t.test('Redis frozen: heartbeats answer 503 with Retry-After, queued ones too; thawed, 204 and the right answers', async (t) => {
   const server = await startRedisServer(t)
   const clock = createClock(T0)
-  const app = await buildTestApp(t, { now: clock.now, site: uniqueSite('frozen'), env: { REDIS_URL: server.url, CAT_REDIS_TIMEOUT_MS: '300' } })
+  // The writer runs too: its blocking reads on a connection of their own live through the freeze.
+  const app = await buildTestApp(t, { now: clock.now, site: uniqueSite('frozen'), activityLoops: true, env: { REDIS_URL: server.url, CAT_REDIS_TIMEOUT_MS: '300' } })
   const subs = Array.from({ length: 12 }, (_, i) => `c${i}`)
   for (const sub of subs) {
     await ensureConsent(app, clientToken({ sub }, clock.now()))
@@ -95,5 +96,12 @@ t.test('Redis frozen: heartbeats answer 503 with Retry-After, queued ones too; t
   for (const sub of subs) t.equal((await beat(app, clock.now(), sub, 'nav', `/three-${sub}`)).statusCode, 204, `${sub} after the thaw`)
   const online = (await app.inject({ url: '/admin/api/online', headers: { authorization: `Bearer ${adminToken({}, clock.now())}` } })).json() as { online: { contactId: string; path: string }[] }
   t.same(online.online.map((p) => `${p.contactId} ${p.path}`).sort(), subs.map((sub) => `${sub} /three-${sub}`).sort(), 'each contact on its own last page')
+  for (const sub of subs) {
+    await until(`the page view of ${sub} after the thaw is written`, async () => {
+      const { events } = await app.activity.exportContact(sub)
+      return events.some((event) => event.path === `/three-${sub}`) ? true : undefined
+    })
+  }
+  t.pass('the writer wrote what came after the thaw')
   t.equal((await app.inject('/readyz')).statusCode, 200)
 })
