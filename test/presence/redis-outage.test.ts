@@ -2,6 +2,7 @@ import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { adminToken, buildTestApp, clientToken, createClock, ensureConsent, heartbeatUrl, uniqueSite } from '../helpers/app.js'
 import { startRedisServer } from '../helpers/redis-server.js'
+import type { RedisPresenceEngine } from '../../src/presence/redis-presence-engine.js'
 
 // Redis here is a private redis-server of each test, killed, restarted and frozen by it; the
 // shared one is never touched.
@@ -76,7 +77,7 @@ t.test('Redis frozen: heartbeats answer 503 with Retry-After, queued ones too; t
   const server = await startRedisServer(t)
   const clock = createClock(T0)
   // The writer runs too: its blocking reads on a connection of their own live through the freeze.
-  const app = await buildTestApp(t, { now: clock.now, site: uniqueSite('frozen'), activityLoops: true, env: { REDIS_URL: server.url, CAT_REDIS_TIMEOUT_MS: '300' } })
+  const app = await buildTestApp(t, { now: clock.now, site: uniqueSite('frozen'), activityLoops: true, env: { REDIS_URL: server.url, CAT_REDIS_TIMEOUT_MS: '1000' } })
   const subs = Array.from({ length: 12 }, (_, i) => `c${i}`)
   for (const sub of subs) {
     await ensureConsent(app, clientToken({ sub }, clock.now()))
@@ -84,13 +85,22 @@ t.test('Redis frozen: heartbeats answer 503 with Retry-After, queued ones too; t
   }
 
   server.freeze()
-  // Together: the first ones go to Redis in one call, the others queue behind it unsent.
-  const during = await answered('heartbeats to a frozen Redis', Promise.all(subs.flatMap((sub) => [beat(app, clock.now(), sub), beat(app, clock.now(), sub, 'nav', '/two')])))
+  const [first, behind] = [subs.slice(0, 6), subs.slice(6)]
+  // The first heartbeats go to Redis in one call, which stays unanswered…
+  const sent = Promise.all(first.flatMap((sub) => [beat(app, clock.now(), sub), beat(app, clock.now(), sub, 'nav', '/two')]))
+  const engine = app.presence as RedisPresenceEngine
+  await until('the first call is on its way', async () => (engine.redis.commandQueue.length > 0 ? true : undefined))
+  // …and these queue behind it.
+  const queued = Promise.all(behind.map((sub) => beat(app, clock.now(), sub, 'nav', '/queued')))
+  const during = [...await answered('heartbeats to a frozen Redis', sent), ...await answered('heartbeats queued behind', queued)]
   t.same(during.map((res) => res.statusCode), during.map(() => 503), 'every heartbeat got 503')
   t.ok(during.every((res) => Number(res.headers['retry-after']) > 0), 'each with Retry-After')
   t.equal((await answered('readiness', app.inject('/readyz'))).statusCode, 503, 'readiness fails too')
 
   server.thaw()
+  const afterThaw = (await engine.snapshot()).online
+  t.same(afterThaw.filter((p) => behind.includes(p.contactId)).map((p) => p.path), behind.map(() => '/one'),
+    'the queued heartbeats failed with the call they waited for, unsent: Redis never got them')
   // The connection was never cut: the late answers of the timed-out calls come first, then
   // the new calls get their own.
   for (const sub of subs) t.equal((await beat(app, clock.now(), sub, 'nav', `/three-${sub}`)).statusCode, 204, `${sub} after the thaw`)
