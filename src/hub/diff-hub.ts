@@ -240,10 +240,12 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
       }
       const again = batch.filter((conn) => connections.has(conn) && !started.has(conn) && !waiting.includes(conn))
       waiting = [...again, ...waiting]
-      retryTimer = setTimeout(() => {
-        retryTimer = undefined
-        void fetchSnapshots()
-      }, delay)
+      if (!closed) {
+        retryTimer = setTimeout(() => {
+          retryTimer = undefined
+          void fetchSnapshots()
+        }, delay)
+      }
     } finally {
       fetching = false
       if (waiting.length > 0) void fetchSnapshots()

@@ -1,9 +1,12 @@
 import t from 'tap'
-import WebSocket from 'ws'
+import WebSocket, { WebSocketServer } from 'ws'
+import pino from 'pino'
 import type { FastifyInstance } from 'fastify'
 import { adminToken, buildTestApp, clientToken, ensureConsent, heartbeatUrl, uniqueSite } from '../helpers/app.js'
 import { connectDashboard, type Message } from '../helpers/ws.js'
 import { startRedisServer, type TestRedisServer } from '../helpers/redis-server.js'
+import { createDiffHub } from '../../src/hub/diff-hub.js'
+import type { Presence, PresenceEngine, SnapshotParts } from '../../src/presence/presence-engine.js'
 
 // Each test runs its own redis-server and restarts or kills it; the shared Redis is not touched.
 
@@ -84,4 +87,55 @@ t.test('a snapshot asked for while Redis is down: the dashboard waits, open, and
   await join(app, 'bob', '/after')
   await dash.waitFor(holds('bob'), 15_000, dash.messages.indexOf(fresh))
   t.pass('live again')
+})
+
+t.test('hub: a snapshot read that fails is tried again, the socket kept; one that fails mid-message closes its socket with 1011', async (t) => {
+  // Only the hub's handling is under test: an engine whose reads fail as told (the Redis cases are above).
+  const presence = (contactId: string): Presence => ({ contactId, clientId: 'c', name: contactId, company: 'Acme', path: '/', title: '', state: 'active', since: 1, lastSeen: 1, tabs: 1 })
+  const plan: ('fail-at-once' | 'fail-after-a-part' | 'ok')[] = ['fail-at-once', 'fail-at-once', 'ok', 'fail-after-a-part', 'ok']
+  const reads = (): SnapshotParts => {
+    const how = plan.shift() ?? 'ok'
+    return {
+      parts: (async function* () {
+        if (how === 'fail-at-once') throw new Error('Redis is away')
+        yield [presence('a')]
+        if (how === 'fail-after-a-part') throw new Error('Redis went away')
+        yield [presence('b')]
+      })(),
+      position: () => 0,
+      lowest: 0,
+      highest: 0,
+    }
+  }
+  const engine = { snapshotParts: reads, onFeed: () => () => {} } as unknown as PresenceEngine
+  const hub = createDiffHub({ engine, diffIntervalMs: 10, retryMinMs: 10, retryMaxMs: 20, now: () => 1000, log: pino({ level: 'silent' }) })
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => {
+    hub.close()
+    server.close()
+  })
+  server.on('connection', (socket) => hub.add(socket))
+  await new Promise((resolve) => server.once('listening', resolve))
+  const connect = async (): Promise<{ socket: WebSocket; messages: Message[]; closed: Promise<number> }> => {
+    const socket = new WebSocket(`ws://127.0.0.1:${(server.address() as { port: number }).port}`)
+    const messages: Message[] = []
+    socket.on('message', (data) => messages.push(JSON.parse(data.toString()) as Message))
+    const closed = new Promise<number>((resolve) => socket.on('close', (code) => resolve(code)))
+    await new Promise((resolve) => socket.once('open', resolve))
+    return { socket, messages, closed }
+  }
+
+  const first = await connect()
+  const snapshot = await until('a snapshot after two failed reads', () => first.messages[0])
+  t.match(snapshot, { type: 'snapshot', seq: 1 })
+  t.same(names(snapshot), ['a /', 'b /'], 'whole')
+  t.equal(first.socket.readyState, WebSocket.OPEN, 'kept open through the failures')
+
+  first.socket.send(JSON.stringify({ type: 'resync' }))
+  t.equal(await first.closed, 1011, 'a snapshot broken off after its first part: the socket cannot take another, 1011')
+  t.equal(first.messages.length, 1, 'and no half message reached it')
+
+  const second = await connect()
+  t.same(names(await until('the next dashboard gets its snapshot', () => second.messages[0])), ['a /', 'b /'])
+  second.socket.close()
 })
