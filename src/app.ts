@@ -5,14 +5,14 @@ import websocket from '@fastify/websocket'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config/config.js'
 import { MAX_ID_LENGTH, createTokenVerifier, type TokenVerifier } from './auth/tokens.js'
-import { registerErrorHandler } from './errors/error-handler.js'
+import { registerErrorHandler, webSocketErrorHandler } from './errors/error-handler.js'
 import { clientErrorHandler, frameworkErrors, guardRequests, lacksHost, rawErrorResponse } from './errors/edge-errors.js'
 import { lazyChildLogger, loggerOptions } from './log/logger.js'
 import { GAP_GRACE_MS, type PresenceEngine } from './presence/presence-engine.js'
 import { createMemoryPresenceEngine } from './presence/memory-presence-engine.js'
 import { createRedisPresenceEngine } from './presence/redis-presence-engine.js'
 import { createDiffHub, type DiffHub } from './hub/diff-hub.js'
-import { CLOSE_CODES } from './errors/errors.js'
+import { AppError, CLOSE_CODES } from './errors/errors.js'
 import type { IncomingMessage, Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { heartbeatRoutes } from './routes/heartbeat.js'
@@ -163,7 +163,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 
   const presence: PresenceEngine = config.redisUrl === undefined
     ? createMemoryPresenceEngine({ now, ...timings })
-    : await createRedisPresenceEngine({ url: config.redisUrl, site: config.site, now, ...timings, connectionName: deps.instanceId })
+    : await createRedisPresenceEngine({
+      url: config.redisUrl, site: config.site, now, ...timings, connectionName: deps.instanceId, commandTimeoutMs: config.redisTimeoutMs, log: app.log,
+    })
   const hub = createDiffHub({ engine: presence, diffIntervalMs: config.diffIntervalMs, sendBufferBytes: deps.sendBufferBytes, now, log: app.log })
   // Unique per start: it names this instance's stream consumer and pub/sub origin, and pids
   // repeat across containers.
@@ -180,7 +182,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     throw error
   }
   const activity = createSqlActivityStore({ database, now })
-  const activityWriter = createActivityWriter({ source, store: activity, log: app.log })
+  const activityWriter = createActivityWriter({ source, store: activity, log: app.log, now })
   const loops = deps.activityLoops ?? true
   const activityJobs = createActivityJobs({
     store: activity,
@@ -217,7 +219,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     sweeper = setInterval(() => {
       if (sweeping) return
       sweeping = true
-      presence.sweep().catch((error: unknown) => app.log.warn({ err: error }, 'sweep failed')).finally(() => {
+      presence.sweep().catch((error: unknown) => {
+        // An unavailable engine logs that itself, once, not once a second.
+        if (!(error instanceof AppError && error.code === 'unavailable')) app.log.warn({ err: error }, 'sweep failed')
+      }).finally(() => {
         sweeping = false
       })
     }, sweepIntervalMs)
@@ -256,6 +261,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await app.register(async (scope) => {
     await scope.register(websocket, {
       options: { maxPayload: 4096 },
+      errorHandler: webSocketErrorHandler,
       // Dashboards are closed with 1012 (service restart) so they reconnect to another instance
       // at once; the plugin's default would close them without a code.
       preClose(done) {

@@ -29,6 +29,10 @@ export interface ActivityWriterOptions {
   /** Backoff after a failed write, ms: doubles from min up to max. */
   retryMinMs?: number
   retryMaxMs?: number
+  /** ms the loop may go on failing (reads or writes) before it counts as stalled. */
+  stallAfterMs?: number
+  /** The clock the stall is measured with. */
+  now?: () => number
 }
 
 export interface ActivityWriter {
@@ -39,6 +43,18 @@ export interface ActivityWriter {
   writeOnce(waitMs?: number): Promise<number>
   /** Takes over and writes events another consumer left pending; resolves with how many. */
   claimOnce(minIdleMs?: number): Promise<number>
+  /**
+   * True while the loop has been failing for `stallAfterMs` or longer, whatever fails (the
+   * stream, the database): it writes nothing, and readiness says so.
+   */
+  readonly stalled: boolean
+}
+
+/** An error in one line for the log: its code and message, no stack. */
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error)
+  const code = (error as { code?: unknown }).code
+  return typeof code === 'string' && !error.message.includes(code) ? `${code}: ${error.message}` : error.message
 }
 
 /** Below this many events per part a batch is written as one transaction. */
@@ -63,8 +79,14 @@ function split(events: readonly ActivityEvent[], count: number): (readonly Activ
  * acknowledged: the events wait in the stream and the writer retries with backoff.
  */
 export function createActivityWriter(options: ActivityWriterOptions): ActivityWriter {
-  const { source, store, log, batchSize = 2000, parallel = 2, depth = 2, waitMs = 250, claimIdleMs = 30_000, claimEveryMs = 10_000, retryMinMs = 200, retryMaxMs = 10_000 } = options
+  const {
+    source, store, log, batchSize = 2000, parallel = 2, depth = 2, waitMs = 250, claimIdleMs = 30_000, claimEveryMs = 10_000,
+    retryMinMs = 200, retryMaxMs = 10_000, stallAfterMs = 10_000, now = Date.now,
+  } = options
   let running = false
+  /** When the current run of failures began; undefined while the loop succeeds. */
+  let failingSince: number | undefined
+  const stalled = (): boolean => running && failingSince !== undefined && now() - failingSince >= stallAfterMs
   let loop: Promise<void> | undefined
   let wakeSleep: (() => void) | undefined
 
@@ -120,6 +142,7 @@ export function createActivityWriter(options: ActivityWriterOptions): ActivityWr
 
   async function run(): Promise<void> {
     let failures = 0
+    let announced = false
     let lastClaim = 0
     // The next batch is read while this one is written: the stream read and the database
     // work overlap (a backlog drains faster by the read time).
@@ -165,8 +188,12 @@ export function createActivityWriter(options: ActivityWriterOptions): ActivityWr
           lastClaim = Date.now()
           await claimOnce()
         }
-        if (failures > 0) log.info({ failures }, 'activity writer: writing again')
+        if (failures > 0) {
+          log.info({ failures, failedForMs: now() - (failingSince ?? now()) }, 'activity writer: writing again')
+        }
         failures = 0
+        failingSince = undefined
+        announced = false
       } catch (error) {
         // Nothing is read again before every batch in flight has committed or failed.
         await settled()
@@ -176,9 +203,14 @@ export function createActivityWriter(options: ActivityWriterOptions): ActivityWr
         source.retry()
         if (!running) break
         failures += 1
+        failingSince ??= now()
         const delay = Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(failures - 1, 16))
-        // The first failure and then every tenth: a long outage is not a log flood.
-        if (failures === 1 || failures % 10 === 0) log.warn({ err: error, failures, retryInMs: delay }, 'activity writer: write failed; the events wait in the stream')
+        // The changes of state, not every attempt: a long outage is not a log flood.
+        if (failures === 1) log.warn({ reason: describe(error), retryInMs: delay }, 'activity writer: write failed; the events wait in the stream')
+        if (!announced && stalled()) {
+          announced = true
+          log.warn({ reason: describe(error), failures, failingForMs: now() - failingSince }, 'activity writer: stalled; readiness fails until it writes again')
+        }
         await sleep(delay)
       }
     }
@@ -192,6 +224,7 @@ export function createActivityWriter(options: ActivityWriterOptions): ActivityWr
     start() {
       if (running) return
       running = true
+      failingSince = undefined
       loop = run()
     },
     async stop({ drainMs = 0 } = {}) {
@@ -211,5 +244,8 @@ export function createActivityWriter(options: ActivityWriterOptions): ActivityWr
     },
     writeOnce,
     claimOnce,
+    get stalled() {
+      return stalled()
+    },
   }
 }

@@ -18,6 +18,8 @@ const EnvSchema = Type.Object({
   CAT_SECRET: Type.Optional(Type.String({ description: 'a comma list of secrets of at least 16 characters each' })),
   /** redis:// or rediss:// URL; unset means the in-memory engine. */
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'a redis:// or rediss:// URL' })),
+  /** Milliseconds a Redis command may go unanswered before it fails (the request gets 503). */
+  CAT_REDIS_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 60000, default: 1000, description: 'whole milliseconds, 50-60000' }),
   /** mysql:// URL; unset means SQLite under CAT_DATA_DIR. */
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^mysql://[^/]+/[^/?#]+', description: 'a mysql://user:pass@host:3306/db URL' })),
   /** Directory of the embedded SQLite file. */
@@ -58,6 +60,7 @@ export interface Config {
   /** True when no CAT_SECRET was given and one was generated for this process. */
   readonly secretGenerated: boolean
   readonly redisUrl: string | undefined
+  readonly redisTimeoutMs: Env['CAT_REDIS_TIMEOUT_MS']
   readonly databaseUrl: string | undefined
   readonly dataDir: string
   /** CAT_LANG_DIR, resolved; undefined when unset. */
@@ -156,6 +159,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     secrets: Object.freeze(secrets),
     secretGenerated,
     redisUrl: env.REDIS_URL,
+    redisTimeoutMs: env.CAT_REDIS_TIMEOUT_MS,
     databaseUrl: env.DATABASE_URL,
     dataDir: resolve(env.CAT_DATA_DIR),
     langDir: env.CAT_LANG_DIR === undefined ? undefined : resolve(env.CAT_LANG_DIR),

@@ -55,6 +55,8 @@ export const CLOSE_CODES = {
   tryAgainLater: { code: 1013, reason: 'send buffer full', reconnect: 'with backoff' },
   /** The client sent something that is not a known message: fix the client; do not retry blindly. */
   policyViolation: { code: 1008, reason: 'unknown message', reconnect: 'after fixing the client' },
+  /** A snapshot failed in the middle of its message (the presence store went away): reconnect with backoff. */
+  snapshotInterrupted: { code: 1011, reason: 'snapshot interrupted', reconnect: 'with backoff' },
   /** The client's message was larger than allowed. */
   messageTooBig: { code: 1009, reason: 'message too big', reconnect: 'after fixing the client' },
 } as const

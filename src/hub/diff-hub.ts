@@ -12,6 +12,9 @@ export interface DiffHubOptions {
   sendBufferBytes?: number
   /** ms between WebSocket pings; a socket that did not answer the previous one is dropped. */
   keepaliveMs?: number
+  /** Backoff of a snapshot read that failed (the engine unavailable), ms: doubles from min up to max. */
+  retryMinMs?: number
+  retryMaxMs?: number
   now: () => number
   log: FastifyBaseLogger
 }
@@ -54,13 +57,17 @@ const COMMA = 0x2c
 const FRAGMENT_ABOVE = 64 * 1024
 
 export function createDiffHub(options: DiffHubOptions): DiffHub {
-  const { engine, diffIntervalMs, sendBufferBytes = 4 * 1024 * 1024, keepaliveMs = 30_000, now, log } = options
+  const { engine, diffIntervalMs, sendBufferBytes = 4 * 1024 * 1024, keepaliveMs = 30_000, retryMinMs = 100, retryMaxMs = 5_000, now, log } = options
   const connections = new Set<Connection>()
   let window: Change[] = []
   let flushTimer: NodeJS.Timeout | undefined
   let waiting: Connection[] = []
   let fetching = false
   let closed = false
+  /** The next read after a failed one; no read starts before it. */
+  let retryTimer: NodeJS.Timeout | undefined
+  /** Snapshot reads failed in a row. */
+  let failures = 0
 
   /**
    * Starts a message: false (and nothing sent) when the socket is gone or too slow. A
@@ -175,12 +182,14 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
    * waits for it: each part serialised and encoded once, then sent as it is.
    */
   async function fetchSnapshots(): Promise<void> {
-    if (fetching || closed) return
+    if (fetching || closed || retryTimer !== undefined) return
     fetching = true
     // Only sockets that were waiting when the read began may share it: each one's pending
-    // list started before the read, so nothing between the read and the socket is missed.
+    // list starts with the read, so nothing between the read and the socket is missed, and
+    // what it held from before (a read that failed) is in the snapshot.
     const batch = waiting
     waiting = []
+    for (const conn of batch) conn.pending = []
     const started = new Set<Connection>()
     const open = (): Connection[] => [...started].filter((conn) => connections.has(conn) && conn.socket.readyState === OPEN)
     try {
@@ -215,11 +224,27 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
         conn.socket.send(end, { binary: false, fin: true })
         goLive(conn, reader, bytes)
       }
+      if (failures > 0) log.info({ failures }, 'snapshot read again; the waiting dashboards have theirs')
+      failures = 0
     } catch (error) {
-      log.error({ err: error }, 'snapshot failed; closing the waiting dashboards')
-      for (const conn of batch) {
+      // The engine is unavailable (Redis away, or back on the subscriber before the command
+      // connection after a reconnect): the dashboards stay open and wait, and the read is
+      // tried again with backoff until it succeeds. Only a socket whose message had begun
+      // cannot take another in the middle of it: it is closed and reconnects.
+      failures += 1
+      const delay = Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(failures - 1, 16))
+      if (failures === 1) log.warn({ reason: error instanceof Error ? error.message : String(error), retryInMs: delay }, 'snapshot failed; the dashboards wait for it')
+      for (const conn of started) {
         drop(conn)
-        conn.socket.close(CLOSE_CODES.tryAgainLater.code, 'snapshot unavailable')
+        conn.socket.close(CLOSE_CODES.snapshotInterrupted.code, CLOSE_CODES.snapshotInterrupted.reason)
+      }
+      const again = batch.filter((conn) => connections.has(conn) && !started.has(conn) && !waiting.includes(conn))
+      waiting = [...again, ...waiting]
+      if (!closed) {
+        retryTimer = setTimeout(() => {
+          retryTimer = undefined
+          void fetchSnapshots()
+        }, delay)
       }
     } finally {
       fetching = false
@@ -288,6 +313,7 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
       closed = true
       unsubscribe()
       clearInterval(keepalive)
+      clearTimeout(retryTimer)
       if (flushTimer !== undefined) clearTimeout(flushTimer)
       flushTimer = undefined
       for (const conn of connections) conn.socket.close(code, reason)

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { Redis, type RedisOptions } from 'ioredis'
+import type { FastifyBaseLogger } from 'fastify'
 import { AppError } from '../errors/errors.js'
 import type {
   ActivityEvent,
@@ -89,6 +90,14 @@ export interface RedisPresenceEngineOptions extends PresenceTimings {
   sweepBatch?: number
   /** Names the connections in CLIENT LIST, e.g. the instance id. */
   connectionName?: string
+  /**
+   * ms a command may go unanswered before it fails (and the request with it: 503): a Redis
+   * that hangs (frozen, swapping, a script running long) is then as unavailable as one that is
+   * gone. Default 1000.
+   */
+  commandTimeoutMs?: number
+  /** Where the changes of Redis's state (unavailable, available again) are logged. */
+  log?: Pick<FastifyBaseLogger, 'info' | 'warn'>
 }
 
 export interface RedisKeys {
@@ -182,12 +191,17 @@ export interface RedisPresenceEngine extends PresenceEngine {
   readonly subscriberName: string
 }
 
+/** ioredis's error for a command unanswered within `commandTimeout`. */
+function timedOut(error: unknown): boolean {
+  return error instanceof Error && error.message === 'Command timed out'
+}
+
 function unavailable(cause: unknown): AppError {
   return new AppError('unavailable', 'Presence store (Redis) is unavailable.', { retryAfterS: RETRY_AFTER_S, cause })
 }
 
 export async function createRedisPresenceEngine(options: RedisPresenceEngineOptions): Promise<RedisPresenceEngine> {
-  const { url, site, now, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs = DEFAULT_MAX_TABS, sweepBatch = 1000 } = options
+  const { url, site, now, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs = DEFAULT_MAX_TABS, sweepBatch = 1000, commandTimeoutMs = 1000, log } = options
   const keys = redisKeys(site)
   const name = options.connectionName ?? `cat-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
   // No offline queue: while Redis is away a heartbeat fails at once with 503 and the snippet
@@ -197,7 +211,9 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
   // (sendQueued); on top of that ioredis's per-turn pipelines cost more than they saved
   // (A/B, 10 000 contacts, two rounds each: beat 13 000-15 400 -> 15 000-19 000 req/s,
   // nav 6 600-7 300 -> 8 400-9 700 req/s, less CPU per request in both).
-  const redis = new Redis(url, { ...base, connectionName: `${name}:cmd` }) as ScriptedRedis
+  // ioredis keeps the command of a timed-out call in its queue and matches the late reply to
+  // it, so the answers that follow still reach their own calls.
+  const redis = new Redis(url, { ...base, connectionName: `${name}:cmd`, commandTimeout: commandTimeoutMs }) as ScriptedRedis
   const subscriberName = `${name}:sub`
   const subscriber = new Redis(url, { ...base, connectionName: subscriberName, enableOfflineQueue: true })
   // Errors surface on the calls that fail; the connection events are only reconnect noise.
@@ -303,12 +319,19 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
     reject: (error: unknown) => void
   }
   let queue: Queued[] = []
-  const settle = (batch: readonly Queued[], call: Promise<(HeartbeatResult | number)[]>): Promise<void> =>
+  /** Resolves with the call's error, if it failed. */
+  const settle = (batch: readonly Queued[], call: Promise<(HeartbeatResult | number)[]>): Promise<unknown> =>
     call.then(
-      (results) => batch.forEach((queued, i) => queued.resolve(queued.fast ? results[i] === 1 : results[i] as HeartbeatResult)),
-      (error: unknown) => batch.forEach((queued) => queued.reject(error)),
+      (results) => {
+        batch.forEach((queued, i) => queued.resolve(queued.fast ? results[i] === 1 : results[i] as HeartbeatResult))
+        return undefined
+      },
+      (error: unknown) => {
+        batch.forEach((queued) => queued.reject(error))
+        return error
+      },
     )
-  const sendRun = (batch: readonly Queued[]): Promise<void> => {
+  const sendRun = (batch: readonly Queued[]): Promise<unknown> => {
     const args: (string | number)[] = []
     if (batch[0]?.fast === true) {
       args.push(1 + batch.length, keys.due)
@@ -331,7 +354,7 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
     const all = queue
     queue = []
     let start = 0
-    let last: Promise<void> = Promise.resolve()
+    let last: Promise<unknown> = Promise.resolve()
     for (let i = 1; i <= all.length; i += 1) {
       const first = all[start] as Queued
       if (i === all.length || all[i]?.fast !== first.fast || i - start === (first.fast ? BEATS_PER_CALL : HEARTBEATS_PER_CALL)) {
@@ -342,8 +365,15 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
     inFlight += 1
     // Redis answers in order: the last call's answer ends the send. What queued meanwhile goes
     // after the turns of the wait.
-    void last.then(() => {
+    void last.then((error) => {
       inFlight -= 1
+      // Unanswered within the command timeout: Redis hangs, and what queued behind the call
+      // would wait as long again for its own; it fails now, with it.
+      if (timedOut(error)) {
+        const waiting = queue
+        queue = []
+        for (const queued of waiting) queued.reject(error)
+      }
       if (queue.length > 0) scheduleSend()
     })
   }
@@ -370,13 +400,25 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
       }
     })
 
+  type Reply = [string, [string, string[] | null][]][] | null
   /** The event sources' own connections: closed with the engine if their owner did not. */
   const readers = new Set<Redis>()
 
+  /** Whether the last call failed: the log gets the changes of state, not every failure. */
+  let failing = false
   async function call<T>(fn: () => Promise<T>): Promise<T> {
     try {
-      return await fn()
+      const result = await fn()
+      if (failing) {
+        failing = false
+        log?.info('Redis is available again')
+      }
+      return result
     } catch (error) {
+      if (!failing) {
+        failing = true
+        log?.warn({ reason: error instanceof Error ? error.message : String(error) }, 'Redis is unavailable; its callers get 503 until it answers again')
+      }
       throw unavailable(error)
     }
   }
@@ -536,16 +578,46 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
     },
 
     async eventSource(consumer: string): Promise<ActivityEventSource> {
-      // Its own connection: XREADGROUP … BLOCK holds the connection while it waits.
+      // Its own connection: XREADGROUP … BLOCK holds the connection while it waits. No command
+      // timeout on it (a read that waits would hit it); each read has a deadline of its own.
       const reader = new Redis(url, { ...base, connectionName: `${name}:writer` })
       readers.add(reader)
       reader.on('error', () => {})
       await reader.connect()
-      try {
-        await redis.xgroup('CREATE', keys.events, WRITER_GROUP, '0', 'MKSTREAM')
-      } catch (error) {
-        if (!String(error).includes('BUSYGROUP')) throw error
+      const createGroup = async (): Promise<void> => {
+        try {
+          await redis.xgroup('CREATE', keys.events, WRITER_GROUP, '0', 'MKSTREAM')
+        } catch (error) {
+          if (!String(error).includes('BUSYGROUP')) throw error
+        }
       }
+      await createGroup()
+      /**
+       * The group is gone when Redis lost its data (restarted without persistence, flushed):
+       * it is created again, from the start of the stream (whatever is in it is unwritten:
+       * written entries are deleted), and the call is made once more. Several writers may do
+       * this at once; BUSYGROUP says another one was first.
+       */
+      const withGroup = async <T>(fn: () => Promise<T>): Promise<T> => {
+        try {
+          return await fn()
+        } catch (error) {
+          if (!(error instanceof Error && error.message.startsWith('NOGROUP'))) throw error
+          await createGroup()
+          return fn()
+        }
+      }
+      /** A read of the group, failed when Redis has not answered within its wait and the command timeout. */
+      const readGroup = (waitMs: number, ...args: (string | number)[]): Promise<Reply> =>
+        withGroup(() => {
+          let timer: NodeJS.Timeout | undefined
+          const deadline = waitMs + commandTimeoutMs
+          const late = new Promise<never>((_resolve, reject) => {
+            timer = setTimeout(() => reject(new Error(`Redis did not answer a read within ${deadline} ms`)), deadline)
+          })
+          const read = reader.call('XREADGROUP', 'GROUP', WRITER_GROUP, consumer, 'COUNT', ...args) as Promise<Reply>
+          return Promise.race([read, late]).finally(() => clearTimeout(timer))
+        })
       /**
        * Set by retry(): this consumer's pending entries after this id are read again before
        * anything new (a write failed). Reads go on while earlier ones are being written, so
@@ -560,11 +632,10 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
         }
         return events
       }
-      type Reply = [string, [string, string[] | null][]][] | null
       return {
         async read(count, waitMs) {
           while (recoverAfter !== undefined) {
-            const own = (await reader.xreadgroup('GROUP', WRITER_GROUP, consumer, 'COUNT', count, 'STREAMS', keys.events, recoverAfter)) as Reply
+            const own = await readGroup(0, count, 'STREAMS', keys.events, recoverAfter)
             const entries = own?.[0]?.[1] ?? []
             if (entries.length === 0) {
               recoverAfter = undefined
@@ -576,14 +647,15 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
             const events = take(entries)
             if (events.length > 0) return events
           }
-          const fresh = (await reader.xreadgroup('GROUP', WRITER_GROUP, consumer, 'COUNT', count, 'BLOCK', Math.max(1, waitMs), 'STREAMS', keys.events, '>')) as Reply
+          const block = Math.max(1, waitMs)
+          const fresh = await readGroup(block, count, 'BLOCK', block, 'STREAMS', keys.events, '>')
           return take(fresh?.[0]?.[1] ?? [])
         },
         retry() {
           recoverAfter = '0'
         },
         async claimStale(minIdleMs, count) {
-          const reply = (await redis.xautoclaim(keys.events, WRITER_GROUP, consumer, minIdleMs, '0-0', 'COUNT', count)) as [string, [string, string[] | null][]]
+          const reply = (await withGroup(() => redis.xautoclaim(keys.events, WRITER_GROUP, consumer, minIdleMs, '0-0', 'COUNT', count))) as [string, [string, string[] | null][]]
           return take(reply[1])
         },
         async ack(ids) {

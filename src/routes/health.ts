@@ -31,6 +31,9 @@ export async function healthRoutes(app: FastifyInstance): Promise<void> {
         }
       }),
     )
+    // The writer's own view, whatever the engine: a Redis and a database that both answer can
+    // still leave it failing (its consumer group gone), and the activity log would stop unseen.
+    checks.activityWriter = app.activityWriter.stalled ? 'stalled' : 'ok'
     if (app.draining) checks.instance = 'draining'
     const failing = Object.entries(checks).filter(([, state]) => state !== 'ok').map(([name]) => name)
     void reply.header('Cache-Control', 'no-store')

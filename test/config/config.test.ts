@@ -29,6 +29,7 @@ t.test('defaults', async (t) => {
   t.equal(config.logLevel, 'info')
   t.equal(config.dataDir, resolve('./data'))
   t.equal(config.redisUrl, undefined)
+  t.equal(config.redisTimeoutMs, 1000)
   t.equal(config.databaseUrl, undefined)
   t.same(config.allowedOrigins, [])
   t.equal(config.production, false)
@@ -44,6 +45,7 @@ t.test('values are read from the environment', async (t) => {
     HOST: '0.0.0.0',
     CAT_SECRET: SECRET_A,
     REDIS_URL: 'rediss://:pw@redis.example:6380/2',
+    CAT_REDIS_TIMEOUT_MS: '250',
     DATABASE_URL: 'mysql://user:pass@db:3306/cat',
     CAT_DATA_DIR: '/var/lib/cat',
     CAT_SITE: 'portal-1.eu_west',
@@ -59,6 +61,7 @@ t.test('values are read from the environment', async (t) => {
   t.same(config.secrets, [SECRET_A])
   t.equal(config.secretGenerated, false)
   t.equal(config.redisUrl, 'rediss://:pw@redis.example:6380/2')
+  t.equal(config.redisTimeoutMs, 250)
   t.equal(config.databaseUrl, 'mysql://user:pass@db:3306/cat')
   t.equal(config.dataDir, '/var/lib/cat')
   t.equal(config.site, 'portal-1.eu_west')
@@ -106,6 +109,8 @@ t.test('every bad value stops the start with one line naming the variable', asyn
     ['PORT', { PORT: '1e3' }],
     ['DATABASE_URL', { DATABASE_URL: 'postgres://x/y' }],
     ['REDIS_URL', { REDIS_URL: 'http://x' }],
+    ['CAT_REDIS_TIMEOUT_MS', { CAT_REDIS_TIMEOUT_MS: '0' }],
+    ['CAT_REDIS_TIMEOUT_MS', { CAT_REDIS_TIMEOUT_MS: '1s' }],
     ['CAT_PRESENCE_TIMEOUT_S', { CAT_PRESENCE_TIMEOUT_S: '30' }],
     ['CAT_PRESENCE_TIMEOUT_S', { CAT_HEARTBEAT_INTERVAL_S: '100', CAT_PRESENCE_TIMEOUT_S: '99' }],
     ['CAT_IDLE_TIMEOUT_S', { CAT_IDLE_TIMEOUT_S: '30' }],
