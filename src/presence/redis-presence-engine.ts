@@ -30,19 +30,15 @@ const BEATS_PER_CALL = 500
 /**
  * A turn's queue goes out as soon as a heartbeat for the full script makes it this long: Redis
  * then runs those scripts while this process reads the next requests, where one call at the
- * end of the turn would leave each waiting for the other (nav, 20 000 contacts, 50
- * connections, three rounds beside the build without it: 2-11 % more requests served).
+ * end of the turn would leave each waiting for the other (measured with bench/cpu.ts --event nav).
  */
 const SEND_FULL_AT = 16
 
 /**
  * Sends of queued heartbeats awaiting Redis's answer at a time: heartbeats that arrive while
  * one is unanswered wait for its answer and then go together, so under load the calls grow
- * instead of multiplying. A write to a socket costs this machine 5-25 µs, a good part of a
- * heartbeat. Fast path, 100 000 contacts, 50 connections, five rounds each beside the build
- * sending at every turn's end: 7.5 instead of 4.2 beats per call, server CPU 31-33 instead of
- * 34-44 µs per request, 23 400-24 600 instead of 19 200-23 500 req/s; at 11 000 req/s over
- * 10 connections p99 2-3 ms instead of 5; nav unchanged (bench/cpu.ts).
+ * instead of multiplying: a write to a socket is a good part of a heartbeat's cost, and fewer,
+ * larger calls cost Redis less per beat (bench/cpu.ts prints requests per script call).
  */
 const MAX_IN_FLIGHT = 1
 
@@ -50,13 +46,8 @@ const MAX_IN_FLIGHT = 1
  * Turns of the event loop a send of queued heartbeats waits for, from the first heartbeat queued
  * (or from Redis's answer to the last send, when heartbeats queued meanwhile): two, so the
  * requests whose bytes arrived while the first turn's were handled are read and join the call.
- * The wait is a poll of the sockets, not a timer; a lone heartbeat goes a few µs later. Fast
- * path, 100 000 contacts, 50 connections, three A/Bs of 3-4 rounds beside the build that sent
- * at the end of the first turn (and at once on an answer): 21-30 instead of 7-11 beats per
- * call, Redis CPU 5.1-5.9 instead of 6.1-7.8 µs per request, server CPU 18.6-21.5 instead of
- * 20.2-23.4 µs, 40 100-41 900 instead of 35 500-38 400 req/s; at 18 000 req/s over 10
- * connections p99 1 ms alike, CPU 26.8-26.9 + 8.6-9.7 instead of 28.1-28.8 + 11.6-12.8 µs;
- * nav alike (bench/cpu.ts).
+ * The wait is a poll of the sockets, not a timer, so a lone heartbeat is not held back by a
+ * clock; a timer would cap a client with few connections.
  */
 const TURNS_BEFORE_SEND = 2
 
@@ -68,10 +59,8 @@ const SWEEP_BUCKETS = 256
 
 /**
  * Tab buckets per snapshot part: 32 parts, about 3 000 contacts each at 100 000 online. Small
- * parts are sent while the next are read, and their maps and arrays stay small: at 100 000
- * online, reading and encoding took 420-450 ms in one piece and 270-330 ms in parts of 32, 64
- * or 128 buckets alike (5 rounds each, in one process); the last byte at a dashboard came after
- * 417 ms instead of 686 (bench/snapshot.ts, medians of 7 rounds beside the single transaction).
+ * parts are sent while the next are read, and their maps and arrays stay small; parts of 32,
+ * 64 or 128 buckets read alike (bench/snapshot.ts compares checkouts).
  */
 export const SNAPSHOT_PART_BUCKETS = 64
 
@@ -209,8 +198,7 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
   const base: RedisOptions = { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 1 }
   // No auto-pipelining: the beats of one event-loop turn already go as one script call
   // (sendQueued); on top of that ioredis's per-turn pipelines cost more than they saved
-  // (A/B, 10 000 contacts, two rounds each: beat 13 000-15 400 -> 15 000-19 000 req/s,
-  // nav 6 600-7 300 -> 8 400-9 700 req/s, less CPU per request in both).
+  // (more CPU per request for beats and navs alike in bench/cpu.ts).
   // ioredis keeps the command of a timed-out call in its queue and matches the late reply to
   // it, so the answers that follow still reach their own calls.
   const redis = new Redis(url, { ...base, connectionName: `${name}:cmd`, commandTimeout: commandTimeoutMs }) as ScriptedRedis
