@@ -1,20 +1,10 @@
 import t from 'tap'
-import { buildTestApp, clientToken, createClock, ensureConsent, heartbeatUrl } from '../helpers/app.js'
+import { buildTestApp, clientToken, createClock, ensureConsent, heartbeatUrl, until } from '../helpers/app.js'
 import { createTestMysqlDatabase, mysqlUrlFor } from '../helpers/database.js'
 import { createTcpProxy } from '../helpers/tcp-proxy.js'
 
 const T0 = 1_800_000_000_000
 
-/** Polls `check` until it returns a value (not undefined); fails naming `what` after `ms`. */
-async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const value = await check()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
 
 t.test('memory engine: a writer that cannot write is named by readiness, and is not once it writes again', async (t) => {
   const clock = createClock(T0)

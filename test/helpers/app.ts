@@ -98,3 +98,14 @@ export async function ensureConsent(app: { inject: FastifyInstance['inject'] }, 
   if (res.statusCode !== 204) throw new Error(`consent answered ${res.statusCode}: ${res.body}`)
   done.add(sub)
 }
+
+/** Polls `check` until it returns a value (not undefined); fails naming `what` after `ms`. */
+export async function until<T>(what: string, check: () => T | undefined | Promise<T | undefined>, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const value = await check()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}

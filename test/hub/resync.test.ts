@@ -2,7 +2,7 @@ import t from 'tap'
 import WebSocket, { WebSocketServer } from 'ws'
 import pino from 'pino'
 import type { FastifyInstance } from 'fastify'
-import { adminToken, buildTestApp, clientToken, ensureConsent, heartbeatUrl, uniqueSite } from '../helpers/app.js'
+import { adminToken, buildTestApp, clientToken, ensureConsent, heartbeatUrl, uniqueSite, until } from '../helpers/app.js'
 import { connectDashboard, type Message } from '../helpers/ws.js'
 import { startRedisServer, type TestRedisServer } from '../helpers/redis-server.js'
 import { createDiffHub } from '../../src/hub/diff-hub.js'
@@ -10,16 +10,6 @@ import type { Presence, PresenceEngine, SnapshotParts } from '../../src/presence
 
 // Each test runs its own redis-server and restarts or kills it; the shared Redis is not touched.
 
-/** Polls `check` until it returns a value (not undefined); fails naming `what` after `ms`. */
-async function until<T>(what: string, check: () => T | undefined | Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const value = await check()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
 
 /** A heartbeat that opens a tab of `sub` on `path`, retried while Redis is still coming back. */
 async function join(app: FastifyInstance, sub: string, path: string): Promise<void> {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { adminToken, buildTestApp, clientToken, createClock, ensureConsent, heartbeatUrl, uniqueSite } from '../helpers/app.js'
+import { adminToken, buildTestApp, clientToken, createClock, ensureConsent, heartbeatUrl, uniqueSite, until } from '../helpers/app.js'
 import { startRedisServer } from '../helpers/redis-server.js'
 import type { RedisPresenceEngine } from '../../src/presence/redis-presence-engine.js'
 
@@ -9,16 +9,6 @@ import type { RedisPresenceEngine } from '../../src/presence/redis-presence-engi
 
 const T0 = 1_800_000_000_000
 
-/** Polls `check` until it returns a value (not undefined); fails naming `what` after `ms`. */
-async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const value = await check()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-}
 
 /** The answer, or a failure naming the request when none comes (a hung Redis held it). */
 async function answered<T>(what: string, promise: Promise<T>, ms = 15_000): Promise<T> {
