@@ -1,7 +1,8 @@
 import type { WebSocket } from 'ws'
 import type { FastifyBaseLogger } from 'fastify'
 import { CLOSE_CODES } from '../errors/errors.js'
-import type { FeedMessage, PresenceChange, PresenceEngine, SnapshotParts } from '../presence/presence-engine.js'
+import type { FeedMessage, PresenceChange, PresenceEngine } from '../presence/presence-engine.js'
+import type { SnapshotParts } from '../presence/snapshot-parts.js'
 import { coalesce } from './coalesce.js'
 
 export interface DiffHubOptions {
@@ -151,7 +152,7 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
       for (const conn of connections) requestSnapshot(conn)
       return
     }
-    const change: Change = { n: message.n, change: message.change }
+    const change: Change = { n: message.position, change: message.change }
     for (const conn of connections) conn.pending?.push(change)
     window.push(change)
     if (flushTimer === undefined) flushTimer = setTimeout(flush, diffIntervalMs)

@@ -11,7 +11,8 @@ import type {
   PresenceTimings,
   Snapshot,
 } from './presence-engine.js'
-import { DEFAULT_MAX_TABS, onePart } from './presence-engine.js'
+import { DEFAULT_MAX_TABS } from './presence-engine.js'
+import { onePart } from './snapshot-parts.js'
 
 interface Tab {
   hidden: boolean
@@ -47,7 +48,7 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
   const listeners = new Set<(message: FeedMessage) => void>()
   const consentListeners = new Set<(contactId: string) => void>()
   const queue: ActivityEvent[] = []
-  let n = 0
+  let position = 0
   let eventSeq = 0
   /** Wakes a reader waiting for events. */
   let wake: (() => void) | undefined
@@ -89,8 +90,8 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
   }
 
   function publish(change: PresenceChange): void {
-    n += 1
-    const message: FeedMessage = { type: 'change', n, change }
+    position += 1
+    const message: FeedMessage = { type: 'change', position, change }
     for (const listener of listeners) listener(message)
   }
 
@@ -120,7 +121,7 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
   async function snapshot(): Promise<Snapshot> {
     const online: Presence[] = []
     for (const [contactId, record] of contacts) online.push(toPresence(contactId, record))
-    return { n, online }
+    return { position, online }
   }
 
   return {

@@ -49,59 +49,16 @@ export type PresenceChange =
   | { kind: 'left'; left: Left }
 
 /**
- * The feed every instance's hub listens to. `n` rises by one per change across the whole
- * site; a `reset` says continuity was lost (a skipped `n`, a dropped pub/sub connection),
+ * The feed every instance's hub listens to. `position` rises by one per change across the whole
+ * site; a `reset` says continuity was lost (a skipped position, a dropped pub/sub connection),
  * so listeners must re-read the state.
  */
-export type FeedMessage = { type: 'change'; n: number; change: PresenceChange } | { type: 'reset' }
+export type FeedMessage = { type: 'change'; position: number; change: PresenceChange } | { type: 'reset' }
 
 export interface Snapshot {
-  /** The feed position the snapshot reflects: changes with `n` at or below it are in it. */
-  n: number
+  /** The feed position the snapshot reflects: changes at or below it are in it. */
+  position: number
   online: Presence[]
-}
-
-/**
- * A snapshot read part by part, so that a large one (megabytes at 100 000 online) can be sent
- * while the rest is read. Each part holds the contacts of its own share of the site, read at
- * its own feed position; the parts together hold every contact once. Once the parts are read,
- * `position` tells, per contact, up to which feed position its changes are in them: the
- * changes after it, and only those, bring a dashboard from the parts to the present.
- */
-export interface SnapshotParts {
-  parts: AsyncIterable<Presence[]>
-  /** Once the parts are read: changes to this contact with `n` at or below this are in them. */
-  position(contactId: string): number
-  /** Once the parts are read: the lowest position of any contact, and the highest. */
-  readonly lowest: number
-  readonly highest: number
-}
-
-/** A snapshot read at once, as one part. */
-export function onePart(read: () => Promise<Snapshot>): SnapshotParts {
-  let n = 0
-  async function* parts(): AsyncGenerator<Presence[]> {
-    const snapshot = await read()
-    n = snapshot.n
-    yield snapshot.online
-  }
-  return {
-    parts: parts(),
-    position: () => n,
-    get lowest() {
-      return n
-    },
-    get highest() {
-      return n
-    },
-  }
-}
-
-/** The parts as one snapshot, at the lowest position (every change at or below it is in it). */
-export async function wholeSnapshot(reader: SnapshotParts): Promise<Snapshot> {
-  const online: Presence[] = []
-  for await (const part of reader.parts) for (const presence of part) online.push(presence)
-  return { n: reader.lowest, online }
 }
 
 /**
@@ -176,6 +133,8 @@ export interface ActivityEventSource {
   ack(ids: readonly string[]): Promise<void>
   close(): Promise<void>
 }
+
+import type { SnapshotParts } from './snapshot-parts.js'
 
 export interface PresenceEngine {
   readonly kind: 'memory' | 'redis'

@@ -15,9 +15,9 @@ import type {
   PresenceEngine,
   PresenceTimings,
   Snapshot,
-  SnapshotParts,
 } from './presence-engine.js'
-import { DEFAULT_MAX_TABS, wholeSnapshot } from './presence-engine.js'
+import { DEFAULT_MAX_TABS } from './presence-engine.js'
+import { wholeSnapshot, type SnapshotParts } from './snapshot-parts.js'
 
 const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8')
 
@@ -265,7 +265,7 @@ export async function createRedisPresenceEngine(options: RedisPresenceEngineOpti
     }
     else if ((parsed.k === 'joined' || parsed.k === 'updated') && parsed.p !== undefined) change = { kind: parsed.k, presence: fixPresence(parsed.p) }
     else return
-    emit({ type: 'change', n: parsed.n, change })
+    emit({ type: 'change', position: parsed.n, change })
   }
   subscriber.on('close', () => {
     interrupted = true

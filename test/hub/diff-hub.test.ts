@@ -2,7 +2,8 @@ import t from 'tap'
 import pino from 'pino'
 import WebSocket, { WebSocketServer } from 'ws'
 import { createDiffHub } from '../../src/hub/diff-hub.js'
-import type { FeedMessage, Presence, PresenceEngine, SnapshotParts } from '../../src/presence/presence-engine.js'
+import type { FeedMessage, Presence, PresenceEngine } from '../../src/presence/presence-engine.js'
+import type { SnapshotParts } from '../../src/presence/snapshot-parts.js'
 
 const presence = (contactId: string, path = '/home'): Presence => ({
   contactId, clientId: 'client-1', name: contactId, company: 'Acme', path, title: 'Home', state: 'active', since: 1, lastSeen: 1, tabs: 1,
@@ -51,12 +52,12 @@ t.test('a change that reaches the hub after the snapshot, at or below its contac
   await arrived(1)
   t.strictSame(messages[0]?.online?.map((p) => p.contactId), ['x'])
 
-  emit({ type: 'change', n: 4, change: { kind: 'updated', presence: presence('x', '/after-4') } })
-  emit({ type: 'change', n: 5, change: { kind: 'joined', presence: presence('y') } })
+  emit({ type: 'change', position: 4, change: { kind: 'updated', presence: presence('x', '/after-4') } })
+  emit({ type: 'change', position: 5, change: { kind: 'joined', presence: presence('y') } })
   await arrived(2)
   t.strictSame(messages[1]?.joined?.map((p) => p.contactId), ['y'], 'y joined after its position (3)')
   t.strictSame(messages[1]?.updated, [], 'x\'s change 4 was in the snapshot')
-  emit({ type: 'change', n: 6, change: { kind: 'updated', presence: presence('x', '/after-6') } })
+  emit({ type: 'change', position: 6, change: { kind: 'updated', presence: presence('x', '/after-6') } })
   await arrived(3)
   t.strictSame(messages[2]?.updated?.map((p) => [p.contactId, p.path]), [['x', '/after-6']], 'x\'s change after its position is sent')
   client.close()

@@ -6,7 +6,8 @@ import { adminToken, buildTestApp, clientToken, ensureConsent, heartbeatUrl, uni
 import { connectDashboard, type Message } from '../helpers/ws.js'
 import { startRedisServer, type TestRedisServer } from '../helpers/redis-server.js'
 import { createDiffHub } from '../../src/hub/diff-hub.js'
-import type { Presence, PresenceEngine, SnapshotParts } from '../../src/presence/presence-engine.js'
+import type { Presence, PresenceEngine } from '../../src/presence/presence-engine.js'
+import type { SnapshotParts } from '../../src/presence/snapshot-parts.js'
 
 // Each test runs its own redis-server and restarts or kills it; the shared Redis is not touched.
 

@@ -100,10 +100,10 @@ function harness(t: Test, engine: PresenceEngine): Harness {
       return got.length >= count ? got : undefined
     }),
     async settled() {
-      const { n } = await engine.snapshot()
+      const { position: n } = await engine.snapshot()
       return waitUntil(`the feed to reach n=${n}`, () => {
         const got = changes()
-        const last = got.at(-1)?.n ?? 0
+        const last = got.at(-1)?.position ?? 0
         return last >= n ? got : undefined
       })
     },
@@ -142,8 +142,8 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       t.equal(await engine.heartbeat(beat('nav')), 'joined')
       const expected = presence({ since: T0, lastSeen: T0 })
       const changes = await h.settled()
-      t.strictSame(changes, [{ type: 'change', n: 1, change: joined(expected) }], 'one joined change with the full PRESENCE')
-      t.strictSame(await engine.snapshot(), { n: 1, online: [expected] })
+      t.strictSame(changes, [{ type: 'change', position: 1, change: joined(expected) }], 'one joined change with the full PRESENCE')
+      t.strictSame(await engine.snapshot(), { position: 1, online: [expected] })
       t.strictSame(await h.events(), [event('join', T0, { name: NAME, company: COMPANY })])
       const [stored] = await engine.tailEvents(10)
       t.type(stored?.id, 'string', 'events carry an id')
@@ -156,7 +156,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       clock.advance(30_000)
       t.equal(await engine.heartbeat(beat('beat')), 'unchanged')
       t.strictSame(kinds(await h.settled()), ['joined'], 'no feed message for a plain beat')
-      t.strictSame(await engine.snapshot(), { n: 1, online: [presence({ since: T0, lastSeen: T0 + 30_000 })] })
+      t.strictSame(await engine.snapshot(), { position: 1, online: [presence({ since: T0, lastSeen: T0 + 30_000 })] })
       // A second beat in the same ms (Redis: the fast path's ZADD changes nothing) is unchanged too.
       t.equal(await engine.heartbeat(beat('beat')), 'unchanged')
       t.strictSame(kinds(await h.settled()), ['joined'])
@@ -172,7 +172,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       const expected = presence({ path: '/clients/invoices', title: 'Invoices', since: T0, lastSeen: T0 + 5_000 })
       const changes = await h.settled()
       t.strictSame(changes.map((m) => m.change), [joined(presence({ since: T0, lastSeen: T0 })), updated(expected)])
-      t.strictSame(await engine.snapshot(), { n: 2, online: [expected] })
+      t.strictSame(await engine.snapshot(), { position: 2, online: [expected] })
       t.strictSame(await h.events(), [
         event('join', T0, { name: NAME, company: COMPANY }),
         event('nav', T0 + 5_000, { path: '/clients/invoices', title: 'Invoices' }),
@@ -305,7 +305,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       const changes = await h.settled()
       t.strictSame(kinds(changes), ['joined', 'updated', 'left'])
       t.strictSame(last(changes), left({ at: hiddenAt, reason: 'idle' }))
-      t.strictSame(await engine.snapshot(), { n: 3, online: [] })
+      t.strictSame(await engine.snapshot(), { position: 3, online: [] })
       t.strictSame(await h.events(), [
         event('join', T0, { name: NAME, company: COMPANY }),
         event('hidden', hiddenAt),
@@ -325,7 +325,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       const changes = await h.settled()
       t.strictSame(kinds(changes), ['joined', 'left'])
       t.strictSame(last(changes), left({ at: T0, reason: 'timeout' }))
-      t.strictSame(await engine.snapshot(), { n: 2, online: [] })
+      t.strictSame(await engine.snapshot(), { position: 2, online: [] })
       t.strictSame(await h.events(), [event('join', T0, { name: NAME, company: COMPANY }), event('end', T0, { reason: 'timeout' })])
     })
 
@@ -425,7 +425,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       let changes = await h.settled()
       t.strictSame(kinds(changes), ['joined', 'left'])
       t.strictSame(last(changes), left({ at: T0 + 3_000, reason: 'leave' }))
-      t.strictSame(await engine.snapshot(), { n: 2, online: [] })
+      t.strictSame(await engine.snapshot(), { position: 2, online: [] })
       t.strictSame(await h.events(), [
         event('join', T0, { name: NAME, company: COMPANY }),
         event('leave', T0 + 3_000),
@@ -460,7 +460,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       const changes = await h.settled()
       t.strictSame(kinds(changes), ['joined', 'left', 'joined'])
       t.strictSame(last(changes), joined(expected))
-      t.strictSame(await engine.snapshot(), { n: 3, online: [expected] })
+      t.strictSame(await engine.snapshot(), { position: 3, online: [expected] })
       t.strictSame((await h.events()).at(-1), event('join', T0 + 15_000, { path: '/clients/contracts', title: 'Contracts', name: NAME, company: COMPANY }))
     })
 
@@ -468,7 +468,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       const { h, engine } = await setup(t)
       t.equal(await engine.heartbeat(beat('leave')), 'ignored')
       t.equal(await engine.heartbeat(beat('hidden')), 'ignored')
-      t.strictSame(await engine.snapshot(), { n: 0, online: [] })
+      t.strictSame(await engine.snapshot(), { position: 0, online: [] })
       t.strictSame(await h.events(), [])
       t.strictSame(await h.settled(), [])
 
@@ -476,7 +476,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       t.equal(await engine.heartbeat(beat('leave', { sid: SID2 })), 'ignored', 'unknown tab of a known contact')
       t.equal(await engine.heartbeat(beat('hidden', { sid: SID2 })), 'ignored', 'unknown tab of a known contact')
       t.strictSame(kinds(await h.settled()), ['joined'])
-      t.strictSame(await engine.snapshot(), { n: 1, online: [presence({ since: T0, lastSeen: T0 })] })
+      t.strictSame(await engine.snapshot(), { position: 1, online: [presence({ since: T0, lastSeen: T0 })] })
       t.strictSame((await h.events()).map((e) => e.type), ['join'])
       t.equal(await engine.sweep(), 0)
     })
@@ -486,7 +486,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       t.equal(await engine.heartbeat(beat('beat', { path: '/clients/knowledge', title: 'Knowledge' })), 'joined')
       const expected = presence({ path: '/clients/knowledge', title: 'Knowledge', since: T0, lastSeen: T0 })
       let changes = await h.settled()
-      t.strictSame(changes, [{ type: 'change', n: 1, change: joined(expected) }])
+      t.strictSame(changes, [{ type: 'change', position: 1, change: joined(expected) }])
       t.strictSame((await engine.snapshot()).online, [expected])
       t.strictSame(await h.events(), [event('join', T0, { path: '/clients/knowledge', title: 'Knowledge', name: NAME, company: COMPANY })])
 
@@ -509,7 +509,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       const changes = await h.settled()
       t.strictSame(kinds(changes), ['joined', 'updated', 'left'])
       t.strictSame(last(changes), left({ at: T0 + 5_000, reason: 'withdrawn' }))
-      t.strictSame(await engine.snapshot(), { n: 3, online: [] })
+      t.strictSame(await engine.snapshot(), { position: 3, online: [] })
       t.match((await h.events()).at(-1), { type: 'end', contactId: CONTACT, clientId: CLIENT, at: T0 + 5_000, reason: 'withdrawn' })
 
       t.equal(await engine.end(CONTACT, 'withdrawn'), false, 'already gone')
@@ -541,10 +541,10 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
         clock.advance(1_000)
         await step()
         const changes = await h.settled()
-        t.equal((await engine.snapshot()).n, changes.at(-1)?.n ?? 0, `after ${label}: snapshot n is the last change's n`)
+        t.equal((await engine.snapshot()).position, changes.at(-1)?.position ?? 0, `after ${label}: the snapshot's position is the last change's`)
       }
       const changes = await h.settled()
-      t.strictSame(changes.map((m) => m.n), [1, 2, 3, 4, 5, 6, 7, 8], 'one number per change, no gaps')
+      t.strictSame(changes.map((m) => m.position), [1, 2, 3, 4, 5, 6, 7, 8], 'one number per change, no gaps')
       t.strictSame(kinds(changes), ['joined', 'joined', 'updated', 'updated', 'updated', 'updated', 'left', 'left'])
       t.equal(h.feed.length, 8, 'no resets')
     })
@@ -709,7 +709,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       t.equal(await engine.heartbeat(beat('leave', { contactId: odd, sid: SID2 })), 'left')
       changes = await h.settled()
       t.strictSame(last(changes), left({ contactId: odd, at: T0 + 4_000 + TIMEOUT + 1, reason: 'leave' }))
-      t.strictSame(await engine.snapshot(), { n: changes.at(-1)?.n, online: [] })
+      t.strictSame(await engine.snapshot(), { position: changes.at(-1)?.position, online: [] })
 
       const rejoin = clock.now()
       t.equal(await engine.heartbeat(beat('nav', { contactId: odd })), 'joined')
@@ -791,7 +791,7 @@ t.test('redis engine: each expiry is swept exactly once across instances', async
     for (const [label, h] of [['a', a], ['b', b]] as const) {
       const changes = await h.settled()
       t.strictSame(changes.map((m) => m.change), [joined(presence({ since: T0, lastSeen: T0 })), left({ at: T0, reason: 'timeout' })], `engine ${label} sees one join and one leave`)
-      t.strictSame(changes.map((m) => m.n), [1, 2])
+      t.strictSame(changes.map((m) => m.position), [1, 2])
     }
     const events = await a.events()
     t.equal(events.filter((e) => e.type === 'end').length, 1, 'one end event in the stream')
@@ -814,7 +814,7 @@ t.test('redis engine: each expiry is swept exactly once across instances', async
     t.strictSame(changesA, changesB, 'both instances see the same feed')
     const leftIds = changesA.flatMap((m) => (m.change.kind === 'left' ? [m.change.left.contactId] : []))
     t.strictSame([...leftIds].sort(), [...ids].sort(), 'one left per contact')
-    t.strictSame(changesA.map((m) => m.n), changesA.map((_, i) => i + 1), 'no gaps in n')
+    t.strictSame(changesA.map((m) => m.position), changesA.map((_, i) => i + 1), 'no gaps in the positions')
     const ends = (await a.events()).filter((e) => e.type === 'end').map((e) => e.contactId)
     t.strictSame(ends.sort(), [...ids].sort(), 'one end event per contact')
     t.strictSame((await a.engine.snapshot()).online, [])

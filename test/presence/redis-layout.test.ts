@@ -57,7 +57,7 @@ function collect(t: Test, engine: RedisPresenceEngine): { changes: PresenceChang
       for (;;) {
         if (messages.some((m) => m.type === 'reset')) throw new Error('reset in the feed')
         const last = messages.at(-1)
-        if (last?.type === 'change' && last.n >= n) return changes()
+        if (last?.type === 'change' && last.position >= n) return changes()
         if (Date.now() > deadline) throw new Error(`feed did not reach n=${n}`)
         await new Promise((resolve) => setTimeout(resolve, 5))
       }
@@ -134,7 +134,7 @@ t.test('many contacts across buckets, two engines sweeping concurrently in small
   t.equal(removedLater.reduce((sum, r) => sum + r, 0), hiddenTabs, 'then the hidden tabs, each once')
   t.strictSame(await Promise.all([a.sweep(), b.sweep()]), [0, 0], 'nothing left')
 
-  const { n } = await a.snapshot()
+  const { position: n } = await a.snapshot()
   const [changesA, changesB] = [await feedA.upTo(n), await feedB.upTo(n)]
   t.strictSame(changesA, changesB, 'both instances see the same feed')
   const leftIds = changesA.flatMap((c) => (c.kind === 'left' ? [c.left.contactId] : []))

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { adminToken, buildTestApp, cleanRedisSite, clientToken, heartbeatUrl, uniqueSite, ensureConsent } from '../helpers/app.js'
 import { connectDashboard, refusedUpgrade, type Dashboard, type Message } from '../helpers/ws.js'
 import { SNAPSHOT_PART_BUCKETS, TAB_BUCKETS, tabBucket, type RedisPresenceEngine } from '../../src/presence/redis-presence-engine.js'
-import type { SnapshotParts } from '../../src/presence/presence-engine.js'
+import type { SnapshotParts } from '../../src/presence/snapshot-parts.js'
 
 async function beat(app: FastifyInstance, sub: string, sid: string, event: string, path = '/home', title = 'Home'): Promise<void> {
   const token = clientToken({ sub, name: `Name ${sub}` })

@@ -1,0 +1,44 @@
+import type { Presence, Snapshot } from './presence-engine.js'
+
+/**
+ * A snapshot read part by part, so that a large one (megabytes at 100 000 online) can be sent
+ * while the rest is read. Each part holds the contacts of its own share of the site, read at
+ * its own feed position; the parts together hold every contact once. Once the parts are read,
+ * `position` tells, per contact, up to which feed position its changes are in them: the
+ * changes after it, and only those, bring a dashboard from the parts to the present.
+ */
+export interface SnapshotParts {
+  parts: AsyncIterable<Presence[]>
+  /** Once the parts are read: changes to this contact with `n` at or below this are in them. */
+  position(contactId: string): number
+  /** Once the parts are read: the lowest position of any contact, and the highest. */
+  readonly lowest: number
+  readonly highest: number
+}
+
+/** A snapshot read at once, as one part. */
+export function onePart(read: () => Promise<Snapshot>): SnapshotParts {
+  let position = 0
+  async function* parts(): AsyncGenerator<Presence[]> {
+    const snapshot = await read()
+    position = snapshot.position
+    yield snapshot.online
+  }
+  return {
+    parts: parts(),
+    position: () => position,
+    get lowest() {
+      return position
+    },
+    get highest() {
+      return position
+    },
+  }
+}
+
+/** The parts as one snapshot, at the lowest position (every change at or below it is in it). */
+export async function wholeSnapshot(reader: SnapshotParts): Promise<Snapshot> {
+  const online: Presence[] = []
+  for await (const part of reader.parts) for (const presence of part) online.push(presence)
+  return { position: reader.lowest, online }
+}
