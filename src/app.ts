@@ -8,9 +8,10 @@ import { MAX_ID_LENGTH, createTokenVerifier, type TokenVerifier } from './auth/t
 import { registerErrorHandler, webSocketErrorHandler } from './errors/error-handler.js'
 import { clientErrorHandler, frameworkErrors, guardRequests, lacksHost, rawErrorResponse } from './errors/edge-errors.js'
 import { lazyChildLogger, loggerOptions } from './log/logger.js'
-import { GAP_GRACE_MS, type PresenceEngine } from './presence/presence-engine.js'
-import { createMemoryPresenceEngine } from './presence/memory-presence-engine.js'
-import { createRedisPresenceEngine } from './presence/redis-presence-engine.js'
+import type { PresenceEngine } from './presence/presence-engine.js'
+import type { ActivityEventLog } from './activity/event-log/event-log.js'
+import type { ConsentBus } from './consent/consent-bus.js'
+import { openSharedState } from './shared-state.js'
 import { createDiffHub, type DiffHub } from './hub/diff-hub.js'
 import { AppError, CLOSE_CODES } from './errors/errors.js'
 import type { IncomingMessage, Server } from 'node:http'
@@ -36,6 +37,10 @@ declare module 'fastify' {
     config: Config
     tokens: TokenVerifier
     presence: PresenceEngine
+    /** The activity events on their way to the database. */
+    eventLog: ActivityEventLog
+    /** Consent notices between the instances. */
+    consentBus: ConsentBus
     hub: DiffHub
     /** The durable activity log (MySQL or SQLite). */
     activity: ActivityStore
@@ -154,18 +159,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // First, before any connection is opened: a broken language file stops the start.
   const snippet = loadSnippetAssets({ root: findProjectRoot(), overrideDir: config.langDir })
   const app = Fastify(appOptions(config, deps))
-  const timings = {
-    presenceTimeoutMs: config.presenceTimeoutS * 1000,
-    idleTimeoutMs: config.idleTimeoutS * 1000,
-    gapAfterMs: config.heartbeatIntervalS * 1000 + GAP_GRACE_MS,
-    maxTabs: config.maxTabsPerContact,
-  }
-
-  const presence: PresenceEngine = config.redisUrl === undefined
-    ? createMemoryPresenceEngine({ now, ...timings })
-    : await createRedisPresenceEngine({
-      url: config.redisUrl, site: config.site, now, ...timings, connectionName: deps.instanceId, commandTimeoutMs: config.redisTimeoutMs, log: app.log,
-    })
+  const shared = await openSharedState(config, { now, instanceId: deps.instanceId, log: app.log })
+  const { presence, eventLog, consentBus } = shared
   const hub = createDiffHub({ engine: presence, diffIntervalMs: config.diffIntervalMs, sendBufferBytes: deps.sendBufferBytes, now, log: app.log })
   // Unique per start: it names this instance's stream consumer and pub/sub origin, and pids
   // repeat across containers.
@@ -176,9 +171,9 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // Migrations run at start; a database that is down at start stops the start (the stream
     // would keep the events, but a schema that may be behind is no base to write on).
     await migrateDatabase(database)
-    source = await presence.eventSource(instanceId)
+    source = await eventLog.consumer(instanceId)
   } catch (error) {
-    await Promise.allSettled([presence.close(), database.close()])
+    await Promise.allSettled([shared.close(), database.close()])
     throw error
   }
   const activity = createSqlActivityStore({ database, now })
@@ -193,11 +188,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     ...(loops ? {} : { purgeEveryMs: 0, sampleEveryMs: 0 }),
   })
   if (loops) activityWriter.start()
-  const consent = createConsentService({ store: activity, engine: presence })
+  const consent = createConsentService({ store: activity, engine: presence, bus: consentBus })
 
   app.decorate('config', config)
   app.decorate('tokens', createTokenVerifier({ secrets: config.secrets, now }))
   app.decorate('presence', presence)
+  app.decorate('eventLog', eventLog)
+  app.decorate('consentBus', consentBus)
   app.decorate('hub', hub)
   app.decorate('activity', activity)
   app.decorate('activityWriter', activityWriter)
@@ -236,8 +233,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     consent.close()
     hub.close()
     // Written before the engine closes: the memory engine's queue dies with the process.
-    await activityWriter.stop({ drainMs: presence.kind === 'memory' ? 5_000 : 0 })
-    await presence.close()
+    await activityWriter.stop({ drainMs: shared.kind === 'memory' ? 5_000 : 0 })
+    await shared.close()
     await activity.close()
   })
 

@@ -1,4 +1,5 @@
-import type { ActivityEvent, LeaveReason } from '../presence/presence-engine.js'
+import type { LeaveReason } from '../presence/presence-engine.js'
+import type { ActivityEvent } from './event-log/event-log.js'
 
 /** A session as the REST API shows it (CONTRACT §4). */
 export interface SessionView {

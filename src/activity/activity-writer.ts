@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { ActivityEvent, ActivityEventSource } from '../presence/presence-engine.js'
+import type { ActivityEvent, ActivityEventSource } from './event-log/event-log.js'
 import type { ActivityStore } from './activity-store.js'
 
 export interface ActivityWriterOptions {

@@ -1,4 +1,4 @@
-import type { ActivityEvent } from '../presence/presence-engine.js'
+import type { ActivityEvent } from './event-log/event-log.js'
 
 /** A session as stored: from a contact's join to its end. Times in ms. */
 export interface SessionRow {

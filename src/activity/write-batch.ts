@@ -1,4 +1,5 @@
-import type { ActivityEvent, ActivityEventType, LeaveReason } from '../presence/presence-engine.js'
+import type { LeaveReason } from '../presence/presence-engine.js'
+import type { ActivityEvent, ActivityEventType } from './event-log/event-log.js'
 import { sortableId } from './activity-store.js'
 import { foldEvents, type FoldState, type PageVisitRow, type SessionRow } from './fold.js'
 

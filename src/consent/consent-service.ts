@@ -1,5 +1,6 @@
 import type { ActivityStore, ConsentDecision, ConsentRecord } from '../activity/activity-store.js'
 import type { PresenceEngine } from '../presence/presence-engine.js'
+import type { ConsentBus } from './consent-bus.js'
 
 export interface ConsentService {
   /**
@@ -18,11 +19,11 @@ export interface ConsentService {
 
 export const CONSENT_DECISIONS: readonly ConsentDecision[] = ['granted', 'denied', 'withdrawn']
 
-export function createConsentService({ store, engine, cacheSize = 100_000 }: { store: ActivityStore; engine: PresenceEngine; cacheSize?: number }): ConsentService {
+export function createConsentService({ store, engine, bus, cacheSize = 100_000 }: { store: ActivityStore; engine: PresenceEngine; bus: ConsentBus; cacheSize?: number }): ConsentService {
   const granted = new Set<string>()
   // Bumped on every change: a lookup that began before a change does not cache its answer.
   let generation = 0
-  const unsubscribe = engine.onConsentChange((contactId) => {
+  const unsubscribe = bus.subscribe((contactId) => {
     generation += 1
     if (contactId === '*') granted.clear()
     else granted.delete(contactId)
@@ -47,7 +48,7 @@ export function createConsentService({ store, engine, cacheSize = 100_000 }: { s
 
     async record(record) {
       await store.recordConsent(record)
-      await engine.notifyConsentChange(record.contactId)
+      await bus.publish(record.contactId)
       if (record.decision === 'granted') granted.add(record.contactId)
       else await engine.end(record.contactId, 'withdrawn')
     },

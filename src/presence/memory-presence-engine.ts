@@ -1,16 +1,5 @@
-import type {
-  ActivityEvent,
-  ActivityEventSource,
-  FeedMessage,
-  Heartbeat,
-  HeartbeatResult,
-  LeaveReason,
-  PresenceChange,
-  PresenceEngine,
-  Presence,
-  PresenceTimings,
-  Snapshot,
-} from './presence-engine.js'
+import type { FeedMessage, Heartbeat, HeartbeatResult, LeaveReason, PresenceChange, PresenceEngine, EngineEventsAndConsent, Presence, PresenceTimings, Snapshot } from './presence-engine.js'
+import type { ActivityEvent, ActivityEventSource } from '../activity/event-log/event-log.js'
 import { DEFAULT_MAX_TABS } from './presence-engine.js'
 import { onePart } from './snapshot-parts.js'
 
@@ -36,7 +25,7 @@ export interface MemoryPresenceEngineOptions extends PresenceTimings {
   maxQueuedEvents?: number
 }
 
-export interface MemoryPresenceEngine extends PresenceEngine {
+export interface MemoryPresenceEngine extends PresenceEngine, EngineEventsAndConsent {
   /** The in-process event queue that stands in for the Redis Stream. */
   readonly queue: ActivityEvent[]
 }

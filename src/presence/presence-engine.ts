@@ -61,35 +61,6 @@ export interface Snapshot {
   online: Presence[]
 }
 
-/**
- * The activity events appended for the durable log (issue 3 consumes them).
- * join: a session starts, with the page at `path`; nav: a tab shows a new page;
- * hidden/visible: a tab's visibility; leave: a tab closed; end: the session ended (`reason`);
- * gap: a visible tab's beat came more than interval + grace after the previous one (a sleeping
- * laptop): the time from `from` to `at` is not visible time.
- */
-export type ActivityEventType = 'join' | 'nav' | 'hidden' | 'visible' | 'leave' | 'gap' | 'end'
-
-export interface ActivityEvent {
-  /** Unique, ordered: the Redis Stream entry id, or the memory queue's equivalent. */
-  id: string
-  type: ActivityEventType
-  contactId: string
-  clientId: string
-  sid: string
-  path: string
-  title: string
-  /** Server time of the event, ms. For `end` by expiry: the last time the contact was seen. */
-  at: number
-  /** join only. */
-  name?: string
-  company?: string
-  /** end only. */
-  reason?: LeaveReason
-  /** gap only: the previous beat, ms. */
-  from?: number
-}
-
 /** refused: a new tab of a contact that already has the most tabs allowed; nothing was stored. */
 export type HeartbeatResult = 'joined' | 'updated' | 'left' | 'unchanged' | 'ignored' | 'refused'
 
@@ -114,27 +85,8 @@ export const DEFAULT_MAX_TABS = 32
 /** Slack on top of the heartbeat interval before a late beat counts as a gap (timers, network). */
 export const GAP_GRACE_MS = 10_000
 
-/**
- * Reads the activity events for the durable log, one consumer of a shared group: each event
- * is handed to one consumer, and stays pending until acknowledged after it was written.
- */
-export interface ActivityEventSource {
-  /**
-   * Events to write that were not handed out yet; after retry(), first again those this
-   * consumer was handed and has not acknowledged. Waits up to `waitMs` for some. A read may
-   * run while earlier events are being written (the writer reads ahead).
-   */
-  read(count: number, waitMs: number): Promise<ActivityEvent[]>
-  /** A write failed: what was handed out and is not acknowledged is read again, first. */
-  retry(): void
-  /** Takes over events other consumers have held unacknowledged for at least `minIdleMs`. */
-  claimStale(minIdleMs: number, count: number): Promise<ActivityEvent[]>
-  /** The events are written: forget them (the stream is trimmed only of acknowledged entries). */
-  ack(ids: readonly string[]): Promise<void>
-  close(): Promise<void>
-}
-
 import type { SnapshotParts } from './snapshot-parts.js'
+import type { ActivityEvent, ActivityEventSource } from '../activity/event-log/event-log.js'
 
 export interface PresenceEngine {
   readonly kind: 'memory' | 'redis'
@@ -149,18 +101,8 @@ export interface PresenceEngine {
   snapshotParts(): SnapshotParts
   /** Subscribes to the site's feed; returns the unsubscribe function. */
   onFeed(listener: (message: FeedMessage) => void): () => void
-  /** The newest `count` activity events, oldest first (for inspection and tests). */
-  tailEvents(count: number): Promise<ActivityEvent[]>
-  /** A consumer of the activity events, named uniquely per instance. */
-  eventSource(consumer: string): Promise<ActivityEventSource>
-  /** Drops a contact's events that are not yet written (erasure); returns how many. */
-  discardEvents(contactId: string): Promise<number>
   /** How many contacts are online. */
   count(): Promise<number>
-  /** Tells every instance, this one included, that a contact's consent changed. */
-  notifyConsentChange(contactId: string): Promise<void>
-  /** Listens for those; `*` means anything may have changed (the connection was lost). */
-  onConsentChange(listener: (contactId: string) => void): () => void
   /** Throws when the backing store does not answer. */
   ping(): Promise<void>
   close(): Promise<void>
@@ -172,3 +114,12 @@ export interface PresenceEngine {
  * contain `|` (route schema); a contact id may, so keys are split from the right.
  */
 export const TAB_SEPARATOR = '|'
+
+/** The event log and consent bus, still served by the engine object (shared-state.ts adapts them). */
+export interface EngineEventsAndConsent {
+  tailEvents(count: number): Promise<ActivityEvent[]>
+  eventSource(consumer: string): Promise<ActivityEventSource>
+  discardEvents(contactId: string): Promise<number>
+  notifyConsentChange(contactId: string): Promise<void>
+  onConsentChange(listener: (contactId: string) => void): () => void
+}

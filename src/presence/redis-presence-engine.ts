@@ -2,20 +2,8 @@ import { readFileSync } from 'node:fs'
 import { Redis, type RedisOptions } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import { AppError } from '../errors/errors.js'
-import type {
-  ActivityEvent,
-  ActivityEventSource,
-  ActivityEventType,
-  FeedMessage,
-  Heartbeat,
-  HeartbeatResult,
-  LeaveReason,
-  Presence,
-  PresenceChange,
-  PresenceEngine,
-  PresenceTimings,
-  Snapshot,
-} from './presence-engine.js'
+import type { FeedMessage, Heartbeat, HeartbeatResult, LeaveReason, Presence, PresenceChange, PresenceEngine, EngineEventsAndConsent, PresenceTimings, Snapshot } from './presence-engine.js'
+import type { ActivityEvent, ActivityEventSource, ActivityEventType } from '../activity/event-log/event-log.js'
 import { DEFAULT_MAX_TABS } from './presence-engine.js'
 import { wholeSnapshot, type SnapshotParts } from './snapshot-parts.js'
 
@@ -172,7 +160,7 @@ interface ScriptedRedis extends Redis {
   catEnd(...args: (string | number)[]): Promise<number>
 }
 
-export interface RedisPresenceEngine extends PresenceEngine {
+export interface RedisPresenceEngine extends PresenceEngine, EngineEventsAndConsent {
   readonly keys: RedisKeys
   /** The command connection, for inspection (MEMORY USAGE, tests). */
   readonly redis: Redis

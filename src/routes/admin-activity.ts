@@ -83,7 +83,7 @@ export async function adminActivityRoutes(app: FastifyInstance): Promise<void> {
   app.delete<{ Params: { contactId: string } }>('/admin/api/contacts/:contactId', {
     schema: { params: Type.Object({ contactId: Id }) },
   }, async (request, reply) => {
-    await eraseContact({ store: activity, engine: presence, now }, request.params.contactId)
+    await eraseContact({ store: activity, engine: presence, eventLog: app.eventLog, consentBus: app.consentBus, now }, request.params.contactId)
     request.log.info({ contactId: request.params.contactId }, 'contact erased')
     void reply.code(204).send()
   })

@@ -130,7 +130,7 @@ for (const target of ['mysql', 'sqlite'] as const) {
     const clock = createClock(T0)
     const app = await buildTestApp(t, { now: clock.now, env: await databaseEnv(t, target) })
     await scriptedVisit(app, clock)
-    const source = await app.presence.eventSource('doomed')
+    const source = await app.eventLog.consumer('doomed')
     const events = await source.read(1000, 0)
     await app.activity.write(events) // … and the writer dies before it acknowledges
     await app.activity.write(events.slice(3)) // a partial redelivery, out of order
@@ -145,7 +145,7 @@ for (const target of ['mysql', 'sqlite'] as const) {
     const clock = createClock(T0)
     const app = await buildTestApp(t, { now: clock.now, env: await databaseEnv(t, target) })
     await scriptedVisit(app, clock)
-    const source = await app.presence.eventSource('reader')
+    const source = await app.eventLog.consumer('reader')
     const events = await source.read(1000, 0)
     for (let i = events.length - 1; i >= 0; i -= 1) await app.activity.write([events[i] as (typeof events)[0]])
     t.match((await app.activity.exportContact('ann')).sessions, [VISIT])
@@ -179,7 +179,7 @@ for (const target of ['mysql', 'sqlite'] as const) {
     await drain(app)
     await send(app, clock, 'eve', 'nav', { path: '/again' }) // online again, its events not yet written
     await send(app, clock, 'other', 'nav')
-    const source = await app.presence.eventSource('in-flight')
+    const source = await app.eventLog.consumer('in-flight')
     const inFlight = (await source.read(1000, 0)).filter((e) => e.contactId === 'eve')
     t.ok(inFlight.length > 0)
 
@@ -189,7 +189,7 @@ for (const target of ['mysql', 'sqlite'] as const) {
     await drain(app)
     t.same(await app.activity.exportContact('eve'), { contactId: 'eve', sessions: [], events: [], consents: [] })
     t.notOk((await app.presence.snapshot()).online.some((p) => p.contactId === 'eve'), 'no presence')
-    t.notOk((await app.presence.tailEvents(1000)).some((e) => e.contactId === 'eve'), 'no pending events')
+    t.notOk((await app.eventLog.tail(1000)).some((e) => e.contactId === 'eve'), 'no pending events')
     t.equal((await app.activity.exportContact('other')).sessions.length, 1, 'others are untouched')
     const exported = await get(app, clock, '/admin/api/contacts/eve/export')
     t.match(exported.body, { contactId: 'eve', presence: null, sessions: [], events: [], consents: [] })
@@ -244,7 +244,7 @@ t.test('redis + mysql: two writers on one stream split the work and write every 
   const [a, b] = (await Promise.all(['a', 'b'].map((n) => buildTestApp(t, { now: clock.now, env, site, instanceId: `${site}-${n}` })))) as [FastifyInstance, FastifyInstance]
   for (let i = 0; i < 10; i += 1) await scriptedVisit(i % 2 === 0 ? a : b, clock, `c${i}`)
   // Small batches, so one contact's events are split between the writers and race.
-  const sources = await Promise.all([a.presence.eventSource('wa'), b.presence.eventSource('wb')])
+  const sources = await Promise.all([a.eventLog.consumer('wa'), b.eventLog.consumer('wb')])
   const counts = [0, 0]
   const run = async (index: 0 | 1): Promise<void> => {
     const writer = createActivityWriter({ source: sources[index], store: (index === 0 ? a : b).activity, log: a.log, batchSize: 3 })
@@ -262,7 +262,7 @@ t.test('redis + mysql: two writers on one stream split the work and write every 
     t.equal(exported.events.length, 7, `c${i}: its events once`)
     t.match(exported.sessions, [VISIT], `c${i}: one session, three pages, the right visible time`)
   }
-  t.same(await a.presence.tailEvents(10), [], 'the stream is empty')
+  t.same(await a.eventLog.tail(10), [], 'the stream is empty')
 })
 
 t.test('redis + mysql: a writer that died holding events: another takes them over', async (t) => {
@@ -271,7 +271,7 @@ t.test('redis + mysql: a writer that died holding events: another takes them ove
   cleanRedisSite(t, site)
   const app = await buildTestApp(t, { now: clock.now, site, env: { DATABASE_URL: await createTestMysqlDatabase(t, 'claim') } })
   await scriptedVisit(app, clock)
-  const dead = await app.presence.eventSource('dead')
+  const dead = await app.eventLog.consumer('dead')
   const held = await dead.read(1000, 0)
   await app.activity.write(held.slice(0, 4)) // … written in part, never acknowledged
   await dead.close()
@@ -280,7 +280,7 @@ t.test('redis + mysql: a writer that died holding events: another takes them ove
   const exported = await app.activity.exportContact('ann')
   t.equal(exported.events.length, held.length)
   t.match(exported.sessions, [VISIT])
-  t.same(await app.presence.tailEvents(10), [])
+  t.same(await app.eventLog.tail(10), [])
 })
 
 t.test('redis + mysql: MariaDB away while heartbeats go on: nothing is lost', async (t) => {
@@ -311,7 +311,7 @@ t.test('redis + mysql: MariaDB away while heartbeats go on: nothing is lost', as
   const ready = await app.inject('/readyz')
   t.equal(ready.statusCode, 503)
   t.match(ready.json(), { checks: { 'database (mysql)': 'down' } })
-  t.equal((await app.presence.tailEvents(1000)).length, sent - 1, 'the events wait in the stream')
+  t.equal((await app.eventLog.tail(1000)).length, sent - 1, 'the events wait in the stream')
 
   await proxy.start()
   t.equal(await drain(app), sent - 1, 'they drain when it is back')

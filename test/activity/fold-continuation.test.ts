@@ -13,7 +13,7 @@ import { createSqlActivityStore } from '../../src/activity/sql-activity-store.js
 import { sortableId, type ActivityStore } from '../../src/activity/activity-store.js'
 import * as mysqlTables from '../../src/activity/schema-mysql.js'
 import * as sqliteTables from '../../src/activity/schema-sqlite.js'
-import type { ActivityEvent } from '../../src/presence/presence-engine.js'
+import type { ActivityEvent } from '../../src/activity/event-log/event-log.js'
 import { openTestDatabases, type TestDatabaseTarget } from '../helpers/database.js'
 
 function random(seed: number): () => number {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { foldEvents } from '../../src/activity/fold.js'
-import type { ActivityEvent } from '../../src/presence/presence-engine.js'
+import type { ActivityEvent } from '../../src/activity/event-log/event-log.js'
 
 const T0 = 1_800_000_000_000
 let seq = 0

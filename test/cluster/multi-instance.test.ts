@@ -43,7 +43,7 @@ t.test('three instances on one Redis: a join on A reaches C; a timeout leave is 
     t.equal(lefts.length, 1, `the dashboard on ${label} saw exactly one left`)
     t.match(lefts[0], { contactId: 'visitor', reason: 'timeout', at: clock.now() - 75_000 - 1 })
   }
-  const ends = (await b.presence.tailEvents(100)).filter((e) => e.type === 'end' && e.contactId === 'visitor')
+  const ends = (await b.eventLog.tail(100)).filter((e) => e.type === 'end' && e.contactId === 'visitor')
   t.equal(ends.length, 1, 'one end event in the stream for the activity log')
   t.match(ends[0], { reason: 'timeout', sid: 'tabvisit1', clientId: 'client-1' })
   await Promise.all([onB.close(), onC.close()])

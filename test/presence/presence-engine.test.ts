@@ -7,16 +7,10 @@ import t, { type Test } from 'tap'
 import { REDIS_URL, cleanRedisSite, createClock, uniqueSite } from '../helpers/app.js'
 import { createMemoryPresenceEngine } from '../../src/presence/memory-presence-engine.js'
 import { createRedisPresenceEngine } from '../../src/presence/redis-presence-engine.js'
-import type {
-  ActivityEvent,
-  FeedMessage,
-  Heartbeat,
-  HeartbeatEvent,
-  Left,
-  PresenceChange,
-  PresenceEngine,
-  Presence,
-} from '../../src/presence/presence-engine.js'
+import type { FeedMessage, Heartbeat, HeartbeatEvent, Left, PresenceChange, PresenceEngine as CorePresenceEngine, EngineEventsAndConsent, Presence } from '../../src/presence/presence-engine.js'
+
+type PresenceEngine = CorePresenceEngine & EngineEventsAndConsent
+import type { ActivityEvent } from '../../src/activity/event-log/event-log.js'
 import { DEFAULT_MAX_TABS } from '../../src/presence/presence-engine.js'
 
 type Clock = ReturnType<typeof createClock>

@@ -28,7 +28,7 @@ t.test('no decision: GET says 404, a heartbeat gets 403 consent_required and not
   t.equal(got.json().error.code, 'not_found')
   t.same(await beat(app, token), { status: 403, code: 'consent_required' })
   t.same((await app.presence.snapshot()).online, [], 'no presence')
-  t.same(await app.presence.tailEvents(10), [], 'no event')
+  t.same(await app.eventLog.tail(10), [], 'no event')
 })
 
 t.test('granted: recorded in the ledger with truncated address and user agent; heartbeats pass', async (t) => {
