@@ -49,7 +49,7 @@ USER node
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/healthz', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
-# A young generation of up to 64 MiB per semi-space: at 100 000 contacts, the default (16)
-# left GC at 100-500 ms per 60 000 heartbeats, this at 40-50 ms (bench/cpu.ts, BENCH_GC=1).
-# The same flags as `npm start`; the benchmarks read them from there.
+# A young generation of up to 64 MiB per semi-space, so the per-heartbeat garbage dies young:
+# at 100 000 contacts the default (16) spends several times as long in GC (bench/cpu.ts with
+# BENCH_GC=1 prints the pauses). The same flags as `npm start`; the benchmarks read them from there.
 CMD ["node", "--max-semi-space-size=64", "dist/src/main.js"]

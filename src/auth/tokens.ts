@@ -2,7 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto'
 import { AppError } from '../errors/errors.js'
 
 /**
- * JWT HS256, written here rather than taken from a library: the contract allows exactly one
+ * JWT HS256, written here rather than taken from a library: tokens have exactly one
  * algorithm, and the hot path wants a verify that is a map lookup for a token seen before
  * (a contact's tab sends the same token every 30 s). Any other `alg`, `none` included, is
  * refused before a key is touched.
@@ -112,7 +112,7 @@ export interface SignInput {
   ttlS: number
 }
 
-/** Mints a token signed with `secrets[0]` (the first secret signs, CONTRACT §2). */
+/** Mints a token signed with `secrets[0]`: the first secret signs, all verify, so a new secret put first rotates the keys. */
 export function signToken(input: SignInput, secrets: readonly string[], nowMs: number = Date.now()): string {
   const secret = secrets[0]
   if (secret === undefined) throw new Error('no secret to sign with')

@@ -6,7 +6,7 @@ import { Value } from '@sinclair/typebox/value'
 /**
  * The environment, described once. Every key is the variable's name; the schema states its
  * type, unit and bounds, and `Config` below is derived from it, so the two cannot drift.
- * An empty value counts as unset (CONTRACT §1).
+ * An empty value counts as unset. The README's Configuration table lists every variable.
  */
 const EnvSchema = Type.Object({
   NODE_ENV: Type.String({ default: 'development', description: 'production makes CAT_SECRET required' }),

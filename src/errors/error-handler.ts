@@ -22,7 +22,7 @@ const BY_STATUS: Record<number, ErrorCode> = {
   503: 'unavailable',
 }
 
-/** Retry-After, in seconds, of a 429 or 503 that names none: every one carries it (CONTRACT §5). */
+/** Retry-After, in seconds, of a 429 or 503 that names none: every one carries it, so a client always knows when to retry. */
 const DEFAULT_RETRY_AFTER_S = 5
 
 function send(reply: FastifyReply, code: ErrorCode, status: number, message?: string, retryAfterS?: number): void {

@@ -1,5 +1,5 @@
 /**
- * The one error catalogue (CONTRACT §3): every code a client can see, its HTTP status and
+ * The one error catalogue: every code a client can see, its HTTP status and
  * the message used when none more precise is given. The README's error table is checked
  * against this list by test/errors/errors.test.ts.
  */

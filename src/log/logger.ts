@@ -3,7 +3,7 @@ import type { DestinationStream } from 'pino'
 
 /**
  * Keeps the first 24 bits of an IPv4 address and the first 48 of an IPv6 one: enough to tell
- * networks apart, not enough to name a person (GDPR). Used for logs and, later, stored rows.
+ * networks apart, not enough to name a person (GDPR). Used for logs and the consent ledger.
  */
 export function truncateIp(ip: string | undefined): string {
   if (ip === undefined || ip === '') return ''
@@ -77,12 +77,13 @@ interface ChildCapable {
 /**
  * A request's logger, made into a pino child (with the request id) on its first use. Request
  * logging is off and a heartbeat that succeeds logs nothing, so the child that Fastify would
- * build for every request is mostly never used: building it was 4 % of the heartbeat's CPU.
+ * build for every request is mostly never used, and building it is a measurable part of a
+ * heartbeat's CPU.
  */
 class LazyChildLogger {
-  // Plain properties, not #private ones: an instance is made for every request, and with
-  // #private fields on it V8 made every process.nextTick of the process (the stream
-  // internals of each request) several times slower: 22 % of a bare route's time, against 1 %.
+  // Plain properties, not #private ones: an instance is made for every request, and when
+  // objects with #private fields are made this often V8 slows down every process.nextTick of
+  // the process (the stream internals of each request use it): a large share of a bare route's time.
   private made: ChildCapable | undefined
   private readonly parent: ChildCapable
   private readonly bindings: Record<string, unknown>
