@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's one test command (`npm test`). Extra arguments go to tap,
-# e.g. `npm test -- test/auth.test.ts` or `bash scripts/test.sh --grep=foo`.
+# e.g. `npm test -- test/auth/tokens.test.ts` or `bash scripts/test.sh --grep=foo`.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
