@@ -1,7 +1,8 @@
-import type { FeedMessage, Heartbeat, HeartbeatResult, LeaveReason, PresenceChange, PresenceEngine, EngineEventsAndConsent, Presence, PresenceTimings, Snapshot } from './presence-engine.js'
-import type { ActivityEvent, ActivityEventSource } from '../activity/event-log/event-log.js'
-import { DEFAULT_MAX_TABS } from './presence-engine.js'
-import { onePart } from './snapshot-parts.js'
+import type { FeedMessage, Heartbeat, HeartbeatResult, LeaveReason, PresenceChange, PresenceEngine, Presence, PresenceTimings, Snapshot } from '../presence-engine.js'
+import type { ActivityEvent } from '../../activity/event-log/event-log.js'
+import { DEFAULT_MAX_TABS } from '../presence-engine.js'
+import { onePart } from '../snapshot-parts.js'
+import { tabMember } from '../redis/records.js'
 
 interface Tab {
   hidden: boolean
@@ -21,27 +22,21 @@ interface ContactRecord {
 
 export interface MemoryPresenceEngineOptions extends PresenceTimings {
   now: () => number
-  /** Events kept for the activity writer; the oldest are dropped past this (one process only). */
-  maxQueuedEvents?: number
+  /** Where the activity events of the changes go (the memory event log). */
+  events: { append(event: Omit<ActivityEvent, 'id'>): void }
 }
 
-export interface MemoryPresenceEngine extends PresenceEngine, EngineEventsAndConsent {
-  /** The in-process event queue that stands in for the Redis Stream. */
-  readonly queue: ActivityEvent[]
+/** What a dashboard sees of a contact (lastSeen aside): a change to it is published as `updated`. */
+function dashboardView(p: Presence): string {
+  return `${p.path}\n${p.title}\n${p.state}\n${p.tabs}\n${p.name}\n${p.company}`
 }
 
 /** The embedded default: presence in this process's memory. One instance only. */
-export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions): MemoryPresenceEngine {
-  const { now, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs = DEFAULT_MAX_TABS, maxQueuedEvents = 1_000_000 } = options
+export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions): PresenceEngine {
+  const { now, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs = DEFAULT_MAX_TABS, events } = options
   const contacts = new Map<string, ContactRecord>()
   const listeners = new Set<(message: FeedMessage) => void>()
-  const consentListeners = new Set<(contactId: string) => void>()
-  const queue: ActivityEvent[] = []
   let position = 0
-  let eventSeq = 0
-  /** Wakes a reader waiting for events. */
-  let wake: (() => void) | undefined
-  let lastEventMs = 0
   /**
    * At or before every tab's expiry: a sweep before it has nothing to find and skips the scan of
    * every contact. Lowered wherever an expiry is set, made exact by each scan.
@@ -84,22 +79,7 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
     for (const listener of listeners) listener(message)
   }
 
-  function append(event: Omit<ActivityEvent, 'id'>): void {
-    // Same shape as a stream id: ms-seq, ordered even when the clock stands still.
-    if (event.at > lastEventMs) {
-      lastEventMs = event.at
-      eventSeq = 0
-    } else {
-      eventSeq += 1
-    }
-    queue.push({ id: `${lastEventMs}-${eventSeq}`, ...event })
-    if (queue.length > maxQueuedEvents) queue.shift()
-    wake?.()
-  }
-
-  function visibleKey(p: Presence): string {
-    return `${p.path}\n${p.title}\n${p.state}\n${p.tabs}\n${p.name}\n${p.company}`
-  }
+  const append = (event: Omit<ActivityEvent, 'id'>): void => events.append(event)
 
   function endContact(contactId: string, record: ContactRecord, sid: string, at: number, reason: LeaveReason): void {
     contacts.delete(contactId)
@@ -115,7 +95,6 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
 
   return {
     kind: 'memory',
-    queue,
 
     async heartbeat(beat: Heartbeat): Promise<HeartbeatResult> {
       const at = now()
@@ -134,7 +113,7 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
       }
       if (event === 'leave' || event === 'hidden') {
         if (record === undefined || tab === undefined) return 'ignored'
-        const before = visibleKey(toPresence(contactId, record))
+        const before = dashboardView(toPresence(contactId, record))
         const base = { contactId, clientId: record.clientId, sid, path: record.path, title: record.title, at }
         if (event === 'leave') {
           record.tabs.delete(sid)
@@ -149,7 +128,7 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
           append({ type: 'hidden', ...base })
         }
         const presence = toPresence(contactId, record)
-        if (visibleKey(presence) === before) return 'unchanged'
+        if (dashboardView(presence) === before) return 'unchanged'
         publish({ kind: 'updated', presence })
         return 'updated'
       }
@@ -157,7 +136,7 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
       // beat (unknown tab), nav, visible: the tab is there and visible.
       if (record !== undefined && tab === undefined && record.tabs.size >= maxTabs) return 'refused'
       const joined = record === undefined
-      const before = record === undefined ? '' : visibleKey(toPresence(contactId, record))
+      const before = record === undefined ? '' : dashboardView(toPresence(contactId, record))
       if (record === undefined) {
         record = { clientId: beat.clientId, name: beat.name, company: beat.company, path: beat.path, title: beat.title, since: at, tabs: new Map() }
         contacts.set(contactId, record)
@@ -181,7 +160,7 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
         publish({ kind: 'joined', presence })
         return 'joined'
       }
-      if (visibleKey(presence) === before) return 'unchanged'
+      if (dashboardView(presence) === before) return 'unchanged'
       publish({ kind: 'updated', presence })
       return 'updated'
     },
@@ -206,7 +185,7 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
             if (tab.expiresAt < earliestLeft) earliestLeft = tab.expiresAt
             continue
           }
-          expired.push({ contactId, record, sid, tab, member: Buffer.from(`${contactId}|${sid}${tab.hidden ? '|h' : ''}`) })
+          expired.push({ contactId, record, sid, tab, member: Buffer.from(tabMember(contactId, sid, tab.hidden)) })
         }
       }
       earliestExpiry = earliestLeft
@@ -237,93 +216,14 @@ export function createMemoryPresenceEngine(options: MemoryPresenceEngineOptions)
       return () => listeners.delete(listener)
     },
 
-    async tailEvents(count: number): Promise<ActivityEvent[]> {
-      return queue.slice(-count)
-    },
-
-    async eventSource(): Promise<ActivityEventSource> {
-      // One process, one consumer: the queue is what is not yet written; `handed` what of it
-      // was read and is being written (reads go on meanwhile), forgotten by retry().
-      let closed = false
-      const handed = new Set<string>()
-      return {
-        async read(count, waitMs) {
-          const fresh = (): ActivityEvent[] => {
-            const events: ActivityEvent[] = []
-            for (const event of queue) {
-              if (events.length >= count) break
-              if (!handed.has(event.id)) events.push(event)
-            }
-            return events
-          }
-          if (fresh().length === 0 && waitMs > 0 && !closed) {
-            await new Promise<void>((resolve) => {
-              const timer = setTimeout(resolve, waitMs)
-              wake = () => {
-                clearTimeout(timer)
-                resolve()
-              }
-            })
-            wake = undefined
-          }
-          const events = fresh()
-          for (const event of events) handed.add(event.id)
-          return events
-        },
-        retry() {
-          handed.clear()
-        },
-        async claimStale() {
-          return []
-        },
-        async ack(ids) {
-          for (const id of ids) handed.delete(id)
-          const done = new Set(ids)
-          let head = 0
-          while (head < queue.length && done.has((queue[head] as ActivityEvent).id)) head += 1
-          if (head === done.size) {
-            // The usual case: what was read was the head of the queue.
-            queue.splice(0, head)
-            return
-          }
-          let keep = 0
-          for (const event of queue) if (!done.has(event.id)) queue[keep++] = event
-          queue.length = keep
-        },
-        async close() {
-          closed = true
-          wake?.()
-        },
-      }
-    },
-
-    async discardEvents(contactId: string): Promise<number> {
-      const before = queue.length
-      let keep = 0
-      for (const event of queue) if (event.contactId !== contactId) queue[keep++] = event
-      queue.length = keep
-      return before - keep
-    },
-
     async count(): Promise<number> {
       return contacts.size
-    },
-
-    async notifyConsentChange(contactId: string): Promise<void> {
-      for (const listener of consentListeners) listener(contactId)
-    },
-
-    onConsentChange(listener) {
-      consentListeners.add(listener)
-      return () => consentListeners.delete(listener)
     },
 
     async ping(): Promise<void> {},
 
     async close(): Promise<void> {
       listeners.clear()
-      consentListeners.clear()
-      wake?.()
     },
   }
 }
