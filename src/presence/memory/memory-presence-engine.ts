@@ -208,7 +208,9 @@ class MemoryPresenceEngine implements PresenceEngine {
   }
 
   private append(type: ActivityEvent['type'], contactId: string, record: ContactRecord, sid: string, at: number, extra?: Partial<ActivityEvent>): void {
-    this.events.append({ type, contactId, clientId: record.clientId, sid, path: record.path, title: record.title, at, ...extra })
+    const event: Omit<ActivityEvent, 'id'> = { type, contactId, clientId: record.clientId, sid, path: record.path, title: record.title, at }
+    if (extra !== undefined) Object.assign(event, extra)
+    this.events.append(event)
   }
 
   private publish(change: PresenceChange): void {
