@@ -19,7 +19,8 @@ import { createConnection, type Connection } from 'mysql2/promise'
 import { openDatabase, migrateDatabase } from '../src/activity/database.js'
 import { createSqlActivityStore } from '../src/activity/sql-activity-store.js'
 import { createActivityWriter } from '../src/activity/activity-writer.js'
-import { createRedisPresenceEngine, presenceKeys, redisKeys } from '../src/presence/redis-presence-engine.js'
+import { presenceKeys, redisKeys } from '../src/presence/redis/keys.js'
+import { openRedisState } from '../src/shared-state.js'
 import { readFileSync } from 'node:fs'
 import { MYSQL_URL, REDIS_URL, processCpuMs, profileFromHere, redisCpuMs } from './lib.js'
 
@@ -76,8 +77,8 @@ async function main(): Promise<void> {
     const database = await openDatabase({ url: `${MYSQL_URL}/${name}`, dataDir: '/tmp' })
     await migrateDatabase(database)
     const store = createSqlActivityStore({ database, now: Date.now })
-    const engine = await createRedisPresenceEngine({ url: REDIS_URL, site, now: Date.now, presenceTimeoutMs: 75_000, idleTimeoutMs: 600_000, gapAfterMs: 40_000 })
-    const writer = createActivityWriter({ source: await engine.eventSource('bench'), store, log: pino({ level: 'warn' }), batchSize: BATCH, parallel: PARALLEL, depth: DEPTH })
+    const state = await openRedisState({ url: REDIS_URL, site, now: Date.now, presenceTimeoutMs: 75_000, idleTimeoutMs: 600_000, gapAfterMs: 40_000 })
+    const writer = createActivityWriter({ source: await state.eventLog.consumer('bench'), store, log: pino({ level: 'warn' }), batchSize: BATCH, parallel: PARALLEL, depth: DEPTH })
     // The writer's own loop, as in service (it reads the next batch while one is written);
     // drained when the stream is empty: written entries are acknowledged and deleted.
     const stopProfile = await profileFromHere('writer')
@@ -101,7 +102,7 @@ async function main(): Promise<void> {
     const [[counts]] = (await admin.query(`SELECT (SELECT COUNT(*) FROM \`${name}\`.cat_events) AS events, (SELECT COUNT(*) FROM \`${name}\`.cat_sessions) AS sessions, (SELECT COUNT(*) FROM \`${name}\`.cat_page_visits) AS pages`)) as unknown as [[Record<string, number>]]
     console.log(JSON.stringify({ events: total, batch: BATCH ?? 'default', parallel: PARALLEL ?? 'default', depth: DEPTH ?? 'default', seconds: Number(seconds.toFixed(2)), eventsPerSecond: Math.round(total / seconds), cpuUsPerEvent, rows: counts }))
     await writer.stop()
-    await engine.close()
+    await state.close()
     await database.close()
     if (CEILING) console.log(JSON.stringify(await ceiling(admin, name, total)))
   } finally {

@@ -1,20 +1,27 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from './config/config.js'
 import type { ActivityEventLog } from './activity/event-log/event-log.js'
+import { createMemoryEventLog } from './activity/event-log/memory-event-log.js'
+import { createRedisEventLog } from './activity/event-log/redis-event-log.js'
 import type { ConsentBus } from './consent/consent-bus.js'
-import { GAP_GRACE_MS, type EngineEventsAndConsent, type PresenceEngine } from './presence/presence-engine.js'
-import { createMemoryPresenceEngine } from './presence/memory-presence-engine.js'
-import { createRedisPresenceEngine } from './presence/redis-presence-engine.js'
+import { createMemoryConsentBus } from './consent/memory-consent-bus.js'
+import { createRedisConsentBus } from './consent/redis-consent-bus.js'
+import { GAP_GRACE_MS, type PresenceEngine, type PresenceTimings } from './presence/presence-engine.js'
+import { createMemoryPresenceEngine } from './presence/memory/memory-presence-engine.js'
+import { openRedisConnections, type RedisConnectionOptions } from './presence/redis/connections.js'
+import { redisKeys } from './presence/redis/keys.js'
+import { createRedisPresenceEngine, type RedisPresenceEngine, type RedisPresenceEngineOptions } from './presence/redis/redis-presence-engine.js'
 
 /**
  * What the instances of a site share: presence, the activity events on their way to the
  * database, and consent notices. In this process's memory (one instance) or in Redis.
  */
-export interface SharedState {
+export interface SharedState<Engine extends PresenceEngine = PresenceEngine> {
   readonly kind: 'memory' | 'redis'
-  readonly presence: PresenceEngine
+  readonly presence: Engine
   readonly eventLog: ActivityEventLog
   readonly consentBus: ConsentBus
+  /** Closes the three and the connections they share. */
   close(): Promise<void>
 }
 
@@ -25,20 +32,54 @@ export interface SharedStateOptions {
   log: FastifyBaseLogger
 }
 
-function adapt(engine: PresenceEngine & EngineEventsAndConsent): SharedState {
+export interface MemoryStateOptions extends PresenceTimings {
+  now: () => number
+  /** Events kept for the activity writer; the oldest are dropped past this. */
+  maxQueuedEvents?: number
+}
+
+/** The shared state of one process, in its memory. */
+export function openMemoryState(options: MemoryStateOptions): SharedState {
+  const eventLog = createMemoryEventLog({ maxQueuedEvents: options.maxQueuedEvents })
+  const consentBus = createMemoryConsentBus()
+  const presence = createMemoryPresenceEngine({ ...options, events: eventLog })
   return {
-    kind: engine.kind,
-    presence: engine,
-    eventLog: {
-      consumer: (name) => engine.eventSource(name),
-      discard: (contactId) => engine.discardEvents(contactId),
-      tail: (count) => engine.tailEvents(count),
+    kind: 'memory',
+    presence,
+    eventLog,
+    consentBus,
+    async close() {
+      await presence.close()
+      consentBus.close()
+      eventLog.close()
     },
-    consentBus: {
-      publish: (contactId) => engine.notifyConsentChange(contactId),
-      subscribe: (listener) => engine.onConsentChange(listener),
-    },
-    close: () => engine.close(),
+  }
+}
+
+export type RedisStateOptions = RedisConnectionOptions & RedisPresenceEngineOptions
+
+/** The shared state of a site in Redis: the three share one command and one subscriber connection. */
+export async function openRedisState(options: RedisStateOptions): Promise<SharedState<RedisPresenceEngine>> {
+  const connections = await openRedisConnections(options)
+  try {
+    const keys = redisKeys(options.site)
+    const presence = await createRedisPresenceEngine(connections, options)
+    const consentBus = await createRedisConsentBus(connections, keys.consentChannel)
+    const eventLog = createRedisEventLog(connections, { stream: keys.events })
+    return {
+      kind: 'redis',
+      presence,
+      eventLog,
+      consentBus,
+      async close() {
+        await presence.close()
+        consentBus.close()
+        await connections.close()
+      },
+    }
+  } catch (error) {
+    await connections.close()
+    throw error
   }
 }
 
@@ -51,8 +92,8 @@ export async function openSharedState(config: Config, options: SharedStateOption
     gapAfterMs: config.heartbeatIntervalS * 1000 + GAP_GRACE_MS,
     maxTabs: config.maxTabsPerContact,
   }
-  if (config.redisUrl === undefined) return adapt(createMemoryPresenceEngine({ now, ...timings }))
-  return adapt(await createRedisPresenceEngine({
+  if (config.redisUrl === undefined) return openMemoryState({ now, ...timings })
+  return openRedisState({
     url: config.redisUrl, site: config.site, now, ...timings, connectionName: instanceId, commandTimeoutMs: config.redisTimeoutMs, log,
-  }))
+  })
 }

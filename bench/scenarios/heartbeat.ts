@@ -8,7 +8,7 @@
  */
 import { Redis } from 'ioredis'
 import WebSocket from 'ws'
-import { presenceMemoryUsage } from '../../src/presence/redis-presence-engine.js'
+import { presenceMemoryUsage } from '../../src/presence/redis/memory-usage.js'
 import { REDIS_URL, adminToken, cleanSite, clientToken, heartbeatPaths, load, log, medianBy, quantile, redisCpuMs, round, startServer, type BenchServer, type LoadResult } from '../lib.js'
 import type { RunOptions, Row, ScenarioResult } from './types.js'
 

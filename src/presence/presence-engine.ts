@@ -1,8 +1,9 @@
 /**
- * What a presence engine does, whatever keeps the state. Two implementations sit beside
- * this file: memory-presence-engine.ts (one process) and redis-presence-engine.ts (shared by
- * many instances). test/presence/presence-engine.test.ts runs one suite against both.
+ * What a presence engine does, whatever keeps the state. Two implementations sit beside this
+ * file: memory/ (one process) and redis/ (shared by many instances).
+ * test/presence/presence-engine.test.ts runs one suite against both.
  */
+import type { SnapshotParts } from './snapshot-parts.js'
 
 export const HEARTBEAT_EVENTS = ['beat', 'nav', 'visible', 'hidden', 'leave'] as const
 export type HeartbeatEvent = (typeof HEARTBEAT_EVENTS)[number]
@@ -21,7 +22,7 @@ export interface Heartbeat {
   event: HeartbeatEvent
 }
 
-/** One online contact as dashboards see it (CONTRACT §4 PRESENCE). */
+/** One online contact as dashboards see it. */
 export interface Presence {
   contactId: string
   clientId: string
@@ -85,9 +86,6 @@ export const DEFAULT_MAX_TABS = 32
 /** Slack on top of the heartbeat interval before a late beat counts as a gap (timers, network). */
 export const GAP_GRACE_MS = 10_000
 
-import type { SnapshotParts } from './snapshot-parts.js'
-import type { ActivityEvent, ActivityEventSource } from '../activity/event-log/event-log.js'
-
 export interface PresenceEngine {
   readonly kind: 'memory' | 'redis'
   /** Applies one heartbeat; resolves once the change is stored (the 204 waits for it). */
@@ -106,20 +104,4 @@ export interface PresenceEngine {
   /** Throws when the backing store does not answer. */
   ping(): Promise<void>
   close(): Promise<void>
-}
-
-/**
- * Tab keys: `contactId|sid` for a visible tab, `contactId|sid|h` for a hidden one, so a stray
- * `beat` from a hidden tab misses the Redis fast path and takes the full script. sids never
- * contain `|` (route schema); a contact id may, so keys are split from the right.
- */
-export const TAB_SEPARATOR = '|'
-
-/** The event log and consent bus, still served by the engine object (shared-state.ts adapts them). */
-export interface EngineEventsAndConsent {
-  tailEvents(count: number): Promise<ActivityEvent[]>
-  eventSource(consumer: string): Promise<ActivityEventSource>
-  discardEvents(contactId: string): Promise<number>
-  notifyConsentChange(contactId: string): Promise<void>
-  onConsentChange(listener: (contactId: string) => void): () => void
 }

@@ -9,7 +9,9 @@ import { createActivityWriter } from '../../src/activity/activity-writer.js'
 import { migrateDatabase, openDatabase } from '../../src/activity/database.js'
 import { createSqlActivityStore } from '../../src/activity/sql-activity-store.js'
 import type { ActivityStore } from '../../src/activity/activity-store.js'
-import { createRedisPresenceEngine, redisKeys } from '../../src/presence/redis-presence-engine.js'
+import { redisKeys } from '../../src/presence/redis/keys.js'
+import { openRedisState } from '../../src/shared-state.js'
+import type { ActivityEventLog } from '../../src/activity/event-log/event-log.js'
 import { cleanRedisSite, REDIS_URL, uniqueSite } from '../helpers/app.js'
 import { createTestDataDir, createTestMysqlDatabase } from '../helpers/database.js'
 
@@ -17,7 +19,7 @@ const T0 = 1_800_000_000_000
 const CONTACTS = 150
 const KINDS = ['join', 'nav', 'hidden', 'visible', 'leave', 'end'] as const
 
-async function setup(t: { teardown(fn: () => unknown): void }): Promise<{ store: ActivityStore; engine: Awaited<ReturnType<typeof createRedisPresenceEngine>> }> {
+async function setup(t: { teardown(fn: () => unknown): void }): Promise<{ store: ActivityStore; eventLog: ActivityEventLog }> {
   const site = uniqueSite('parallel')
   cleanRedisSite(t, site)
   const redis = new Redis(REDIS_URL)
@@ -37,16 +39,16 @@ async function setup(t: { teardown(fn: () => unknown): void }): Promise<{ store:
   const database = await openDatabase({ url: await createTestMysqlDatabase(t, 'parallel'), dataDir: createTestDataDir(t, 'parallel') })
   t.teardown(() => database.close())
   await migrateDatabase(database)
-  const engine = await createRedisPresenceEngine({ url: REDIS_URL, site, now: () => T0, presenceTimeoutMs: 75_000, idleTimeoutMs: 600_000, gapAfterMs: 40_000 })
-  t.teardown(() => engine.close())
-  return { store: createSqlActivityStore({ database, now: () => T0 }), engine }
+  const state = await openRedisState({ url: REDIS_URL, site, now: () => T0, presenceTimeoutMs: 75_000, idleTimeoutMs: 600_000, gapAfterMs: 40_000 })
+  t.teardown(() => state.close())
+  return { store: createSqlActivityStore({ database, now: () => T0 }), eventLog: state.eventLog }
 }
 
 t.test('a batch written as parallel transactions: every event once, the stream empty afterwards', async (t) => {
-  const { store, engine } = await setup(t)
+  const { store, eventLog } = await setup(t)
   const parts: number[] = []
   const counting: ActivityStore = { ...store, write: (events) => (parts.push(events.length), store.write(events)) }
-  const writer = createActivityWriter({ source: await engine.eventSource('w'), store: counting, log: pino({ level: 'silent' }), batchSize: 1000, parallel: 3 })
+  const writer = createActivityWriter({ source: await eventLog.consumer('w'), store: counting, log: pino({ level: 'silent' }), batchSize: 1000, parallel: 3 })
   let total = 0
   for (let n = await writer.writeOnce(0); n > 0; n = await writer.writeOnce(0)) total += n
   t.equal(total, CONTACTS * KINDS.length)
@@ -56,11 +58,11 @@ t.test('a batch written as parallel transactions: every event once, the stream e
     t.equal(exported.events.length, KINDS.length)
     t.match(exported.sessions, [{ endReason: 'leave', pages: [{ path: '/p0' }, { path: '/p1' }] }])
   }
-  t.same(await engine.tailEvents(10), [])
+  t.same(await eventLog.tail(10), [])
 })
 
 t.test('one part fails: nothing of the batch is acknowledged, and the next read writes it all', async (t) => {
-  const { store, engine } = await setup(t)
+  const { store, eventLog } = await setup(t)
   let fail = true
   const flaky: ActivityStore = {
     ...store,
@@ -69,24 +71,24 @@ t.test('one part fails: nothing of the batch is acknowledged, and the next read 
       await store.write(events)
     },
   }
-  const writer = createActivityWriter({ source: await engine.eventSource('w'), store: flaky, log: pino({ level: 'silent' }), batchSize: CONTACTS * KINDS.length, parallel: 2 })
+  const writer = createActivityWriter({ source: await eventLog.consumer('w'), store: flaky, log: pino({ level: 'silent' }), batchSize: CONTACTS * KINDS.length, parallel: 2 })
   await t.rejects(writer.writeOnce(0), /database away/)
-  t.equal((await engine.tailEvents(10_000)).length, CONTACTS * KINDS.length, 'every event still in the stream')
+  t.equal((await eventLog.tail(10_000)).length, CONTACTS * KINDS.length, 'every event still in the stream')
   fail = false
   t.equal(await writer.writeOnce(0), CONTACTS * KINDS.length, 'the whole batch is read again and written')
   t.equal((await store.exportContact('contact-5')).events.length, KINDS.length)
   t.equal((await store.exportContact('contact-6')).events.length, KINDS.length, 'the part that committed the first time is written once')
-  t.same(await engine.tailEvents(10), [])
+  t.same(await eventLog.tail(10), [])
 })
 
 t.test('the running loop reads ahead; a failed write in the middle loses nothing and writes nothing twice', async (t) => {
-  const { store, engine } = await setup(t)
+  const { store, eventLog } = await setup(t)
   let writes = 0
   const seen = new Map<string, number>()
   let overlapped = false
   let reading = 0
   let readsInFlight = 0
-  const source = await engine.eventSource('loop')
+  const source = await eventLog.consumer('loop')
   // A write that begins while a read is still on its way: the loop reads ahead.
   const watched = {
     ...source,
@@ -116,7 +118,7 @@ t.test('the running loop reads ahead; a failed write in the middle loses nothing
   writer.start()
   t.teardown(() => writer.stop())
   const total = CONTACTS * KINDS.length
-  while ((await engine.tailEvents(1)).length > 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  while ((await eventLog.tail(1)).length > 0) await new Promise((resolve) => setTimeout(resolve, 10))
   await writer.stop()
   t.ok(overlapped, 'a read ran while a batch was being written')
   t.ok(reading > total / 100, `${reading} reads`)
@@ -126,7 +128,7 @@ t.test('the running loop reads ahead; a failed write in the middle loses nothing
 })
 
 t.test('the loop writes the next batch while one commits; a contact in both waits for the first, and its rows come out as if written one by one', async (t) => {
-  const { store, engine } = await setup(t)
+  const { store, eventLog } = await setup(t)
   let inFlight = 0
   let most = 0
   const watched: ActivityStore = {
@@ -142,10 +144,10 @@ t.test('the loop writes the next batch while one commits; a contact in both wait
     },
   }
   // Batches of 100 over 150 contacts: each batch has contacts of the one before it.
-  const writer = createActivityWriter({ source: await engine.eventSource('depth'), store: watched, log: pino({ level: 'silent' }), batchSize: 100, parallel: 1, depth: 2, waitMs: 10 })
+  const writer = createActivityWriter({ source: await eventLog.consumer('depth'), store: watched, log: pino({ level: 'silent' }), batchSize: 100, parallel: 1, depth: 2, waitMs: 10 })
   writer.start()
   t.teardown(() => writer.stop())
-  while ((await engine.tailEvents(1)).length > 0) await new Promise((resolve) => setTimeout(resolve, 10))
+  while ((await eventLog.tail(1)).length > 0) await new Promise((resolve) => setTimeout(resolve, 10))
   await writer.stop()
   t.equal(most, 2, 'two batches were being written at once')
   for (let c = 0; c < CONTACTS; c += 1) {

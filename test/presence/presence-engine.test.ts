@@ -5,17 +5,14 @@
  */
 import t, { type Test } from 'tap'
 import { REDIS_URL, cleanRedisSite, createClock, uniqueSite } from '../helpers/app.js'
-import { createMemoryPresenceEngine } from '../../src/presence/memory-presence-engine.js'
-import { createRedisPresenceEngine } from '../../src/presence/redis-presence-engine.js'
-import type { FeedMessage, Heartbeat, HeartbeatEvent, Left, PresenceChange, PresenceEngine as CorePresenceEngine, EngineEventsAndConsent, Presence } from '../../src/presence/presence-engine.js'
-
-type PresenceEngine = CorePresenceEngine & EngineEventsAndConsent
+import { openMemoryState, openRedisState, type SharedState } from '../../src/shared-state.js'
+import type { FeedMessage, Heartbeat, HeartbeatEvent, Left, PresenceChange, PresenceEngine, Presence } from '../../src/presence/presence-engine.js'
 import type { ActivityEvent } from '../../src/activity/event-log/event-log.js'
 import { DEFAULT_MAX_TABS } from '../../src/presence/presence-engine.js'
 
 type Clock = ReturnType<typeof createClock>
 type ChangeMessage = Extract<FeedMessage, { type: 'change' }>
-type MakeEngine = (t: Test, clock: Clock) => Promise<PresenceEngine>
+type MakeEngine = (t: Test, clock: Clock) => Promise<SharedState>
 
 const TIMEOUT = 75_000
 const IDLE = 600_000
@@ -76,7 +73,8 @@ function streamId(id: string): [bigint, bigint] {
   return [BigInt(match[1] as string), BigInt(match[2] as string)]
 }
 
-function harness(t: Test, engine: PresenceEngine): Harness {
+function harness(t: Test, state: SharedState): Harness {
+  const engine = state.presence
   const feed: FeedMessage[] = []
   const unsubscribe = engine.onFeed((message) => feed.push(message))
   t.teardown(() => {
@@ -102,7 +100,7 @@ function harness(t: Test, engine: PresenceEngine): Harness {
       })
     },
     async events() {
-      const all = await engine.tailEvents(1000)
+      const all = await state.eventLog.tail(1000)
       let previous: [bigint, bigint] = [-1n, -1n]
       for (const { id } of all) {
         const current = streamId(id)
@@ -125,21 +123,21 @@ const byContact = (online: Presence[]): Presence[] => [...online].sort((a, b) =>
 
 function engineContract(name: string, makeEngine: MakeEngine): void {
   t.test(name, async (t) => {
-    async function setup(t: Test): Promise<{ h: Harness; engine: PresenceEngine; clock: Clock }> {
+    async function setup(t: Test): Promise<{ h: Harness; engine: PresenceEngine; state: SharedState; clock: Clock }> {
       const clock = createClock(T0)
-      const engine = await makeEngine(t, clock)
-      return { h: harness(t, engine), engine, clock }
+      const state = await makeEngine(t, clock)
+      return { h: harness(t, state), engine: state.presence, state, clock }
     }
 
     t.test('join: the first nav joins the contact', async (t) => {
-      const { h, engine, clock } = await setup(t)
+      const { h, engine, state, clock } = await setup(t)
       t.equal(await engine.heartbeat(beat('nav')), 'joined')
       const expected = presence({ since: T0, lastSeen: T0 })
       const changes = await h.settled()
       t.strictSame(changes, [{ type: 'change', position: 1, change: joined(expected) }], 'one joined change with the full PRESENCE')
       t.strictSame(await engine.snapshot(), { position: 1, online: [expected] })
       t.strictSame(await h.events(), [event('join', T0, { name: NAME, company: COMPANY })])
-      const [stored] = await engine.tailEvents(10)
+      const [stored] = await state.eventLog.tail(10)
       t.type(stored?.id, 'string', 'events carry an id')
       t.equal(clock.now(), T0)
     })
@@ -556,53 +554,6 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       t.strictSame((await h.settled()).length, 1, 'a gap is not a presence change')
     })
 
-    t.test('event source: read, acknowledge, re-read what was not acknowledged', async (t) => {
-      const { engine } = await setup(t)
-      const source = await engine.eventSource('writer-a')
-      t.teardown(() => source.close())
-      await engine.heartbeat(beat('nav'))
-      await engine.heartbeat(beat('nav', { path: '/b' }))
-      await engine.heartbeat(beat('hidden'))
-      const first = await source.read(2, 10)
-      t.strictSame(first.map((e) => e.type), ['join', 'nav'])
-      // The writer reads ahead while the first batch is written: the next read gives what follows.
-      const ahead = await source.read(2, 10)
-      t.strictSame(ahead.map((e) => e.type), ['hidden'], 'read ahead: the events after those handed out')
-      t.strictSame(await source.read(2, 10), [], 'everything is handed out')
-      // The write failed: everything not acknowledged is handed out again, in order, first.
-      source.retry()
-      const again = await source.read(2, 10)
-      t.strictSame(again.map((e) => e.id), first.map((e) => e.id), 'not acknowledged: handed out again after retry()')
-      await source.ack(first.map((e) => e.id))
-      const rest = await source.read(10, 10)
-      t.strictSame(rest.map((e) => e.type), ['hidden'], 'then the rest of what was handed out')
-      await source.ack(rest.map((e) => e.id))
-      t.strictSame(await source.read(10, 10), [], 'nothing left')
-      t.strictSame(await engine.tailEvents(10), [], 'acknowledged events leave the stream')
-    })
-
-    t.test('event source: a waiting read wakes when an event arrives', async (t) => {
-      const { engine } = await setup(t)
-      const source = await engine.eventSource('writer-a')
-      t.teardown(() => source.close())
-      const pending = source.read(10, 5_000)
-      await new Promise((resolve) => setImmediate(resolve))
-      await engine.heartbeat(beat('nav'))
-      const started = Date.now()
-      t.strictSame((await pending).map((e) => e.type), ['join'])
-      t.ok(Date.now() - started < 2_000, 'did not wait for the timeout')
-    })
-
-    t.test('discardEvents drops one contact\'s unwritten events only', async (t) => {
-      const { engine } = await setup(t)
-      await engine.heartbeat(beat('nav'))
-      await engine.heartbeat(beat('nav', { contactId: 'other' }))
-      await engine.heartbeat(beat('hidden'))
-      t.equal(await engine.discardEvents(CONTACT), 2)
-      t.strictSame((await engine.tailEvents(10)).map((e) => e.contactId), ['other'])
-      t.equal(await engine.count(), 2, 'presence itself is untouched')
-    })
-
     t.test('heartbeats sent together, without waiting: many beats at once, and the order of arrival kept', async (t) => {
       const { h, engine, clock } = await setup(t)
       const ids = Array.from({ length: 120 }, (_, i) => `many-${i}`)
@@ -730,41 +681,21 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
   })
 }
 
-async function memoryEngine(t: Test, clock: Clock): Promise<PresenceEngine> {
-  const engine = createMemoryPresenceEngine({ now: clock.now, presenceTimeoutMs: TIMEOUT, idleTimeoutMs: IDLE, gapAfterMs: GAP })
-  t.teardown(() => engine.close())
-  return engine
+async function memoryEngine(t: Test, clock: Clock): Promise<SharedState> {
+  const state = openMemoryState({ now: clock.now, presenceTimeoutMs: TIMEOUT, idleTimeoutMs: IDLE, gapAfterMs: GAP })
+  t.teardown(() => state.close())
+  return state
 }
 
-async function redisEngine(t: Test, clock: Clock, site = uniqueSite('presence')): Promise<PresenceEngine> {
+async function redisEngine(t: Test, clock: Clock, site = uniqueSite('presence')): Promise<SharedState> {
   cleanRedisSite(t, site)
-  const engine = await createRedisPresenceEngine({ url: REDIS_URL, site, now: clock.now, presenceTimeoutMs: TIMEOUT, idleTimeoutMs: IDLE, gapAfterMs: GAP })
-  t.teardown(() => engine.close())
-  return engine
+  const state = await openRedisState({ url: REDIS_URL, site, now: clock.now, presenceTimeoutMs: TIMEOUT, idleTimeoutMs: IDLE, gapAfterMs: GAP })
+  t.teardown(() => state.close())
+  return state
 }
 
 engineContract('memory engine', memoryEngine)
 engineContract('redis engine', (t, clock) => redisEngine(t, clock))
-
-t.test('redis engine: two consumers split the events; a dead consumer\'s events are claimed', async (t) => {
-  const clock = createClock(T0)
-  const engine = await redisEngine(t, clock)
-  const a = await engine.eventSource('writer-a')
-  const b = await engine.eventSource('writer-b')
-  t.teardown(() => Promise.all([a.close(), b.close()]))
-  for (let i = 0; i < 6; i += 1) await engine.heartbeat(beat('nav', { contactId: `c${i}` }))
-  const fromA = await a.read(3, 10)
-  const fromB = await b.read(10, 10)
-  t.equal(fromA.length, 3)
-  t.equal(fromB.length, 3)
-  t.strictSame(new Set([...fromA, ...fromB].map((e) => e.id)).size, 6, 'each event handed to one consumer')
-  await b.ack(fromB.map((e) => e.id))
-  // a dies without acknowledging; b takes over what a held.
-  const claimed = await b.claimStale(0, 10)
-  t.strictSame(claimed.map((e) => e.id), fromA.map((e) => e.id))
-  await b.ack(claimed.map((e) => e.id))
-  t.strictSame(await engine.tailEvents(10), [], 'all written, all gone from the stream')
-})
 
 t.test('redis engine: each expiry is swept exactly once across instances', async (t) => {
   async function twoInstances(t: Test): Promise<{ a: Harness; b: Harness; clock: Clock }> {

@@ -1,21 +1,15 @@
 /**
- * The Redis engine's key layout (src/presence/lua/common.lua): tabs spread over bucket sorted
+ * The Redis engine's key layout (src/presence/redis/keys.ts, lua/common.lua): tabs spread over bucket sorted
  * sets with an index of when each bucket is next due, compact contact records. Real Redis.
  */
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import { REDIS_URL, cleanRedisSite, createClock, uniqueSite } from '../helpers/app.js'
-import {
-  TAB_BUCKETS,
-  bucketKey,
-  createRedisPresenceEngine,
-  presenceKeys,
-  presenceMemoryUsage,
-  recordPresence,
-  redisKeys,
-  tabBucket,
-  type RedisPresenceEngine,
-} from '../../src/presence/redis-presence-engine.js'
+import { TAB_BUCKETS, bucketKey, presenceKeys, redisKeys, tabBucket } from '../../src/presence/redis/keys.js'
+import { presenceMemoryUsage } from '../../src/presence/redis/memory-usage.js'
+import { recordPresence } from '../../src/presence/redis/records.js'
+import type { RedisPresenceEngine } from '../../src/presence/redis/redis-presence-engine.js'
+import { openRedisState, type SharedState } from '../../src/shared-state.js'
 import type { FeedMessage, Heartbeat, PresenceChange } from '../../src/presence/presence-engine.js'
 
 const TIMEOUT = 75_000
@@ -29,12 +23,16 @@ function beat(contactId: string, event: Heartbeat['event'], over: Partial<Heartb
   return { contactId, clientId: 'client-1', name: 'Ann', company: 'Acme', sid: 'tab-aaaa-0001', path: '/p', title: 'P', event, ...over }
 }
 
-async function engineOn(t: Test, site: string, clock: Clock, sweepBatch?: number): Promise<RedisPresenceEngine> {
-  const engine = await createRedisPresenceEngine({
+async function stateOn(t: Test, site: string, clock: Clock, sweepBatch?: number): Promise<SharedState<RedisPresenceEngine>> {
+  const state = await openRedisState({
     url: REDIS_URL, site, now: clock.now, presenceTimeoutMs: TIMEOUT, idleTimeoutMs: IDLE, gapAfterMs: GAP, ...(sweepBatch === undefined ? {} : { sweepBatch }),
   })
-  t.teardown(() => engine.close())
-  return engine
+  t.teardown(() => state.close())
+  return state
+}
+
+async function engineOn(t: Test, site: string, clock: Clock, sweepBatch?: number): Promise<RedisPresenceEngine> {
+  return (await stateOn(t, site, clock, sweepBatch)).presence
 }
 
 function inspector(t: Test): Redis {
@@ -105,7 +103,8 @@ t.test('many contacts across buckets, two engines sweeping concurrently in small
   const site = uniqueSite('layout-once')
   cleanRedisSite(t, site)
   const clock = createClock(T0)
-  const a = await engineOn(t, site, clock, 7)
+  const stateA = await stateOn(t, site, clock, 7)
+  const a = stateA.presence
   const b = await engineOn(t, site, clock, 7)
   const feedA = collect(t, a)
   const feedB = collect(t, b)
@@ -141,7 +140,7 @@ t.test('many contacts across buckets, two engines sweeping concurrently in small
   t.equal(leftIds.length, ids.length, 'one left per contact')
   t.strictSame([...leftIds].sort(), [...ids].sort())
   t.equal(changesA.filter((c) => c.kind === 'joined').length, joins)
-  const ends = (await a.tailEvents(10_000)).filter((e) => e.type === 'end').map((e) => e.contactId)
+  const ends = (await stateA.eventLog.tail(10_000)).filter((e) => e.type === 'end').map((e) => e.contactId)
   t.strictSame(ends.sort(), [...ids].sort(), 'one end event per contact')
   t.equal(await (inspector(t)).zcard(redisKeys(site).due), 0, 'the index is empty once every bucket is')
 })
@@ -162,7 +161,7 @@ function scriptCalls(engine: RedisPresenceEngine): string[] {
   return calls
 }
 
-t.test('heartbeats of one turn go to Redis as one script call per run of a kind, in the order they arrived', async (t) => {
+t.test('heartbeats of one turn go to Redis as one script call per run of a kind, in the order they arrived (batcher.ts, against real Redis)', async (t) => {
   const site = uniqueSite('layout-batch')
   cleanRedisSite(t, site)
   const clock = createClock(T0)
@@ -191,52 +190,6 @@ t.test('heartbeats of one turn go to Redis as one script call per run of a kind,
   const shown = changes.slice(1).map((c) => (c.kind === 'left' ? `left ${c.left.contactId} ${c.left.at - T0}` : `${c.kind} ${c.presence.contactId} ${c.presence.since - T0}`))
   t.strictSame(shown, ['joined bob 1000', 'joined cid 1000', 'left ann 2000', 'updated bob 1000', 'joined ann 3000'],
     'the feed in the order of arrival, each with the time it arrived')
-})
-
-t.test('heartbeats that arrive while a call is unanswered wait for its answer and go as one call', async (t) => {
-  const site = uniqueSite('layout-inflight')
-  cleanRedisSite(t, site)
-  const clock = createClock(T0)
-  const engine = await engineOn(t, site, clock)
-  for (const id of ['ann', 'bob', 'cid', 'dan']) await engine.heartbeat(beat(id, 'nav'))
-  const calls = scriptCalls(engine)
-  // Another client keeps Redis busy for 200 ms: Ann's beat goes and is not answered meanwhile.
-  const busy = inspector(t).eval("local s = redis.call('TIME') repeat local n = redis.call('TIME') until (n[1] - s[1]) * 1000000 + n[2] - s[2] > 200000 return 1", 0)
-  await new Promise((resolve) => setTimeout(resolve, 20))
-  clock.advance(30_000)
-  const pending = [engine.heartbeat(beat('ann', 'beat'))]
-  for (const id of ['bob', 'cid', 'dan']) {
-    // Each in a turn of its own, as requests arriving one after another.
-    await new Promise((resolve) => setImmediate(resolve))
-    await new Promise((resolve) => setTimeout(resolve, 5))
-    pending.push(engine.heartbeat(beat(id, 'beat')))
-  }
-  t.equal(calls.length, 1, 'only the first went while Redis was busy')
-  await busy
-  t.strictSame(await Promise.all(pending), ['unchanged', 'unchanged', 'unchanged', 'unchanged'])
-  t.equal(calls.length, 2, 'the three that waited went together')
-})
-
-t.test('a send waits for one more turn of the event loop: heartbeats read in it join the call', async (t) => {
-  const site = uniqueSite('layout-turns')
-  cleanRedisSite(t, site)
-  const clock = createClock(T0)
-  const engine = await engineOn(t, site, clock)
-  for (const id of ['ann', 'bob', 'cid']) await engine.heartbeat(beat(id, 'nav'))
-  const calls = scriptCalls(engine)
-  clock.advance(30_000)
-  const pending = [engine.heartbeat(beat('ann', 'beat'))]
-  // The next turn, as a request whose bytes arrived while Ann's was handled.
-  await new Promise((resolve) => setImmediate(resolve))
-  pending.push(engine.heartbeat(beat('bob', 'beat')))
-  t.strictSame(await Promise.all(pending), ['unchanged', 'unchanged'])
-  t.equal(calls.length, 1, "Bob's beat went in the call with Ann's")
-  // Three turns apart: two calls, the second its own wait after the first's answer.
-  const later = [engine.heartbeat(beat('ann', 'beat'))]
-  for (let k = 0; k < 3; k += 1) await new Promise((resolve) => setImmediate(resolve))
-  later.push(engine.heartbeat(beat('cid', 'beat')))
-  t.strictSame(await Promise.all(later), ['unchanged', 'unchanged'])
-  t.equal(calls.length, 3, 'a heartbeat past the wait goes in a call of its own')
 })
 
 t.test('a bucket past 128 tabs (no longer a listpack) still works: fast path, hidden, snapshot, expiry', async (t) => {
@@ -328,25 +281,6 @@ t.test('presenceKeys lists every key that holds presence state; presenceMemoryUs
   t.equal(listed.size, TAB_BUCKETS + 2)
 })
 
-t.test('keys of the old layout (one tabs set, JSON records) are left to expire, once', async (t) => {
-  const site = uniqueSite('layout-legacy')
-  cleanRedisSite(t, site)
-  const redis = inspector(t)
-  const oldTabs = `cat:{${site}}:tabs`
-  const oldRecords = `cat:{${site}}:records`
-  await redis.zadd(oldTabs, T0, 'contact-1|tab-aaaa-0001')
-  await redis.hset(oldRecords, 'contact-1', '{"c":"client-1"}')
-  const engine = await engineOn(t, site, createClock(T0))
-  const ttl = await redis.pttl(oldTabs)
-  t.ok(ttl > 3_500_000 && ttl <= 3_600_000, `the old tabs set expires in an hour (${ttl} ms)`)
-  t.ok((await redis.pttl(oldRecords)) > 3_500_000, 'so do the old records')
-  await redis.pexpire(oldTabs, 10_000)
-  await engineOn(t, site, createClock(T0))
-  t.ok((await redis.pttl(oldTabs)) <= 10_000, 'a later start does not push the expiry back')
-  t.equal(await engine.heartbeat(beat('contact-1', 'beat')), 'joined', 'the new layout does not read them')
-  t.equal(await redis.zcard(oldTabs), 1)
-})
-
 t.test('recordPresence decodes what the scripts store: escapes, several tabs, hidden ones; refuses anything else', async (t) => {
   const US = '\x1f'
   const raw = ['c\x1e1x', 'N\x1e0\x1e1', '', '/p q', 'T\x1e', '1800000000000', '1tab-aaaa-0001 0tab-bbbb-0002 1tab-cccc-0003'].join(US)
@@ -354,6 +288,6 @@ t.test('recordPresence decodes what the scripts store: escapes, several tabs, hi
     contactId: 'k', clientId: 'c\x1fx', name: 'N\x1e\x1f', company: '', path: '/p q', title: 'T\x1e', state: 'active', since: 1_800_000_000_000, lastSeen: 1_800_000_000_000, tabs: 3,
   })
   t.match(recordPresence('k', ['c', 'n', 'o', 'p', 't', '5', '1tab-aaaa-0001 1tab-bbbb-0002'].join(US), 9), { state: 'idle', tabs: 2, since: 5, lastSeen: 9 })
-  t.throws(() => recordPresence('k', '{"c":"client-1"}', undefined), /not a presence record/, 'JSON of the old layout')
+  t.throws(() => recordPresence('k', '{"c":"client-1"}', undefined), /not a presence record/, 'JSON')
   t.throws(() => recordPresence('k', ['c', 'n', 'o', 'p', 't', '5', '0x', 'extra'].join(US), undefined), /not a presence record/)
 })

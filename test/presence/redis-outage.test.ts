@@ -2,7 +2,7 @@ import t from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { adminToken, buildTestApp, clientToken, createClock, ensureConsent, heartbeatUrl, uniqueSite, until } from '../helpers/app.js'
 import { startRedisServer } from '../helpers/redis-server.js'
-import type { RedisPresenceEngine } from '../../src/presence/redis-presence-engine.js'
+import type { RedisPresenceEngine } from '../../src/presence/redis/redis-presence-engine.js'
 
 // Redis here is a private redis-server of each test, killed, restarted and frozen by it; the
 // shared one is never touched.

@@ -2,7 +2,9 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { adminToken, buildTestApp, cleanRedisSite, clientToken, heartbeatUrl, uniqueSite, ensureConsent } from '../helpers/app.js'
 import { connectDashboard, refusedUpgrade, type Dashboard, type Message } from '../helpers/ws.js'
-import { SNAPSHOT_PART_BUCKETS, TAB_BUCKETS, tabBucket, type RedisPresenceEngine } from '../../src/presence/redis-presence-engine.js'
+import { TAB_BUCKETS, tabBucket } from '../../src/presence/redis/keys.js'
+import type { RedisPresenceEngine } from '../../src/presence/redis/redis-presence-engine.js'
+import { SNAPSHOT_PART_BUCKETS } from '../../src/presence/redis/snapshot-reader.js'
 import type { SnapshotParts } from '../../src/presence/snapshot-parts.js'
 
 async function beat(app: FastifyInstance, sub: string, sid: string, event: string, path = '/home', title = 'Home'): Promise<void> {

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { adminToken, buildTestApp, cleanRedisSite, clientToken, createClock, heartbeatUrl, uniqueSite, ensureConsent } from '../helpers/app.js'
-import { bucketKey, tabBucket, type RedisPresenceEngine } from '../../src/presence/redis-presence-engine.js'
+import { bucketKey, tabBucket } from '../../src/presence/redis/keys.js'
+import type { RedisPresenceEngine } from '../../src/presence/redis/redis-presence-engine.js'
 
 const SID = 'tab0000001'
 

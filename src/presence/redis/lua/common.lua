@@ -1,5 +1,6 @@
---[[ common.lua: the keys, arguments and helpers the presence scripts share; the engine
-prepends it, then records.lua, to each one but beat.lua (the fast path stands alone).
+--[[ common.lua: the keys, arguments and helpers the presence scripts share; scripts.ts
+prepends it, then records.lua, to each one but beat.lua (the fast path stands alone). The key
+names: keys.ts.
 
 KEYS[1]  due      sorted set  the tab index: member = bucket number n, score at or before the
                               earliest expiry in bucket n; every non-empty bucket is in it. Kept

@@ -1,7 +1,6 @@
 --[[ heartbeat.lua: applies, in order, a batch of heartbeats that missed the fast path or are
-not plain beats. The engine gathers those that arrive in one turn of its event loop into one
-call, as it does the fast path's beats (beat.lua): per heartbeat that saves a command in ioredis
-and a script call in Redis.
+not plain beats. The batcher (batcher.ts) gathers them into one call, as it does the fast path's
+beats (beat.lua): per heartbeat that saves a command in ioredis and a script call in Redis.
 KEYS[1..4] and ARGV[1..4] as in common.lua, then:
 KEYS[4 + i]              the bucket of heartbeat i's contact
 ARGV[5]                  gap after (as in beat.lua)
@@ -18,11 +17,11 @@ local MAX_TABS = tonumber(ARGV[6])
 local function apply(BUCKET, NOW, contact, sid, event, client, name, company, path, title)
   local raw = redis.call('HGET', CONTACTS, contact)
   local rec = raw and decode(raw) or nil
-  local tab = rec and rec.h[sid] -- nil: unknown tab, 0: visible, 1: hidden
+  local tab = rec and rec.hidden[sid] -- nil: unknown tab, 0: visible, 1: hidden
 
   if event == 'leave' or event == 'hidden' then
     if rec == nil or tab == nil then return 'ignored' end
-    local before = shown(rec)
+    local before = dashboard_view(rec)
     redis.call('ZREM', BUCKET, tab_member(contact, sid, tab == 1))
     if event == 'leave' then
       remove_tab(rec, sid)
@@ -38,7 +37,7 @@ local function apply(BUCKET, NOW, contact, sid, event, client, name, company, pa
       append('hidden', contact, rec, sid, NOW)
     end
     redis.call('HSET', CONTACTS, contact, encode(rec))
-    if shown(rec) == before then return 'unchanged' end
+    if dashboard_view(rec) == before then return 'unchanged' end
     if event == 'hidden' then publish('updated', presence_of(BUCKET, contact, rec, sid, NOW + IDLE))
     else publish('updated', presence_of(BUCKET, contact, rec)) end
     return 'updated'
@@ -63,13 +62,13 @@ local function apply(BUCKET, NOW, contact, sid, event, client, name, company, pa
   local joined = rec == nil
   local before = ''
   if joined then
-    rec = { s = NOW, sids = {}, h = {} }
+    rec = { since = NOW, sids = {}, hidden = {} }
   else
-    before = shown(rec)
+    before = dashboard_view(rec)
   end
-  rec.c, rec.n, rec.o = client, name, company
+  rec.clientId, rec.name, rec.company = client, name, company
   if joined or tab == nil or event ~= 'beat' then
-    rec.p, rec.t = path, title
+    rec.path, rec.title = path, title
   end
   if tab == 1 then redis.call('ZREM', BUCKET, tab_member(contact, sid, true)) end
   set_tab(rec, sid, 0)
@@ -78,7 +77,7 @@ local function apply(BUCKET, NOW, contact, sid, event, client, name, company, pa
   redis.call('HSET', CONTACTS, contact, encode(rec))
 
   if joined then
-    append('join', contact, rec, sid, NOW, { 'name', rec.n, 'company', rec.o })
+    append('join', contact, rec, sid, NOW, { 'name', rec.name, 'company', rec.company })
   elseif tab == nil or event == 'nav' then
     append('nav', contact, rec, sid, NOW)
   else
@@ -89,7 +88,7 @@ local function apply(BUCKET, NOW, contact, sid, event, client, name, company, pa
     publish('joined', presence_of(BUCKET, contact, rec, sid, NOW + TIMEOUT))
     return 'joined'
   end
-  if shown(rec) == before then return 'unchanged' end
+  if dashboard_view(rec) == before then return 'unchanged' end
   publish('updated', presence_of(BUCKET, contact, rec, sid, NOW + TIMEOUT))
   return 'updated'
 end

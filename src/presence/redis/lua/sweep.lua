@@ -26,7 +26,7 @@ for b = 5, #KEYS do
       local raw = contact and redis.call('HGET', CONTACTS, contact)
       if raw then
         local rec = decode(raw)
-        if rec.h[sid] ~= nil then
+        if rec.hidden[sid] ~= nil then
           remove_tab(rec, sid)
           local at = score - (hidden and IDLE or TIMEOUT)
           if #rec.sids == 0 then

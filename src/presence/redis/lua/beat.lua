@@ -1,5 +1,5 @@
 --[[ beat.lua: the fast path, for a batch of periodic beats from visible tabs, on time. The
-engine gathers the beats that arrive in one turn of its event loop into one call. It stands
+batcher (batcher.ts) gathers the beats of a few turns of the event loop into one call. It stands
 alone (no common.lua, no records.lua) with the fewest arguments: every definition and argument
 costs time, and nearly all heartbeats are of this kind.
 KEYS[1]      due              the bucket index (common.lua)

@@ -9,7 +9,7 @@ local raw = redis.call('HGET', CONTACTS, contact)
 if not raw then return 0 end
 local rec = decode(raw)
 for _, sid in ipairs(rec.sids) do
-  redis.call('ZREM', BUCKET, tab_member(contact, sid, rec.h[sid] == 1))
+  redis.call('ZREM', BUCKET, tab_member(contact, sid, rec.hidden[sid] == 1))
 end
 end_contact(contact, rec, '', NOW, ARGV[6])
 flush_feed()

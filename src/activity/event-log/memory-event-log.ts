@@ -1,0 +1,136 @@
+/**
+ * The event log in this process's memory (one instance): a queue the memory presence engine
+ * appends to and one consumer, the activity writer, reads.
+ */
+import type { ActivityEvent, ActivityEventLog, ActivityEventSource } from './event-log.js'
+
+export interface MemoryEventLogOptions {
+  /** Events kept for the activity writer; the oldest are dropped past this. */
+  maxQueuedEvents?: number
+}
+
+export interface MemoryEventLog extends ActivityEventLog {
+  /** Appends an event, given an id shaped like a stream id (ms-seq), ordered even when the clock stands still. */
+  append(event: Omit<ActivityEvent, 'id'>): void
+  /** Wakes a waiting reader, which then finds nothing new. */
+  close(): void
+}
+
+export function createMemoryEventLog(options: MemoryEventLogOptions = {}): MemoryEventLog {
+  const { maxQueuedEvents = 1_000_000 } = options
+  /** What is not yet written, oldest first. */
+  const queue: ActivityEvent[] = []
+  let lastEventMs = 0
+  let eventSeq = 0
+  /** Wakes a reader waiting for events. */
+  let wake: (() => void) | undefined
+
+  return {
+    append(event) {
+      if (event.at > lastEventMs) {
+        lastEventMs = event.at
+        eventSeq = 0
+      } else {
+        eventSeq += 1
+      }
+      queue.push({ id: `${lastEventMs}-${eventSeq}`, ...event })
+      if (queue.length > maxQueuedEvents) queue.shift()
+      wake?.()
+    },
+
+    async consumer(): Promise<ActivityEventSource> {
+      return new MemoryEventSource(queue, (waiter) => {
+        wake = waiter
+      })
+    },
+
+    async tail(count) {
+      return queue.slice(-count)
+    },
+
+    async discard(contactId) {
+      const before = queue.length
+      let keep = 0
+      for (const event of queue) if (event.contactId !== contactId) queue[keep++] = event
+      queue.length = keep
+      return before - keep
+    },
+
+    close() {
+      wake?.()
+    },
+  }
+}
+
+/**
+ * One process, one consumer: the queue is what is not yet written; `handed` what of it was read
+ * and is being written (reads go on meanwhile), forgotten by retry().
+ */
+class MemoryEventSource implements ActivityEventSource {
+  private closed = false
+  private readonly handed = new Set<string>()
+  private wake: (() => void) | undefined
+
+  constructor(
+    private readonly queue: ActivityEvent[],
+    /** Sets the function an append calls to wake this source's waiting read (undefined: none waits). */
+    private readonly setWaker: (wake: (() => void) | undefined) => void,
+  ) {}
+
+  async read(count: number, waitMs: number): Promise<ActivityEvent[]> {
+    if (this.fresh(count).length === 0 && waitMs > 0 && !this.closed) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, waitMs)
+        this.wake = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+        this.setWaker(this.wake)
+      })
+      this.wake = undefined
+      this.setWaker(undefined)
+    }
+    const events = this.fresh(count)
+    for (const event of events) this.handed.add(event.id)
+    return events
+  }
+
+  retry(): void {
+    this.handed.clear()
+  }
+
+  async claimStale(): Promise<ActivityEvent[]> {
+    return []
+  }
+
+  async ack(ids: readonly string[]): Promise<void> {
+    const { queue } = this
+    for (const id of ids) this.handed.delete(id)
+    const done = new Set(ids)
+    let head = 0
+    while (head < queue.length && done.has((queue[head] as ActivityEvent).id)) head += 1
+    if (head === done.size) {
+      // The usual case: what was read was the head of the queue.
+      queue.splice(0, head)
+      return
+    }
+    let keep = 0
+    for (const event of queue) if (!done.has(event.id)) queue[keep++] = event
+    queue.length = keep
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    this.wake?.()
+  }
+
+  /** Up to `count` events not handed out yet, oldest first. */
+  private fresh(count: number): ActivityEvent[] {
+    const events: ActivityEvent[] = []
+    for (const event of this.queue) {
+      if (events.length >= count) break
+      if (!this.handed.has(event.id)) events.push(event)
+    }
+    return events
+  }
+}

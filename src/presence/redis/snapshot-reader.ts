@@ -1,0 +1,115 @@
+/**
+ * Reads the site's presence part by part: each part the tabs of a range of buckets and the
+ * records of the contacts they name, each read at a feed position of its own (SnapshotParts).
+ */
+import type { Redis } from 'ioredis'
+import type { Presence } from '../presence-engine.js'
+import type { SnapshotParts } from '../snapshot-parts.js'
+import type { RedisCall } from './availability.js'
+import { TAB_BUCKETS, bucketKey, tabBucket, type RedisKeys } from './keys.js'
+import { addLastSeen, recordPresence, type TabTimeouts } from './records.js'
+
+/**
+ * Tab buckets per snapshot part: 32 parts, about 3 000 contacts each at 100 000 online. Small
+ * parts are sent while the next are read, and their maps and arrays stay small; parts of 32,
+ * 64 or 128 buckets read alike (bench/snapshot.ts compares checkouts).
+ */
+export const SNAPSHOT_PART_BUCKETS = 64
+
+/** Snapshot parts being read while the one before them is handed over. */
+const SNAPSHOT_READ_AHEAD = 2
+
+interface ReadPart {
+  online: Presence[]
+  /** The feed position at which the part's tabs were read, and its records. */
+  tabsAt: number
+  recordsAt: number
+  /** The contacts that had tabs, with their lastSeen. */
+  found: Map<string, number>
+}
+
+export interface SnapshotReaderOptions extends TabTimeouts {
+  redis: Redis
+  site: string
+  keys: RedisKeys
+  call: RedisCall
+  /** Told the highest position of the parts once all are read (the feed's gap detection). */
+  readUpTo(position: number): void
+}
+
+/** Every error of a transaction's replies, thrown; the replies otherwise. */
+function replies(result: [Error | null, unknown][] | null): unknown[] {
+  if (result === null) throw new Error('snapshot transaction aborted')
+  return result.map(([error, reply]) => {
+    if (error) throw error
+    return reply
+  })
+}
+
+/**
+ * One part: the tabs of buckets first…first+SNAPSHOT_PART_BUCKETS-1 with the feed position
+ * (one transaction), then the records of the contacts they name with the position again.
+ * Between the two a contact may change: one that had no tabs is in the part as it was at the
+ * first position (absent), one that had tabs as it is at the second (present or gone), and
+ * the hub sends each the changes after its own position (SnapshotParts.position).
+ */
+async function readPart(options: SnapshotReaderOptions, first: number): Promise<ReadPart> {
+  const { redis, site, keys } = options
+  const tabsRead = redis.multi().get(keys.seq)
+  for (let bucket = first; bucket < first + SNAPSHOT_PART_BUCKETS && bucket < TAB_BUCKETS; bucket += 1) {
+    tabsRead.zrange(bucketKey(site, bucket), 0, -1, 'WITHSCORES')
+  }
+  const [seq, ...buckets] = replies(await tabsRead.exec())
+  const tabsAt = Number(seq ?? 0)
+  const found = new Map<string, number>()
+  for (const tabs of buckets) addLastSeen(found, tabs as string[], options)
+  if (found.size === 0) return { online: [], tabsAt, recordsAt: tabsAt, found }
+  const ids = [...found.keys()]
+  const [records, seqAgain] = replies(await redis.multi().hmget(keys.records, ...ids).get(keys.seq).exec()) as [(string | null)[], string | null]
+  const online: Presence[] = []
+  ids.forEach((contactId, i) => {
+    const raw = records[i]
+    if (raw != null) online.push(recordPresence(contactId, raw, found.get(contactId)))
+  })
+  return { online, tabsAt, recordsAt: Number(seqAgain ?? 0), found }
+}
+
+/** The snapshot in parts of SNAPSHOT_PART_BUCKETS buckets, SNAPSHOT_READ_AHEAD of them read ahead. */
+export function readSnapshotParts(options: SnapshotReaderOptions): SnapshotParts {
+  const read: ReadPart[] = []
+  const highest = (): number => read.reduce((max, part) => Math.max(max, part.recordsAt), 0)
+  async function* parts(): AsyncGenerator<Presence[]> {
+    const ahead: Promise<ReadPart>[] = []
+    let next = 0
+    const readNext = (): void => {
+      if (next >= TAB_BUCKETS) return
+      const first = next
+      const part = options.call(() => readPart(options, first))
+      part.catch(() => {}) // awaited in turn; not unhandled if the reader stops before
+      ahead.push(part)
+      next += SNAPSHOT_PART_BUCKETS
+    }
+    for (let k = 0; k <= SNAPSHOT_READ_AHEAD; k += 1) readNext()
+    for (let part = ahead.shift(); part !== undefined; part = ahead.shift()) {
+      const done = await part
+      readNext()
+      read.push(done)
+      yield done.online
+    }
+    options.readUpTo(highest())
+  }
+  return {
+    parts: parts(),
+    position(contactId) {
+      const part = read[Math.floor(tabBucket(contactId) / SNAPSHOT_PART_BUCKETS)]
+      if (part === undefined) throw new Error('snapshot position asked before its parts were read')
+      return part.found.has(contactId) ? part.recordsAt : part.tabsAt
+    },
+    get lowest() {
+      return read.reduce((min, part) => Math.min(min, part.tabsAt), Infinity)
+    },
+    get highest() {
+      return highest()
+    },
+  }
+}

@@ -1,0 +1,111 @@
+/**
+ * The activity event log: one suite run against the memory and the Redis implementation (real
+ * Redis), the events made by heartbeats of the presence engine beside it.
+ */
+import t, { type Test } from 'tap'
+import { REDIS_URL, cleanRedisSite, createClock, uniqueSite } from '../helpers/app.js'
+import { openMemoryState, openRedisState, type SharedState } from '../../src/shared-state.js'
+import type { Heartbeat, HeartbeatEvent, PresenceEngine } from '../../src/presence/presence-engine.js'
+import type { ActivityEventLog } from '../../src/activity/event-log/event-log.js'
+
+const TIMEOUT = 75_000
+const IDLE = 600_000
+const GAP = 40_000
+const T0 = 1_800_000_000_000
+const CONTACT = 'contact-1'
+
+function beat(event: HeartbeatEvent, over: Partial<Heartbeat> = {}): Heartbeat {
+  return { contactId: CONTACT, clientId: 'client-7', name: 'Ann Example', company: 'Acme Ltd', sid: 'tab-aaaa-0001', path: '/clients/tickets', title: 'Tickets', event, ...over }
+}
+
+async function memoryState(t: Test): Promise<SharedState> {
+  const state = openMemoryState({ now: createClock(T0).now, presenceTimeoutMs: TIMEOUT, idleTimeoutMs: IDLE, gapAfterMs: GAP })
+  t.teardown(() => state.close())
+  return state
+}
+
+async function redisState(t: Test): Promise<SharedState> {
+  const site = uniqueSite('event-log')
+  cleanRedisSite(t, site)
+  const state = await openRedisState({ url: REDIS_URL, site, now: createClock(T0).now, presenceTimeoutMs: TIMEOUT, idleTimeoutMs: IDLE, gapAfterMs: GAP })
+  t.teardown(() => state.close())
+  return state
+}
+
+function eventLogContract(name: string, open: (t: Test) => Promise<SharedState>): void {
+  t.test(name, async (t) => {
+    async function setup(t: Test): Promise<{ engine: PresenceEngine; eventLog: ActivityEventLog }> {
+      const state = await open(t)
+      return { engine: state.presence, eventLog: state.eventLog }
+    }
+
+    t.test('event source: read, acknowledge, re-read what was not acknowledged', async (t) => {
+      const { engine, eventLog } = await setup(t)
+      const source = await eventLog.consumer('writer-a')
+      t.teardown(() => source.close())
+      await engine.heartbeat(beat('nav'))
+      await engine.heartbeat(beat('nav', { path: '/b' }))
+      await engine.heartbeat(beat('hidden'))
+      const first = await source.read(2, 10)
+      t.strictSame(first.map((e) => e.type), ['join', 'nav'])
+      // The writer reads ahead while the first batch is written: the next read gives what follows.
+      const ahead = await source.read(2, 10)
+      t.strictSame(ahead.map((e) => e.type), ['hidden'], 'read ahead: the events after those handed out')
+      t.strictSame(await source.read(2, 10), [], 'everything is handed out')
+      // The write failed: everything not acknowledged is handed out again, in order, first.
+      source.retry()
+      const again = await source.read(2, 10)
+      t.strictSame(again.map((e) => e.id), first.map((e) => e.id), 'not acknowledged: handed out again after retry()')
+      await source.ack(first.map((e) => e.id))
+      const rest = await source.read(10, 10)
+      t.strictSame(rest.map((e) => e.type), ['hidden'], 'then the rest of what was handed out')
+      await source.ack(rest.map((e) => e.id))
+      t.strictSame(await source.read(10, 10), [], 'nothing left')
+      t.strictSame(await eventLog.tail(10), [], 'acknowledged events leave the stream')
+    })
+
+    t.test('event source: a waiting read wakes when an event arrives', async (t) => {
+      const { engine, eventLog } = await setup(t)
+      const source = await eventLog.consumer('writer-a')
+      t.teardown(() => source.close())
+      const pending = source.read(10, 5_000)
+      await new Promise((resolve) => setImmediate(resolve))
+      await engine.heartbeat(beat('nav'))
+      const started = Date.now()
+      t.strictSame((await pending).map((e) => e.type), ['join'])
+      t.ok(Date.now() - started < 2_000, 'did not wait for the timeout')
+    })
+
+    t.test('discard drops one contact\'s unwritten events only', async (t) => {
+      const { engine, eventLog } = await setup(t)
+      await engine.heartbeat(beat('nav'))
+      await engine.heartbeat(beat('nav', { contactId: 'other' }))
+      await engine.heartbeat(beat('hidden'))
+      t.equal(await eventLog.discard(CONTACT), 2)
+      t.strictSame((await eventLog.tail(10)).map((e) => e.contactId), ['other'])
+      t.equal(await engine.count(), 2, 'presence itself is untouched')
+    })
+  })
+}
+
+eventLogContract('memory event log', memoryState)
+eventLogContract('redis event log', redisState)
+
+t.test('redis event log: two consumers split the events; a dead consumer\'s events are claimed', async (t) => {
+  const { presence: engine, eventLog } = await redisState(t)
+  const a = await eventLog.consumer('writer-a')
+  const b = await eventLog.consumer('writer-b')
+  t.teardown(() => Promise.all([a.close(), b.close()]))
+  for (let i = 0; i < 6; i += 1) await engine.heartbeat(beat('nav', { contactId: `c${i}` }))
+  const fromA = await a.read(3, 10)
+  const fromB = await b.read(10, 10)
+  t.equal(fromA.length, 3)
+  t.equal(fromB.length, 3)
+  t.strictSame(new Set([...fromA, ...fromB].map((e) => e.id)).size, 6, 'each event handed to one consumer')
+  await b.ack(fromB.map((e) => e.id))
+  // a dies without acknowledging; b takes over what a held.
+  const claimed = await b.claimStale(0, 10)
+  t.strictSame(claimed.map((e) => e.id), fromA.map((e) => e.id))
+  await b.ack(claimed.map((e) => e.id))
+  t.strictSame(await eventLog.tail(10), [], 'all written, all gone from the stream')
+})
