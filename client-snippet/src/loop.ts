@@ -1,5 +1,5 @@
 /**
- * The heartbeat loop (issue 4 §6). Runs only after consent; the server enforces that too
+ * The heartbeat loop. Runs only after consent; the server enforces that too
  * (a heartbeat without `granted` gets 403, which ends the loop for good).
  */
 

@@ -1,6 +1,6 @@
 /**
  * The consent snippet in real headless Chromium (Debian's, driven by playwright-core) against a
- * running server with real Redis, from a portal page on another origin (issue 4, "How it is shown").
+ * running server with real Redis, from a portal page on another origin.
  */
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
