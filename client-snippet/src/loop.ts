@@ -1,5 +1,5 @@
 /**
- * The heartbeat loop (issue 4 §6). Runs only after consent; the server enforces that too
+ * The heartbeat loop. Runs only after consent; the server enforces that too
  * (a heartbeat without `granted` gets 403, which ends the loop for good).
  */
 
@@ -37,11 +37,11 @@ export function createLoop(base: string, token: string): Loop {
 
   const send = (event: string): void => {
     clearTimeout(timer)
-    const n = ++seq
+    const mine = ++seq
     // Sends `event` again after `after` seconds (the server's Retry-After), else after an
     // exponential backoff with full jitter: 1 s base, 5 min cap. Also schedules the next beat.
     const retry = (after?: unknown): void => {
-      if (on && n == seq) timer = setTimeout(send, +after! * 1e3 || Math.random() * Math.min(3e5, 1e3 * 2 ** failures++), event)
+      if (on && mine == seq) timer = setTimeout(send, +after! * 1e3 || Math.random() * Math.min(3e5, 1e3 * 2 ** failures++), event)
     }
     fetch(url(event), REQUEST).then((res) => {
       if (res.status == 401 || res.status == 403) return stop()

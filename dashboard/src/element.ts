@@ -1,7 +1,8 @@
 /**
  * <cat-online-clients server="https://PRESENCE" token="ADMIN_JWT" lang="de">: the live list of
- * online contacts (the /admin/ws snapshot and diffs, README "Admin side"), in a shadow root. The token comes from `element.tokenProvider`
- * (a function, asked before each connect and each REST call) or else the `token` attribute.
+ * online contacts (a snapshot, then diffs, over the dashboard WebSocket), in a shadow root.
+ * The token comes from `element.tokenProvider` (a function, asked before each connect and each
+ * REST call) or else the `token` attribute.
  */
 import { Connection, type ConnectionState } from './connection'
 import { Drawer } from './drawer'

@@ -1,4 +1,4 @@
-/** The wire format of /admin/ws and the admin REST API, as the widget reads it: the server's own types, not a copy. */
+/** The dashboard WebSocket's messages, as the widget reads them: the server's own types, not a copy. */
 import type { Left, Presence } from '../../src/presence/presence-engine.js'
 import type { SessionView, ActivityPage as ServerActivityPage } from '../../src/activity/activity-store.js'
 

@@ -2,6 +2,7 @@ import t from 'tap'
 import pino from 'pino'
 import WebSocket, { WebSocketServer } from 'ws'
 import { createDiffHub } from '../../src/hub/diff-hub.js'
+import { until } from '../helpers/app.js'
 import type { FeedMessage, Presence, PresenceEngine } from '../../src/presence/presence-engine.js'
 import type { SnapshotParts } from '../../src/presence/snapshot-parts.js'
 
@@ -60,5 +61,61 @@ t.test('a change that reaches the hub after the snapshot, at or below its contac
   emit({ type: 'change', position: 6, change: { kind: 'updated', presence: presence('x', '/after-6') } })
   await arrived(3)
   t.strictSame(messages[2]?.updated?.map((p) => [p.contactId, p.path]), [['x', '/after-6']], 'x\'s change after its position is sent')
+  client.close()
+})
+
+t.test('a feed reset while a snapshot is read: the socket gets that snapshot, then a new one, and only the changes after the new one', async (t) => {
+  let emit!: (message: FeedMessage) => void
+  let openFirst!: () => void
+  const firstGate = new Promise<void>((resolve) => {
+    openFirst = resolve
+  })
+  const reads: number[] = []
+  const engine = {
+    snapshotParts(): SnapshotParts {
+      const read = reads.length
+      const position = read === 0 ? 3 : 5
+      reads.push(position)
+      return {
+        parts: (async function* () {
+          if (read === 0) await firstGate
+          yield [presence('x', `/read-${read}`)]
+        })(),
+        position: () => position,
+        lowest: position,
+        highest: position,
+      }
+    },
+    onFeed(listener: (message: FeedMessage) => void) {
+      emit = listener
+      return () => {}
+    },
+  } as unknown as PresenceEngine
+  const hub = createDiffHub({ engine, diffIntervalMs: 5, now: () => 1000, log: pino({ level: 'silent' }) })
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => {
+    hub.close()
+    server.close()
+  })
+  server.on('connection', (socket) => hub.add(socket))
+  await new Promise((resolve) => server.once('listening', resolve))
+  const connected = new Promise((resolve) => server.once('connection', resolve))
+  const client = new WebSocket(`ws://127.0.0.1:${(server.address() as { port: number }).port}`)
+  const messages: { type: string; seq: number; online?: Presence[]; updated?: Presence[] }[] = []
+  client.on('message', (data) => messages.push(JSON.parse(data.toString()) as (typeof messages)[number]))
+  await connected
+  await until('the first read began', () => (reads.length === 1 ? true : undefined))
+
+  emit({ type: 'change', position: 4, change: { kind: 'updated', presence: presence('x', '/change-4') } })
+  emit({ type: 'reset' })
+  emit({ type: 'change', position: 5, change: { kind: 'updated', presence: presence('x', '/change-5') } })
+  openFirst()
+  await until('the second snapshot', () => (messages.length >= 2 ? true : undefined))
+  emit({ type: 'change', position: 6, change: { kind: 'updated', presence: presence('x', '/change-6') } })
+  await until('the diff after it', () => (messages.length >= 3 ? true : undefined))
+  t.strictSame(messages.map((m) => [m.type, m.seq]), [['snapshot', 1], ['snapshot', 2], ['diff', 3]], 'no catch-up diff from the first snapshot')
+  t.strictSame(messages[1]?.online?.map((p) => p.path), ['/read-1'])
+  t.strictSame(messages[2]?.updated?.map((p) => p.path), ['/change-6'], 'changes 4 and 5 are in the second snapshot, and not sent')
+  t.equal(reads.length, 2, 'two reads')
   client.close()
 })

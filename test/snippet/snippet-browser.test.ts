@@ -1,6 +1,6 @@
 /**
  * The consent snippet in real headless Chromium (Debian's, driven by playwright-core) against a
- * running server with real Redis, from a portal page on another origin (issue 4, "How it is shown").
+ * running server with real Redis, from a portal page on another origin.
  */
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
@@ -10,14 +10,14 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import { chromium, type Browser, type BrowserContext, type Page, type Request, type Route } from 'playwright-core'
-import { adminToken, buildTestApp, cleanRedisSite, clientToken, uniqueSite } from '../helpers/app.js'
+import { adminToken, buildTestApp, cleanRedisSite, clientToken, uniqueSite, until } from '../helpers/app.js'
 import { connectDashboard, wsBase, type Message } from '../helpers/ws.js'
 import { findProjectRoot } from '../../src/activity/database.js'
 import type { CatStringKey } from '../../client-snippet/src/strings.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const INTERVAL_MS = 1000
-// "No request in the next interval": a bounded wait of 1.5 intervals (the loop jitters ±10 %).
+// "No request in the next interval": the page's clock run 1.5 intervals ahead (the loop jitters ±10 %).
 const QUIET_MS = INTERVAL_MS * 1.5
 
 const root = findProjectRoot()
@@ -102,12 +102,35 @@ function newContact(): { sub: string; token: string } {
   return { sub, token: clientToken({ sub, clientId: 'client-7', name: 'Ann Example', company: 'Acme Ltd' }) }
 }
 
+interface VisitOptions {
+  gpc?: boolean
+  context?: BrowserContext
+  contact?: { sub: string; token: string }
+  /**
+   * The page's timers and Date on Playwright's clock: `flowing` runs as time does, and the
+   * test may run it ahead (runFor); `paused` stands still from the page load on, but for
+   * runFor. Only for a new context (the clock belongs to it).
+   */
+  clock?: 'flowing' | 'paused'
+  /** What Math.random gives in the page, in order (then random again). */
+  random?: number[]
+}
+
 /** Opens a page of the portal in a fresh browser context (its own localStorage). */
-async function visit(tt: { teardown(fn: () => unknown): void }, options: { gpc?: boolean; context?: BrowserContext; contact?: { sub: string; token: string } } = {}): Promise<Visit> {
+async function visit(tt: { teardown(fn: () => unknown): void }, options: VisitOptions = {}): Promise<Visit> {
   const context = options.context ?? (await browser.newContext({ viewport: { width: 1000, height: 700 } }))
   if (options.context === undefined) tt.teardown(() => context.close())
   if (options.gpc === true) await context.addInitScript(() => Object.defineProperty(navigator, 'globalPrivacyControl', { get: () => true }))
+  const installed = Date.now()
+  if (options.clock !== undefined) await context.clock.install({ time: installed })
   const page = await context.newPage()
+  await page.addInitScript(recordRequests)
+  if (options.random !== undefined) {
+    await page.addInitScript((values: number[]) => {
+      const random = Math.random
+      Math.random = () => values.shift() ?? random()
+    }, options.random)
+  }
   const requests: Request[] = []
   const foreign: string[] = []
   page.on('request', (request) => {
@@ -117,7 +140,69 @@ async function visit(tt: { teardown(fn: () => unknown): void }, options: { gpc?:
   const { sub, token } = options.contact ?? newContact()
   portal.token = token
   await page.goto(`${portal.origin}/portal/home`)
+  // No timer of the snippet's runs before a decision: the clock can stop here.
+  if (options.clock === 'paused') await page.clock.pauseAt(installed + 60_000)
   return { context, page, sub, token, requests, foreign }
+}
+
+/** A request as the page made it: when by the page's clock, and whether its answer was handled. */
+interface Sent {
+  at: number
+  method: string
+  url: string
+  body: string | undefined
+  /** The page has handled its answer (or its failure): the snippet's callbacks have run. */
+  done: boolean
+}
+
+const SENT = 'cat-test.sent'
+
+/**
+ * Runs in the page before its scripts: records every fetch and beacon, in the page itself, so
+ * that what the page sent up to a point of its clock is known without waiting for the browser
+ * to report requests. Kept under a symbol: the page gets no new global name.
+ */
+function recordRequests(): void {
+  const sent: Sent[] = []
+  Object.defineProperty(window, Symbol.for('cat-test.sent'), { value: sent })
+  const fetch = window.fetch
+  window.fetch = function (input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+    const entry: Sent = { at: Date.now(), method: init?.method ?? 'GET', url: String(input), body: typeof init?.body === 'string' ? init.body : undefined, done: false }
+    sent.push(entry)
+    return fetch.call(this, input, init).finally(() => {
+      entry.done = true
+    })
+  }
+  const beacon = navigator.sendBeacon
+  navigator.sendBeacon = function (url: string | URL, data?: BodyInit | null): boolean {
+    sent.push({ at: Date.now(), method: 'POST', url: String(url), body: undefined, done: true })
+    return beacon.call(this, url, data)
+  }
+}
+
+/** What the page has sent so far. */
+const sentBy = (page: Page): Promise<Sent[]> => page.evaluate((key) => (window as unknown as Record<symbol, Sent[]>)[Symbol.for(key)] ?? [], SENT)
+
+/** What the page has sent, once it has handled every answer. */
+const settled = (page: Page): Promise<Sent[]> =>
+  until('the page handled every answer', async () => {
+    const sent = await sentBy(page)
+    return sent.every((s) => s.done) ? sent : undefined
+  })
+
+/** Once the page handled every answer: what it sends while its clock runs `ms` ahead. */
+async function sentWhileRunning(page: Page, ms = QUIET_MS): Promise<string[]> {
+  const before = (await settled(page)).length
+  await page.clock.runFor(ms)
+  return (await sentBy(page)).slice(before).map(describeSent)
+}
+
+/** As `describe`, for a request the page recorded. */
+function describeSent(sent: Sent): string {
+  const url = new URL(sent.url)
+  if (url.pathname === '/cat_heartbeat') return `${sent.method === 'POST' ? 'beacon' : 'heartbeat'} ${url.searchParams.get('event') ?? ''}`
+  if (url.pathname === '/clients/cat_consent' && sent.method === 'POST') return `POST ${url.pathname} ${(JSON.parse(sent.body ?? '{}') as { decision?: string }).decision ?? ''}`
+  return `${sent.method} ${url.pathname}`
 }
 
 /** What each request was: "GET /clients/cat_consent_js", "heartbeat nav", "POST /clients/cat_consent {decision}". */
@@ -163,8 +248,6 @@ async function setHidden(page: Page, hidden: boolean): Promise<void> {
     document.dispatchEvent(new Event('visibilitychange'))
   }, hidden)
 }
-
-const quiet = (ms = QUIET_MS): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 t.test('first visit: the banner is an accessible, keyboard-operable dialog, and nothing is sent before a decision', async (t) => {
   const context = await browser.newContext({ viewport: { width: 1000, height: 700 } })
@@ -257,7 +340,7 @@ t.test('first visit: the banner is an accessible, keyboard-operable dialog, and 
 })
 
 t.test('Decline: a denied decision, no heartbeat in the next interval, and no banner on the next visit', async (t) => {
-  const { page, token, requests } = await visit(t)
+  const { page, token, requests } = await visit(t, { clock: 'flowing' })
   await page.getByRole('dialog', { name: en.title }).waitFor()
   const posted = page.waitForRequest((r) => r.method() === 'POST' && r.url() === `${portal.server}/clients/cat_consent`)
   await page.getByRole('button', { name: en.decline, exact: true }).click()
@@ -266,7 +349,7 @@ t.test('Decline: a denied decision, no heartbeat in the next interval, and no ba
   t.match(JSON.parse(post.postData() ?? '{}'), { token, decision: 'denied', locale: 'en', version: /^[0-9a-f]{16}$/ })
   await post.response()
   t.equal(await page.getByRole('dialog').count(), 0, 'the banner is gone')
-  await quiet()
+  t.same(await sentWhileRunning(page), [], 'no heartbeat in the next interval')
   t.same(requests.map(describe), ['GET /clients/cat_consent_js', 'POST /clients/cat_consent denied'], 'no heartbeat')
   t.match(await consentOf(token), { status: 200, body: { decision: 'denied' } }, 'the ledger holds denied')
   t.equal(await status(page), 'denied')
@@ -276,13 +359,14 @@ t.test('Decline: a denied decision, no heartbeat in the next interval, and no ba
   requests.length = 0
   await page.reload()
   await page.waitForFunction(() => 'CAT' in window)
-  await quiet(300)
+  // The snippet decides as it runs: a banner or a request would be there now.
+  t.same((await settled(page)).map(describeSent), [], 'the page requested nothing')
   t.equal(await page.getByRole('dialog').count(), 0, 'no banner on the next visit')
   t.same(requests.map(describe), ['GET /clients/cat_consent_js'])
 })
 
 t.test('Accept → nav and joined; pushState → updated; hidden → idle; withdraw() → left (withdrawn), then silence', async (t) => {
-  const { page, sub, token, requests, foreign } = await visit(t)
+  const { page, sub, token, requests, foreign } = await visit(t, { clock: 'flowing' })
   await page.getByRole('dialog', { name: en.title }).waitFor()
   const from = dash.messages.length
   const nav = page.waitForRequest(heartbeat('nav'))
@@ -313,7 +397,8 @@ t.test('Accept → nav and joined; pushState → updated; hidden → idle; withd
   // The same path again is not a new navigation.
   const navs = requests.filter(heartbeat('nav')).length
   await page.evaluate(() => history.replaceState({ again: true }, '', '/portal/tickets?open=1'))
-  await quiet(300)
+  // The snippet reads the path 50 ms after a history change.
+  t.same((await sentWhileRunning(page, 300)).filter((sent) => sent === 'heartbeat nav'), [], 'replaceState to the same path sends no nav')
   t.equal(requests.filter(heartbeat('nav')).length, navs, 'replaceState to the same path sends no nav')
   const hashed = waitForDiff((m) => m.updated?.some((p) => p.contactId === sub && p.path === '/portal/tickets?open=1#reply') === true)
   await page.evaluate(() => {
@@ -330,7 +415,7 @@ t.test('Accept → nav and joined; pushState → updated; hidden → idle; withd
   await idle
   t.pass('hidden → idle')
   const sinceHidden = requests.length
-  await quiet()
+  t.same(await sentWhileRunning(page), [], 'no beat while hidden')
   t.same(requests.slice(sinceHidden).map(describe), [], 'no beat while hidden')
 
   const active = waitForDiff((m) => m.updated?.some((p) => p.contactId === sub && p.state === 'active') === true)
@@ -349,7 +434,7 @@ t.test('Accept → nav and joined; pushState → updated; hidden → idle; withd
   const gone = await left
   t.match(gone.left?.find((l) => l.contactId === sub), { contactId: sub, reason: 'withdrawn' })
   const sinceWithdrawal = requests.length
-  await quiet()
+  t.same(await sentWhileRunning(page), [], 'no further requests')
   t.same(requests.slice(sinceWithdrawal).map(describe), [], 'no further requests')
   t.equal(await status(page), 'withdrawn')
   t.ok(await page.getByRole('button', { name: en.controlOff }).isVisible(), 'the control follows: "off"')
@@ -418,8 +503,8 @@ t.test('stored grant that the server does not know (another contact on this brow
 })
 
 /** Opens the portal and accepts; resolves once the dashboard saw the contact join. */
-async function accepted(t: { teardown(fn: () => unknown): void }): Promise<Visit> {
-  const v = await visit(t)
+async function accepted(t: { teardown(fn: () => unknown): void }, options: Pick<VisitOptions, 'clock' | 'random'> = {}): Promise<Visit> {
+  const v = await visit(t, options)
   await v.page.getByRole('dialog', { name: en.title }).waitFor()
   // Waited for, so that a later change is not coalesced with the join in one diff.
   const joined = waitForDiff((m) => m.joined?.some((p) => p.contactId === v.sub) === true)
@@ -428,24 +513,42 @@ async function accepted(t: { teardown(fn: () => unknown): void }): Promise<Visit
   return v
 }
 
-/** When each heartbeat of the page was sent (ms since the epoch), with its event. */
-function timed(page: Page): { at: number; event: string }[] {
-  const sent: { at: number; event: string }[] = []
-  page.on('request', (request) => {
-    if (request.url().startsWith(`${portal.server}/cat_heartbeat?`)) sent.push({ at: Date.now(), event: new URL(request.url()).searchParams.get('event') ?? '' })
-  })
-  return sent
+const eventOf = (sent: Sent): string => new URL(sent.url).searchParams.get('event') ?? ''
+
+/**
+ * On a paused page clock, once the page handled every answer: runs the clock `ms` ahead in two
+ * steps and returns what the page sent in each: nothing is due in the first `ms - 1`, the next
+ * request exactly at `ms`. The clock stops there, so the answer is handled at that time.
+ */
+async function sentExactlyAfter(page: Page, ms: number): Promise<{ early: Sent[]; due: Sent[] }> {
+  const before = (await settled(page)).length
+  await page.clock.runFor(ms - 1)
+  const early = (await sentBy(page)).slice(before)
+  await page.clock.runFor(1)
+  return { early, due: (await sentBy(page)).slice(before + early.length) }
 }
 
 t.test('beats follow CAT-Interval with jitter; 503/429 back off (Retry-After honoured), a network error too; 401 stops for good', async (t) => {
-  const { page } = await accepted(t)
-  const sent = timed(page)
-  // Three plain beats from the real server: 1 s apart, ±10 % (plus a little latency).
-  while (sent.length < 3) await page.waitForRequest(heartbeat('beat'), { timeout: 3000 })
-  for (let i = 1; i < 3; i++) {
-    const gap = sent[i]!.at - sent[i - 1]!.at
-    t.ok(gap >= 850 && gap <= 1350, `beat gap ${gap} ms ≈ 1 s ± 10 %`)
+  // The page's clock stands still but when the test runs it, and Math.random gives, in order:
+  // the jitter of three beats (0, 0.5, 0.995 → 900, 1000, 1099 ms: 1 s ± 10 %), of the
+  // fourth (0.5), then the backoff after a 429 (0.7 of 1 s) and after a network error (0.3 of 2 s).
+  const { page } = await accepted(t, { clock: 'paused', random: [0, 0.5, 0.995, 0.5, 0.7, 0.3] })
+  let last = (await settled(page)).at(-1)!
+  t.equal(eventOf(last), 'nav', 'the nav came first')
+  /** The next request is due exactly `ms` after the last one; it is a beat. */
+  const nextAfter = async (ms: number, what: string): Promise<void> => {
+    const { early, due } = await sentExactlyAfter(page, ms)
+    t.same(early.map(describeSent), [], `${what}: nothing before ${ms} ms`)
+    t.same(due.map(describeSent), ['heartbeat beat'], `${what}: a beat at ${ms} ms`)
+    if (due[0] !== undefined) {
+      t.equal(due[0].at - last.at, ms, `${what}: ${ms} ms after the request before, by the page's clock`)
+      last = due[0]
+    }
   }
+  // Three plain beats from the real server: 1 s apart, ±10 %.
+  await nextAfter(900, 'beat 1 (jitter 0)')
+  await nextAfter(1000, 'beat 2 (jitter 0.5)')
+  await nextAfter(1099, 'beat 3 (jitter 0.995)')
 
   // Now the server misbehaves, in this order.
   const cors = { 'access-control-allow-origin': portal.origin, 'access-control-expose-headers': 'CAT-Interval, Retry-After' }
@@ -455,33 +558,26 @@ t.test('beats follow CAT-Interval with jitter; 503/429 back off (Retry-After hon
     (route) => route.abort('connectionrefused'),
     (route) => route.fulfill({ status: 401, headers: cors, contentType: 'application/json', body: '{"error":{"code":"invalid_token","message":"expired"}}' }),
   ]
-  const answered: number[] = []
-  let allAnswered: () => void = () => {}
-  const done = new Promise<void>((resolve) => (allAnswered = resolve))
+  let answered = 0
   await page.route(`${portal.server}/cat_heartbeat?**`, async (route) => {
-    answered.push(Date.now())
+    answered += 1
     const next = script.shift()
     if (next === undefined) return route.continue()
     await next(route)
-    if (script.length === 0) allAnswered()
   })
-  const from = sent.length
-  // 503 → the Retry-After of 2 s; 429 → full jitter within 1 s; network error → within 2 s; 401 → stop.
-  await done
-  const after503 = answered[1]! - answered[0]!
-  const after429 = answered[2]! - answered[1]!
-  const afterError = answered[3]! - answered[2]!
-  t.ok(after503 >= 1950 && after503 <= 2400, `after 503 with Retry-After: 2, the retry came after ${after503} ms`)
-  t.ok(after429 <= 1300, `after 429 without Retry-After, the retry came after ${after429} ms (full jitter, base 1 s)`)
-  t.ok(afterError <= 2300, `after a network error, the retry came after ${afterError} ms (full jitter, 2 s)`)
-  t.same(sent.slice(from).map((s) => s.event), ['beat', 'beat', 'beat', 'beat'], 'a failed beat is retried as a beat')
-  await quiet(2500)
-  t.equal(answered.length, 4, 'after 401 nothing more is sent')
+  await nextAfter(1000, 'beat 4 (jitter 0.5), answered 503 with Retry-After: 2')
+  await nextAfter(2000, 'after 503 with Retry-After: 2, the retry goes after 2 s, answered 429')
+  await nextAfter(700, 'after 429 without Retry-After, full jitter on a base of 1 s (0.7), answered by a network error')
+  await nextAfter(600, 'after a network error, full jitter on 2 s (0.3), answered 401')
+  t.equal(answered, 4, 'the four answers were given, one per request')
+  // After 401: the backoff would be at most 5 minutes; the clock runs past that.
+  t.same(await sentWhileRunning(page, 300_000), [], 'after 401 nothing more is sent')
+  t.equal(answered, 4, 'after 401 nothing more is sent')
   t.equal(await status(page), 'granted', 'a 401 stops the loop, it is no decision')
 })
 
 t.test('withdrawn elsewhere (another device): the next heartbeat gets 403 and the loop stops for good', async (t) => {
-  const { page, sub, token, requests } = await accepted(t)
+  const { page, sub, token, requests } = await accepted(t, { clock: 'flowing' })
   const left = waitForDiff((m) => m.left?.some((l) => l.contactId === sub && l.reason === 'withdrawn') === true)
   const res = await app.inject({ method: 'POST', url: '/clients/cat_consent', headers: { 'content-type': 'text/plain' }, payload: JSON.stringify({ token, decision: 'withdrawn', version: 'elsewhere', locale: 'en' }) })
   t.equal(res.statusCode, 204)
@@ -489,7 +585,7 @@ t.test('withdrawn elsewhere (another device): the next heartbeat gets 403 and th
   const refused = await page.waitForResponse((r) => r.url().startsWith(`${portal.server}/cat_heartbeat?`) && r.status() === 403, { timeout: 3000 })
   t.match(await refused.json(), { error: { code: 'consent_required' } })
   const count = requests.length
-  await quiet(2500)
+  t.same(await sentWhileRunning(page, 2500), [], 'no request after the 403')
   t.equal(requests.length, count, 'no request after the 403')
 })
 
@@ -516,13 +612,15 @@ t.test('every language: its served script runs and shows its banner, Accept and 
 t.test('Global Privacy Control: no banner, no request', async (t) => {
   const { page, requests } = await visit(t, { gpc: true })
   await page.waitForFunction(() => 'CAT' in window)
-  await quiet(500)
+  // The snippet decides as it runs: a banner or a request would be there now.
+  t.same((await settled(page)).map(describeSent), [], 'the page requested nothing')
   t.equal(await page.getByRole('dialog').count(), 0, 'no banner')
   t.same(requests.map(describe), ['GET /clients/cat_consent_js'], 'nothing but the script itself')
   t.equal(await status(page), 'denied')
   const control = page.getByRole('button', { name: en.controlOff })
   t.ok(await control.isDisabled(), 'the control shows "off" and cannot turn it on')
   await page.evaluate(() => (window as unknown as { CAT: { grant(): void } }).CAT.grant())
-  await quiet(300)
+  // A decision posts from a promise callback: those have run by the next evaluation.
+  t.same((await settled(page)).map(describeSent), [], 'CAT.grant() does nothing under GPC')
   t.same(requests.map(describe), ['GET /clients/cat_consent_js'], 'CAT.grant() does nothing under GPC')
 })

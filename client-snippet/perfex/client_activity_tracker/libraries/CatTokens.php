@@ -1,7 +1,7 @@
 <?php
 
 /**
- * Signs the JWTs the Client Activity Tracker presence server accepts (its CONTRACT §2):
+ * Signs the JWTs the Client Activity Tracker presence server accepts:
  * HS256 only, header {"alg":"HS256","typ":"JWT","kid":"0"}, claims aud/sub/client_id/name/
  * company/iat/exp.
  *

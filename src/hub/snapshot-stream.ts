@@ -1,0 +1,152 @@
+import type { FastifyBaseLogger } from 'fastify'
+import { CLOSE_CODES } from '../errors/errors.js'
+import type { PresenceEngine } from '../presence/presence-engine.js'
+import type { SnapshotParts } from '../presence/snapshot-parts.js'
+import { OPEN, type Connection } from './connection.js'
+import { diffText, type Sender } from './sender.js'
+
+const COMMA = 0x2c
+
+export interface SnapshotStreamOptions {
+  engine: PresenceEngine
+  sender: Sender
+  /** The sockets the hub serves: one dropped meanwhile gets no more of a snapshot. */
+  connections: ReadonlySet<Connection>
+  drop: (conn: Connection) => void
+  /** Backoff of a snapshot read that failed (the engine unavailable), ms: doubles from min up to max. */
+  retryMinMs: number
+  retryMaxMs: number
+  now: () => number
+  log: FastifyBaseLogger
+}
+
+/**
+ * Reads snapshots for the sockets that ask for one and streams each part as it is read, as
+ * fragments of one message (`{"type":"snapshot","seq":…,"at":…,"online":[` + the parts +
+ * `]}`) to every socket that waits for it: each part serialised and encoded once, then sent
+ * as it is. One read at a time; the sockets that ask meanwhile share the next. A read that
+ * fails is tried again with backoff.
+ */
+export class SnapshotStream {
+  /** Sockets waiting for a read to begin, in the order they asked. */
+  private waiting: Connection[] = []
+  private reading = false
+  private closed = false
+  /** The next read after a failed one; no read starts before it. */
+  private retryTimer: NodeJS.Timeout | undefined
+  /** Snapshot reads failed in a row. */
+  private failures = 0
+
+  constructor(private readonly options: SnapshotStreamOptions) {}
+
+  /** The socket gets a new snapshot; it holds the feed's changes until then. */
+  request(conn: Connection): void {
+    if (!conn.handoff.ask()) return
+    this.waiting.push(conn)
+    void this.read()
+  }
+
+  /** A dropped socket waits no more. */
+  forget(conn: Connection): void {
+    this.waiting = this.waiting.filter((c) => c !== conn)
+  }
+
+  /** No read starts from now on. */
+  close(): void {
+    this.closed = true
+    clearTimeout(this.retryTimer)
+    this.waiting = []
+  }
+
+  private async read(): Promise<void> {
+    if (this.reading || this.closed || this.retryTimer !== undefined) return
+    this.reading = true
+    // Only sockets that were waiting when the read began may share it: each one holds changes
+    // from the start of the read, so nothing between the read and the socket is missed, and
+    // what it held from before (a read that failed) is in the snapshot.
+    const batch = this.waiting
+    this.waiting = []
+    for (const conn of batch) conn.handoff.readBegins()
+    const started = new Set<Connection>()
+    try {
+      await this.stream(batch, started)
+      if (this.failures > 0) this.options.log.info({ failures: this.failures }, 'snapshot read again; the waiting dashboards have theirs')
+      this.failures = 0
+    } catch (error) {
+      this.failed(batch, started, error)
+    } finally {
+      this.reading = false
+      if (this.waiting.length > 0) void this.read()
+    }
+  }
+
+  /** Reads one snapshot and sends it to the sockets of `batch`; `started` gets those whose message has begun. */
+  private async stream(batch: readonly Connection[], started: Set<Connection>): Promise<void> {
+    const { engine, sender, connections, now } = this.options
+    const open = (): Connection[] => [...started].filter((conn) => connections.has(conn) && conn.socket.readyState === OPEN)
+    const at = now()
+    const reader = engine.snapshotParts()
+    // The heads go with the first part read (or the end): a read that fails at once leaves no message begun.
+    let begun = false
+    const beginAll = (): void => {
+      if (begun) return
+      begun = true
+      const rest = Buffer.from(`,"at":${at},"online":`)
+      for (const conn of batch) {
+        if (!connections.has(conn) || !sender.begin(conn)) continue
+        started.add(conn)
+        conn.socket.send(Buffer.concat([sender.head(conn, 'snapshot'), rest]), { binary: false, fin: false })
+      }
+    }
+    let bytes = 0
+    for await (const part of reader.parts) {
+      if (part.length === 0) continue
+      const json = Buffer.from(JSON.stringify(part))
+      // `[a,b]`: the first part opens the array, the later ones go on with `,a,b`; `]` ends it.
+      if (bytes > 0) json[0] = COMMA
+      const body = json.subarray(0, json.length - 1)
+      bytes += body.length
+      beginAll()
+      for (const conn of open()) conn.socket.send(body, { binary: false, fin: false })
+    }
+    beginAll()
+    const end = Buffer.from(bytes === 0 ? '[]}' : ']}')
+    for (const conn of open()) {
+      conn.socket.send(end, { binary: false, fin: true })
+      this.goLive(conn, reader, bytes)
+    }
+  }
+
+  /** After the last part of its snapshot: the changes it does not hold go as one diff, and the socket is live. */
+  private goLive(conn: Connection, reader: SnapshotParts, bytes: number): void {
+    conn.snapshotBytes = bytes
+    const newer = conn.handoff.readEnds(reader)
+    if (newer === undefined) return
+    const catchUp = diffText(newer, this.options.now)
+    if (catchUp !== undefined) this.options.sender.sendDiff(conn, catchUp)
+  }
+
+  /**
+   * The engine is unavailable (Redis away, or back on the subscriber before the command
+   * connection after a reconnect): the dashboards stay open and wait, and the read is tried
+   * again with backoff until it succeeds. Only a socket whose message had begun cannot take
+   * another in the middle of it: it is closed and reconnects.
+   */
+  private failed(batch: readonly Connection[], started: ReadonlySet<Connection>, error: unknown): void {
+    const { connections, drop, retryMinMs, retryMaxMs, log } = this.options
+    this.failures += 1
+    const delay = Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(this.failures - 1, 16))
+    if (this.failures === 1) log.warn({ reason: error instanceof Error ? error.message : String(error), retryInMs: delay }, 'snapshot failed; the dashboards wait for it')
+    for (const conn of started) {
+      drop(conn)
+      conn.socket.close(CLOSE_CODES.snapshotInterrupted.code, CLOSE_CODES.snapshotInterrupted.reason)
+    }
+    const again = batch.filter((conn) => connections.has(conn) && !started.has(conn) && conn.handoff.readFailed())
+    this.waiting = [...again, ...this.waiting]
+    if (this.closed) return
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined
+      void this.read()
+    }, delay)
+  }
+}
