@@ -1,7 +1,7 @@
 import type { LeaveReason } from '../presence/presence-engine.js'
 import type { ActivityEvent } from './event-log/event-log.js'
 
-/** A session as the REST API shows it (CONTRACT §4). */
+/** A session as the REST API shows it. */
 export interface SessionView {
   id: string
   contactId: string
