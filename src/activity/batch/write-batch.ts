@@ -16,7 +16,8 @@ import {
 
 type Folded = ReturnType<typeof foldEvents>
 
-const newer = (a: string | null, b: string | null): string | null => (a === null ? b : b === null || a > b ? a : b)
+/** The newer of two event ids, either possibly null. */
+const newer = (one: string | null, other: string | null): string | null => (one === null ? other : other === null || one > other ? one : other)
 
 const byEventId = (a: EventRow, b: EventRow): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
 
@@ -231,7 +232,7 @@ async function refold(ops: BatchOps, refoldFrom: Map<string, string>, batch: Bat
   const ids = [...refoldFrom.keys()].sort()
   // One range per contact would be exact, but an OR of hundreds of ranges costs the
   // optimizer more than reading a few extra rows; those are dropped below.
-  const earliest = [...refoldFrom.values()].reduce((a, b) => (b < a ? b : a))
+  const earliest = [...refoldFrom.values()].reduce((earliestSoFar, id) => (id < earliestSoFar ? id : earliestSoFar))
   const storedEvents = new Map<string, ActivityEvent[]>()
   for (const row of await ops.eventsFrom(ids, earliest)) {
     if (row.id < (refoldFrom.get(row.contactId) as string)) continue
