@@ -1,5 +1,18 @@
 -- Table options added by hand after drizzle-kit generate (it has none): utf8mb4 whatever the
 -- server default, and byte-wise (case-sensitive) comparison of ids, as in SQLite. See schema-mysql.ts.
+CREATE TABLE `cat_consents` (
+	`id` varchar(36) NOT NULL,
+	`contact_id` varchar(128) NOT NULL,
+	`client_id` varchar(128) NOT NULL,
+	`decision` varchar(16) NOT NULL,
+	`version` varchar(64) NOT NULL,
+	`locale` varchar(16) NOT NULL,
+	`at` bigint NOT NULL,
+	`ip` varchar(64) NOT NULL,
+	`user_agent` varchar(512) NOT NULL,
+	CONSTRAINT `cat_consents_id` PRIMARY KEY(`id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
+--> statement-breakpoint
 CREATE TABLE `cat_contacts` (
 	`contact_id` varchar(128) NOT NULL,
 	`client_id` varchar(128) NOT NULL,
@@ -63,9 +76,12 @@ CREATE TABLE `cat_sessions` (
 	`end_reason` varchar(16),
 	`pages_count` int NOT NULL DEFAULT 0,
 	`last_event_at` bigint NOT NULL,
+	`last_event_id` varchar(32),
+	`fold_state` mediumtext,
 	CONSTRAINT `cat_sessions_id` PRIMARY KEY(`id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 --> statement-breakpoint
+CREATE INDEX `cat_consents_contact_idx` ON `cat_consents` (`contact_id`,`at`);--> statement-breakpoint
 CREATE INDEX `cat_events_contact_idx` ON `cat_events` (`contact_id`,`id`);--> statement-breakpoint
 CREATE INDEX `cat_events_at_idx` ON `cat_events` (`at`);--> statement-breakpoint
 CREATE INDEX `cat_page_visits_session_idx` ON `cat_page_visits` (`session_id`,`started_at`);--> statement-breakpoint

@@ -1,3 +1,16 @@
+CREATE TABLE `cat_consents` (
+	`id` text PRIMARY KEY NOT NULL,
+	`contact_id` text NOT NULL,
+	`client_id` text NOT NULL,
+	`decision` text NOT NULL,
+	`version` text NOT NULL,
+	`locale` text NOT NULL,
+	`at` integer NOT NULL,
+	`ip` text NOT NULL,
+	`user_agent` text NOT NULL
+);
+--> statement-breakpoint
+CREATE INDEX `cat_consents_contact_idx` ON `cat_consents` (`contact_id`,`at`);--> statement-breakpoint
 CREATE TABLE `cat_contacts` (
 	`contact_id` text PRIMARY KEY NOT NULL,
 	`client_id` text NOT NULL,
@@ -59,7 +72,9 @@ CREATE TABLE `cat_sessions` (
 	`visible_since` integer,
 	`end_reason` text,
 	`pages_count` integer DEFAULT 0 NOT NULL,
-	`last_event_at` integer NOT NULL
+	`last_event_at` integer NOT NULL,
+	`last_event_id` text,
+	`fold_state` text
 );
 --> statement-breakpoint
 CREATE INDEX `cat_sessions_contact_idx` ON `cat_sessions` (`contact_id`,`started_at`);--> statement-breakpoint

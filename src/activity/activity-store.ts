@@ -1,7 +1,7 @@
 import type { LeaveReason } from '../presence/presence-engine.js'
 import type { ActivityEvent } from './event-log/event-log.js'
 
-/** A session as the REST API shows it (CONTRACT §4). */
+/** A session as the REST API shows it. */
 export interface SessionView {
   id: string
   contactId: string
@@ -30,6 +30,7 @@ export interface ActivityPage {
 }
 
 export interface OnlinePoint {
+  /** The start of the minute or bucket, ms. */
   t: number
   online: number
 }
@@ -80,8 +81,8 @@ export interface ActivityStore {
   latestConsent(contactId: string): Promise<ConsentRecord | undefined>
   /** Deletes every row of the contact and refuses its events that are still on the way. */
   eraseContact(contactId: string, at: number): Promise<void>
-  /** Records the online count of the minute `t` once, whoever records it first. */
-  sampleOnline(t: number, online: number): Promise<void>
+  /** Records the online count of the minute starting at `minute` (ms) once, whoever records it first. */
+  sampleOnline(minute: number, online: number): Promise<void>
   onlineSamples(from: number, to: number): Promise<OnlinePoint[]>
   /** Deletes at most `limit` rows of each table older than `before`; returns how many. */
   purge(before: number, limit: number): Promise<number>

@@ -76,12 +76,11 @@ function openMysql(url: string, log: OpenDatabaseOptions['log']): Database {
     // A host that drops packets fails a connect after this long instead of hanging.
     connectTimeout: CONNECT_TIMEOUT_MS,
     // No call-site stack captured for every statement (mysql2's promise API does by default,
-    // Error.captureStackTrace per call: 1.4 % of the activity writer's CPU). A failed
-    // statement's error still names the server's code and message.
+    // an Error.captureStackTrace per call, a cost the activity writer pays per statement). A
+    // failed statement's error still names the server's code and message.
     trace: false,
-    // mysql2's own formatting, except that a statement with no values is sent as it is: the
-    // default scans it for placeholders even then, and the activity writer's multi-row
-    // statements (values already escaped, mysql-batch-ops.ts) are long.
+    // mysql2's own formatting, except that a statement given an empty list of values is sent
+    // as it is: the default scans the whole text for placeholders even then.
     // (mysql2's typings declare it returning void; it returns the SQL to send.)
     queryFormat: ((sql: string, values: SqlValue | SqlValue[] | undefined) => (Array.isArray(values) && values.length === 0 ? sql : format(sql, values, false, TIMEZONE))) as unknown as PoolOptions['queryFormat'],
   })

@@ -43,7 +43,7 @@ interface Tab {
  * Where a fold stopped: the open session and its tabs (each with its open page, if any). With
  * no open session there is nothing to carry (an end clears the tabs; before a join nothing is
  * folded). Plain JSON: the writer stores it with the contact, so that new events that come
- * after everything folded continue from it instead of re-reading the session's events.
+ * after everything folded continue from it without reading the session's events again.
  */
 export interface FoldState {
   session: SessionRow
@@ -113,106 +113,130 @@ function closeSession(open: SessionRow, tabs: Map<string, Tab>, at: number, reas
  * objects with the rows returned, and the fold copies what it continues from.
  */
 export function foldEvents(events: readonly ActivityEvent[], from: FoldState | null = null): { sessions: SessionRow[]; pages: PageVisitRow[]; state: FoldState | null } {
-  const sessions: SessionRow[] = []
-  const pages: PageVisitRow[] = []
-  let session: SessionRow | undefined
-  const tabs = new Map<string, Tab>()
-  if (from !== null) {
+  const fold = new ContactFold(from)
+  for (const event of events) fold.apply(event)
+  return fold.result()
+}
+
+/** One fold in progress: the rows made so far, the open session and its tabs. */
+class ContactFold {
+  readonly sessions: SessionRow[] = []
+  readonly pages: PageVisitRow[] = []
+  session: SessionRow | undefined
+  readonly tabs = new Map<string, Tab>()
+
+  constructor(from: FoldState | null) {
+    if (from === null) return
     // Continuing: the open session and open pages are the rows the new events may change.
-    session = { ...from.session }
-    sessions.push(session)
+    this.session = { ...from.session }
+    this.sessions.push(this.session)
     for (const [sid, visible, stored] of from.tabs) {
       const page = stored === null ? undefined : { ...stored }
-      if (page !== undefined) pages.push(page)
-      tabs.set(sid, { visible, page })
+      if (page !== undefined) this.pages.push(page)
+      this.tabs.set(sid, { visible, page })
     }
   }
 
-  for (const event of events) {
-    const { at } = event
-    if (event.type === 'join') {
-      // A join while a session is open means its end was lost: it ended when last heard of.
-      if (session !== undefined) closeSession(session, tabs, session.lastEventAt, 'timeout')
-      session = {
-        id: event.id,
-        contactId: event.contactId,
-        clientId: event.clientId,
-        name: event.name ?? '',
-        company: event.company ?? '',
-        startedAt: at,
-        endedAt: null,
-        visibleMs: 0,
-        visibleSince: at,
-        endReason: null,
-        pagesCount: 1,
-        lastEventAt: at,
-      }
-      sessions.push(session)
-      tabs.set(event.sid, { visible: true, page: openPage(pages, event, session.id) })
-      continue
-    }
-    if (session === undefined) continue
-    session.lastEventAt = Math.max(session.lastEventAt, at)
-    const tab = tabs.get(event.sid)
-
+  apply(event: ActivityEvent): void {
+    if (event.type === 'join') return this.join(event)
+    const { session } = this
+    if (session === undefined) return
+    session.lastEventAt = Math.max(session.lastEventAt, event.at)
+    const tab = this.tabs.get(event.sid)
     switch (event.type) {
-      case 'nav': {
-        closePage(tab?.page, at)
-        if (!anyVisible(tabs)) session.visibleSince = at
-        tabs.set(event.sid, { visible: true, page: openPage(pages, event, session.id) })
-        session.pagesCount += 1
-        break
-      }
-      case 'visible': {
-        if (tab?.visible === true) break
-        if (!anyVisible(tabs)) session.visibleSince = at
-        if (tab === undefined) tabs.set(event.sid, { visible: true, page: undefined })
-        else {
-          tab.visible = true
-          if (tab.page !== undefined) tab.page.visibleSince = at
-        }
-        break
-      }
-      case 'hidden': {
-        if (tab === undefined || !tab.visible) break
-        tab.visible = false
-        if (tab.page !== undefined) {
-          credit(tab.page, at)
-          tab.page.visibleSince = null
-        }
-        if (!anyVisible(tabs)) {
-          credit(session, at)
-          session.visibleSince = null
-        }
-        break
-      }
-      case 'leave': {
-        if (tab === undefined) break
-        closePage(tab.page, at)
-        tabs.delete(event.sid)
-        if (tab.visible && !anyVisible(tabs)) {
-          credit(session, at)
-          session.visibleSince = null
-        }
-        break
-      }
-      case 'gap': {
-        const from = event.from ?? at
-        for (const row of [session, tab?.page]) {
-          if (row === undefined || row.visibleSince === null) continue
-          credit(row, from)
-          row.visibleSince = Math.max(row.visibleSince, at)
-        }
-        break
-      }
-      case 'end': {
-        closeSession(session, tabs, at, event.reason ?? 'leave')
-        session = undefined
-        break
-      }
+      case 'nav':
+        return this.nav(session, tab, event)
+      case 'visible':
+        return this.visible(session, tab, event)
+      case 'hidden':
+        return this.hidden(session, tab, event.at)
+      case 'leave':
+        return this.leave(session, tab, event)
+      case 'gap':
+        return gap(session, tab, event)
+      case 'end':
+        closeSession(session, this.tabs, event.at, event.reason ?? 'leave')
+        this.session = undefined
     }
   }
-  // The state shares its session and pages with the rows returned (no copies: a writer continues hundreds of folds per batch).
-  const state: FoldState | null = session === undefined ? null : { session, tabs: [...tabs].map(([sid, tab]) => [sid, tab.visible, tab.page ?? null]) }
-  return { sessions, pages, state }
+
+  /** The state shares its session and pages with the rows returned: no copies, a writer continues hundreds of folds per batch. */
+  result(): { sessions: SessionRow[]; pages: PageVisitRow[]; state: FoldState | null } {
+    const { session, tabs } = this
+    const state: FoldState | null = session === undefined ? null : { session, tabs: [...tabs].map(([sid, tab]) => [sid, tab.visible, tab.page ?? null]) }
+    return { sessions: this.sessions, pages: this.pages, state }
+  }
+
+  private join(event: ActivityEvent): void {
+    const { at } = event
+    // A join while a session is open means its end was lost: it ended when last heard of.
+    if (this.session !== undefined) closeSession(this.session, this.tabs, this.session.lastEventAt, 'timeout')
+    const session: SessionRow = {
+      id: event.id,
+      contactId: event.contactId,
+      clientId: event.clientId,
+      name: event.name ?? '',
+      company: event.company ?? '',
+      startedAt: at,
+      endedAt: null,
+      visibleMs: 0,
+      visibleSince: at,
+      endReason: null,
+      pagesCount: 1,
+      lastEventAt: at,
+    }
+    this.session = session
+    this.sessions.push(session)
+    this.tabs.set(event.sid, { visible: true, page: openPage(this.pages, event, session.id) })
+  }
+
+  private nav(session: SessionRow, tab: Tab | undefined, event: ActivityEvent): void {
+    closePage(tab?.page, event.at)
+    if (!anyVisible(this.tabs)) session.visibleSince = event.at
+    this.tabs.set(event.sid, { visible: true, page: openPage(this.pages, event, session.id) })
+    session.pagesCount += 1
+  }
+
+  private visible(session: SessionRow, tab: Tab | undefined, event: ActivityEvent): void {
+    if (tab?.visible === true) return
+    if (!anyVisible(this.tabs)) session.visibleSince = event.at
+    if (tab === undefined) this.tabs.set(event.sid, { visible: true, page: undefined })
+    else {
+      tab.visible = true
+      if (tab.page !== undefined) tab.page.visibleSince = event.at
+    }
+  }
+
+  private hidden(session: SessionRow, tab: Tab | undefined, at: number): void {
+    if (tab === undefined || !tab.visible) return
+    tab.visible = false
+    if (tab.page !== undefined) {
+      credit(tab.page, at)
+      tab.page.visibleSince = null
+    }
+    if (!anyVisible(this.tabs)) {
+      credit(session, at)
+      session.visibleSince = null
+    }
+  }
+
+  private leave(session: SessionRow, tab: Tab | undefined, event: ActivityEvent): void {
+    if (tab === undefined) return
+    closePage(tab.page, event.at)
+    this.tabs.delete(event.sid)
+    if (tab.visible && !anyVisible(this.tabs)) {
+      credit(session, event.at)
+      session.visibleSince = null
+    }
+  }
+}
+
+/** A late beat: nothing is credited between the last beat before it (`from`) and it. */
+function gap(session: SessionRow, tab: Tab | undefined, event: ActivityEvent): void {
+  const from = event.from ?? event.at
+  for (const row of [session, tab?.page]) {
+    if (row === undefined || row.visibleSince === null) continue
+    credit(row, from)
+    row.visibleSince = Math.max(row.visibleSince, event.at)
+  }
 }

@@ -12,10 +12,10 @@ export type StatsRange = keyof typeof STATS_RANGES
 export function bucketPoints(samples: readonly OnlinePoint[], bucketMs: number): OnlinePoint[] {
   const points: OnlinePoint[] = []
   for (const sample of samples) {
-    const t = Math.floor(sample.t / bucketMs) * bucketMs
+    const bucketStart = Math.floor(sample.t / bucketMs) * bucketMs
     const last = points[points.length - 1]
-    if (last !== undefined && last.t === t) last.online = Math.max(last.online, sample.online)
-    else points.push({ t, online: sample.online })
+    if (last !== undefined && last.t === bucketStart) last.online = Math.max(last.online, sample.online)
+    else points.push({ t: bucketStart, online: sample.online })
   }
   return points
 }

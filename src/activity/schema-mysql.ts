@@ -55,7 +55,7 @@ export const sessions = mysqlTable(
     lastEventAt: bigint('last_event_at', { mode: 'number' }).notNull(),
     /** Open session: the newest event id the writer folded (the contact row's may be older). */
     lastEventId: varchar('last_event_id', { length: 32 }),
-    /** Open session: where the writer's fold stopped, its tabs (write-batch.ts encodeState); null once it ended. */
+    /** Open session: where the writer's fold stopped, its tabs (batch/contact-rows.ts encodeFoldState); null once it ended. */
     foldState: mediumtext('fold_state'),
   },
   (table) => [

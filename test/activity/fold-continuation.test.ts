@@ -204,17 +204,6 @@ for (const name of ['mysql', 'sqlite'] as const) {
       t.same(await stored(database), expected(events))
     })
 
-    t.test('a session written before its state was kept (no fold_state) is re-folded from its events', async (t) => {
-      const events = randomActivity(41, 25, 600)
-      const { database, store } = await fresh('legacy')
-      for (const batch of batches(events.slice(0, 300), 50, random(42))) await store.write(batch)
-      // As rows were before migration 0002: no state, and the contact row holds the newest event id.
-      await rawQuery(database, 'UPDATE cat_sessions SET fold_state = NULL, last_event_id = NULL')
-      await rawQuery(database, 'UPDATE cat_contacts SET last_event_id = (SELECT MAX(id) FROM cat_events WHERE cat_events.contact_id = cat_contacts.contact_id)')
-      for (const batch of batches(events.slice(300), 50, random(43))) await store.write(batch)
-      t.same(await stored(database), expected(events))
-    })
-
     t.test('strings that need escaping, and placeholders, come back as written', async (t) => {
       const { store } = await fresh('strings')
       const odd = ["it's", 'say "hi"', 'back\\slash \\', 'nul\u0000byte', 'line\nbreak\ttab\r', 'ctrl-z \u001a', '? ?? :name', 'Grüße 東京 🎉', "'); DROP TABLE cat_events; --"]
