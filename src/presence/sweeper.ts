@@ -1,4 +1,3 @@
-import type { FastifyBaseLogger } from 'fastify'
 import { AppError } from '../errors/errors.js'
 import type { PresenceEngine } from './presence-engine.js'
 
@@ -16,7 +15,7 @@ export interface SweeperOptions {
   presence: Pick<PresenceEngine, 'sweep'>
   /** ms between sweeps. */
   intervalMs: number
-  log: Pick<FastifyBaseLogger, 'warn'>
+  log: { warn(obj: object, msg: string): void }
   /** The timer; tests pass one they tick by hand. */
   repeat?: Repeat
 }
