@@ -18,6 +18,7 @@ import { diffScenario } from './scenarios/diff.js'
 import { expiryScenario } from './scenarios/expiry.js'
 import { writerScenario } from './scenarios/writer.js'
 import { snippetScenario } from './scenarios/snippet.js'
+import { millionScenario } from './scenarios/million.js'
 import type { Row, RunOptions, ScenarioResult } from './scenarios/types.js'
 
 const SCENARIOS: Record<string, (options: RunOptions) => Promise<ScenarioResult>> = {
@@ -26,6 +27,7 @@ const SCENARIOS: Record<string, (options: RunOptions) => Promise<ScenarioResult>
   expiry: expiryScenario,
   writer: writerScenario,
   snippet: snippetScenario,
+  million: millionScenario,
 }
 
 const START = '<!-- bench:start -->'

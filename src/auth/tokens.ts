@@ -1,11 +1,13 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { AppError } from '../errors/errors.js'
+import type { ClientClaims, ClientContacts } from './client-contacts.js'
 
 /**
  * JWT HS256, written here rather than taken from a library: tokens have exactly one
- * algorithm, and the hot path wants a verify that is a map lookup for a token seen before
- * (a contact's tab sends the same token every 30 s). Any other `alg`, `none` included, is
- * refused before a key is touched.
+ * algorithm, and the hot path wants a verify that is a lookup for a token seen before (a
+ * contact's tab sends the same token every 30 s). Client tokens are remembered in the compact
+ * table of client-contacts.ts, which holds a million contacts; other tokens (staff, few) in a
+ * map bounded in bytes. Any other `alg`, `none` included, is refused before a key is touched.
  */
 
 export const AUDIENCES = { client: 'cat:client', admin: 'cat:admin' } as const
@@ -30,7 +32,7 @@ export const TOKEN_CACHE_BYTES = 128 * 1024 * 1024
  */
 const ENTRY_OVERHEAD_BYTES = 384
 
-/** Frozen: the verifier hands the same object out for every use of a token. */
+/** What a verified token says. Not to be changed: staff tokens' claims are shared between uses. */
 export interface TokenClaims {
   readonly aud: Audience
   /** Contact id (client tokens) or staff id (admin tokens). */
@@ -131,6 +133,8 @@ export interface TokenVerifierOptions {
   now: () => number
   /** Estimated bytes of verified tokens remembered (entryBytes); the oldest are forgotten past this. */
   cacheBytes?: number
+  /** Where client tokens are remembered; without it, in the byte-bounded map with the others. */
+  clients?: ClientContacts
 }
 
 export interface TokenVerifier {
@@ -140,7 +144,7 @@ export interface TokenVerifier {
   cacheUsage(): { entries: number; bytes: number }
 }
 
-export function createTokenVerifier({ secrets, now, cacheBytes = TOKEN_CACHE_BYTES }: TokenVerifierOptions): TokenVerifier {
+export function createTokenVerifier({ secrets, now, cacheBytes = TOKEN_CACHE_BYTES, clients }: TokenVerifierOptions): TokenVerifier {
   // Only successful verifications are cached: a flood of forged tokens must not evict good ones
   // for free, and every entry's exp is checked again on each hit, so an expired token stays refused.
   // Bounded by bytes, not entries: valid tokens may be up to 4 KiB each.
@@ -187,10 +191,38 @@ export function createTokenVerifier({ secrets, now, cacheBytes = TOKEN_CACHE_BYT
     }
   }
 
+  /** The claims of a token whose signature is good, once its times and audience are checked. */
+  function checkedClaims(verified: Verified, audience: Audience): TokenClaims {
+    const nowS = now() / 1000
+    if (nowS > verified.exp + CLOCK_SKEW_S) invalid('token has expired')
+    if (verified.nbf !== undefined && nowS + CLOCK_SKEW_S < verified.nbf) invalid('token is not valid yet')
+    if (verified.iat !== undefined && nowS + CLOCK_SKEW_S < verified.iat) invalid('token is issued in the future')
+    if (!verified.audiences.includes(audience)) invalid(`token audience is not ${audience}`)
+    if (audience === AUDIENCES.client && verified.clientId === undefined) invalid('client token has no client_id')
+    // Made once per token and audience: a staff dashboard repeats its token.
+    let claims = verified.claims[audience]
+    if (claims === undefined) {
+      claims = Object.freeze({ aud: audience, sub: verified.sub, clientId: verified.clientId, name: verified.name, company: verified.company, exp: verified.exp })
+      verified.claims[audience] = claims
+    }
+    return claims
+  }
+
   return {
     verify(token, audience) {
       if (token === undefined || token === '') invalid('token is missing')
       if (token.length > MAX_TOKEN_LENGTH) invalid(`token is longer than ${MAX_TOKEN_LENGTH} characters`)
+      if (audience === AUDIENCES.client && clients !== undefined) {
+        const known = clients.lookup(token)
+        if (known !== undefined) {
+          // Checked when it was remembered: signature, audience, nbf and iat. Only exp can lapse.
+          if (now() / 1000 > known.exp + CLOCK_SKEW_S) invalid('token has expired')
+          return known
+        }
+        const claims = checkedClaims(verifySignature(token), audience)
+        clients.remember(token, claims as ClientClaims)
+        return claims
+      }
       let verified = cache.get(token)
       if (verified === undefined) {
         verified = verifySignature(token)
@@ -206,19 +238,7 @@ export function createTokenVerifier({ secrets, now, cacheBytes = TOKEN_CACHE_BYT
           bytes += size
         }
       }
-      const nowS = now() / 1000
-      if (nowS > verified.exp + CLOCK_SKEW_S) invalid('token has expired')
-      if (verified.nbf !== undefined && nowS + CLOCK_SKEW_S < verified.nbf) invalid('token is not valid yet')
-      if (verified.iat !== undefined && nowS + CLOCK_SKEW_S < verified.iat) invalid('token is issued in the future')
-      if (!verified.audiences.includes(audience)) invalid(`token audience is not ${audience}`)
-      if (audience === AUDIENCES.client && verified.clientId === undefined) invalid('client token has no client_id')
-      // Made once per token and audience: a tab repeats its token every 30 s.
-      let claims = verified.claims[audience]
-      if (claims === undefined) {
-        claims = Object.freeze({ aud: audience, sub: verified.sub, clientId: verified.clientId, name: verified.name, company: verified.company, exp: verified.exp })
-        verified.claims[audience] = claims
-      }
-      return claims
+      return checkedClaims(verified, audience)
     },
     cacheUsage() {
       return { entries: cache.size, bytes }

@@ -19,8 +19,38 @@ export interface ConsentService {
 
 export const CONSENT_DECISIONS: readonly ConsentDecision[] = ['granted', 'denied', 'withdrawn']
 
-export function createConsentService({ store, engine, bus, cacheSize = 100_000 }: { store: ActivityStore; engine: PresenceEngine; bus: ConsentBus; cacheSize?: number }): ConsentService {
+/** The contacts remembered as having granted consent. */
+export interface KnownGrants {
+  has(contactId: string): boolean
+  add(contactId: string): void
+  delete(contactId: string): void
+  clear(): void
+}
+
+/** KnownGrants in a set of at most `size` contacts, the oldest forgotten first. */
+export function boundedGrants(size: number): KnownGrants {
   const granted = new Set<string>()
+  return {
+    has: (contactId) => granted.has(contactId),
+    add(contactId) {
+      if (granted.size >= size) granted.delete(granted.values().next().value as string)
+      granted.add(contactId)
+    },
+    delete: (contactId) => granted.delete(contactId),
+    clear: () => granted.clear(),
+  }
+}
+
+export interface ConsentServiceOptions {
+  store: ActivityStore
+  engine: PresenceEngine
+  bus: ConsentBus
+  /** Where grants are remembered; by default a set of 100 000 contacts. */
+  grants?: KnownGrants
+}
+
+export function createConsentService({ store, engine, bus, grants }: ConsentServiceOptions): ConsentService {
+  const granted = grants ?? boundedGrants(100_000)
   // Bumped on every change: a lookup that began before a change does not cache its answer.
   let generation = 0
   const unsubscribe = bus.subscribe((contactId) => {
@@ -39,10 +69,7 @@ export function createConsentService({ store, engine, bus, cacheSize = 100_000 }
       const before = generation
       const latest = await store.latestConsent(contactId)
       const yes = latest?.decision === 'granted'
-      if (yes && generation === before) {
-        if (granted.size >= cacheSize) granted.delete(granted.values().next().value as string)
-        granted.add(contactId)
-      }
+      if (yes && generation === before) granted.add(contactId)
       return yes
     },
 

@@ -9,7 +9,7 @@ declare module 'fastify' {
 
 /** The contacts' consent decisions: recorded in the database, announced to every instance on the bus. */
 export const consentPlugin = fp(async (app) => {
-  const consent = createConsentService({ store: app.activity, engine: app.presence, bus: app.consentBus })
+  const consent = createConsentService({ store: app.activity, engine: app.presence, bus: app.consentBus, grants: app.clientContacts.grants })
   app.addHook('onClose', async () => consent.close())
   app.decorate('consent', consent)
-}, { name: 'consent', dependencies: ['database', 'shared-state'] })
+}, { name: 'consent', dependencies: ['core', 'database', 'shared-state'] })
