@@ -1,0 +1,162 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Redis } from 'ioredis'
+
+interface Teardown {
+  teardown(fn: () => unknown): void
+}
+
+/**
+ * A Redis Cluster of its own (3 masters, 3 replicas, on free loopback ports), for the tests
+ * that kill a master or move slots: the shared test cluster is never disturbed. Each node is a
+ * redis-server process with its own directory and nodes.conf, so a killed node started again
+ * rejoins as what the cluster now makes of it. `cluster-node-timeout` is short (2 s), so a
+ * replica takes over a killed master within a few seconds.
+ */
+export interface PrivateCluster {
+  /** `host:port` of every node, in the order created (the first three were the masters). */
+  readonly nodes: readonly string[]
+  /** The seed nodes as REDIS_CLUSTER_NODES takes them. */
+  readonly seeds: string
+  /** SIGKILL: the node's memory is gone, its clients' connections drop. */
+  kill(node: string): Promise<void>
+  /** Starts a node that was killed again, on its port with its nodes.conf. */
+  start(node: string): Promise<void>
+  /** The master serving `slot` now, as a node that answers sees it. */
+  masterOf(slot: number): Promise<string>
+  /** The replica that follows `master` now. */
+  replicaOf(master: string): Promise<string>
+  /**
+   * Resolves once every running node says cluster_state:ok and all agree on 3 masters; with
+   * `replicas`, also once every master has a replica (after a create, or a killed node's return).
+   */
+  settled(options?: { replicas?: boolean; ms?: number }): Promise<void>
+  /** A plain connection to one node, closed after `fn`. */
+  onNode<T>(node: string, fn: (redis: Redis) => Promise<T>): Promise<T>
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => resolve())
+  })
+  const { port } = server.address() as { port: number }
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
+
+function portOf(node: string): number {
+  return Number(node.slice(node.lastIndexOf(':') + 1))
+}
+
+export async function startPrivateCluster(t: Teardown): Promise<PrivateCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'cat-cluster-'))
+  const ports: number[] = []
+  // Cluster nodes also listen on port + 10000 for the bus: both must be free.
+  while (ports.length < 6) {
+    const port = await freePort()
+    if (port < 55000 && !ports.includes(port)) ports.push(port)
+  }
+  const nodes = ports.map((port) => `127.0.0.1:${port}`)
+  const processes = new Map<string, ChildProcess>()
+
+  async function onNode<T>(node: string, fn: (redis: Redis) => Promise<T>): Promise<T> {
+    const redis = new Redis({ host: '127.0.0.1', port: portOf(node), lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 1000, retryStrategy: () => null })
+    redis.on('error', () => {})
+    try {
+      await redis.connect()
+      return await fn(redis)
+    } finally {
+      redis.disconnect()
+    }
+  }
+
+  async function start(node: string): Promise<void> {
+    const port = portOf(node)
+    const nodeDir = join(dir, String(port))
+    mkdirSync(nodeDir, { recursive: true })
+    const child = spawn('redis-server', [
+      '--port', String(port), '--bind', '127.0.0.1', '--dir', nodeDir, '--save', '', '--appendonly', 'no',
+      '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000',
+      '--logfile', join(nodeDir, 'redis.log'),
+    ], { stdio: 'ignore' })
+    processes.set(node, child)
+    const deadline = Date.now() + 10_000
+    for (;;) {
+      try {
+        if ((await onNode(node, (redis) => redis.ping())) === 'PONG') return
+      } catch {
+        // not up yet
+      }
+      if (Date.now() > deadline) throw new Error(`redis-server on ${node} did not start`)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
+
+  async function kill(node: string): Promise<void> {
+    const child = processes.get(node)
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    child.kill('SIGKILL')
+    await exited
+  }
+
+  t.teardown(async () => {
+    for (const node of nodes) await kill(node)
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  for (const node of nodes) await start(node)
+  const created = spawnSync('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '1', '--cluster-yes'], { encoding: 'utf8', timeout: 60_000 })
+  if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`)
+
+  async function slots(): Promise<[number, number, [string, number], ...[string, number][]][]> {
+    for (const node of nodes) {
+      try {
+        return await onNode(node, (redis) => redis.cluster('SLOTS') as Promise<[number, number, [string, number], ...[string, number][]][]>)
+      } catch {
+        // a node that is down: ask the next
+      }
+    }
+    throw new Error('no node of the private cluster answers')
+  }
+
+  const cluster: PrivateCluster = {
+    nodes,
+    seeds: nodes.join(','),
+    kill,
+    start,
+    onNode,
+    async masterOf(slot) {
+      const range = (await slots()).find(([first, last]) => slot >= first && slot <= last)
+      if (range === undefined) throw new Error(`no master serves slot ${slot}`)
+      return `${range[2][0]}:${range[2][1]}`
+    },
+    async replicaOf(master) {
+      const range = (await slots()).find(([, , m]) => `${m[0]}:${m[1]}` === master)
+      const replica = range?.[3]
+      if (replica === undefined) throw new Error(`${master} has no replica`)
+      return `${replica[0]}:${replica[1]}`
+    },
+    async settled({ replicas = false, ms = 30_000 } = {}) {
+      const deadline = Date.now() + ms
+      for (;;) {
+        const running = nodes.filter((node) => {
+          const child = processes.get(node)
+          return child !== undefined && child.exitCode === null && child.signalCode === null
+        })
+        const states = await Promise.all(running.map((node) => onNode(node, async (redis) => String(await redis.cluster('INFO'))).catch(() => '')))
+        const ok = states.every((info) => /cluster_state:ok/.test(info) && /cluster_size:3/.test(info))
+        if (ok && (!replicas || (await slots().catch(() => [])).every((range) => range.length >= 4))) return
+        if (Date.now() > deadline) throw new Error(`the private cluster is not ok within ${ms} ms`)
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+    },
+  }
+  await cluster.settled({ replicas: true })
+  return cluster
+}
