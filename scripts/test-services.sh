@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
 # Make sure the services the test suite talks to are reachable:
 #   Redis   on 127.0.0.1:6379  (tests read REDIS_URL,      default redis://127.0.0.1:6379)
+#   a Redis Cluster of 3 masters and 3 replicas on 127.0.0.1:7000-7005
+#                              (tests read TEST_REDIS_CLUSTER_NODES, default 127.0.0.1:7000,…,127.0.0.1:7005)
 #   MariaDB on 127.0.0.1:3306  (tests read TEST_MYSQL_URL, default mysql://root@127.0.0.1:3306)
 # A service that already answers is left alone. Otherwise it is installed from
 # Debian's packages (we run as root on Debian/Ubuntu) and started in the background.
 # Then the tools some tests run, installed the same way when missing: Chromium (the
 # snippet's browser tests) and the PHP CLI (the Perfex module's token signer).
-# Prints one line per service; exports nothing. Arguments name a subset, e.g. `redis mariadb`.
+# Prints one line per service; exports nothing. Arguments name a subset, e.g. `redis mariadb`
+# (services: redis cluster mariadb chromium php).
 #
 # Overrides (for trying the script against a scratch instance; the defaults are what tests use):
-#   CAT_TEST_REDIS_HOST/PORT/DIR/LOG, CAT_TEST_MYSQL_HOST/PORT/DATADIR/SOCKET
+#   CAT_TEST_REDIS_HOST/PORT/DIR/LOG, CAT_TEST_MYSQL_HOST/PORT/DATADIR/SOCKET,
+#   CAT_TEST_CLUSTER_HOST, CAT_TEST_CLUSTER_PORT (the first of six consecutive ports),
+#   CAT_TEST_CLUSTER_DIR (one subdirectory per node), CAT_TEST_CLUSTER_TIMEOUT_S
 set -euo pipefail
 
 REDIS_HOST="${CAT_TEST_REDIS_HOST:-127.0.0.1}"
 REDIS_PORT="${CAT_TEST_REDIS_PORT:-6379}"
 REDIS_DIR="${CAT_TEST_REDIS_DIR:-/var/lib/redis}"
 REDIS_LOG="${CAT_TEST_REDIS_LOG:-/var/log/redis/ci.log}"
+
+CLUSTER_HOST="${CAT_TEST_CLUSTER_HOST:-127.0.0.1}"
+CLUSTER_PORT="${CAT_TEST_CLUSTER_PORT:-7000}"
+CLUSTER_DIR="${CAT_TEST_CLUSTER_DIR:-/var/lib/redis-cluster}"
+CLUSTER_TIMEOUT_S="${CAT_TEST_CLUSTER_TIMEOUT_S:-60}"
 
 MYSQL_HOST="${CAT_TEST_MYSQL_HOST:-127.0.0.1}"
 MYSQL_PORT="${CAT_TEST_MYSQL_PORT:-3306}"
@@ -100,6 +110,171 @@ ensure_redis() {
     sleep 1
   done
   die "redis: no PONG from $REDIS_HOST:$REDIS_PORT after 30 s (see $REDIS_LOG)"
+}
+
+# ---------------------------------------------------------------- Redis Cluster
+
+# Six nodes on consecutive ports from CLUSTER_PORT: `redis-cli --cluster create` makes the
+# first three masters and gives each a replica.
+CLUSTER_NODES=6
+cluster_ports() {
+  local i
+  for ((i = 0; i < CLUSTER_NODES; i++)); do printf '%s\n' "$((CLUSTER_PORT + i))"; done
+}
+CLUSTER_RANGE="$CLUSTER_HOST:$CLUSTER_PORT-$((CLUSTER_PORT + CLUSTER_NODES - 1))"
+
+# cluster_cli PORT ARGS…: one command to one node, never hanging.
+cluster_cli() {
+  local port="$1"
+  shift
+  timeout 5 redis-cli -h "$CLUSTER_HOST" -p "$port" "$@" 2>/dev/null
+}
+
+cluster_node_up() {
+  [[ "$(cluster_cli "$1" ping)" == PONG ]]
+}
+
+# cluster_info_field PORT FIELD: a field of CLUSTER INFO (e.g. cluster_state), CR stripped.
+cluster_info_field() {
+  cluster_cli "$1" cluster info | tr -d '\r' | sed -n "s/^$2://p"
+}
+
+# The addresses a node knows (CLUSTER NODES, `host:port` without the bus port), sorted.
+cluster_known_addresses() {
+  cluster_cli "$1" cluster nodes | awk '{ split($2, a, "@"); print a[1] }' | sort
+}
+
+# Healthy: every node answers and says the cluster is ok, with all 16384 slots served by 3 masters.
+cluster_healthy() {
+  local port
+  for port in $(cluster_ports); do
+    [[ "$(cluster_info_field "$port" cluster_state)" == ok ]] || return 1
+    [[ "$(cluster_info_field "$port" cluster_slots_ok)" == 16384 ]] || return 1
+    [[ "$(cluster_info_field "$port" cluster_size)" == 3 ]] || return 1
+  done
+}
+
+# Ours: every node knows exactly the six nodes of this script's ports, and nothing else
+# (a node that is still joining, or a nodes.conf of another cluster, is not ours).
+cluster_is_ours() {
+  local expected port
+  expected="$(for port in $(cluster_ports); do printf '%s:%s\n' "$CLUSTER_HOST" "$port"; done | sort)"
+  for port in $(cluster_ports); do
+    [[ "$(cluster_known_addresses "$port")" == "$expected" ]] || return 1
+  done
+}
+
+# Fresh: every node knows only itself and serves no slot (started, never joined).
+cluster_is_fresh() {
+  local port
+  for port in $(cluster_ports); do
+    [[ "$(cluster_info_field "$port" cluster_known_nodes)" == 1 ]] || return 1
+    [[ "$(cluster_info_field "$port" cluster_slots_assigned)" == 0 ]] || return 1
+    [[ "$(cluster_cli "$port" dbsize)" == 0 ]] || return 1
+  done
+}
+
+# Persistence off: the cluster is for tests; nodes.conf (the membership) is all a node keeps.
+cluster_node_start() {
+  local port="$1" dir="$CLUSTER_DIR/$1"
+  mkdir -p "$dir"
+  redis-server --port "$port" --bind "$CLUSTER_HOST" --daemonize yes \
+    --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
+    --save "" --appendonly no --dir "$dir" --logfile "$dir/redis.log" --pidfile "$dir/redis.pid" \
+    --enable-debug-command local >/dev/null 2>&1 \
+    || die "redis-cluster: redis-server failed to start on $CLUSTER_HOST:$port (see $dir/redis.log)"
+}
+
+cluster_node_stop() {
+  local port="$1" i
+  cluster_cli "$port" shutdown nosave >/dev/null || true
+  for ((i = 0; i < 20; i++)); do
+    tcp_open "$CLUSTER_HOST" "$port" || return 0
+    sleep 0.5
+  done
+  die "redis-cluster: the node on $CLUSTER_HOST:$port does not shut down"
+}
+
+# Starts every node that does not answer; fails when a port is taken by something that is not Redis.
+cluster_start_missing() {
+  local port i started=0
+  for port in $(cluster_ports); do
+    cluster_node_up "$port" && continue
+    tcp_open "$CLUSTER_HOST" "$port" && die "redis-cluster: $CLUSTER_HOST:$port is taken by something that does not answer PING"
+    cluster_node_start "$port"
+    started=$((started + 1))
+  done
+  for port in $(cluster_ports); do
+    for ((i = 0; i < 30; i++)); do
+      cluster_node_up "$port" && break
+      sleep 0.5
+    done
+    cluster_node_up "$port" || die "redis-cluster: no PONG from $CLUSTER_HOST:$port after 15 s (see $CLUSTER_DIR/$port/redis.log)"
+  done
+  echo "$started"
+}
+
+# Stops every node, deletes its directory (nodes.conf with it) and starts it empty.
+cluster_wipe() {
+  local port
+  for port in $(cluster_ports); do
+    cluster_node_stop "$port"
+    rm -rf "${CLUSTER_DIR:?}/$port"
+  done
+  cluster_start_missing >/dev/null
+}
+
+cluster_create() {
+  local port log="$CLUSTER_DIR/create.log"
+  local -a nodes=()
+  for port in $(cluster_ports); do nodes+=("$CLUSTER_HOST:$port"); done
+  timeout 60 redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes </dev/null >"$log" 2>&1 \
+    || die "redis-cluster: redis-cli --cluster create failed (see $log)"
+}
+
+# cluster_wait_ok SECONDS: true once every node says cluster_state:ok with every slot served.
+cluster_wait_ok() {
+  local deadline=$((SECONDS + $1))
+  while ((SECONDS < deadline)); do
+    cluster_healthy && return 0
+    sleep 0.5
+  done
+  return 1
+}
+
+ensure_cluster() {
+  if cluster_healthy; then
+    log "redis-cluster: already running on $CLUSTER_RANGE"
+    return 0
+  fi
+  local did="" started
+  if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+    apt_install redis-server redis-tools
+    did="installed, "
+  fi
+  mkdir -p "$CLUSTER_DIR"
+  started="$(cluster_start_missing)"
+  if cluster_is_fresh; then
+    cluster_create
+    did+="created"
+  elif cluster_is_ours; then
+    # Nodes that were down rejoin from their nodes.conf; a replica may be promoted meanwhile.
+    if cluster_wait_ok 30; then
+      log "redis-cluster: ${did}restarted $started node(s) on $CLUSTER_RANGE"
+      return 0
+    fi
+    cluster_wipe
+    cluster_create
+    did+="recreated (it did not recover)"
+  else
+    # Leftovers of another cluster, or a half-made one: start over.
+    cluster_wipe
+    cluster_create
+    did+="recreated (its nodes belonged to another or an unfinished cluster)"
+  fi
+  cluster_wait_ok "$CLUSTER_TIMEOUT_S" \
+    || die "redis-cluster: not every node on $CLUSTER_RANGE says cluster_state:ok after $CLUSTER_TIMEOUT_S s (see $CLUSTER_DIR/*/redis.log)"
+  log "redis-cluster: $did on $CLUSTER_RANGE (3 masters, 3 replicas)"
 }
 
 # ---------------------------------------------------------------- MariaDB
@@ -223,11 +398,11 @@ ensure_php() {
 
 # With arguments, only those: `scripts/test-services.sh redis mariadb` (the benchmarks).
 if [[ $# -eq 0 ]]; then
-  set -- redis mariadb chromium php
+  set -- redis cluster mariadb chromium php
 fi
 for service in "$@"; do
   case "$service" in
-    redis | mariadb | chromium | php) "ensure_$service" ;;
-    *) die "unknown service $service (known: redis mariadb chromium php)" ;;
+    redis | cluster | mariadb | chromium | php) "ensure_$service" ;;
+    *) die "unknown service $service (known: redis cluster mariadb chromium php)" ;;
   esac
 done

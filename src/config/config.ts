@@ -3,6 +3,8 @@ import { resolve } from 'node:path'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 
+const CLUSTER_NODES_EXPECTED = 'a comma list of host:port or redis://[user:pass@]host:port (or rediss://) seed nodes'
+
 /**
  * The environment, described once. Every key is the variable's name; the schema states its
  * type, unit and bounds, and `Config` below is derived from it, so the two cannot drift.
@@ -18,6 +20,8 @@ const EnvSchema = Type.Object({
   CAT_SECRET: Type.Optional(Type.String({ description: 'a comma list of secrets of at least 16 characters each' })),
   /** redis:// or rediss:// URL; unset means the in-memory engine. */
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'a redis:// or rediss:// URL' })),
+  /** Seed nodes of a Redis Cluster, comma-separated; exclusive with REDIS_URL. */
+  REDIS_CLUSTER_NODES: Type.Optional(Type.String({ description: CLUSTER_NODES_EXPECTED })),
   /** Milliseconds a Redis command may go unanswered before it fails (the request gets 503). */
   CAT_REDIS_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 60000, default: 1000, description: 'whole milliseconds, 50-60000' }),
   /** mysql:// URL; unset means SQLite under CAT_DATA_DIR. */
@@ -51,6 +55,20 @@ const EnvSchema = Type.Object({
 
 type Env = Static<typeof EnvSchema>
 
+/**
+ * A seed node of a Redis Cluster (REDIS_CLUSTER_NODES). The client learns the other nodes from
+ * it. Credentials and TLS are the cluster's: every node of the list carries the same.
+ */
+export interface RedisClusterNode {
+  /** Host name or address (an IPv6 address without its brackets). */
+  readonly host: string
+  readonly port: number
+  /** rediss://: TLS to every node. */
+  readonly tls: boolean
+  readonly username: string | undefined
+  readonly password: string | undefined
+}
+
 export interface Config {
   readonly production: boolean
   readonly port: number
@@ -59,7 +77,10 @@ export interface Config {
   readonly secrets: readonly string[]
   /** True when no CAT_SECRET was given and one was generated for this process. */
   readonly secretGenerated: boolean
+  /** REDIS_URL: one Redis. At most one of redisUrl and redisClusterNodes is set. */
   readonly redisUrl: string | undefined
+  /** REDIS_CLUSTER_NODES: the seed nodes of a Redis Cluster, in their order. */
+  readonly redisClusterNodes: readonly RedisClusterNode[] | undefined
   readonly redisTimeoutMs: Env['CAT_REDIS_TIMEOUT_MS']
   readonly databaseUrl: string | undefined
   readonly dataDir: string
@@ -110,6 +131,53 @@ function parseOrigins(raw: string): string[] {
   return origins
 }
 
+/**
+ * REDIS_CLUSTER_NODES → seed nodes. A plain `host:port` is `redis://host:port`. The database is
+ * always 0 on a cluster, so a path is refused; credentials given on some entries apply to all,
+ * and entries may not disagree on them or on TLS.
+ */
+function parseClusterNodes(raw: string): RedisClusterNode[] {
+  const name = 'REDIS_CLUSTER_NODES'
+  const parsed: { host: string; port: number; tls: boolean; username: string | undefined; password: string | undefined }[] = []
+  for (const part of raw.split(',')) {
+    const item = part.trim()
+    if (item === '') continue
+    let url: URL
+    try {
+      url = new URL(/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(item) ? item : `redis://${item}`)
+    } catch {
+      fail(name, CLUSTER_NODES_EXPECTED, item)
+    }
+    // redis: is not a special scheme for WHATWG URLs, so an explicit port is always kept.
+    const port = Number(url.port)
+    if ((url.protocol !== 'redis:' && url.protocol !== 'rediss:') || url.hostname === '' || url.port === '' || port < 1 || port > 65535) {
+      fail(name, CLUSTER_NODES_EXPECTED, item)
+    }
+    if ((url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '') {
+      fail(name, 'host:port seed nodes without a database, path or query (a cluster has database 0 only)', item)
+    }
+    parsed.push({
+      host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port,
+      tls: url.protocol === 'rediss:',
+      username: url.username === '' ? undefined : decodeURIComponent(url.username),
+      password: url.password === '' ? undefined : decodeURIComponent(url.password),
+    })
+  }
+  if (parsed.length === 0) fail(name, CLUSTER_NODES_EXPECTED, raw)
+  const tls = parsed[0]?.tls ?? false
+  if (parsed.some((node) => node.tls !== tls)) {
+    throw new ConfigError(`${name}: expected one scheme for every seed node (a plain host:port is redis://), got both redis:// and rediss://`)
+  }
+  const withCredentials = parsed.filter((node) => node.username !== undefined || node.password !== undefined)
+  const { username, password } = withCredentials[0] ?? { username: undefined, password: undefined }
+  if (withCredentials.some((node) => node.username !== username || node.password !== password)) {
+    // The message names no credential: they differ, which is all the operator needs to know.
+    throw new ConfigError(`${name}: expected the same user and password on every seed node that carries them, got different ones`)
+  }
+  return parsed.map((node) => Object.freeze({ ...node, username, password }))
+}
+
 /** Reads and validates the environment once; throws ConfigError with one line naming the variable. */
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, unknown> = {}
@@ -137,6 +205,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     fail('CAT_IDLE_TIMEOUT_S', `whole seconds above CAT_HEARTBEAT_INTERVAL_S (${env.CAT_HEARTBEAT_INTERVAL_S})`, env.CAT_IDLE_TIMEOUT_S)
   }
 
+  if (env.REDIS_URL !== undefined && env.REDIS_CLUSTER_NODES !== undefined) {
+    throw new ConfigError('REDIS_URL and REDIS_CLUSTER_NODES: both are set; only one of them may be (REDIS_URL for one Redis, REDIS_CLUSTER_NODES for a Redis Cluster)')
+  }
+  const redisClusterNodes = env.REDIS_CLUSTER_NODES === undefined ? undefined : Object.freeze(parseClusterNodes(env.REDIS_CLUSTER_NODES))
+
   const production = env.NODE_ENV === 'production'
   let secrets: string[]
   let secretGenerated = false
@@ -159,6 +232,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     secrets: Object.freeze(secrets),
     secretGenerated,
     redisUrl: env.REDIS_URL,
+    redisClusterNodes,
     redisTimeoutMs: env.CAT_REDIS_TIMEOUT_MS,
     databaseUrl: env.DATABASE_URL,
     dataDir: resolve(env.CAT_DATA_DIR),

@@ -29,6 +29,7 @@ t.test('defaults', async (t) => {
   t.equal(config.logLevel, 'info')
   t.equal(config.dataDir, resolve('./data'))
   t.equal(config.redisUrl, undefined)
+  t.equal(config.redisClusterNodes, undefined)
   t.equal(config.redisTimeoutMs, 1000)
   t.equal(config.databaseUrl, undefined)
   t.same(config.allowedOrigins, [])
@@ -109,6 +110,16 @@ t.test('every bad value stops the start with one line naming the variable', asyn
     ['PORT', { PORT: '1e3' }],
     ['DATABASE_URL', { DATABASE_URL: 'postgres://x/y' }],
     ['REDIS_URL', { REDIS_URL: 'http://x' }],
+    ['REDIS_CLUSTER_NODES', { REDIS_CLUSTER_NODES: 'redis-1' }],
+    ['REDIS_CLUSTER_NODES', { REDIS_CLUSTER_NODES: '10.0.0.1:7000,10.0.0.2' }],
+    ['REDIS_CLUSTER_NODES', { REDIS_CLUSTER_NODES: '10.0.0.1:70000' }],
+    ['REDIS_CLUSTER_NODES', { REDIS_CLUSTER_NODES: '10.0.0.1:0' }],
+    ['REDIS_CLUSTER_NODES', { REDIS_CLUSTER_NODES: 'http://10.0.0.1:7000' }],
+    ['REDIS_CLUSTER_NODES', { REDIS_CLUSTER_NODES: 'redis://10.0.0.1:7000/2' }],
+    ['REDIS_CLUSTER_NODES', { REDIS_CLUSTER_NODES: 'redis://10.0.0.1:7000?db=1' }],
+    ['REDIS_CLUSTER_NODES', { REDIS_CLUSTER_NODES: 'redis://:7000' }],
+    ['REDIS_CLUSTER_NODES', { REDIS_CLUSTER_NODES: ' , ' }],
+    ['REDIS_CLUSTER_NODES', { REDIS_CLUSTER_NODES: 'rediss://a:6379,b:6379' }],
     ['CAT_REDIS_TIMEOUT_MS', { CAT_REDIS_TIMEOUT_MS: '0' }],
     ['CAT_REDIS_TIMEOUT_MS', { CAT_REDIS_TIMEOUT_MS: '1s' }],
     ['CAT_PRESENCE_TIMEOUT_S', { CAT_PRESENCE_TIMEOUT_S: '30' }],
@@ -207,4 +218,50 @@ t.test('the returned object is frozen', async (t) => {
   }, TypeError)
   t.equal(config.port, 3000)
   t.equal(config.secrets.length, 2)
+})
+
+t.test('REDIS_CLUSTER_NODES is parsed into seed nodes', async (t) => {
+  const config = loadConfig({ REDIS_CLUSTER_NODES: ' 10.0.0.1:7000, redis-b.internal:7001 ,[::1]:7002,, redis://10.0.0.4:6379/ ' })
+  t.equal(config.redisUrl, undefined)
+  t.same(config.redisClusterNodes, [
+    { host: '10.0.0.1', port: 7000, tls: false, username: undefined, password: undefined },
+    { host: 'redis-b.internal', port: 7001, tls: false, username: undefined, password: undefined },
+    { host: '::1', port: 7002, tls: false, username: undefined, password: undefined },
+    { host: '10.0.0.4', port: 6379, tls: false, username: undefined, password: undefined },
+  ])
+  t.ok(Object.isFrozen(config.redisClusterNodes), 'the list is frozen')
+  t.ok(Object.isFrozen(config.redisClusterNodes?.[0]), 'each node is frozen')
+
+  const secured = loadConfig({ REDIS_CLUSTER_NODES: 'rediss://cat:p%40ss%2Cw0rd@a.example:6380,rediss://b.example:6380' })
+  t.same(secured.redisClusterNodes, [
+    { host: 'a.example', port: 6380, tls: true, username: 'cat', password: 'p@ss,w0rd' },
+    { host: 'b.example', port: 6380, tls: true, username: 'cat', password: 'p@ss,w0rd' },
+  ], 'TLS and the percent-decoded credentials apply to every seed node')
+  t.same(loadConfig({ REDIS_CLUSTER_NODES: 'redis://:onlyPassw0rd@a:7000' }).redisClusterNodes, [
+    { host: 'a', port: 7000, tls: false, username: undefined, password: 'onlyPassw0rd' },
+  ], 'a password without a user name (AUTH password)')
+  t.equal(loadConfig({ REDIS_CLUSTER_NODES: '' }).redisClusterNodes, undefined, 'empty is unset')
+})
+
+t.test('REDIS_CLUSTER_NODES and REDIS_URL together stop the start', async (t) => {
+  const message = configError({ REDIS_URL: 'redis://:UrlPassw0rd@127.0.0.1:6379', REDIS_CLUSTER_NODES: 'redis://:NodePassw0rd@127.0.0.1:7000' })
+  t.match(message, /^REDIS_URL and REDIS_CLUSTER_NODES: both are set; only one of them may be/)
+  t.notMatch(message, /[\r\n]/, 'one line')
+  t.notOk(message.includes('UrlPassw0rd') || message.includes('NodePassw0rd'), 'no password is shown')
+  t.equal(loadConfig({ REDIS_URL: '', REDIS_CLUSTER_NODES: '127.0.0.1:7000' }).redisClusterNodes?.length, 1, 'an empty REDIS_URL is unset')
+})
+
+t.test('a bad REDIS_CLUSTER_NODES entry is named, its credentials never shown', async (t) => {
+  t.equal(
+    configError({ REDIS_CLUSTER_NODES: '10.0.0.1:7000,cache-b' }),
+    'REDIS_CLUSTER_NODES: expected a comma list of host:port or redis://[user:pass@]host:port (or rediss://) seed nodes, got "cache-b"',
+    'the bad entry is named, not the whole list',
+  )
+  const withPassword = configError({ REDIS_CLUSTER_NODES: 'redis://cat:ClusterPassw0rd@10.0.0.1:7000/3' })
+  t.match(withPassword, /^REDIS_CLUSTER_NODES: expected host:port seed nodes without a database/)
+  t.notOk(withPassword.includes('ClusterPassw0rd'), 'the password is not shown')
+  const differing = configError({ REDIS_CLUSTER_NODES: 'redis://cat:FirstPassw0rd@a:7000,redis://cat:SecondPassw0rd@b:7000' })
+  t.match(differing, /^REDIS_CLUSTER_NODES: expected the same user and password on every seed node/)
+  t.notOk(differing.includes('FirstPassw0rd') || differing.includes('SecondPassw0rd'), 'neither password is shown')
+  t.match(configError({ REDIS_CLUSTER_NODES: 'rediss://a:7000,redis://b:7000' }), /^REDIS_CLUSTER_NODES: expected one scheme for every seed node/)
 })
