@@ -175,13 +175,15 @@ cluster_is_fresh() {
 }
 
 # Persistence off: the cluster is for tests; nodes.conf (the membership) is all a node keeps.
+# Replicas sync at once (no diskless-sync delay), so a test's manual failover finds them in sync;
+# DEBUG (SLEEP) is allowed from loopback, for tests that freeze a node.
 cluster_node_start() {
   local port="$1" dir="$CLUSTER_DIR/$1"
   mkdir -p "$dir"
   redis-server --port "$port" --bind "$CLUSTER_HOST" --daemonize yes \
     --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
     --save "" --appendonly no --dir "$dir" --logfile "$dir/redis.log" --pidfile "$dir/redis.pid" \
-    --enable-debug-command local >/dev/null 2>&1 \
+    --repl-diskless-sync-delay 0 --enable-debug-command local >/dev/null 2>&1 \
     || die "redis-cluster: redis-server failed to start on $CLUSTER_HOST:$port (see $dir/redis.log)"
 }
 

@@ -10,7 +10,7 @@ function startupBanner(config: Config, baseUrl: string): string {
   const lines = [
     '',
     `Client Activity Tracker listening on ${baseUrl}`,
-    `  presence: ${config.redisUrl === undefined ? 'in-memory (one instance only; set REDIS_URL for more)' : 'Redis'}`,
+    `  presence: ${config.redisClusterNodes !== undefined ? 'Redis Cluster' : config.redisUrl !== undefined ? 'Redis' : 'in-memory (one instance only; set REDIS_URL for more)'}`,
     `  admin dashboard: ${baseUrl}/admin#token=${adminToken}`,
     `  who is online:   curl -H 'Authorization: Bearer ${adminToken}' ${baseUrl}/admin/api/online`,
     `  live feed:       ${baseUrl.replace(/^http/, 'ws')}/admin/ws?token=<admin token>`,

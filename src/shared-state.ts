@@ -83,7 +83,10 @@ export async function openRedisState(options: RedisStateOptions): Promise<Shared
   }
 }
 
-/** Opens the shared state the configuration names: Redis when REDIS_URL is set, memory otherwise. */
+/**
+ * Opens the shared state the configuration names: one Redis when REDIS_URL is set, a Redis
+ * Cluster when REDIS_CLUSTER_NODES is, memory otherwise.
+ */
 export async function openSharedState(config: Config, options: SharedStateOptions): Promise<SharedState> {
   const { now, instanceId, log } = options
   const timings = {
@@ -92,8 +95,8 @@ export async function openSharedState(config: Config, options: SharedStateOption
     gapAfterMs: config.heartbeatIntervalS * 1000 + GAP_GRACE_MS,
     maxTabs: config.maxTabsPerContact,
   }
-  if (config.redisUrl === undefined) return openMemoryState({ now, ...timings })
-  return openRedisState({
-    url: config.redisUrl, site: config.site, now, ...timings, connectionName: instanceId, commandTimeoutMs: config.redisTimeoutMs, log,
-  })
+  const redis = { site: config.site, now, ...timings, connectionName: instanceId, commandTimeoutMs: config.redisTimeoutMs, log }
+  if (config.redisClusterNodes !== undefined) return openRedisState({ clusterNodes: config.redisClusterNodes, ...redis })
+  if (config.redisUrl !== undefined) return openRedisState({ url: config.redisUrl, ...redis })
+  return openMemoryState({ now, ...timings })
 }

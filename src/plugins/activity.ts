@@ -33,7 +33,7 @@ export const activityWriterPlugin = fp<ActivityWriterOptions>(async (app, { loop
   const source = await app.eventLog.consumer(name)
   const writer = createActivityWriter({ source, store: app.activity, log: app.log, now: app.now })
   // Redis keeps what is not written pending for the next instance: nothing to flush there.
-  const drainMs = app.config.redisUrl === undefined ? MEMORY_DRAIN_MS : 0
+  const drainMs = app.config.redisUrl === undefined && app.config.redisClusterNodes === undefined ? MEMORY_DRAIN_MS : 0
   app.addHook('onClose', async () => {
     await writer.stop({ drainMs })
   })

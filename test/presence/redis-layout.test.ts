@@ -153,11 +153,12 @@ t.test('many contacts across buckets, two engines sweeping concurrently in small
  */
 function scriptCalls(engine: RedisPresenceEngine): string[] {
   const calls: string[] = []
-  const send = engine.redis.sendCommand.bind(engine.redis)
-  engine.redis.sendCommand = ((command, stream) => {
+  const redis = engine.redis as Redis
+  const send = redis.sendCommand.bind(redis)
+  redis.sendCommand = ((command, stream) => {
     if (/^eval(sha)?$/i.test(command.name)) calls.push(command.name)
     return send(command, stream)
-  }) as typeof engine.redis.sendCommand
+  }) as typeof redis.sendCommand
   return calls
 }
 

@@ -1,4 +1,5 @@
 import t from 'tap'
+import type { Redis } from 'ioredis'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { adminToken, buildTestApp, clientToken, createClock, ensureConsent, heartbeatUrl, uniqueSite, until } from '../helpers/app.js'
 import { startRedisServer } from '../helpers/redis-server.js'
@@ -81,7 +82,7 @@ t.test('Redis frozen: heartbeats answer 503 with Retry-After, queued ones too; t
   const sent = Promise.all(first.flatMap((sub) => [beat(app, clock.now(), sub), beat(app, clock.now(), sub, 'nav', '/two')]))
   const engine = app.presence as RedisPresenceEngine
   // A script call, not any command: the writer's own calls share this connection.
-  const scriptSent = (): true | undefined => (engine.redis.commandQueue.toArray().some((item) => item.command.name === 'evalsha' || item.command.name === 'eval') ? true : undefined)
+  const scriptSent = (): true | undefined => ((engine.redis as Redis).commandQueue.toArray().some((item) => item.command.name === 'evalsha' || item.command.name === 'eval') ? true : undefined)
   await until('the first call is on its way', async () => scriptSent())
   // …and these queue behind it.
   const queued = Promise.all(behind.map((sub) => beat(app, clock.now(), sub, 'nav', '/queued')))

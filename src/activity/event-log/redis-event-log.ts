@@ -3,7 +3,8 @@
  * all instances read it as one consumer group, each event handed to one of them, and delete
  * each entry once it is written.
  */
-import type { Redis } from 'ioredis'
+// A Redis or a Redis Cluster: the commands used here behave alike on both.
+import type { RedisClient as Redis } from '../../presence/redis/connections.js'
 import type { LeaveReason } from '../../presence/presence-engine.js'
 import type { RedisConnections } from '../../presence/redis/connections.js'
 import type { ActivityEvent, ActivityEventLog, ActivityEventSource, ActivityEventType } from './event-log.js'

@@ -4,7 +4,8 @@
  * the script stores the change, appends the activity event and publishes the change on the
  * feed channel, which every instance's feed (feed.ts) hands to its hub.
  */
-import type { Redis } from 'ioredis'
+// A Redis or a Redis Cluster: the commands used here behave alike on both.
+import type { RedisClient as Redis } from './connections.js'
 import type { Heartbeat, HeartbeatResult, LeaveReason, PresenceEngine, PresenceTimings, Snapshot } from '../presence-engine.js'
 import { DEFAULT_MAX_TABS } from '../presence-engine.js'
 import { wholeSnapshot, type SnapshotParts } from '../snapshot-parts.js'

@@ -3,13 +3,14 @@
  * (the scripts' headers say what each argument is).
  */
 import { readFileSync } from 'node:fs'
-import type { Redis } from 'ioredis'
+// A Redis or a Redis Cluster: the commands used here behave alike on both.
+import type { RedisClient as Redis } from './connections.js'
 import type { Heartbeat, HeartbeatResult, LeaveReason } from '../presence-engine.js'
 import type { RedisKeys } from './keys.js'
 
 const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8')
 
-interface ScriptedRedis extends Redis {
+type ScriptedRedis = Redis & {
   catBeat(...args: (string | number)[]): Promise<number[]>
   catHeartbeat(...args: (string | number)[]): Promise<HeartbeatResult[]>
   catSweep(...args: (string | number)[]): Promise<number>

@@ -2,7 +2,8 @@
  * Reads the site's presence part by part: each part the tabs of a range of buckets and the
  * records of the contacts they name, each read at a feed position of its own (SnapshotParts).
  */
-import type { Redis } from 'ioredis'
+// A Redis or a Redis Cluster: the commands used here behave alike on both.
+import type { RedisClient as Redis } from './connections.js'
 import type { Presence } from '../presence-engine.js'
 import type { SnapshotParts } from '../snapshot-parts.js'
 import type { RedisCall } from './availability.js'

@@ -1,4 +1,5 @@
-import type { Redis } from 'ioredis'
+// A Redis or a Redis Cluster: the commands used here behave alike on both.
+import type { RedisClient as Redis } from './connections.js'
 import { bucketKey, type RedisKeys } from './keys.js'
 import type { PresenceScripts } from './scripts.js'
 

@@ -1,0 +1,142 @@
+import { Redis } from 'ioredis'
+import { loadConfig, type RedisClusterNode } from '../../src/config/config.js'
+
+/**
+ * The real Redis Cluster of the tests (3 masters, 3 replicas), started by
+ * scripts/test-services.sh; its seed nodes as REDIS_CLUSTER_NODES takes them.
+ */
+export const REDIS_CLUSTER_NODES = process.env.TEST_REDIS_CLUSTER_NODES
+  ?? [7000, 7001, 7002, 7003, 7004, 7005].map((port) => `127.0.0.1:${port}`).join(',')
+
+/** The seed nodes, parsed by the configuration as the server parses them. */
+export function clusterSeeds(): readonly RedisClusterNode[] {
+  return loadConfig({ REDIS_CLUSTER_NODES }).redisClusterNodes as readonly RedisClusterNode[]
+}
+
+/** A master and the replicas that follow it, as CLUSTER SLOTS tells. */
+export interface ClusterShard {
+  /** `host:port` */
+  readonly master: string
+  readonly replicas: readonly string[]
+  /** [first, last] slot ranges it serves. */
+  readonly ranges: readonly (readonly [number, number])[]
+}
+
+/** A plain connection to one node (`host:port`), for what a test asks a node itself; closed by `close()`. */
+export function nodeConnection(node: string): Redis {
+  const seed = clusterSeeds()[0] as RedisClusterNode
+  const cut = node.lastIndexOf(':')
+  const redis = new Redis({ host: node.slice(0, cut), port: Number(node.slice(cut + 1)), username: seed.username, password: seed.password, lazyConnect: true, maxRetriesPerRequest: 1 })
+  redis.on('error', () => {})
+  return redis
+}
+
+/** Runs `fn` on a fresh connection to `node`, then closes it. */
+export async function onNode<T>(node: string, fn: (redis: Redis) => Promise<T>): Promise<T> {
+  const redis = nodeConnection(node)
+  try {
+    await redis.connect()
+    return await fn(redis)
+  } finally {
+    redis.disconnect()
+  }
+}
+
+/** Any node of the seeds that answers. */
+async function anyNode(): Promise<string> {
+  for (const { host, port } of clusterSeeds()) {
+    const node = `${host}:${port}`
+    try {
+      if ((await onNode(node, (redis) => redis.ping())) === 'PONG') return node
+    } catch {
+      // the next one
+    }
+  }
+  throw new Error(`no node of REDIS_CLUSTER_NODES=${REDIS_CLUSTER_NODES} answers: run scripts/test-services.sh cluster`)
+}
+
+/** The shards as the cluster sees them now. */
+export async function clusterShards(): Promise<ClusterShard[]> {
+  const slots = await onNode(await anyNode(), (redis) => redis.cluster('SLOTS'))
+  const shards = new Map<string, { master: string; replicas: string[]; ranges: [number, number][] }>()
+  for (const [first, last, master, ...replicas] of slots) {
+    if (master === undefined) continue
+    const key = `${master[0]}:${master[1]}`
+    const shard = shards.get(key) ?? { master: key, replicas: replicas.map(([host, port]) => `${host}:${port}`), ranges: [] }
+    shard.ranges.push([first, last])
+    shards.set(key, shard)
+  }
+  return [...shards.values()]
+}
+
+/** The master serving `slot` now. */
+export async function masterOf(slot: number): Promise<ClusterShard> {
+  const shard = (await clusterShards()).find((candidate) => candidate.ranges.some(([first, last]) => slot >= first && slot <= last))
+  if (shard === undefined) throw new Error(`no master serves slot ${slot}`)
+  return shard
+}
+
+/** The hash slot of a key or channel. */
+export async function slotOf(name: string): Promise<number> {
+  return Number(await onNode(await anyNode(), (redis) => redis.cluster('KEYSLOT', name)))
+}
+
+export interface TagOnMaster {
+  /** `{prefix-N}` */
+  readonly tag: string
+  readonly shard: ClusterShard
+}
+
+/**
+ * One hash tag per master, `{prefix-N}`, so that a test's keys (and shard channels) named with
+ * them land on every master of the cluster; in the order of `clusterShards()`.
+ */
+export async function tagsOnEveryMaster(prefix: string): Promise<[TagOnMaster, TagOnMaster, TagOnMaster]> {
+  const shards = await clusterShards()
+  const found = new Map<string, string>()
+  for (let i = 0; found.size < shards.length; i += 1) {
+    if (i > 1000) throw new Error('no hash tag found for every master')
+    const tag = `{${prefix}-${i}}`
+    const slot = await slotOf(tag)
+    const shard = shards.find((candidate) => candidate.ranges.some(([first, last]) => slot >= first && slot <= last))
+    if (shard !== undefined && !found.has(shard.master)) found.set(shard.master, tag)
+  }
+  if (shards.length !== 3) throw new Error(`the test cluster has ${shards.length} masters, not 3`)
+  return shards.map((shard) => ({ tag: found.get(shard.master) as string, shard })) as [TagOnMaster, TagOnMaster, TagOnMaster]
+}
+
+/** Waits until every node of the seeds says cluster_state:ok and every node agrees on the masters. */
+export async function clusterSettled(ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const states = await Promise.all(clusterSeeds().map(({ host, port }) =>
+      onNode(`${host}:${port}`, async (redis) => String(await redis.cluster('INFO'))).catch(() => ''),
+    ))
+    if (states.every((info) => /cluster_state:ok/.test(info) && /cluster_slots_ok:16384/.test(info) && /cluster_size:3/.test(info))) return
+    if (Date.now() > deadline) throw new Error(`the cluster is not ok within ${ms} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+}
+
+/**
+ * A manual failover (CLUSTER FAILOVER on `replica`): the replica takes over its master's slots
+ * once it has every write, and the old master follows it; no node is killed, so other users
+ * of the cluster see only redirections. Asked again while the replica is still syncing (Redis
+ * drops a manual failover that does not complete in time). Resolves once the cluster is ok.
+ */
+export async function failoverTo(replica: string, ms = 60_000): Promise<void> {
+  const deadline = Date.now() + ms
+  const isMaster = async (): Promise<boolean> => /role:master/.test(String(await onNode(replica, (redis) => redis.info('replication'))))
+  while (!(await isMaster())) {
+    if (Date.now() > deadline) throw new Error(`${replica} did not take over within ${ms} ms`)
+    const info = String(await onNode(replica, (redis) => redis.info('replication')))
+    if (/master_link_status:up/.test(info) && !/master_sync_in_progress:1/.test(info)) {
+      await onNode(replica, (redis) => redis.cluster('FAILOVER'))
+      const asked = Date.now()
+      while (Date.now() - asked < 6000 && !(await isMaster())) await new Promise((resolve) => setTimeout(resolve, 100))
+    } else {
+      await new Promise((resolve) => setTimeout(resolve, 200))
+    }
+  }
+  await clusterSettled(Math.max(1000, deadline - Date.now()))
+}
