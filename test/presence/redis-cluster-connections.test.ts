@@ -9,7 +9,7 @@ import { Cluster } from 'ioredis'
 import { openRedisConnections, type RedisConnections } from '../../src/presence/redis/connections.js'
 import { timedOut } from '../../src/presence/redis/availability.js'
 import { AppError } from '../../src/errors/errors.js'
-import { uniqueSite, until } from '../helpers/app.js'
+import { REDIS_URL, uniqueSite, until } from '../helpers/app.js'
 import { clusterSeeds, clusterSettled, failoverTo, masterOf, onNode, slotOf, tagsOnEveryMaster } from '../helpers/redis-cluster.js'
 
 const prefix = uniqueSite('cluster-conn')
@@ -210,4 +210,25 @@ t.test("the cluster's failover errors count as Redis unavailable", async (t) => 
   const error = await connections.call(() => connections.redis.get(`{${prefix}-closed}:k`)).then(() => undefined, (caught: unknown) => caught)
   t.ok(error instanceof AppError && error.code === 'unavailable', 'a command on a closed cluster is a 503')
   t.ok(timedOut((error as AppError).cause), `and is recognised: ${String((error as AppError).cause)}`)
+})
+
+t.test('seeds that nobody answers stop the start', async (t) => {
+  const started = Date.now()
+  await t.rejects(openRedisConnections({ clusterNodes: [{ host: '127.0.0.1', port: 1, tls: false, username: undefined, password: undefined }], connectionName: `${prefix}-nobody` }))
+  t.ok(Date.now() - started < 5000, 'at once, not after retrying forever')
+})
+
+t.test('on one Redis a shard channel is an ordinary one: SUBSCRIBE and PUBLISH', async (t) => {
+  const connections = await openRedisConnections({ url: REDIS_URL, connectionName: `${prefix}-single` })
+  t.teardown(() => connections.close())
+  t.equal(connections.kind, 'single')
+  t.equal(connections.shardedPubSub, false)
+  const channel = `${prefix}-single-channel`
+  const received: string[] = []
+  await connections.subscribe(channel, (text) => received.push(text), { sharded: true })
+  const [, subscribers] = (await connections.redis.call('PUBSUB', 'NUMSUB', channel)) as [string, number]
+  t.equal(subscribers, 1, 'an ordinary subscription')
+  t.equal(await connections.publish(channel, 'hello', { sharded: true }), 1, 'published with PUBLISH')
+  await until('the message arrives', () => (received.length > 0 ? true : undefined), 5000)
+  t.same(received, ['hello'])
 })

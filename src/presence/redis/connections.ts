@@ -140,7 +140,9 @@ export async function openRedisConnections(options: RedisConnectionOptions): Pro
     commands.on('error', () => {})
     redis = commands
     subscriber = clusterSubscriber(commands, cluster, { connectionName: subscriberName, commandTimeout: commandTimeoutMs }, events)
-    open = (suffix, extra) => new Cluster(cluster.seeds, cluster.options({ connectionName: `${name}:${suffix}`, ...extra }))
+    // A connection of its own holds no subscription: its slot map is read again on MOVED only,
+    // not on a timer (ioredis opens a connection for each reading).
+    open = (suffix, extra) => new Cluster(cluster.seeds, { ...cluster.options({ connectionName: `${name}:${suffix}`, ...extra }), slotsRefreshInterval: 0 })
   }
   try {
     await Promise.all([redis.connect(), subscriber.connect()])
