@@ -119,24 +119,31 @@ export async function clusterSettled(ms = 30_000): Promise<void> {
 }
 
 /**
- * A manual failover (CLUSTER FAILOVER on `replica`): the replica takes over its master's slots
- * once it has every write, and the old master follows it; no node is killed, so other users
- * of the cluster see only redirections. Asked again while the replica is still syncing (Redis
- * drops a manual failover that does not complete in time). Resolves once the cluster is ok.
+ * Moves one slot, with its keys, to another master (CLUSTER SETSLOT IMPORTING/MIGRATING,
+ * MIGRATE, SETSLOT NODE): what resharding does, one slot at a time. Only that slot's keys and
+ * channels change hands, so a slot of a test's own hash tag disturbs no other test.
  */
-export async function failoverTo(replica: string, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms
-  const isMaster = async (): Promise<boolean> => /role:master/.test(String(await onNode(replica, (redis) => redis.info('replication'))))
-  while (!(await isMaster())) {
-    if (Date.now() > deadline) throw new Error(`${replica} did not take over within ${ms} ms`)
-    const info = String(await onNode(replica, (redis) => redis.info('replication')))
-    if (/master_link_status:up/.test(info) && !/master_sync_in_progress:1/.test(info)) {
-      await onNode(replica, (redis) => redis.cluster('FAILOVER'))
-      const asked = Date.now()
-      while (Date.now() - asked < 6000 && !(await isMaster())) await new Promise((resolve) => setTimeout(resolve, 100))
-    } else {
-      await new Promise((resolve) => setTimeout(resolve, 200))
+export async function moveSlot(slot: number, to: string): Promise<void> {
+  const from = (await masterOf(slot)).master
+  if (from === to) return
+  const idOf = async (node: string): Promise<string> => String(await onNode(node, (redis) => redis.cluster('MYID')))
+  const [fromId, toId] = [await idOf(from), await idOf(to)]
+  await onNode(to, (redis) => redis.cluster('SETSLOT', slot, 'IMPORTING', fromId))
+  await onNode(from, async (redis) => {
+    await redis.cluster('SETSLOT', slot, 'MIGRATING', toId)
+    const cut = to.lastIndexOf(':')
+    for (;;) {
+      const keys = (await redis.cluster('GETKEYSINSLOT', slot, 100)) as string[]
+      if (keys.length === 0) break
+      await redis.call('MIGRATE', to.slice(0, cut), to.slice(cut + 1), '', 0, 5000, 'KEYS', ...keys)
     }
+  })
+  // The new owner first, then the old one, then the others: the order redis-cli uses.
+  const others = (await clusterShards()).map((shard) => shard.master).filter((node) => node !== from && node !== to)
+  for (const node of [to, from, ...others]) await onNode(node, (redis) => redis.cluster('SETSLOT', slot, 'NODE', toId))
+  const deadline = Date.now() + 10_000
+  while ((await masterOf(slot)).master !== to) {
+    if (Date.now() > deadline) throw new Error(`slot ${slot} is not served by ${to} within 10 s`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
   }
-  await clusterSettled(Math.max(1000, deadline - Date.now()))
 }
