@@ -360,12 +360,14 @@ function clusterSubscriber(commands: Cluster, cluster: ClusterSettings, connecti
         })
         delay = Math.min(delay * 2, RESUBSCRIBE_MAX_DELAY_MS)
       }
-    })().finally(() => {
-      repairing = undefined
-      if (closed) return
-      if ([...channels.values()].some((channel) => channel.node === undefined)) repair()
-      else events.onRestored()
-    })
+    })()
+      .finally(() => {
+        repairing = undefined
+        if (closed) return
+        if ([...channels.values()].some((channel) => channel.node === undefined)) repair()
+        else events.onRestored()
+      })
+      .catch(() => {})
   }
 
   // Each new slot map: a shard channel whose slot is served by another master now lost its
