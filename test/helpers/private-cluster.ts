@@ -117,7 +117,7 @@ export async function startPrivateCluster(t: Teardown): Promise<PrivateCluster> 
   async function slots(): Promise<[number, number, [string, number], ...[string, number][]][]> {
     for (const node of nodes) {
       try {
-        return await onNode(node, (redis) => redis.cluster('SLOTS') as Promise<[number, number, [string, number], ...[string, number][]][]>)
+        return await onNode(node, (redis) => redis.cluster('SLOTS') as unknown as Promise<[number, number, [string, number], ...[string, number][]][]>)
       } catch {
         // a node that is down: ask the next
       }

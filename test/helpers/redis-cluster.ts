@@ -8,9 +8,13 @@ import { loadConfig, type RedisClusterNode } from '../../src/config/config.js'
 export const REDIS_CLUSTER_NODES = process.env.TEST_REDIS_CLUSTER_NODES
   ?? [7000, 7001, 7002, 7003, 7004, 7005].map((port) => `127.0.0.1:${port}`).join(',')
 
-/** The seed nodes, parsed by the configuration as the server parses them. */
-export function clusterSeeds(): readonly RedisClusterNode[] {
-  return loadConfig({ REDIS_CLUSTER_NODES }).redisClusterNodes as readonly RedisClusterNode[]
+/**
+ * The seed nodes, parsed by the configuration as the server parses them. Every helper below
+ * takes the seeds of the cluster it works on, the shared test cluster's by default (a private
+ * one's from test/helpers/private-cluster.ts otherwise).
+ */
+export function clusterSeeds(seeds = REDIS_CLUSTER_NODES): readonly RedisClusterNode[] {
+  return loadConfig({ REDIS_CLUSTER_NODES: seeds }).redisClusterNodes as readonly RedisClusterNode[]
 }
 
 /** A master and the replicas that follow it, as CLUSTER SLOTS tells. */
@@ -22,18 +26,21 @@ export interface ClusterShard {
   readonly ranges: readonly (readonly [number, number])[]
 }
 
-/** A plain connection to one node (`host:port`), for what a test asks a node itself; closed by `close()`. */
-export function nodeConnection(node: string): Redis {
-  const seed = clusterSeeds()[0] as RedisClusterNode
+/** A plain connection to one node (`host:port`) with the seeds' credentials, for what a test asks a node itself. */
+export function nodeConnection(node: string, seeds = REDIS_CLUSTER_NODES): Redis {
+  const seed = clusterSeeds(seeds)[0] as RedisClusterNode
   const cut = node.lastIndexOf(':')
-  const redis = new Redis({ host: node.slice(0, cut), port: Number(node.slice(cut + 1)), username: seed.username, password: seed.password, lazyConnect: true, maxRetriesPerRequest: 1 })
+  const redis = new Redis({
+    host: node.slice(0, cut), port: Number(node.slice(cut + 1)), username: seed.username, password: seed.password,
+    lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 1000, retryStrategy: () => null,
+  })
   redis.on('error', () => {})
   return redis
 }
 
 /** Runs `fn` on a fresh connection to `node`, then closes it. */
-export async function onNode<T>(node: string, fn: (redis: Redis) => Promise<T>): Promise<T> {
-  const redis = nodeConnection(node)
+export async function onNode<T>(node: string, fn: (redis: Redis) => Promise<T>, seeds = REDIS_CLUSTER_NODES): Promise<T> {
+  const redis = nodeConnection(node, seeds)
   try {
     await redis.connect()
     return await fn(redis)
@@ -43,21 +50,21 @@ export async function onNode<T>(node: string, fn: (redis: Redis) => Promise<T>):
 }
 
 /** Any node of the seeds that answers. */
-async function anyNode(): Promise<string> {
-  for (const { host, port } of clusterSeeds()) {
+async function anyNode(seeds: string): Promise<string> {
+  for (const { host, port } of clusterSeeds(seeds)) {
     const node = `${host}:${port}`
     try {
-      if ((await onNode(node, (redis) => redis.ping())) === 'PONG') return node
+      if ((await onNode(node, (redis) => redis.ping(), seeds)) === 'PONG') return node
     } catch {
       // the next one
     }
   }
-  throw new Error(`no node of REDIS_CLUSTER_NODES=${REDIS_CLUSTER_NODES} answers: run scripts/test-services.sh cluster`)
+  throw new Error(`no node of ${seeds} answers (the shared test cluster: run scripts/test-services.sh cluster)`)
 }
 
 /** The shards as the cluster sees them now. */
-export async function clusterShards(): Promise<ClusterShard[]> {
-  const slots = await onNode(await anyNode(), (redis) => redis.cluster('SLOTS'))
+export async function clusterShards(seeds = REDIS_CLUSTER_NODES): Promise<ClusterShard[]> {
+  const slots = await onNode(await anyNode(seeds), (redis) => redis.cluster('SLOTS'), seeds)
   const shards = new Map<string, { master: string; replicas: string[]; ranges: [number, number][] }>()
   for (const [first, last, master, ...replicas] of slots) {
     if (master === undefined) continue
@@ -70,15 +77,15 @@ export async function clusterShards(): Promise<ClusterShard[]> {
 }
 
 /** The master serving `slot` now. */
-export async function masterOf(slot: number): Promise<ClusterShard> {
-  const shard = (await clusterShards()).find((candidate) => candidate.ranges.some(([first, last]) => slot >= first && slot <= last))
+export async function masterOf(slot: number, seeds = REDIS_CLUSTER_NODES): Promise<ClusterShard> {
+  const shard = (await clusterShards(seeds)).find((candidate) => candidate.ranges.some(([first, last]) => slot >= first && slot <= last))
   if (shard === undefined) throw new Error(`no master serves slot ${slot}`)
   return shard
 }
 
 /** The hash slot of a key or channel. */
-export async function slotOf(name: string): Promise<number> {
-  return Number(await onNode(await anyNode(), (redis) => redis.cluster('KEYSLOT', name)))
+export async function slotOf(name: string, seeds = REDIS_CLUSTER_NODES): Promise<number> {
+  return Number(await onNode(await anyNode(seeds), (redis) => redis.cluster('KEYSLOT', name), seeds))
 }
 
 export interface TagOnMaster {
@@ -91,13 +98,13 @@ export interface TagOnMaster {
  * One hash tag per master, `{prefix-N}`, so that a test's keys (and shard channels) named with
  * them land on every master of the cluster; in the order of `clusterShards()`.
  */
-export async function tagsOnEveryMaster(prefix: string): Promise<[TagOnMaster, TagOnMaster, TagOnMaster]> {
-  const shards = await clusterShards()
+export async function tagsOnEveryMaster(prefix: string, seeds = REDIS_CLUSTER_NODES): Promise<[TagOnMaster, TagOnMaster, TagOnMaster]> {
+  const shards = await clusterShards(seeds)
   const found = new Map<string, string>()
   for (let i = 0; found.size < shards.length; i += 1) {
     if (i > 1000) throw new Error('no hash tag found for every master')
     const tag = `{${prefix}-${i}}`
-    const slot = await slotOf(tag)
+    const slot = await slotOf(tag, seeds)
     const shard = shards.find((candidate) => candidate.ranges.some(([first, last]) => slot >= first && slot <= last))
     if (shard !== undefined && !found.has(shard.master)) found.set(shard.master, tag)
   }
@@ -120,15 +127,14 @@ export async function clusterSettled(ms = 30_000): Promise<void> {
 
 /**
  * Moves one slot, with its keys, to another master (CLUSTER SETSLOT IMPORTING/MIGRATING,
- * MIGRATE, SETSLOT NODE): what resharding does, one slot at a time. Only that slot's keys and
- * channels change hands, so a slot of a test's own hash tag disturbs no other test.
+ * MIGRATE, SETSLOT NODE): what resharding does, one slot at a time.
  */
-export async function moveSlot(slot: number, to: string): Promise<void> {
-  const from = (await masterOf(slot)).master
+export async function moveSlot(slot: number, to: string, seeds = REDIS_CLUSTER_NODES): Promise<void> {
+  const from = (await masterOf(slot, seeds)).master
   if (from === to) return
-  const idOf = async (node: string): Promise<string> => String(await onNode(node, (redis) => redis.cluster('MYID')))
+  const idOf = async (node: string): Promise<string> => String(await onNode(node, (redis) => redis.cluster('MYID'), seeds))
   const [fromId, toId] = [await idOf(from), await idOf(to)]
-  await onNode(to, (redis) => redis.cluster('SETSLOT', slot, 'IMPORTING', fromId))
+  await onNode(to, (redis) => redis.cluster('SETSLOT', slot, 'IMPORTING', fromId), seeds)
   await onNode(from, async (redis) => {
     await redis.cluster('SETSLOT', slot, 'MIGRATING', toId)
     const cut = to.lastIndexOf(':')
@@ -137,12 +143,12 @@ export async function moveSlot(slot: number, to: string): Promise<void> {
       if (keys.length === 0) break
       await redis.call('MIGRATE', to.slice(0, cut), to.slice(cut + 1), '', 0, 5000, 'KEYS', ...keys)
     }
-  })
+  }, seeds)
   // The new owner first, then the old one, then the others: the order redis-cli uses.
-  const others = (await clusterShards()).map((shard) => shard.master).filter((node) => node !== from && node !== to)
-  for (const node of [to, from, ...others]) await onNode(node, (redis) => redis.cluster('SETSLOT', slot, 'NODE', toId))
+  const others = (await clusterShards(seeds)).map((shard) => shard.master).filter((node) => node !== from && node !== to)
+  for (const node of [to, from, ...others]) await onNode(node, (redis) => redis.cluster('SETSLOT', slot, 'NODE', toId), seeds)
   const deadline = Date.now() + 10_000
-  while ((await masterOf(slot)).master !== to) {
+  while ((await masterOf(slot, seeds)).master !== to) {
     if (Date.now() > deadline) throw new Error(`slot ${slot} is not served by ${to} within 10 s`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
