@@ -1,8 +1,8 @@
 /**
  * The connections on a real Redis Cluster (3 masters, 3 replicas; scripts/test-services.sh
- * starts it): commands routed to every master, sharded pub/sub across masters, and what a
- * subscriber sees when its connection to a master drops or its channel's slot moves.
- * Keys and channels carry this file's own hash tags.
+ * starts the shared one): commands routed to every master, sharded pub/sub across masters, and
+ * what a subscriber sees when its connection to a master drops; on a private cluster, when its
+ * channel's slot moves or its master is killed. Keys and channels carry this file's own hash tags.
  */
 import t, { type Test } from 'tap'
 import { Cluster } from 'ioredis'
@@ -11,11 +11,13 @@ import { timedOut } from '../../src/presence/redis/availability.js'
 import { AppError } from '../../src/errors/errors.js'
 import { REDIS_URL, uniqueSite, until } from '../helpers/app.js'
 import { clusterSeeds, clusterSettled, moveSlot, onNode, slotOf, tagsOnEveryMaster } from '../helpers/redis-cluster.js'
+import { startPrivateCluster } from '../helpers/private-cluster.js'
 
 const prefix = uniqueSite('cluster-conn')
-/** Connections to the cluster from its REDIS_CLUSTER_NODES seeds, closed when `t` ends. */
-async function open(t: Test, label: string, commandTimeoutMs = 1000): Promise<RedisConnections> {
-  const connections = await openRedisConnections({ clusterNodes: clusterSeeds(), connectionName: `${prefix}-${label}`, commandTimeoutMs })
+/** Connections to a cluster from its REDIS_CLUSTER_NODES seeds (the shared test cluster's by default), closed when `t` ends. */
+async function open(t: Test, label: string, options: { commandTimeoutMs?: number; seeds?: string } = {}): Promise<RedisConnections> {
+  const { commandTimeoutMs = 1000, seeds } = options
+  const connections = await openRedisConnections({ clusterNodes: clusterSeeds(seeds), connectionName: `${prefix}-${label}`, commandTimeoutMs })
   t.teardown(() => connections.close())
   return connections
 }
@@ -26,7 +28,7 @@ async function clientIds(node: string, name: string): Promise<string[]> {
   return list.split('\n').filter((line) => line.includes(` name=${name} `)).map((line) => /^id=(\d+)/.exec(line)?.[1] as string)
 }
 
-/** Resolves with the next message `connections` hands to the listener of `channel`. */
+/** The messages `connections` hands to the listeners made by `handler`, by channel. */
 function collect(): { messages: Map<string, string[]>; handler(channel: string): (text: string) => void } {
   const messages = new Map<string, string[]>()
   return {
@@ -114,38 +116,74 @@ t.test('a dropped subscriber connection interrupts, and its channels are subscri
   t.same(messages.get(otherChannel), ['untouched'], 'the channel on another master was not disturbed')
 })
 
-t.test('a channel whose slot moves to another master interrupts, and is subscribed again on its new master', async (t) => {
-  const subscriber = await open(t, 'moved')
-  const publisher = await open(t, 'moved-pub')
-  const [{ tag, shard }, { shard: target }] = await tagsOnEveryMaster(`${prefix}-moved`)
-  const channel = `${tag}:feed`
-  const slot = await slotOf(channel)
-  const { messages, handler } = collect()
-  await subscriber.subscribe(channel, handler(channel), { sharded: true })
-  let resubscribed = 0
-  subscriber.onResubscribed(() => {
-    resubscribed += 1
+t.test('on a cluster of its own: a slot that moves, a master that dies', async (t) => {
+  // Moving slots and killing a master would disturb the other test files on the shared cluster.
+  const cluster = await startPrivateCluster(t)
+  const seeds = cluster.seeds
+
+  t.test('a channel whose slot moves to another master interrupts, and is subscribed again on its new master', async (t) => {
+    const subscriber = await open(t, 'moved', { seeds })
+    const publisher = await open(t, 'moved-pub', { seeds })
+    const [{ tag, shard }, { shard: target }] = await tagsOnEveryMaster(`${prefix}-moved`, seeds)
+    const channel = `${tag}:feed`
+    const { messages, handler } = collect()
+    await subscriber.subscribe(channel, handler(channel), { sharded: true })
+    let resubscribed = 0
+    subscriber.onResubscribed(() => {
+      resubscribed += 1
+    })
+
+    await moveSlot(await slotOf(channel, seeds), target.master, seeds)
+    await until('interrupted and resubscribed', () => (resubscribed > 0 ? true : undefined), 10_000)
+    t.equal(resubscribed, 1, 'onResubscribed fires once')
+    t.equal(subscriber.interrupted, false)
+    const shardSubscribers = async (node: string): Promise<number> =>
+      ((await cluster.onNode(node, (redis) => redis.call('PUBSUB', 'SHARDNUMSUB', channel))) as [string, number])[1]
+    t.equal(await shardSubscribers(target.master), 1, `subscribed again on the new master ${target.master}`)
+    t.equal(await shardSubscribers(shard.master), 0, `no longer on the old master ${shard.master}`)
+    t.equal(await publisher.publish(channel, 'after the move', { sharded: true }), 1, 'the publisher follows the MOVED to the new master')
+    await until('the message arrives', () => (messages.has(channel) ? true : undefined), 5000)
+    t.same(messages.get(channel), ['after the move'])
   })
 
-  // A failover of the whole master would move a third of the cluster under the other test
-  // files; resharding the one slot of this file's tag (keys and all) leaves theirs alone.
-  t.teardown(() => moveSlot(slot, shard.master))
-  await moveSlot(slot, target.master)
+  t.test('a killed master: its commands get 503 until its replica takes over, and its channels follow', async (t) => {
+    await cluster.settled({ replicas: true })
+    const subscriber = await open(t, 'killed', { seeds, commandTimeoutMs: 500 })
+    const commands = await open(t, 'killed-cmd', { seeds, commandTimeoutMs: 500 })
+    const [{ tag, shard }, other] = await tagsOnEveryMaster(`${prefix}-killed`, seeds)
+    const channel = `${tag}:feed`
+    const key = `${tag}:k`
+    const otherKey = `${other.tag}:k`
+    const { messages, handler } = collect()
+    await subscriber.subscribe(channel, handler(channel), { sharded: true })
+    let resubscribed = 0
+    subscriber.onResubscribed(() => {
+      resubscribed += 1
+    })
+    const replica = await cluster.replicaOf(shard.master)
 
-  await until('interrupted and resubscribed', () => (resubscribed > 0 ? true : undefined), 10_000)
-  t.equal(resubscribed, 1, 'onResubscribed fires once')
-  t.equal(subscriber.interrupted, false)
-  const [, onNewMaster] = (await onNode(target.master, (redis) => redis.call('PUBSUB', 'SHARDNUMSUB', channel))) as [string, number]
-  t.equal(onNewMaster, 1, `subscribed again on the new master ${target.master}`)
-  const [, onOldMaster] = (await onNode(shard.master, (redis) => redis.call('PUBSUB', 'SHARDNUMSUB', channel))) as [string, number]
-  t.equal(onOldMaster, 0, `no longer on the old master ${shard.master}`)
-  t.equal(await publisher.publish(channel, 'after the move', { sharded: true }), 1, 'the publisher follows the MOVED to the new master')
-  await until('the message arrives', () => (messages.has(channel) ? true : undefined), 5000)
-  t.same(messages.get(channel), ['after the move'])
+    await cluster.kill(shard.master)
+    await until('interrupted', () => (subscriber.interrupted ? true : undefined), 5000)
+    // Until the replica takes over, its master's slots answer nothing: 503, never a 500.
+    const failed = await commands.call(() => commands.redis.set(key, 'during')).then(() => undefined, (error: unknown) => error)
+    t.ok(failed instanceof AppError && failed.code === 'unavailable', `a command on the dead master's slots is a 503 (${String((failed as AppError | undefined)?.cause)})`)
+    t.ok(timedOut((failed as AppError).cause), 'recognised as Redis unavailable, so what is queued behind it fails at once')
+    t.equal(await commands.call(() => commands.redis.set(otherKey, 'fine')), 'OK', 'the other masters answer meanwhile')
+
+    await until(`${replica} takes over`, async () => ((await cluster.masterOf(await slotOf(channel, seeds))) === replica ? true : undefined), 30_000)
+    await until('resubscribed', () => (resubscribed > 0 ? true : undefined), 30_000)
+    t.equal(resubscribed, 1, 'onResubscribed fires once')
+    t.equal(subscriber.interrupted, false)
+    await until('commands on its slots answer again', () => commands.call(() => commands.redis.set(key, 'after')).then(() => true, () => undefined), 30_000)
+    t.equal(await commands.redis.get(key), 'after')
+    await commands.publish(channel, 'after the failover', { sharded: true })
+    await until('the message arrives', () => (messages.has(channel) ? true : undefined), 5000)
+    t.same(messages.get(channel), ['after the failover'], `subscribed on the new master ${replica}`)
+  })
 })
 
 t.test('a frozen master fails its commands within the command timeout; the other masters answer', async (t) => {
-  const connections = await open(t, 'frozen', 250)
+  const connections = await open(t, 'frozen', { commandTimeoutMs: 250 })
   const [frozen, healthy] = await tagsOnEveryMaster(`${prefix}-frozen`)
   const frozenKey = `${frozen.tag}:k`
   const healthyKey = `${healthy.tag}:k`
