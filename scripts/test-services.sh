@@ -5,7 +5,8 @@
 # A service that already answers is left alone. Otherwise it is installed from
 # Debian's packages (we run as root on Debian/Ubuntu) and started in the background.
 # Then the tools some tests run, installed the same way when missing: Chromium (the
-# snippet's browser tests) and the PHP CLI (the Perfex module's token signer).
+# snippet's browser tests), the PHP CLI (the Perfex module's token signer) and nginx (the
+# load-balancer test runs deploy/nginx.conf in front of several instances).
 # Prints one line per service; exports nothing. Arguments name a subset, e.g. `redis mariadb`.
 #
 # Overrides (for trying the script against a scratch instance; the defaults are what tests use):
@@ -221,13 +222,25 @@ ensure_php() {
   log "php: installed"
 }
 
+# test/deploy/ runs Debian's nginx binary as a child process with a config of its own; the
+# package's default site is never used (and stays stopped where policy-rc.d forbids starts).
+ensure_nginx() {
+  if [[ -x /usr/sbin/nginx ]]; then
+    log "nginx: already installed"
+    return 0
+  fi
+  apt_install nginx
+  [[ -x /usr/sbin/nginx ]] || die "nginx: /usr/sbin/nginx missing after install"
+  log "nginx: installed"
+}
+
 # With arguments, only those: `scripts/test-services.sh redis mariadb` (the benchmarks).
 if [[ $# -eq 0 ]]; then
-  set -- redis mariadb chromium php
+  set -- redis mariadb chromium php nginx
 fi
 for service in "$@"; do
   case "$service" in
-    redis | mariadb | chromium | php) "ensure_$service" ;;
-    *) die "unknown service $service (known: redis mariadb chromium php)" ;;
+    redis | mariadb | chromium | php | nginx) "ensure_$service" ;;
+    *) die "unknown service $service (known: redis mariadb chromium php nginx)" ;;
   esac
 done
