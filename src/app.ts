@@ -73,6 +73,10 @@ export function appOptions(config: Config, deps: AppDeps = {}): FastifyHttpOptio
     logController: new LogController({ disableRequestLogging: true }),
     childLoggerFactory: lazyChildLogger,
     bodyLimit: 16 * 1024,
+    // request.ip (the consent ledger, logs) is the socket's address unless the peer is a
+    // listed proxy; then it is the rightmost X-Forwarded-For hop that is not a listed proxy.
+    // Off when none is listed, so a forged header from anyone else is ignored.
+    trustProxy: config.trustProxy.length === 0 ? false : [...config.trustProxy],
     forceCloseConnections: true,
     // A contact or client id in the path is up to MAX_ID_LENGTH UTF-16 code units, and one
     // unit percent-encoded is at most 9 characters (%E2%82%AC): every id a token can carry
