@@ -319,4 +319,15 @@ t.test('deploy/nginx.conf in front of three instances: heartbeats and dashboards
   t.same(dashboards.flatMap((d) => d.oddities), [], 'nothing but snapshots and diffs on the dashboards')
   t.equal(nginx.errorLog(), '', 'nginx logged nothing at crit or above')
   t.notOk(nginx.accessLog().some((line) => line.includes('token')), 'no token in nginx\'s access log')
+
+  // With every instance gone nginx answers by itself, as the instances answer their 503s.
+  await Promise.all(dashboards.map((d) => d.stop()))
+  for (const instance of instances) instance.signal('SIGTERM')
+  await Promise.all(instances.map((instance) => instance.exited))
+  const res = await pool.request({ path: `/cat_heartbeat?token=${tokens[CONTACTS - 1]}&sid=${sids[CONTACTS - 1]}`, method: 'GET' })
+  const unavailable = await res.body.text()
+  t.equal(res.statusCode, 503, 'no instance: 503')
+  t.equal(res.headers['retry-after'], '5', 'with Retry-After')
+  t.match(res.headers['content-type'], /^application\/json/)
+  t.same(JSON.parse(unavailable), { error: { code: 'unavailable', message: 'No instance is available; retry after the time in Retry-After.' } }, 'the catalogue\'s error body')
 })
