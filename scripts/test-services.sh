@@ -222,8 +222,9 @@ ensure_php() {
   log "php: installed"
 }
 
-# test/deploy/ runs Debian's nginx binary as a child process with a config of its own; the
-# package's default site is never used (and stays stopped where policy-rc.d forbids starts).
+# test/deploy/ runs Debian's nginx binary as a child process with a config of its own. The
+# package's own service (its default site on port 80) is not needed: where the install
+# started it, it is stopped again.
 ensure_nginx() {
   if [[ -x /usr/sbin/nginx ]]; then
     log "nginx: already installed"
@@ -231,6 +232,9 @@ ensure_nginx() {
   fi
   apt_install nginx
   [[ -x /usr/sbin/nginx ]] || die "nginx: /usr/sbin/nginx missing after install"
+  if [[ -s /run/nginx.pid ]]; then
+    /usr/sbin/nginx -s quit >/dev/null 2>&1 || true
+  fi
   log "nginx: installed"
 }
 
