@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { Pool } from 'undici'
+import WebSocket from 'ws'
 import { findProjectRoot } from '../../src/activity/database.js'
 import { adminToken, clientToken, cleanRedisSite, uniqueSite, REDIS_URL } from '../helpers/app.js'
 import { createTestMysqlDatabase } from '../helpers/database.js'
@@ -169,6 +170,23 @@ async function grantFrom(origin: string, from: string, token: string): Promise<n
   })
 }
 
+/** The HTTP status an upgrade to `url` is answered with (101 when it is accepted). */
+async function upgradeStatus(url: string, origin: string, headers: Record<string, string>): Promise<number> {
+  const socket = new WebSocket(url, { origin, headers })
+  return new Promise((resolve, reject) => {
+    socket.once('open', () => {
+      socket.terminate()
+      resolve(101)
+    })
+    socket.once('unexpected-response', (_req, res) => {
+      res.resume()
+      socket.terminate()
+      resolve(res.statusCode ?? 0)
+    })
+    socket.once('error', reject)
+  })
+}
+
 interface OnlineView {
   contactId: string
   path: string
@@ -213,6 +231,12 @@ t.test('deploy/nginx.conf in front of three instances: heartbeats and dashboards
     const res = await pool.request({ path: '/cat_heartbeat', method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ token: tokens[0], sid: sids[0], event: 'nav', path: '/start' }) })
     await res.body.text()
     t.equal(res.statusCode, 204, 'a sendBeacon-style POST heartbeat')
+  })
+
+  t.test('through nginx: the dashboard WebSocket\'s Origin is checked against the Host the browser used', async (t) => {
+    const url = `${nginx.origin.replace(/^http/, 'ws')}/admin/ws?token=${encodeURIComponent(adminToken())}`
+    t.equal(await upgradeStatus(url, nginx.origin, {}), 101, 'same origin as the browser saw it: accepted')
+    t.equal(await upgradeStatus(url, 'http://evil.example', { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'http' }), 403, 'another origin is refused, also when the client sends forwarding headers naming it')
   })
   for (let k = 1; k < CONTACTS; k += 1) {
     const res = await pool.request({ path: '/clients/cat_consent', method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ token: tokens[k], decision: 'granted', version: 'nginx', locale: 'en' }) })
