@@ -7,9 +7,10 @@
 # A service that already answers is left alone. Otherwise it is installed from
 # Debian's packages (we run as root on Debian/Ubuntu) and started in the background.
 # Then the tools some tests run, installed the same way when missing: Chromium (the
-# snippet's browser tests) and the PHP CLI (the Perfex module's token signer).
+# snippet's browser tests), the PHP CLI (the Perfex module's token signer) and nginx (the
+# load-balancer test runs deploy/nginx.conf in front of several instances).
 # Prints one line per service; exports nothing. Arguments name a subset, e.g. `redis mariadb`
-# (services: redis cluster mariadb chromium php).
+# (services: redis cluster mariadb chromium php nginx).
 #
 # Overrides (for trying the script against a scratch instance; the defaults are what tests use):
 #   CAT_TEST_REDIS_HOST/PORT/DIR/LOG, CAT_TEST_MYSQL_HOST/PORT/DATADIR/SOCKET,
@@ -398,13 +399,29 @@ ensure_php() {
   log "php: installed"
 }
 
+# test/deploy/ runs Debian's nginx binary as a child process with a config of its own. The
+# package's own service (its default site on port 80) is not needed: where the install
+# started it, it is stopped again.
+ensure_nginx() {
+  if [[ -x /usr/sbin/nginx ]]; then
+    log "nginx: already installed"
+    return 0
+  fi
+  apt_install nginx
+  [[ -x /usr/sbin/nginx ]] || die "nginx: /usr/sbin/nginx missing after install"
+  if [[ -s /run/nginx.pid ]]; then
+    /usr/sbin/nginx -s quit >/dev/null 2>&1 || true
+  fi
+  log "nginx: installed"
+}
+
 # With arguments, only those: `scripts/test-services.sh redis mariadb` (the benchmarks).
 if [[ $# -eq 0 ]]; then
-  set -- redis cluster mariadb chromium php
+  set -- redis cluster mariadb chromium php nginx
 fi
 for service in "$@"; do
   case "$service" in
-    redis | cluster | mariadb | chromium | php) "ensure_$service" ;;
-    *) die "unknown service $service (known: redis cluster mariadb chromium php)" ;;
+    redis | cluster | mariadb | chromium | php | nginx) "ensure_$service" ;;
+    *) die "unknown service $service (known: redis cluster mariadb chromium php nginx)" ;;
   esac
 done

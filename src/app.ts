@@ -51,6 +51,8 @@ export interface HttpTimeouts {
   keepAliveMs: number
   /** ms between Node's checks of the two timeouts above: a late request is cut up to this much later. */
   checkIntervalMs: number
+  /** ms the requests in flight have to finish once the app closes; connections still busy then are cut. */
+  drainMs: number
 }
 
 /**
@@ -61,7 +63,7 @@ export interface HttpTimeouts {
  * the server has just closed, and above the 30 s heartbeat interval, so a tab's beats share
  * one connection.
  */
-export const HTTP_TIMEOUTS: HttpTimeouts = { headersMs: 5_000, requestMs: 10_000, keepAliveMs: 72_000, checkIntervalMs: 1_000 }
+export const HTTP_TIMEOUTS: HttpTimeouts = { headersMs: 5_000, requestMs: 10_000, keepAliveMs: 72_000, checkIntervalMs: 1_000, drainMs: 5_000 }
 
 /** The Fastify options production uses; tests build the app through the same function. */
 export function appOptions(config: Config, deps: AppDeps = {}): FastifyHttpOptions<Server> {
@@ -73,7 +75,15 @@ export function appOptions(config: Config, deps: AppDeps = {}): FastifyHttpOptio
     logController: new LogController({ disableRequestLogging: true }),
     childLoggerFactory: lazyChildLogger,
     bodyLimit: 16 * 1024,
-    forceCloseConnections: true,
+    // request.ip (the consent ledger, logs) is the socket's address unless the peer is a
+    // listed proxy; then it is the rightmost X-Forwarded-For hop that is not a listed proxy.
+    // Off when none is listed, so a forged header from anyone else is ignored.
+    trustProxy: config.trustProxy.length === 0 ? false : [...config.trustProxy],
+    // Closing lets the requests in flight finish rather than cutting every connection: a load
+    // balancer would resend a cut GET to another instance after this one had served it, and
+    // cannot resend a cut POST at all. guardRequests closes their connections after them and
+    // cuts what is still busy after drainMs.
+    forceCloseConnections: false,
     // A contact or client id in the path is up to MAX_ID_LENGTH UTF-16 code units, and one
     // unit percent-encoded is at most 9 characters (%E2%82%AC): every id a token can carry
     // reaches its route, whichever length the router measures.
@@ -115,7 +125,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await app.register(consentPlugin)
     await app.register(activityJobsPlugin, { loops })
     await app.register(sweeperPlugin, { intervalMs: deps.sweepIntervalMs ?? 1000 })
-    await app.register(httpEdgePlugin)
+    await app.register(httpEdgePlugin, { drainMs: { ...HTTP_TIMEOUTS, ...deps.httpTimeouts }.drainMs })
     await app.register(adminWebSocketPlugin)
     await app.register(healthRoutes)
     await app.register(snippetRoutes)

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto'
+import { isIP } from 'node:net'
 import { resolve } from 'node:path'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 
 const CLUSTER_NODES_EXPECTED = 'a comma list of host:port or redis://[user:pass@]host:port (or rediss://) seed nodes'
+const TRUST_PROXY_EXPECTED = 'a comma list of IP addresses or CIDRs such as 10.0.0.5,10.1.0.0/16,fd00::/8'
 
 /**
  * The environment, described once. Every key is the variable's name; the schema states its
@@ -34,6 +36,8 @@ const EnvSchema = Type.Object({
   CAT_SITE: Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$', default: 'default', description: '1-64 characters of A-Z a-z 0-9 _ . -' }),
   /** Other origins allowed by CORS and the WebSocket Origin check, comma-separated. */
   CAT_ALLOWED_ORIGINS: Type.String({ default: '', description: 'a comma list of origins such as https://portal.example.com' }),
+  /** Proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For is believed; none by default. */
+  CAT_TRUST_PROXY: Type.String({ default: '', description: TRUST_PROXY_EXPECTED }),
   /** Seconds between heartbeats, told to the snippet. */
   CAT_HEARTBEAT_INTERVAL_S: Type.Integer({ minimum: 1, maximum: 3600, default: 30, description: 'whole seconds, 1-3600' }),
   /** Seconds without a heartbeat after which a contact has left; must exceed the interval. */
@@ -88,6 +92,8 @@ export interface Config {
   readonly langDir: string | undefined
   readonly site: string
   readonly allowedOrigins: readonly string[]
+  /** CAT_TRUST_PROXY: addresses and CIDRs of proxies whose X-Forwarded-For is believed; empty: none. */
+  readonly trustProxy: readonly string[]
   readonly heartbeatIntervalS: Env['CAT_HEARTBEAT_INTERVAL_S']
   readonly presenceTimeoutS: Env['CAT_PRESENCE_TIMEOUT_S']
   readonly idleTimeoutS: Env['CAT_IDLE_TIMEOUT_S']
@@ -178,6 +184,27 @@ function parseClusterNodes(raw: string): RedisClusterNode[] {
   return parsed.map((node) => Object.freeze({ ...node, username, password }))
 }
 
+/**
+ * Each entry is an IPv4 or IPv6 address, optionally with a prefix length (/1-32, /1-128), the
+ * forms Fastify's proxy-addr matches; anything else (a host name, a zone id, a netmask) is
+ * refused here rather than by proxy-addr at the first request.
+ */
+function parseTrustProxy(raw: string): string[] {
+  const entries: string[] = []
+  for (const part of raw.split(',')) {
+    const item = part.trim()
+    if (item === '') continue
+    const [address = '', prefix, extra] = item.split('/')
+    const family = address.includes('%') ? 0 : isIP(address)
+    const maxPrefix = family === 4 ? 32 : 128
+    if (family === 0 || extra !== undefined || (prefix !== undefined && (!/^\d{1,3}$/.test(prefix) || Number(prefix) < 1 || Number(prefix) > maxPrefix))) {
+      fail('CAT_TRUST_PROXY', TRUST_PROXY_EXPECTED, item)
+    }
+    entries.push(item)
+  }
+  return entries
+}
+
 /** Reads and validates the environment once; throws ConfigError with one line naming the variable. */
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, unknown> = {}
@@ -239,6 +266,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     langDir: env.CAT_LANG_DIR === undefined ? undefined : resolve(env.CAT_LANG_DIR),
     site: env.CAT_SITE,
     allowedOrigins: Object.freeze(parseOrigins(env.CAT_ALLOWED_ORIGINS)),
+    trustProxy: Object.freeze(parseTrustProxy(env.CAT_TRUST_PROXY)),
     heartbeatIntervalS: env.CAT_HEARTBEAT_INTERVAL_S,
     presenceTimeoutS: env.CAT_PRESENCE_TIMEOUT_S,
     idleTimeoutS: env.CAT_IDLE_TIMEOUT_S,

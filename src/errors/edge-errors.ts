@@ -103,8 +103,13 @@ export function lacksHost(request: IncomingMessage): boolean {
  * HTTP/1.1 request without `Host` gets 400 (Node's own answer, off by `requireHostHeader:
  * false`, has no body). An `Expect` other than `100-continue` is ignored, as RFC 9110 allows,
  * rather than answered with Node's bare 417.
+ *
+ * Closing lets the requests in flight finish: their responses carry `Connection: close`, so
+ * their connections end with them, and Node's server.close() ends the idle ones. Connections
+ * still busy `drainMs` after closing began are cut, so a hung request or a slow upload cannot
+ * hold the shutdown.
  */
-export function guardRequests(app: FastifyInstance): void {
+export function guardRequests(app: FastifyInstance, drainMs: number): void {
   const server = app.server
   const handlers = server.listeners('request') as ((request: IncomingMessage, response: ServerResponse) => void)[]
   const [only] = handlers
@@ -124,10 +129,29 @@ export function guardRequests(app: FastifyInstance): void {
   }
   server.on('request', onRequest)
   server.on('checkExpectation', onRequest)
+  const open = new Set<Duplex>()
+  server.on('connection', (socket: Duplex) => {
+    open.add(socket)
+    socket.once('close', () => open.delete(socket))
+  })
+  let cut: NodeJS.Timeout | undefined
   // preClose runs after Fastify stops routing and before connections and resources close:
   // until then requests are served as usual.
   app.addHook('preClose', (done) => {
     closing = true
+    for (const socket of open) {
+      // _httpMessage is the response in flight on this socket, if any (Node's own field).
+      const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage
+      if (inFlight === undefined || inFlight === null) continue
+      if (!inFlight.headersSent) inFlight.setHeader('Connection', 'close')
+      else inFlight.once('finish', () => socket.end())
+    }
+    cut = setTimeout(() => server.closeAllConnections(), drainMs)
+    cut.unref()
+    done()
+  })
+  app.addHook('onClose', (_instance, done) => {
+    clearTimeout(cut)
     done()
   })
 }

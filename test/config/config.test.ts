@@ -1,6 +1,7 @@
 import { resolve } from 'node:path'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../../src/config/config.js'
+import { runTs } from '../helpers/run-ts.js'
 
 const SECRET_A = 'first-secret-0123456789'
 const SECRET_B = 'second-secret-abcdefghij'
@@ -264,4 +265,24 @@ t.test('a bad REDIS_CLUSTER_NODES entry is named, its credentials never shown', 
   t.match(differing, /^REDIS_CLUSTER_NODES: expected the same user and password on every seed node/)
   t.notOk(differing.includes('FirstPassw0rd') || differing.includes('SecondPassw0rd'), 'neither password is shown')
   t.match(configError({ REDIS_CLUSTER_NODES: 'rediss://a:7000,redis://b:7000' }), /^REDIS_CLUSTER_NODES: expected one scheme for every seed node/)
+})
+
+t.test('CAT_TRUST_PROXY: addresses and CIDRs of both families, none by default', async (t) => {
+  t.same(loadConfig({}).trustProxy, [], 'none by default: X-Forwarded-For is ignored')
+  t.same(loadConfig({ CAT_TRUST_PROXY: '' }).trustProxy, [], 'empty is none')
+  const config = loadConfig({ CAT_TRUST_PROXY: ' 10.0.0.5 ,10.1.0.0/16,, fd00::/8,::1, 2001:db8:aa::/48 ' })
+  t.same(config.trustProxy, ['10.0.0.5', '10.1.0.0/16', 'fd00::/8', '::1', '2001:db8:aa::/48'], 'trimmed, empty entries dropped, order kept')
+  t.ok(Object.isFrozen(config.trustProxy))
+})
+
+t.test('CAT_TRUST_PROXY: a bad entry stops the start with one line naming the variable and the entry', async (t) => {
+  for (const bad of ['proxy.internal', '10.0.0.0/33', '10.0.0.0/0', 'fd00::/129', '10.0.0.0/255.0.0.0', '1.2.3', 'fe80::1%eth0', '10.0.0.0/8/9', '10.0.0.1, 300.1.2.3', '10.0.0.0/x']) {
+    const message = configError({ CAT_TRUST_PROXY: bad })
+    const entry = bad.split(',').at(-1)?.trim() ?? ''
+    t.equal(message, `CAT_TRUST_PROXY: expected a comma list of IP addresses or CIDRs such as 10.0.0.5,10.1.0.0/16,fd00::/8, got ${JSON.stringify(entry)}`, bad)
+  }
+  const started = await runTs('src/main.ts', [], { PATH: process.env.PATH, HOME: process.env.HOME, PORT: '0', CAT_TRUST_PROXY: '10.0.0.0/8,proxy.internal', LOG_LEVEL: 'silent' })
+  t.equal(started.code, 1, 'the server does not start')
+  t.equal(started.stderr, 'CAT_TRUST_PROXY: expected a comma list of IP addresses or CIDRs such as 10.0.0.5,10.1.0.0/16,fd00::/8, got "proxy.internal"\n', 'one line on stderr')
+  t.equal(started.stdout, '', 'nothing on stdout')
 })
