@@ -1,10 +1,12 @@
 /**
- * What the benchmark scenarios share: the contacts, the server child process, the load tool,
+ * What the benchmark scenarios share: the contacts, the server child process, the load tools
+ * (wrk in a process of its own for the measured loads, autocannon for paced ones and warm-ups),
  * percentiles. See bench/README.md.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import autocannon from 'autocannon'
@@ -150,6 +152,78 @@ export async function load(port: number, paths: readonly string[], options: { co
   const requests = result.requests.total
   const serverCpuUs = options.pid === undefined || requests === 0 ? undefined : round(((processCpuMs(options.pid) - cpuBefore) * 1000) / requests, 1)
   return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts + result.non2xx, requests, ...(serverCpuUs === undefined ? {} : { serverCpuUs }) }
+}
+
+/**
+ * The file bench/heartbeat.lua picks its requests from: one line per contact, its own token and
+ * tab (`token=…&sid=…`), in contact order. Written to a fresh temporary directory.
+ */
+export function writeTokensFile(tokens: readonly string[]): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'cat-bench-tokens-')), 'tokens.txt')
+  writeFileSync(file, tokens.map((token, j) => `token=${token}&sid=${tabId(j)}\n`).join(''))
+  return file
+}
+
+export interface WrkResult {
+  rps: number
+  requests: number
+  /** Connect, read, write and timeout errors, and answers other than 2xx/3xx. */
+  errors: number
+  /** Latency percentiles, ms (wrk measures in µs). */
+  p50: number
+  p99: number
+  /** CPU time (user + system) of the server process over the load, per request, µs. */
+  serverCpuUs?: number
+  /** The same of the Redis server (`INFO cpu`), when a client of it is given. */
+  redisCpuUs?: number
+  /**
+   * The same of the wrk process itself: what the load generator costs, of which `wrkSystemUs`
+   * in the kernel (mostly the loopback TCP stack carrying the request to the server).
+   */
+  wrkCpuUs: number
+  wrkSystemUs: number
+}
+
+const WRK_SCRIPT = new URL('./heartbeat.lua', import.meta.url).pathname
+
+/**
+ * wrk, in a process of its own, against `port` for `durationS`: heartbeats of contacts picked at
+ * random from `tokensFile` (bench/heartbeat.lua). The server's CPU time (`pid`, from /proc) and
+ * Redis's (`redis`, `INFO cpu`) are read just before wrk starts and just after it exits, so
+ * they cover the load and, of the rest, only wrk's start and stop, when nothing is sent.
+ * `salt`: `nav` pages new to every contact (see the script).
+ */
+export async function wrkLoad(port: number, tokensFile: string, options: { event: 'beat' | 'nav'; connections: number; durationS: number; threads?: number; salt?: string; pid?: number; redis?: Redis }): Promise<WrkResult> {
+  const args = [`-t${options.threads ?? 1}`, `-c${options.connections}`, `-d${options.durationS}s`, '-s', WRK_SCRIPT, `http://127.0.0.1:${port}`, '--', tokensFile, options.event, options.salt ?? '0']
+  const redisBefore = options.redis === undefined ? 0 : await redisCpuMs(options.redis)
+  const serverBefore = options.pid === undefined ? 0 : processCpuMs(options.pid)
+  const { stdout, stderr, code } = await new Promise<{ stdout: string; stderr: string; code: number | null }>((resolve, reject) => {
+    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk))
+    child.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'ENOENT' ? new Error('wrk is not installed: scripts/bench.sh installs it (apt-get install wrk)') : error))
+    child.once('close', (exitCode) => resolve({ stdout: out, stderr: err, code: exitCode }))
+  })
+  const serverMs = options.pid === undefined ? 0 : processCpuMs(options.pid) - serverBefore
+  const redisMs = options.redis === undefined ? 0 : (await redisCpuMs(options.redis)) - redisBefore
+  const line = stdout.split('\n').find((l) => l.startsWith('wrk-result '))
+  if (code !== 0 || line === undefined) throw new Error(`wrk failed (exit ${code}): ${(stderr || stdout).trim().slice(-500)}`)
+  const result = JSON.parse(line.slice('wrk-result '.length)) as { requests: number; durationUs: number; errors: Record<string, number>; latencyUs: { p50: number; p99: number }; cpuTicks: { user: number; system: number } }
+  const requests = result.requests
+  const perRequest = (ms: number): number => round((ms * 1000) / Math.max(1, requests), 2)
+  return {
+    rps: requests / (result.durationUs / 1e6),
+    requests,
+    errors: Object.values(result.errors).reduce((a, b) => a + b, 0),
+    p50: round(result.latencyUs.p50 / 1000, 2),
+    p99: round(result.latencyUs.p99 / 1000, 2),
+    wrkCpuUs: perRequest((result.cpuTicks.user + result.cpuTicks.system) * 10),
+    wrkSystemUs: perRequest(result.cpuTicks.system * 10),
+    ...(options.pid === undefined ? {} : { serverCpuUs: perRequest(serverMs) }),
+    ...(options.redis === undefined ? {} : { redisCpuUs: perRequest(redisMs) }),
+  }
 }
 
 /** CPU time a process has used, user + system, ms (Linux /proc; clock ticks of 10 ms). */
