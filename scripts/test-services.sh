@@ -5,7 +5,8 @@
 # A service that already answers is left alone. Otherwise it is installed from
 # Debian's packages (we run as root on Debian/Ubuntu) and started in the background.
 # Then the tools some tests run, installed the same way when missing: Chromium (the
-# snippet's browser tests) and the PHP CLI (the Perfex module's token signer).
+# snippet's browser tests), the PHP CLI (the Perfex module's token signer) and wrk (the
+# benchmarks' load generator, whose driver test/bench runs).
 # Prints one line per service; exports nothing. Arguments name a subset, e.g. `redis mariadb`.
 #
 # Overrides (for trying the script against a scratch instance; the defaults are what tests use):
@@ -221,13 +222,24 @@ ensure_php() {
   log "php: installed"
 }
 
-# With arguments, only those: `scripts/test-services.sh redis mariadb` (the benchmarks).
+# The heartbeat benchmarks load the server with wrk in a process of its own (bench/heartbeat.lua).
+ensure_wrk() {
+  if command -v wrk >/dev/null 2>&1; then
+    log "wrk: already installed"
+    return 0
+  fi
+  apt_install wrk
+  command -v wrk >/dev/null 2>&1 || die "wrk: wrk missing after install"
+  log "wrk: installed"
+}
+
+# With arguments, only those: `scripts/test-services.sh redis mariadb wrk` (the benchmarks).
 if [[ $# -eq 0 ]]; then
-  set -- redis mariadb chromium php
+  set -- redis mariadb chromium php wrk
 fi
 for service in "$@"; do
   case "$service" in
-    redis | mariadb | chromium | php) "ensure_$service" ;;
-    *) die "unknown service $service (known: redis mariadb chromium php)" ;;
+    redis | mariadb | chromium | php | wrk) "ensure_$service" ;;
+    *) die "unknown service $service (known: redis mariadb chromium php wrk)" ;;
   esac
 done
