@@ -1,13 +1,18 @@
--- wrk script of the heartbeat scenarios: every request is a heartbeat of a contact picked at
--- random from a file of pre-minted tokens, with that contact's own tab.
+-- wrk script of the heartbeat scenarios: every request is a heartbeat of a contact of a file of
+-- pre-minted tokens, with that contact's own tab. The file is in random order and is walked
+-- line after line from START, so requests go to the contacts in random order and each contact
+-- is sent once per pass: picks drawn independently would leave some contacts unsent for
+-- longer than the presence timeout, and their next beat would be a join, not the fast path.
 --
---   wrk -t1 -c50 -d8s -s bench/heartbeat.lua http://127.0.0.1:PORT -- FILE EVENT SALT
+--   wrk -t1 -c50 -d8s -s bench/heartbeat.lua http://127.0.0.1:PORT -- FILE EVENT SALT START THREADS
 --
--- FILE   one line per contact: `token=<client JWT>&sid=<tab id>` (URL-safe as it is)
--- EVENT  `beat`: the page the contacts were seeded on, so every request is the fast path;
---        `nav`: every request is a page change (see init)
--- SALT   any word, different for every run of `nav` against one server: the pages of a run
---        are new to every contact, so its first nav is a page change too
+-- FILE    one line per contact: `token=<client JWT>&sid=<tab id>` (URL-safe as it is)
+-- EVENT   `beat`: the page the contacts were seeded on, so every request is the fast path;
+--         `nav`: every request is a page change (see init)
+-- SALT    any word, different for every run of `nav` against one server: the pages of a run
+--         are new to every contact, so its first nav is a page change too
+-- START   the line (from 0) to begin with: where the previous run against the server stopped
+-- THREADS wrk's -t: thread i sends lines START + i, START + i + THREADS, …
 --
 -- At the end one line `wrk-result {json}` on stdout: requests, duration (µs), errors by
 -- kind, latency percentiles (µs), and the CPU time of the wrk process itself (user and
@@ -26,6 +31,9 @@ local requests = {}
 local navs = {}
 local count = 0
 local nav = false
+-- The next line to send, from 0, and this thread's step.
+local position = 0
+local stride = 1
 -- nav: the page each contact was last sent by this thread (1 or 2).
 local last = {}
 
@@ -36,6 +44,8 @@ end
 function init(args)
   local file, event, salt = args[1], args[2] or "beat", args[3] or "0"
   nav = event == "nav"
+  stride = tonumber(args[5] or "1")
+  position = tonumber(args[4] or "0") + (thread_index or 0)
   -- Each thread has pages of its own: another thread's nav to the same contact leaves it on a
   -- page this thread never sends, so this thread's next nav to it is a change as well.
   local id = tostring(thread_index or 0)
@@ -49,11 +59,11 @@ function init(args)
     end
   end
   if count == 0 then error("no tokens in " .. tostring(file)) end
-  math.randomseed(os.time() * 1000 + (thread_index or 0) * 7919)
 end
 
 function request()
-  local k = math.random(count)
+  local k = position % count + 1
+  position = position + stride
   if not nav then return requests[k] end
   if last[k] == 1 then
     last[k] = 2

@@ -155,12 +155,17 @@ export async function load(port: number, paths: readonly string[], options: { co
 }
 
 /**
- * The file bench/heartbeat.lua picks its requests from: one line per contact, its own token and
- * tab (`token=…&sid=…`), in contact order. Written to a fresh temporary directory.
+ * The file bench/heartbeat.lua takes its requests from: one line per contact, its own token and
+ * tab (`token=…&sid=…`), the contacts in random order. Written to a fresh temporary directory.
  */
 export function writeTokensFile(tokens: readonly string[]): string {
+  const order = tokens.map((_, j) => j)
+  for (let i = order.length - 1; i > 0; i -= 1) {
+    const k = Math.floor(Math.random() * (i + 1))
+    ;[order[i], order[k]] = [order[k] as number, order[i] as number]
+  }
   const file = join(mkdtempSync(join(tmpdir(), 'cat-bench-tokens-')), 'tokens.txt')
-  writeFileSync(file, tokens.map((token, j) => `token=${token}&sid=${tabId(j)}\n`).join(''))
+  writeFileSync(file, order.map((j) => `token=${tokens[j]}&sid=${tabId(j)}\n`).join(''))
   return file
 }
 
@@ -186,15 +191,22 @@ export interface WrkResult {
 
 const WRK_SCRIPT = new URL('./heartbeat.lua', import.meta.url).pathname
 
+/** Where the next wrk load of each server goes on in each tokens file (as `cursors` for autocannon). */
+const wrkCursors = new Map<string, number>()
+
 /**
- * wrk, in a process of its own, against `port` for `durationS`: heartbeats of contacts picked at
- * random from `tokensFile` (bench/heartbeat.lua). The server's CPU time (`pid`, from /proc) and
- * Redis's (`redis`, `INFO cpu`) are read just before wrk starts and just after it exits, so
- * they cover the load and, of the rest, only wrk's start and stop, when nothing is sent.
- * `salt`: `nav` pages new to every contact (see the script).
+ * wrk, in a process of its own, against `port` for `durationS`: heartbeats of the contacts of
+ * `tokensFile` in its (random) order, going on where the previous load of this server with this
+ * file stopped (bench/heartbeat.lua). The server's CPU time (`pid`, from /proc) and Redis's
+ * (`redis`, `INFO cpu`) are read just before wrk starts and just after it exits, so they cover
+ * the load and, of the rest, only wrk's start and stop, when nothing is sent. `salt`: `nav`
+ * pages new to every contact (see the script).
  */
 export async function wrkLoad(port: number, tokensFile: string, options: { event: 'beat' | 'nav'; connections: number; durationS: number; threads?: number; salt?: string; pid?: number; redis?: Redis }): Promise<WrkResult> {
-  const args = [`-t${options.threads ?? 1}`, `-c${options.connections}`, `-d${options.durationS}s`, '-s', WRK_SCRIPT, `http://127.0.0.1:${port}`, '--', tokensFile, options.event, options.salt ?? '0']
+  const threads = options.threads ?? 1
+  const cursorKey = `${port} ${tokensFile}`
+  const start = wrkCursors.get(cursorKey) ?? 0
+  const args = [`-t${threads}`, `-c${options.connections}`, `-d${options.durationS}s`, '-s', WRK_SCRIPT, `http://127.0.0.1:${port}`, '--', tokensFile, options.event, options.salt ?? '0', String(start), String(threads)]
   const redisBefore = options.redis === undefined ? 0 : await redisCpuMs(options.redis)
   const serverBefore = options.pid === undefined ? 0 : processCpuMs(options.pid)
   const { stdout, stderr, code } = await new Promise<{ stdout: string; stderr: string; code: number | null }>((resolve, reject) => {
@@ -212,6 +224,9 @@ export async function wrkLoad(port: number, tokensFile: string, options: { event
   if (code !== 0 || line === undefined) throw new Error(`wrk failed (exit ${code}): ${(stderr || stdout).trim().slice(-500)}`)
   const result = JSON.parse(line.slice('wrk-result '.length)) as { requests: number; durationUs: number; errors: Record<string, number>; latencyUs: { p50: number; p99: number }; cpuTicks: { user: number; system: number } }
   const requests = result.requests
+  // Requests still in flight when wrk stopped (at most one a connection) reached the server
+  // too: the next load sends those contacts again, which is harmless.
+  wrkCursors.set(cursorKey, start + requests)
   const perRequest = (ms: number): number => round((ms * 1000) / Math.max(1, requests), 2)
   return {
     rps: requests / (result.durationUs / 1e6),

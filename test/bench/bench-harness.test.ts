@@ -88,7 +88,7 @@ async function stubServer(t: { teardown(fn: () => unknown): void }, status = 204
   return { port: (server.address() as { port: number }).port, urls }
 }
 
-t.test("wrk's heartbeat load: contacts picked from the tokens file, each with its own tab, every nav a page change, CPU per request measured", async (t) => {
+t.test("wrk's heartbeat load: the tokens file's contacts in random order, each with its own tab, every nav a page change, CPU per request measured", async (t) => {
   const { tabId, writeTokensFile, wrkLoad } = await import('../../bench/lib.js')
   const { rmSync: rm } = await import('node:fs')
   const { dirname } = await import('node:path')
@@ -109,21 +109,31 @@ t.test("wrk's heartbeat load: contacts picked from the tokens file, each with it
   const sent = stub.urls.splice(0).map(parse)
   t.ok(sent.every((r) => tokens.indexOf(r.token) !== -1 && r.sid === tabId(tokens.indexOf(r.token))), "every request is a contact's token with that contact's own tab")
   t.ok(sent.every((r) => r.route === '/cat_heartbeat' && r.path === '/clients/tickets' && r.event === 'beat'), 'beats stay on the page the contacts were seeded on')
-  t.equal(new Set(sent.map((r) => r.token)).size, tokens.length, 'picked at random, every contact is reached')
+  t.equal(new Set(sent.map((r) => r.token)).size, tokens.length, 'every contact is reached')
   t.ok(beats.wrkCpuUs > 0 && beats.wrkSystemUs <= beats.wrkCpuUs, "wrk's own CPU per request is measured")
   t.ok(beats.serverCpuUs !== undefined && beats.serverCpuUs > 0, "the server process's CPU per request is measured")
 
   // One connection: requests reach the server in the order wrk makes them.
   const pagesOf = async (salt: string): Promise<Map<string, string[]>> => {
-    await wrkLoad(stub.port, file, { event: 'nav', connections: 1, durationS: 1, salt })
+    const run = await wrkLoad(stub.port, file, { event: 'nav', connections: 1, durationS: 1, salt })
     const sent = stub.urls.splice(0).map(parse)
+    navCounts.push(run.requests)
+    navFirst.push(sent[0]?.token ?? '')
+    navOrder.push(sent.map((r) => r.token))
     t.ok(sent.length > 0 && sent.every((r) => r.route === '/cat_heartbeat' && r.event === 'nav'), 'navs were sent')
     const byContact = new Map<string, string[]>()
     for (const r of sent) byContact.set(r.token, [...(byContact.get(r.token) ?? []), r.path])
     return byContact
   }
+  const navCounts: number[] = []
+  const navFirst: string[] = []
+  const navOrder: string[][] = []
   const first = await pagesOf('a')
   const second = await pagesOf('b')
+  const firstPass = (navOrder[0] ?? []).slice(0, tokens.length)
+  t.equal(new Set(firstPass).size, tokens.length, 'each contact once per pass through the file')
+  t.ok(firstPass.some((token, i) => token !== tokens[(tokens.indexOf(firstPass[0] ?? '') + i) % tokens.length]), 'in random order, not the order the tokens were minted in')
+  t.equal(navFirst[1], firstPass[(navCounts[0] ?? 0) % tokens.length], "a server's next load goes on where its last one stopped: every contact keeps beating")
   for (const run of [first, second]) {
     const changes = [...run.values()].every((pages) => pages.every((page, i) => i === 0 || page !== pages[i - 1]))
     t.ok(changes, "each contact's navs alternate between two pages: every one is a page change")
@@ -161,6 +171,11 @@ t.test('the heartbeat rows: Node CPU per heartbeat against the bare route, Redis
   const failed = heartbeatRows('x', { ...redis, errors: 3 }, bare, { nodeCpu: 1.25, redisCpuUs: 5, rps: 0.5 }, true, '')
   t.same(failed.map((r) => r.pass), [false, false, false], 'a load with errors meets no target')
   t.match(failed[0]?.value, /3 errors/)
+  const joins = heartbeatRows('x', { ...redis, changes: 12 }, bare, { nodeCpu: 1.25, redisCpuUs: 5, rps: 0.5 }, true, '')
+  t.same(joins.map((r) => r.pass), [false, false, false], 'beats that were not all the fast path (contacts that expired and joined again) meet no target of the fast path')
+  t.match(joins[0]?.value, /12 not the fast path/)
+  const navs = heartbeatRows('nav', { ...redis, changes: 1000 }, bare, { rps: 0.5 }, true, '', false)
+  t.same(navs.map((r) => r.pass), [undefined, undefined, true], 'navs change a presence each, as they should')
   const memory = heartbeatRows('fast path, memory engine', redis, bare, { rps: 0.5 }, false, '')
   t.same(memory.map((r) => [r.measure, r.target, r.pass]), [['fast path, memory engine: Node CPU per heartbeat', '', undefined], ['fast path, memory engine: throughput vs bare', '≥ 0.5', true]], 'no Redis row for the memory engine; no target, no verdict')
 })
