@@ -4,8 +4,9 @@
  * percentiles. See bench/README.md.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
+import { createServer as createNetServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -22,6 +23,14 @@ export const BENCH_SECRET = 'bench-secret-0123456789abcdef'
 export interface ServerSpec {
   kind: 'bare' | 'memory' | 'redis'
   site: string
+  /** The Redis engine's Redis; REDIS_URL when absent. */
+  redisUrl?: string
+  /**
+   * CAT_HEARTBEAT_INTERVAL_S and CAT_PRESENCE_TIMEOUT_S; 30 and PRESENCE_TIMEOUT_S when absent.
+   * A beat more than the interval + 10 s after the contact's previous one is late (the full
+   * script, a `gap` event), one after the timeout a join: see the heartbeat scenario.
+   */
+  timing?: { heartbeatIntervalS: number; presenceTimeoutS: number }
   /** Contacts online (one visible tab each) and consented when the server is ready. */
   online?: number
   /** Contacts consented but not online: `prefix-0` … (they join during the scenario). */
@@ -241,6 +250,43 @@ export async function wrkLoad(port: number, tokensFile: string, options: { event
   }
 }
 
+export interface PrivateRedis {
+  url: string
+  stop(): Promise<void>
+}
+
+/**
+ * A redis-server of the bench's own on a free loopback port, started as scripts/test-services.sh
+ * starts the shared one (no snapshots, no AOF), so that Redis's CPU over a load is the load's
+ * alone: the shared Redis on 6379 serves whatever else runs on the machine too.
+ */
+export async function startPrivateRedis(): Promise<PrivateRedis> {
+  const probe = createNetServer()
+  await new Promise<void>((resolve, reject) => probe.once('error', reject).listen(0, '127.0.0.1', resolve))
+  const port = (probe.address() as { port: number }).port
+  await new Promise<void>((resolve) => probe.close(() => resolve()))
+  const dir = mkdtempSync(join(tmpdir(), 'cat-bench-redis-'))
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', ''], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const started = new Promise<void>((resolve, reject) => {
+    child.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'ENOENT' ? new Error('redis-server is not installed: scripts/bench.sh installs it') : error))
+    void exited.then(() => reject(new Error(`the bench's redis-server on port ${port} exited at start`)))
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
+    lines.on('line', (line) => {
+      if (line.includes('Ready to accept connections')) resolve()
+    })
+  })
+  await started
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM')
+      await exited
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
 /** CPU time a process has used, user + system, ms (Linux /proc; clock ticks of 10 ms). */
 export function processCpuMs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
@@ -269,8 +315,8 @@ export async function redisCpuMs(redis: Redis): Promise<number> {
 }
 
 /** Deletes every key of a bench site. */
-export async function cleanSite(site: string): Promise<void> {
-  const redis = new Redis(REDIS_URL)
+export async function cleanSite(site: string, url = REDIS_URL): Promise<void> {
+  const redis = new Redis(url)
   try {
     let cursor = '0'
     do {
