@@ -1,10 +1,13 @@
 /**
- * What the benchmark scenarios share: the contacts, the server child process, the load tool,
+ * What the benchmark scenarios share: the contacts, the server child process, the load tools
+ * (wrk in a process of its own for the measured loads, autocannon for paced ones and warm-ups),
  * percentiles. See bench/README.md.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
+import { createServer as createNetServer } from 'node:net'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import autocannon from 'autocannon'
@@ -20,6 +23,14 @@ export const BENCH_SECRET = 'bench-secret-0123456789abcdef'
 export interface ServerSpec {
   kind: 'bare' | 'memory' | 'redis'
   site: string
+  /** The Redis engine's Redis; REDIS_URL when absent. */
+  redisUrl?: string
+  /**
+   * CAT_HEARTBEAT_INTERVAL_S and CAT_PRESENCE_TIMEOUT_S; 30 and PRESENCE_TIMEOUT_S when absent.
+   * A beat more than the interval + 10 s after the contact's previous one is late (the full
+   * script, a `gap` event), one after the timeout a join: see the heartbeat scenario.
+   */
+  timing?: { heartbeatIntervalS: number; presenceTimeoutS: number }
   /** Contacts online (one visible tab each) and consented when the server is ready. */
   online?: number
   /** Contacts consented but not online: `prefix-0` … (they join during the scenario). */
@@ -152,6 +163,130 @@ export async function load(port: number, paths: readonly string[], options: { co
   return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.timeouts + result.non2xx, requests, ...(serverCpuUs === undefined ? {} : { serverCpuUs }) }
 }
 
+/**
+ * The file bench/heartbeat.lua takes its requests from: one line per contact, its own token and
+ * tab (`token=…&sid=…`), the contacts in random order. Written to a fresh temporary directory.
+ */
+export function writeTokensFile(tokens: readonly string[]): string {
+  const order = tokens.map((_, j) => j)
+  for (let i = order.length - 1; i > 0; i -= 1) {
+    const k = Math.floor(Math.random() * (i + 1))
+    ;[order[i], order[k]] = [order[k] as number, order[i] as number]
+  }
+  const file = join(mkdtempSync(join(tmpdir(), 'cat-bench-tokens-')), 'tokens.txt')
+  writeFileSync(file, order.map((j) => `token=${tokens[j]}&sid=${tabId(j)}\n`).join(''))
+  return file
+}
+
+export interface WrkResult {
+  rps: number
+  requests: number
+  /** Connect, read, write and timeout errors, and answers other than 2xx/3xx. */
+  errors: number
+  /** Latency percentiles, ms (wrk measures in µs). */
+  p50: number
+  p99: number
+  /** CPU time (user + system) of the server process over the load, per request, µs. */
+  serverCpuUs?: number
+  /** The same of the Redis server (`INFO cpu`), when a client of it is given. */
+  redisCpuUs?: number
+  /**
+   * The same of the wrk process itself: what the load generator costs, of which `wrkSystemUs`
+   * in the kernel (mostly the loopback TCP stack carrying the request to the server).
+   */
+  wrkCpuUs: number
+  wrkSystemUs: number
+}
+
+const WRK_SCRIPT = new URL('./heartbeat.lua', import.meta.url).pathname
+
+/** Where the next wrk load of each server goes on in each tokens file (as `cursors` for autocannon). */
+const wrkCursors = new Map<string, number>()
+
+/**
+ * wrk, in a process of its own, against `port` for `durationS`: heartbeats of the contacts of
+ * `tokensFile` in its (random) order, going on where the previous load of this server with this
+ * file stopped (bench/heartbeat.lua). The server's CPU time (`pid`, from /proc) and Redis's
+ * (`redis`, `INFO cpu`) are read just before wrk starts and just after it exits, so they cover
+ * the load and, of the rest, only wrk's start and stop, when nothing is sent. `salt`: `nav`
+ * pages new to every contact (see the script).
+ */
+export async function wrkLoad(port: number, tokensFile: string, options: { event: 'beat' | 'nav'; connections: number; durationS: number; threads?: number; salt?: string; pid?: number; redis?: Redis }): Promise<WrkResult> {
+  const threads = options.threads ?? 1
+  const cursorKey = `${port} ${tokensFile}`
+  const start = wrkCursors.get(cursorKey) ?? 0
+  const args = [`-t${threads}`, `-c${options.connections}`, `-d${options.durationS}s`, '-s', WRK_SCRIPT, `http://127.0.0.1:${port}`, '--', tokensFile, options.event, options.salt ?? '0', String(start), String(threads)]
+  const redisBefore = options.redis === undefined ? 0 : await redisCpuMs(options.redis)
+  const serverBefore = options.pid === undefined ? 0 : processCpuMs(options.pid)
+  const { stdout, stderr, code } = await new Promise<{ stdout: string; stderr: string; code: number | null }>((resolve, reject) => {
+    const child = spawn('wrk', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk))
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk))
+    child.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'ENOENT' ? new Error('wrk is not installed: scripts/bench.sh installs it (apt-get install wrk)') : error))
+    child.once('close', (exitCode) => resolve({ stdout: out, stderr: err, code: exitCode }))
+  })
+  const serverMs = options.pid === undefined ? 0 : processCpuMs(options.pid) - serverBefore
+  const redisMs = options.redis === undefined ? 0 : (await redisCpuMs(options.redis)) - redisBefore
+  const line = stdout.split('\n').find((l) => l.startsWith('wrk-result '))
+  if (code !== 0 || line === undefined) throw new Error(`wrk failed (exit ${code}): ${(stderr || stdout).trim().slice(-500)}`)
+  const result = JSON.parse(line.slice('wrk-result '.length)) as { requests: number; durationUs: number; errors: Record<string, number>; latencyUs: { p50: number; p99: number }; cpuTicks: { user: number; system: number } }
+  const requests = result.requests
+  // Requests still in flight when wrk stopped (at most one a connection) reached the server
+  // too: the next load sends those contacts again, which is harmless.
+  wrkCursors.set(cursorKey, start + requests)
+  const perRequest = (ms: number): number => round((ms * 1000) / Math.max(1, requests), 2)
+  return {
+    rps: requests / (result.durationUs / 1e6),
+    requests,
+    errors: Object.values(result.errors).reduce((a, b) => a + b, 0),
+    p50: round(result.latencyUs.p50 / 1000, 2),
+    p99: round(result.latencyUs.p99 / 1000, 2),
+    wrkCpuUs: perRequest((result.cpuTicks.user + result.cpuTicks.system) * 10),
+    wrkSystemUs: perRequest(result.cpuTicks.system * 10),
+    ...(options.pid === undefined ? {} : { serverCpuUs: perRequest(serverMs) }),
+    ...(options.redis === undefined ? {} : { redisCpuUs: perRequest(redisMs) }),
+  }
+}
+
+export interface PrivateRedis {
+  url: string
+  stop(): Promise<void>
+}
+
+/**
+ * A redis-server of the bench's own on a free loopback port, started as scripts/test-services.sh
+ * starts the shared one (no snapshots, no AOF), so that Redis's CPU over a load is the load's
+ * alone: the shared Redis on 6379 serves whatever else runs on the machine too.
+ */
+export async function startPrivateRedis(): Promise<PrivateRedis> {
+  const probe = createNetServer()
+  await new Promise<void>((resolve, reject) => probe.once('error', reject).listen(0, '127.0.0.1', resolve))
+  const port = (probe.address() as { port: number }).port
+  await new Promise<void>((resolve) => probe.close(() => resolve()))
+  const dir = mkdtempSync(join(tmpdir(), 'cat-bench-redis-'))
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', ''], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  const started = new Promise<void>((resolve, reject) => {
+    child.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'ENOENT' ? new Error('redis-server is not installed: scripts/bench.sh installs it') : error))
+    void exited.then(() => reject(new Error(`the bench's redis-server on port ${port} exited at start`)))
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream })
+    lines.on('line', (line) => {
+      if (line.includes('Ready to accept connections')) resolve()
+    })
+  })
+  await started
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM')
+      await exited
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
 /** CPU time a process has used, user + system, ms (Linux /proc; clock ticks of 10 ms). */
 export function processCpuMs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
@@ -180,8 +315,8 @@ export async function redisCpuMs(redis: Redis): Promise<number> {
 }
 
 /** Deletes every key of a bench site. */
-export async function cleanSite(site: string): Promise<void> {
-  const redis = new Redis(REDIS_URL)
+export async function cleanSite(site: string, url = REDIS_URL): Promise<void> {
+  const redis = new Redis(url)
   try {
     let cursor = '0'
     do {

@@ -70,9 +70,10 @@ async function main(): Promise<void> {
     LOG_LEVEL: 'silent',
     CAT_SITE: spec.site,
     CAT_DATA_DIR: `/tmp/cat-bench-${spec.site}`,
-    CAT_PRESENCE_TIMEOUT_S: String(PRESENCE_TIMEOUT_S),
+    CAT_HEARTBEAT_INTERVAL_S: String(spec.timing?.heartbeatIntervalS ?? 30),
+    CAT_PRESENCE_TIMEOUT_S: String(spec.timing?.presenceTimeoutS ?? PRESENCE_TIMEOUT_S),
     CAT_DIFF_INTERVAL_MS: String(spec.diffIntervalMs ?? 100),
-    ...(spec.kind === 'redis' ? { REDIS_URL } : {}),
+    ...(spec.kind === 'redis' ? { REDIS_URL: spec.redisUrl ?? REDIS_URL } : {}),
   })
   const app = await buildApp(config, { now, sweepIntervalMs: spec.sweepIntervalMs ?? 1000, activityLoops: false })
   const online = spec.online ?? 0

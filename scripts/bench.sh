@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The benchmarks (`npm run bench`, `npm run bench -- --quick`): starts Redis and MariaDB when
-# they are missing (installing them on Debian/Ubuntu, as the test command does), builds the
-# browser bundles the server serves, then runs bench/run.ts. Arguments go to bench/run.ts.
+# they are missing and installs wrk (the heartbeat scenarios' load generator) when it is
+# missing, from Debian's packages, as the test command does; builds the browser bundles the
+# server serves, then runs bench/run.ts. Arguments go to bench/run.ts.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-bash scripts/test-services.sh redis mariadb
+bash scripts/test-services.sh redis mariadb wrk
 
 if [[ ! -d node_modules ]]; then
   npm ci

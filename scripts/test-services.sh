@@ -7,10 +7,11 @@
 # A service that already answers is left alone. Otherwise it is installed from
 # Debian's packages (we run as root on Debian/Ubuntu) and started in the background.
 # Then the tools some tests run, installed the same way when missing: Chromium (the
-# snippet's browser tests), the PHP CLI (the Perfex module's token signer) and nginx (the
-# load-balancer test runs deploy/nginx.conf in front of several instances).
+# snippet's browser tests), the PHP CLI (the Perfex module's token signer), nginx (the
+# load-balancer test runs deploy/nginx.conf in front of several instances) and wrk (the
+# benchmarks' load generator, whose driver test/bench runs).
 # Prints one line per service; exports nothing. Arguments name a subset, e.g. `redis mariadb`
-# (services: redis cluster mariadb chromium php nginx).
+# (services: redis cluster mariadb chromium php nginx wrk).
 #
 # Overrides (for trying the script against a scratch instance; the defaults are what tests use):
 #   CAT_TEST_REDIS_HOST/PORT/DIR/LOG, CAT_TEST_MYSQL_HOST/PORT/DATADIR/SOCKET,
@@ -415,13 +416,24 @@ ensure_nginx() {
   log "nginx: installed"
 }
 
-# With arguments, only those: `scripts/test-services.sh redis mariadb` (the benchmarks).
+# The heartbeat benchmarks load the server with wrk in a process of its own (bench/heartbeat.lua).
+ensure_wrk() {
+  if command -v wrk >/dev/null 2>&1; then
+    log "wrk: already installed"
+    return 0
+  fi
+  apt_install wrk
+  command -v wrk >/dev/null 2>&1 || die "wrk: wrk missing after install"
+  log "wrk: installed"
+}
+
+# With arguments, only those: `scripts/test-services.sh redis mariadb wrk` (the benchmarks).
 if [[ $# -eq 0 ]]; then
-  set -- redis cluster mariadb chromium php nginx
+  set -- redis cluster mariadb chromium php nginx wrk
 fi
 for service in "$@"; do
   case "$service" in
-    redis | cluster | mariadb | chromium | php | nginx) "ensure_$service" ;;
-    *) die "unknown service $service (known: redis cluster mariadb chromium php nginx)" ;;
+    redis | cluster | mariadb | chromium | php | nginx | wrk) "ensure_$service" ;;
+    *) die "unknown service $service (known: redis cluster mariadb chromium php nginx wrk)" ;;
   esac
 done

@@ -73,3 +73,109 @@ t.test("a server's next load goes on through the paths where its last one stoppe
   t.same([...new Set(seen)].sort(), [...paths].sort(), 'two loads of 6 reach all 10 paths')
   t.same(seen.slice(6, 10), ['/p6', '/p7', '/p8', '/p9'], 'the second load begins at the seventh path')
 })
+
+/** A stub server on an ephemeral port recording every request's URL, answering `status`. */
+async function stubServer(t: { teardown(fn: () => unknown): void }, status = 204): Promise<{ port: number; urls: string[] }> {
+  const { createServer } = await import('node:http')
+  const urls: string[] = []
+  const server = createServer((request, response) => {
+    urls.push(request.url ?? '')
+    response.statusCode = status
+    response.end()
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => server.close())
+  return { port: (server.address() as { port: number }).port, urls }
+}
+
+t.test("wrk's heartbeat load: the tokens file's contacts in random order, each with its own tab, every nav a page change, CPU per request measured", async (t) => {
+  const { tabId, writeTokensFile, wrkLoad } = await import('../../bench/lib.js')
+  const { rmSync: rm } = await import('node:fs')
+  const { dirname } = await import('node:path')
+  const tokens = Array.from({ length: 20 }, (_, j) => `tok.en-${j}`)
+  const file = writeTokensFile(tokens)
+  t.teardown(() => rm(dirname(file), { recursive: true, force: true }))
+  const stub = await stubServer(t)
+  const parse = (url: string): { route: string; token: string; sid: string; path: string; event: string } => {
+    const { pathname, searchParams: q } = new URL(url, 'http://x')
+    return { route: pathname, token: q.get('token') ?? '', sid: q.get('sid') ?? '', path: q.get('path') ?? '', event: q.get('event') ?? '' }
+  }
+
+  const beats = await wrkLoad(stub.port, file, { event: 'beat', connections: 4, durationS: 1, pid: process.pid })
+  t.equal(beats.errors, 0)
+  t.ok(beats.requests > 0 && beats.rps > 0, 'requests were answered')
+  // wrk counts answered requests; those still in flight when it stops reach the server too.
+  t.ok(stub.urls.length >= beats.requests && stub.urls.length <= beats.requests + 4, `the server saw what wrk counted (${stub.urls.length} vs ${beats.requests})`)
+  const sent = stub.urls.splice(0).map(parse)
+  t.ok(sent.every((r) => tokens.indexOf(r.token) !== -1 && r.sid === tabId(tokens.indexOf(r.token))), "every request is a contact's token with that contact's own tab")
+  t.ok(sent.every((r) => r.route === '/cat_heartbeat' && r.path === '/clients/tickets' && r.event === 'beat'), 'beats stay on the page the contacts were seeded on')
+  t.equal(new Set(sent.map((r) => r.token)).size, tokens.length, 'every contact is reached')
+  t.ok(beats.wrkCpuUs > 0 && beats.wrkSystemUs <= beats.wrkCpuUs, "wrk's own CPU per request is measured")
+  t.ok(beats.serverCpuUs !== undefined && beats.serverCpuUs > 0, "the server process's CPU per request is measured")
+
+  // One connection: requests reach the server in the order wrk makes them.
+  const pagesOf = async (salt: string): Promise<Map<string, string[]>> => {
+    const run = await wrkLoad(stub.port, file, { event: 'nav', connections: 1, durationS: 1, salt })
+    const sent = stub.urls.splice(0).map(parse)
+    navCounts.push(run.requests)
+    navFirst.push(sent[0]?.token ?? '')
+    navOrder.push(sent.map((r) => r.token))
+    t.ok(sent.length > 0 && sent.every((r) => r.route === '/cat_heartbeat' && r.event === 'nav'), 'navs were sent')
+    const byContact = new Map<string, string[]>()
+    for (const r of sent) byContact.set(r.token, [...(byContact.get(r.token) ?? []), r.path])
+    return byContact
+  }
+  const navCounts: number[] = []
+  const navFirst: string[] = []
+  const navOrder: string[][] = []
+  const first = await pagesOf('a')
+  const second = await pagesOf('b')
+  const firstPass = (navOrder[0] ?? []).slice(0, tokens.length)
+  t.equal(new Set(firstPass).size, tokens.length, 'each contact once per pass through the file')
+  t.ok(firstPass.some((token, i) => token !== tokens[(tokens.indexOf(firstPass[0] ?? '') + i) % tokens.length]), 'in random order, not the order the tokens were minted in')
+  t.equal(navFirst[1], firstPass[(navCounts[0] ?? 0) % tokens.length], "a server's next load goes on where its last one stopped: every contact keeps beating")
+  for (const run of [first, second]) {
+    const changes = [...run.values()].every((pages) => pages.every((page, i) => i === 0 || page !== pages[i - 1]))
+    t.ok(changes, "each contact's navs alternate between two pages: every one is a page change")
+  }
+  const pagesA = new Set([...first.values()].flat())
+  const pagesB = new Set([...second.values()].flat())
+  t.equal(pagesA.size, 2)
+  t.ok([...pagesB].every((page) => !pagesA.has(page) && page !== '/clients/tickets'), "another run's pages are new to every contact, so its first nav is a change too")
+})
+
+t.test('wrk counts every answer other than 2xx as an error', async (t) => {
+  const { writeTokensFile, wrkLoad } = await import('../../bench/lib.js')
+  const { rmSync: rm } = await import('node:fs')
+  const { dirname } = await import('node:path')
+  const file = writeTokensFile(['tok-0', 'tok-1'])
+  t.teardown(() => rm(dirname(file), { recursive: true, force: true }))
+  const stub = await stubServer(t, 503)
+  const result = await wrkLoad(stub.port, file, { event: 'beat', connections: 2, durationS: 1 })
+  t.ok(result.requests > 0)
+  t.equal(result.errors, result.requests, 'a server answering 503 does not pass for a fast one')
+})
+
+t.test('the heartbeat rows: Node CPU per heartbeat against the bare route, Redis CPU, throughput ratio, each against its target', async (t) => {
+  const { heartbeatRows } = await import('../../bench/scenarios/heartbeat.js')
+  const bare = { rps: 40_000, serverCpuUs: 20, redisCpuUs: 0.1, wrkCpuUs: 8, errors: 0, requests: 1 }
+  const redis = { rps: 24_000, serverCpuUs: 24, redisCpuUs: 4.2, wrkCpuUs: 8, errors: 0, requests: 1 }
+  const rows = heartbeatRows('fast path, Redis engine', redis, bare, { nodeCpu: 1.25, redisCpuUs: 5, rps: 0.5 }, true, 'rounds …')
+  t.match(rows, [
+    { measure: 'fast path, Redis engine: Node CPU per heartbeat', value: '24.0 µs (1.20× bare)', target: '≤ 1.25× bare', pass: true },
+    { measure: 'fast path, Redis engine: Redis CPU per heartbeat', value: '4.2 µs', target: '≤ 5 µs', pass: true },
+    { measure: 'fast path, Redis engine: throughput vs bare', value: '0.60 (24000 req/s)', target: '≥ 0.5', pass: true },
+  ])
+  const over = heartbeatRows('x', { ...redis, serverCpuUs: 26, redisCpuUs: 5.5, rps: 19_000 }, bare, { nodeCpu: 1.25, redisCpuUs: 5, rps: 0.5 }, true, '')
+  t.same(over.map((r) => r.pass), [false, false, false], 'a figure past its target is not met')
+  const failed = heartbeatRows('x', { ...redis, errors: 3 }, bare, { nodeCpu: 1.25, redisCpuUs: 5, rps: 0.5 }, true, '')
+  t.same(failed.map((r) => r.pass), [false, false, false], 'a load with errors meets no target')
+  t.match(failed[0]?.value, /3 errors/)
+  const joins = heartbeatRows('x', { ...redis, events: 12 }, bare, { nodeCpu: 1.25, redisCpuUs: 5, rps: 0.5 }, true, '')
+  t.same(joins.map((r) => r.pass), [false, false, false], 'beats that were not all the fast path (a late beat, a join of an expired contact) meet no target of the fast path')
+  t.match(joins[0]?.value, /12 not the fast path/)
+  const navs = heartbeatRows('nav', { ...redis, events: 1000 }, bare, { rps: 0.5 }, true, '', false)
+  t.same(navs.map((r) => r.pass), [undefined, undefined, true], 'navs cause an activity event each, as they should')
+  const memory = heartbeatRows('fast path, memory engine', redis, bare, { rps: 0.5 }, false, '')
+  t.same(memory.map((r) => [r.measure, r.target, r.pass]), [['fast path, memory engine: Node CPU per heartbeat', '', undefined], ['fast path, memory engine: throughput vs bare', '≥ 0.5', true]], 'no Redis row for the memory engine; no target, no verdict')
+})
