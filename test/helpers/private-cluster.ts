@@ -1,9 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
+import { freePort } from './faults.js'
 
 interface Teardown {
   teardown(fn: () => unknown): void
@@ -36,17 +36,6 @@ export interface PrivateCluster {
   settled(options?: { replicas?: boolean; ms?: number }): Promise<void>
   /** A plain connection to one node, closed after `fn`. */
   onNode<T>(node: string, fn: (redis: Redis) => Promise<T>): Promise<T>
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve())
-  })
-  const { port } = server.address() as { port: number }
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
 }
 
 function portOf(node: string): number {
