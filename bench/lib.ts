@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import autocannon from 'autocannon'
 import { Redis } from 'ioredis'
+import { siteKeyPatterns } from '../src/presence/redis/keys.js'
 import { signToken } from '../src/auth/tokens.js'
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -318,12 +319,14 @@ export async function redisCpuMs(redis: Redis): Promise<number> {
 export async function cleanSite(site: string, url = REDIS_URL): Promise<void> {
   const redis = new Redis(url)
   try {
-    let cursor = '0'
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `cat:{${site}}:*`, 'COUNT', 1000)
-      cursor = next
-      if (keys.length > 0) await redis.unlink(...keys)
-    } while (cursor !== '0')
+    for (const pattern of siteKeyPatterns(site)) {
+      let cursor = '0'
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000)
+        cursor = next
+        if (keys.length > 0) await redis.unlink(...keys)
+      } while (cursor !== '0')
+    }
   } finally {
     redis.disconnect()
   }

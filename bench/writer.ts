@@ -19,7 +19,7 @@ import { createConnection, type Connection } from 'mysql2/promise'
 import { openDatabase, migrateDatabase } from '../src/activity/database.js'
 import { createSqlActivityStore } from '../src/activity/sql-activity-store.js'
 import { createActivityWriter } from '../src/activity/activity-writer.js'
-import { presenceKeys, redisKeys } from '../src/presence/redis/keys.js'
+import { DEFAULT_PARTITIONS, locate, presenceKeys, siteKeys, sitePartitions } from '../src/presence/redis/keys.js'
 import { openRedisState } from '../src/shared-state.js'
 import { readFileSync } from 'node:fs'
 import { MYSQL_URL, REDIS_URL, processCpuMs, profileFromHere, redisCpuMs } from './lib.js'
@@ -50,7 +50,9 @@ async function main(): Promise<void> {
   const admin = await createConnection({ uri: MYSQL_URL })
   await admin.query(`CREATE DATABASE \`${name}\``)
   const site = `bench-writer-${process.pid}`
-  const keys = redisKeys(site)
+  const partitions = sitePartitions(site, DEFAULT_PARTITIONS)
+  const streams = partitions.map((keys) => keys.events)
+  const backlog = async (): Promise<number> => (await Promise.all(streams.map((stream) => redis.xlen(stream)))).reduce((sum, n) => sum + n, 0)
   const redis = new Redis(REDIS_URL)
   try {
     // A realistic mix: each contact joins, navigates twice, hides, comes back, leaves.
@@ -65,7 +67,8 @@ async function main(): Promise<void> {
         const fields = ['type', type, 'contact', `contact-${c}`, 'client', `client-${c % 500}`, 'sid', `tab${c}`, 'path', `/clients/page-${step}`, 'title', `Page ${step}`, 'at', String(t0 + step * 10_000 + c)]
         if (type === 'join') fields.push('name', `Contact ${c}`, 'company', `Company ${c % 500}`)
         if (type === 'end') fields.push('reason', 'leave')
-        pipeline.xadd(keys.events, '*', ...fields)
+        // Each contact's events in its partition's stream, as the presence scripts append them.
+        pipeline.xadd(streams[locate(`contact-${c}`, DEFAULT_PARTITIONS).partition] as string, '*', ...fields)
         written += 1
         if (written % 5000 === 0) {
           await pipeline.exec()
@@ -85,7 +88,7 @@ async function main(): Promise<void> {
     const cpu = { node: process.cpuUsage(), database: await databaseCpuMs(admin), redis: await redisCpuMs(redis) }
     const started = process.hrtime.bigint()
     writer.start()
-    while ((await redis.xlen(keys.events)) > 0) await new Promise((resolve) => setTimeout(resolve, 5))
+    while ((await backlog()) > 0) await new Promise((resolve) => setTimeout(resolve, 5))
     const seconds = Number(process.hrtime.bigint() - started) / 1e9
     const nodeCpu = process.cpuUsage(cpu.node)
     const databaseCpu = await databaseCpuMs(admin)
@@ -106,7 +109,7 @@ async function main(): Promise<void> {
     await database.close()
     if (CEILING) console.log(JSON.stringify(await ceiling(admin, name, total)))
   } finally {
-    await redis.del(keys.events, keys.seq, ...presenceKeys(site))
+    await redis.del(siteKeys(site).layout, ...streams, ...partitions.map((keys) => keys.seq), ...presenceKeys(partitions))
     await redis.quit()
     await admin.query(`DROP DATABASE IF EXISTS \`${name}\``)
     await admin.end()

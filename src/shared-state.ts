@@ -9,7 +9,8 @@ import { createRedisConsentBus } from './consent/redis-consent-bus.js'
 import { GAP_GRACE_MS, type PresenceEngine, type PresenceTimings } from './presence/presence-engine.js'
 import { createMemoryPresenceEngine } from './presence/memory/memory-presence-engine.js'
 import { openRedisConnections, type RedisConnectionOptions } from './presence/redis/connections.js'
-import { redisKeys } from './presence/redis/keys.js'
+import { DEFAULT_PARTITIONS, siteKeys } from './presence/redis/keys.js'
+import { claimLayout } from './presence/redis/layout.js'
 import { createRedisPresenceEngine, type RedisPresenceEngine, type RedisPresenceEngineOptions } from './presence/redis/redis-presence-engine.js'
 
 /**
@@ -58,14 +59,20 @@ export function openMemoryState(options: MemoryStateOptions): SharedState {
 
 export type RedisStateOptions = RedisConnectionOptions & RedisPresenceEngineOptions
 
-/** The shared state of a site in Redis: the three share one command and one subscriber connection. */
+/**
+ * The shared state of a site in Redis: the three share one command and one subscriber
+ * connection. Refuses to open (LayoutMismatchError) when the site's layout in Redis has another
+ * partition count.
+ */
 export async function openRedisState(options: RedisStateOptions): Promise<SharedState<RedisPresenceEngine>> {
   const connections = await openRedisConnections(options)
   try {
-    const keys = redisKeys(options.site)
-    const presence = await createRedisPresenceEngine(connections, options)
+    const keys = siteKeys(options.site)
+    const partitions = options.partitions ?? DEFAULT_PARTITIONS
+    await claimLayout(connections.redis, keys.layout, options.site, partitions)
+    const presence = await createRedisPresenceEngine(connections, { ...options, partitions })
     const consentBus = await createRedisConsentBus(connections, keys.consentChannel)
-    const eventLog = createRedisEventLog(connections, { stream: keys.events })
+    const eventLog = await createRedisEventLog(connections, { streams: presence.partitions.map((partition) => partition.events), legacyStream: keys.legacyEvents })
     return {
       kind: 'redis',
       presence,
@@ -95,7 +102,7 @@ export async function openSharedState(config: Config, options: SharedStateOption
     gapAfterMs: config.heartbeatIntervalS * 1000 + GAP_GRACE_MS,
     maxTabs: config.maxTabsPerContact,
   }
-  const redis = { site: config.site, now, ...timings, connectionName: instanceId, commandTimeoutMs: config.redisTimeoutMs, log }
+  const redis = { site: config.site, partitions: config.redisPartitions, now, ...timings, connectionName: instanceId, commandTimeoutMs: config.redisTimeoutMs, log }
   if (config.redisClusterNodes !== undefined) return openRedisState({ clusterNodes: config.redisClusterNodes, ...redis })
   if (config.redisUrl !== undefined) return openRedisState({ url: config.redisUrl, ...redis })
   return openMemoryState({ now, ...timings })

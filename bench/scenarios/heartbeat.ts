@@ -12,7 +12,7 @@ import { rmSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { Redis } from 'ioredis'
 import WebSocket from 'ws'
-import { redisKeys } from '../../src/presence/redis/keys.js'
+import { DEFAULT_PARTITIONS, sitePartitions } from '../../src/presence/redis/keys.js'
 import { presenceMemoryUsage } from '../../src/presence/redis/memory-usage.js'
 import { REDIS_URL, adminToken, clientToken, heartbeatPaths, load, log, quantile, round, startPrivateRedis, startServer, writeTokensFile, wrkLoad, type BenchServer, type LoadResult, type WrkResult } from '../lib.js'
 import type { RunOptions, Row, ScenarioResult } from './types.js'
@@ -132,7 +132,7 @@ export function heartbeatRows(label: string, result: Summary, bare: Summary, tar
 export async function presenceBytes(site: string, contacts: number, url = REDIS_URL): Promise<{ perContact: number; bytes: number; keys: number }> {
   const redis = new Redis(url)
   try {
-    const { bytes, keys } = await presenceMemoryUsage(redis, site)
+    const { bytes, keys } = await presenceMemoryUsage(redis, sitePartitions(site, DEFAULT_PARTITIONS))
     return { perContact: bytes / contacts, bytes, keys }
   } finally {
     redis.disconnect()
@@ -191,7 +191,8 @@ export async function heartbeatScenario({ quick }: RunOptions): Promise<Scenario
   // The Redis engine's activity stream gets an entry for every heartbeat but one of the fast
   // path: a join (a contact that expired), a late beat's `gap`, a page change, an expiry.
   let redisServer: BenchServer | undefined
-  const streamLength = (): Promise<number> => redisClient.xlen(redisKeys(site).events)
+  const streams = sitePartitions(site, DEFAULT_PARTITIONS).map((keys) => keys.events)
+  const streamLength = async (): Promise<number> => (await Promise.all(streams.map((stream) => redisClient.xlen(stream)))).reduce((sum, n) => sum + n, 0)
   const measure = async (server: BenchServer, event: 'beat' | 'nav', salt?: string): Promise<Measured> => {
     const before = server === redisServer ? await streamLength() : undefined
     const result = await wrkLoad(server.port, tokensFile, { event, connections: CONNECTIONS, threads: WRK_THREADS, durationS, pid: server.child.pid, redis: redisClient, ...(salt === undefined ? {} : { salt }) })

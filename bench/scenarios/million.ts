@@ -15,6 +15,7 @@ import { createInterface } from 'node:readline'
 import { Redis } from 'ioredis'
 import WebSocket from 'ws'
 import { presenceMemoryUsage } from '../../src/presence/redis/memory-usage.js'
+import { DEFAULT_PARTITIONS, sitePartitions } from '../../src/presence/redis/keys.js'
 import { LEAVING_FROM_S, type MillionSpec } from '../million-spec.js'
 import { PRESENCE_TIMEOUT_S, REDIS_URL, SERVER_NODE_ARGS, adminToken, cleanSite, clientToken, load, log, processCpuMs, quantile, redisCpuMs, round, tabId } from '../lib.js'
 import { snapshotTiming } from './heartbeat.js'
@@ -70,8 +71,9 @@ export async function millionScenario({ quick }: RunOptions): Promise<ScenarioRe
     while (!ready.startsWith('ready ')) ready = await nextLine()
     const { port, startMs, baseline } = JSON.parse(ready.slice(6)) as { port: number; startMs: number; baseline: Memory }
     const pid = child.pid as number
-    const redisBytes = await presenceMemoryUsage(redis, site)
-    const count = await redis.hlen(`cat:{${site}}:contacts`)
+    const partitions = sitePartitions(site, DEFAULT_PARTITIONS)
+    const redisBytes = await presenceMemoryUsage(redis, partitions)
+    const count = (await Promise.all(partitions.map((keys) => redis.hlen(keys.records)))).reduce((sum, n) => sum + n, 0)
 
     // Tokens minted at the server's standing clock; the leaving contacts get no heartbeat.
     const beating = Array.from({ length: online - leaving }, (_, k) => clientToken(leaving + k, startMs))

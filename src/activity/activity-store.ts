@@ -91,14 +91,14 @@ export interface ActivityStore {
 }
 
 /**
- * Stream ids (`ms-seq`) do not sort as text ("…-10" < "…-9"); stored ids are padded so that
- * text order is event order in every database.
+ * Event ids (`ms-seq`, or `ms-seq-p` with the number of the partition's stream) do not sort
+ * as text ("…-10" < "…-9"); stored ids are padded so that text order is event order in every
+ * database (within a partition, where all of a contact's events are).
  */
-export function sortableId(streamId: string): string {
-  const dash = streamId.indexOf('-')
-  const ms = dash === -1 ? streamId : streamId.slice(0, dash)
-  const seq = dash === -1 ? '0' : streamId.slice(dash + 1)
-  return `${ms.padStart(15, '0')}-${seq.padStart(8, '0')}`
+export function sortableId(eventId: string): string {
+  const [ms = '0', seq = '0', partition] = eventId.split('-')
+  const id = `${ms.padStart(15, '0')}-${seq.padStart(8, '0')}`
+  return partition === undefined ? id : `${id}-${partition.padStart(3, '0')}`
 }
 
 /** The smallest stored id at or after a time: for comparing ids with instants. */

@@ -48,6 +48,8 @@ const EnvSchema = Type.Object({
   CAT_DIFF_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 60000, default: 100, description: 'whole milliseconds, 0-60000' }),
   /** Most open tabs per contact; a heartbeat of a new tab beyond it gets 429. */
   CAT_MAX_TABS_PER_CONTACT: Type.Integer({ minimum: 1, maximum: 1000, default: 32, description: 'a whole number of tabs, 1-1000' }),
+  /** Partitions of a site's presence in Redis (part of the site's layout: every instance the same). */
+  CAT_REDIS_PARTITIONS: Type.Integer({ minimum: 1, maximum: 256, default: 24, description: 'a whole number of partitions, 1-256' }),
   /** Days of activity kept. */
   CAT_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 36500, default: 90, description: 'whole days, 1-36500' }),
   /** pino level. */
@@ -99,6 +101,7 @@ export interface Config {
   readonly idleTimeoutS: Env['CAT_IDLE_TIMEOUT_S']
   readonly diffIntervalMs: Env['CAT_DIFF_INTERVAL_MS']
   readonly maxTabsPerContact: Env['CAT_MAX_TABS_PER_CONTACT']
+  readonly redisPartitions: Env['CAT_REDIS_PARTITIONS']
   readonly retentionDays: Env['CAT_RETENTION_DAYS']
   readonly logLevel: Env['LOG_LEVEL']
 }
@@ -272,6 +275,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     idleTimeoutS: env.CAT_IDLE_TIMEOUT_S,
     diffIntervalMs: env.CAT_DIFF_INTERVAL_MS,
     maxTabsPerContact: env.CAT_MAX_TABS_PER_CONTACT,
+    redisPartitions: env.CAT_REDIS_PARTITIONS,
     retentionDays: env.CAT_RETENTION_DAYS,
     logLevel: env.LOG_LEVEL,
   })

@@ -5,6 +5,10 @@ import type { SnapshotParts } from '../presence/snapshot-parts.js'
  * The hand-off from a snapshot to the live feed, for one dashboard socket: every change
  * reaches the socket exactly once, either in its snapshot or in a diff after it.
  *
+ * The feed is in partitions (a contact's changes all in one), each with positions of its own
+ * and in order within it; every rule below applies to each partition on its own, so the
+ * socket's feed position is one position per partition.
+ *
  * The protocol:
  *
  * 1. A socket asks for a snapshot (on connect, on `resync`, on a feed reset). From then on it
@@ -27,8 +31,9 @@ import type { SnapshotParts } from '../presence/snapshot-parts.js'
  * the same changes of a window: `handOutWindow` serialises those once and shares the text.
  */
 
-/** A change of the feed at its feed position (a FeedMessage of type `change` is one). */
+/** A change of the feed at its position in its partition (a FeedMessage of type `change` is one). */
 export interface FeedChange {
+  readonly partition: number
   readonly position: number
   readonly change: PresenceChange
 }
@@ -36,8 +41,10 @@ export interface FeedChange {
 export const contactOf = (change: PresenceChange): string => (change.kind === 'left' ? change.left.contactId : change.presence.contactId)
 
 export class SnapshotHandoff {
-  /** The highest feed position reflected in what the socket was sent. */
-  private seenPosition = 0
+  /** Per partition, the highest feed position reflected in what the socket was sent. */
+  private seen: number[] = []
+  /** `seen` as text (sockets with the same share a window's serialisation); undefined: not made yet. */
+  private seenKey: string | undefined = undefined
   /** The changes held while the socket's snapshot is read or waits to be; undefined once live. */
   private held: FeedChange[] | undefined = undefined
   /** The socket waits for a snapshot read to begin. */
@@ -55,9 +62,9 @@ export class SnapshotHandoff {
     return this.waitingForRead
   }
 
-  /** The feed position of what the socket was sent. */
-  get feedPosition(): number {
-    return this.seenPosition
+  /** The feed position of what the socket was sent, in a partition. */
+  feedPosition(partition: number): number {
+    return this.seen[partition] ?? 0
   }
 
   /**
@@ -101,36 +108,50 @@ export class SnapshotHandoff {
     if (this.waitingForRead) return undefined
     const held = this.held ?? []
     this.held = undefined
-    // Every contact's position is at or above the lowest: the changes after a contact's own position.
+    // Every contact's position is at or above its partition's lowest: the changes after a contact's own position.
     const newer = held.filter((c) => c.position > snapshot.position(contactOf(c.change)))
-    this.seenPosition = Math.max(snapshot.lowest, held.length > 0 ? (held[held.length - 1] as FeedChange).position : 0)
+    const seen = Array.from({ length: snapshot.partitions }, (_, partition) => snapshot.lowest(partition))
+    for (const c of held) seen[c.partition] = Math.max(seen[c.partition] ?? 0, c.position)
+    this.seen = seen
+    this.seenKey = undefined
     this.snapshot = snapshot
     this.forgetSnapshot()
     return newer
   }
 
   /**
-   * The feed position that every socket needing the same changes of a window shares, or
-   * undefined while its snapshot still matters (what it needs depends on that snapshot).
+   * The feed positions, as text, that every socket needing the same changes of a window
+   * shares, or undefined while its snapshot still matters (what it needs depends on that
+   * snapshot).
    */
-  get sharedPosition(): number | undefined {
-    return this.snapshot === undefined ? this.seenPosition : undefined
+  get sharedPosition(): string | undefined {
+    if (this.snapshot !== undefined) return undefined
+    this.seenKey ??= this.seen.join(',')
+    return this.seenKey
   }
 
   /** The changes of a window that the socket has not seen: after its position, and after its snapshot's for the contact. */
   unseen(changes: readonly FeedChange[]): FeedChange[] {
-    const { snapshot, seenPosition } = this
-    return changes.filter((c) => c.position > seenPosition && (snapshot === undefined || c.position > snapshot.position(contactOf(c.change))))
+    const { snapshot, seen } = this
+    return changes.filter((c) => c.position > (seen[c.partition] ?? 0) && (snapshot === undefined || c.position > snapshot.position(contactOf(c.change))))
   }
 
-  /** The socket was sent the feed up to `position`. */
-  passTo(position: number): void {
-    this.seenPosition = Math.max(this.seenPosition, position)
+  /** The socket was sent the feed up to `positions[p]` in each partition p that has one. */
+  passTo(positions: readonly (number | undefined)[]): void {
+    positions.forEach((position, partition) => {
+      if (position !== undefined && position > (this.seen[partition] ?? 0)) {
+        this.seen[partition] = position
+        this.seenKey = undefined
+      }
+    })
     this.forgetSnapshot()
   }
 
   private forgetSnapshot(): void {
-    if (this.snapshot !== undefined && this.seenPosition >= this.snapshot.highest) this.snapshot = undefined
+    const { snapshot, seen } = this
+    if (snapshot === undefined) return
+    for (let partition = 0; partition < snapshot.partitions; partition += 1) if ((seen[partition] ?? 0) < snapshot.highest(partition)) return
+    this.snapshot = undefined
   }
 }
 
@@ -146,8 +167,10 @@ export function handOutWindow<S extends { readonly handoff: SnapshotHandoff }, T
   serialise: (changes: readonly FeedChange[]) => T | undefined,
   send: (socket: S, message: T) => void,
 ): void {
-  const last = (changes[changes.length - 1] as FeedChange).position
-  const byPosition = new Map<number, T | undefined>()
+  // Per partition, the window's last position (changes are in order within a partition).
+  const last: (number | undefined)[] = []
+  for (const c of changes) last[c.partition] = c.position
+  const byPosition = new Map<string, T | undefined>()
   for (const socket of sockets) {
     const { handoff } = socket
     if (!handoff.live) continue

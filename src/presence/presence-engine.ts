@@ -50,15 +50,16 @@ export type PresenceChange =
   | { kind: 'left'; left: Left }
 
 /**
- * The feed every instance's hub listens to. `position` rises by one per change across the whole
- * site; a `reset` says continuity was lost (a skipped position, a dropped pub/sub connection),
- * so listeners must re-read the state.
+ * The feed every instance's hub listens to. The site's state is in partitions (one in memory;
+ * a contact's changes are all in one), and `position` rises by one per change of its
+ * partition; a `reset` says continuity was lost (a skipped position, a dropped pub/sub
+ * connection), so listeners must re-read the state.
  */
-export type FeedMessage = { type: 'change'; position: number; change: PresenceChange } | { type: 'reset' }
+export type FeedMessage = { type: 'change'; partition: number; position: number; change: PresenceChange } | { type: 'reset' }
 
 export interface Snapshot {
-  /** The feed position the snapshot reflects: changes at or below it are in it. */
-  position: number
+  /** Per partition, the feed position the snapshot reflects: the partition's changes at or below it are in it. */
+  positions: number[]
   online: Presence[]
 }
 

@@ -1,9 +1,11 @@
 /**
  * The activity event log: one suite run against the memory and the Redis implementation (real
- * Redis), the events made by heartbeats of the presence engine beside it.
+ * Redis, and the real test Redis Cluster), the events made by heartbeats of the presence engine
+ * beside it.
  */
 import t, { type Test } from 'tap'
 import { REDIS_URL, cleanRedisSite, createClock, uniqueSite } from '../helpers/app.js'
+import { clusterSeeds } from '../helpers/redis-cluster.js'
 import { openMemoryState, openRedisState, type SharedState } from '../../src/shared-state.js'
 import type { Heartbeat, HeartbeatEvent, PresenceEngine } from '../../src/presence/presence-engine.js'
 import type { ActivityEventLog } from '../../src/activity/event-log/event-log.js'
@@ -28,6 +30,13 @@ async function redisState(t: Test): Promise<SharedState> {
   const site = uniqueSite('event-log')
   cleanRedisSite(t, site)
   const state = await openRedisState({ url: REDIS_URL, site, now: createClock(T0).now, presenceTimeoutMs: TIMEOUT, idleTimeoutMs: IDLE, gapAfterMs: GAP })
+  t.teardown(() => state.close())
+  return state
+}
+
+async function clusterState(t: Test): Promise<SharedState> {
+  const site = uniqueSite('event-log-cluster')
+  const state = await openRedisState({ clusterNodes: clusterSeeds(), site, now: createClock(T0).now, presenceTimeoutMs: TIMEOUT, idleTimeoutMs: IDLE, gapAfterMs: GAP })
   t.teardown(() => state.close())
   return state
 }
@@ -90,6 +99,7 @@ function eventLogContract(name: string, open: (t: Test) => Promise<SharedState>)
 
 eventLogContract('memory event log', memoryState)
 eventLogContract('redis event log', redisState)
+eventLogContract('redis cluster event log (a read per stream)', clusterState)
 
 t.test('redis event log: two consumers split the events; a dead consumer\'s events are claimed', async (t) => {
   const { presence: engine, eventLog } = await redisState(t)
@@ -97,15 +107,42 @@ t.test('redis event log: two consumers split the events; a dead consumer\'s even
   const b = await eventLog.consumer('writer-b')
   t.teardown(() => Promise.all([a.close(), b.close()]))
   for (let i = 0; i < 6; i += 1) await engine.heartbeat(beat('nav', { contactId: `c${i}` }))
+  // A read takes up to its count from each partition's stream; what it took beyond its count
+  // is handed out by the next reads of the same consumer.
   const fromA = await a.read(3, 10)
+  t.equal(fromA.length, 3, 'a read hands out its count')
   const fromB = await b.read(10, 10)
-  t.equal(fromA.length, 3)
-  t.equal(fromB.length, 3)
-  t.strictSame(new Set([...fromA, ...fromB].map((e) => e.id)).size, 6, 'each event handed to one consumer')
+  const restOfA = await a.read(10, 10)
+  t.equal(fromA.length + restOfA.length + fromB.length, 6)
+  t.strictSame(new Set([...fromA, ...restOfA, ...fromB].map((e) => e.id)).size, 6, 'each event handed to one consumer')
   await b.ack(fromB.map((e) => e.id))
   // a dies without acknowledging; b takes over what a held.
   const claimed = await b.claimStale(0, 10)
-  t.strictSame(claimed.map((e) => e.id), fromA.map((e) => e.id))
+  t.strictSame(claimed.map((e) => e.id).sort(), [...fromA, ...restOfA].map((e) => e.id).sort())
   await b.ack(claimed.map((e) => e.id))
   t.strictSame(await eventLog.tail(10), [], 'all written, all gone from the stream')
+})
+
+t.test('redis event log: a read takes from every partition\'s stream, and hands out at most its count, the rest after', async (t) => {
+  const { presence: engine, eventLog } = await redisState(t)
+  const source = await eventLog.consumer('writer-a')
+  t.teardown(() => source.close())
+  const contacts = Array.from({ length: 40 }, (_, i) => `spread-${i}`)
+  for (const contactId of contacts) {
+    await engine.heartbeat(beat('nav', { contactId }))
+    await engine.heartbeat(beat('nav', { contactId, path: '/second' }))
+  }
+  const batches: string[][] = []
+  for (let batch = await source.read(25, 10); batch.length > 0; batch = await source.read(25, 10)) batches.push(batch.map((e) => e.id))
+  t.ok(batches.every((batch) => batch.length <= 25), 'no batch past its count')
+  const ids = batches.flat()
+  t.equal(ids.length, 80, 'every event of every partition')
+  t.equal(new Set(ids).size, 80, 'each once')
+  t.ok(new Set(ids.map((id) => id.split('-')[2])).size > 10, 'from many partitions\' streams')
+  source.retry()
+  const again: string[] = []
+  for (let batch = await source.read(25, 10); batch.length > 0; batch = await source.read(25, 10)) again.push(...batch.map((e) => e.id))
+  t.strictSame([...again].sort(), [...ids].sort(), 'after retry() every unacknowledged event again, once')
+  await source.ack(again)
+  t.strictSame(await eventLog.tail(100), [], 'acknowledged: gone')
 })

@@ -9,7 +9,7 @@ import { createActivityWriter } from '../../src/activity/activity-writer.js'
 import { migrateDatabase, openDatabase } from '../../src/activity/database.js'
 import { createSqlActivityStore } from '../../src/activity/sql-activity-store.js'
 import type { ActivityStore } from '../../src/activity/activity-store.js'
-import { redisKeys } from '../../src/presence/redis/keys.js'
+import { DEFAULT_PARTITIONS, locate, sitePartitions } from '../../src/presence/redis/keys.js'
 import { openRedisState } from '../../src/shared-state.js'
 import type { ActivityEventLog } from '../../src/activity/event-log/event-log.js'
 import { cleanRedisSite, REDIS_URL, uniqueSite } from '../helpers/app.js'
@@ -24,15 +24,15 @@ async function setup(t: { teardown(fn: () => unknown): void }): Promise<{ store:
   cleanRedisSite(t, site)
   const redis = new Redis(REDIS_URL)
   t.teardown(() => redis.quit())
-  const keys = redisKeys(site)
+  const partitions = sitePartitions(site, DEFAULT_PARTITIONS)
   const pipeline = redis.pipeline()
-  // The stream holds the contacts' events interleaved, as heartbeats would leave them.
+  // The streams hold the contacts' events interleaved, each in its partition's, as heartbeats would leave them.
   KINDS.forEach((type, step) => {
     for (let c = 0; c < CONTACTS; c += 1) {
       const fields = ['type', type, 'contact', `contact-${c}`, 'client', 'client-1', 'sid', 'tab', 'path', `/p${step}`, 'title', `P${step}`, 'at', String(T0 + step * 10_000 + c)]
       if (type === 'join') fields.push('name', `C${c}`, 'company', 'Co')
       if (type === 'end') fields.push('reason', 'leave')
-      pipeline.xadd(keys.events, '*', ...fields)
+      pipeline.xadd(partitions[locate(`contact-${c}`, DEFAULT_PARTITIONS).partition]?.events as string, '*', ...fields)
     }
   })
   await pipeline.exec()

@@ -27,6 +27,7 @@ t.test('defaults', async (t) => {
   t.equal(config.idleTimeoutS, 600)
   t.equal(config.diffIntervalMs, 100)
   t.equal(config.retentionDays, 90)
+  t.equal(config.redisPartitions, 24)
   t.equal(config.logLevel, 'info')
   t.equal(config.dataDir, resolve('./data'))
   t.equal(config.redisUrl, undefined)
@@ -48,6 +49,7 @@ t.test('values are read from the environment', async (t) => {
     CAT_SECRET: SECRET_A,
     REDIS_URL: 'rediss://:pw@redis.example:6380/2',
     CAT_REDIS_TIMEOUT_MS: '250',
+    CAT_REDIS_PARTITIONS: '12',
     DATABASE_URL: 'mysql://user:pass@db:3306/cat',
     CAT_DATA_DIR: '/var/lib/cat',
     CAT_SITE: 'portal-1.eu_west',
@@ -64,6 +66,7 @@ t.test('values are read from the environment', async (t) => {
   t.equal(config.secretGenerated, false)
   t.equal(config.redisUrl, 'rediss://:pw@redis.example:6380/2')
   t.equal(config.redisTimeoutMs, 250)
+  t.equal(config.redisPartitions, 12)
   t.equal(config.databaseUrl, 'mysql://user:pass@db:3306/cat')
   t.equal(config.dataDir, '/var/lib/cat')
   t.equal(config.site, 'portal-1.eu_west')
@@ -122,6 +125,9 @@ t.test('every bad value stops the start with one line naming the variable', asyn
     ['REDIS_CLUSTER_NODES', { REDIS_CLUSTER_NODES: ' , ' }],
     ['REDIS_CLUSTER_NODES', { REDIS_CLUSTER_NODES: 'rediss://a:6379,b:6379' }],
     ['CAT_REDIS_TIMEOUT_MS', { CAT_REDIS_TIMEOUT_MS: '0' }],
+    ['CAT_REDIS_PARTITIONS', { CAT_REDIS_PARTITIONS: '0' }],
+    ['CAT_REDIS_PARTITIONS', { CAT_REDIS_PARTITIONS: '257' }],
+    ['CAT_REDIS_PARTITIONS', { CAT_REDIS_PARTITIONS: '8.5' }],
     ['CAT_REDIS_TIMEOUT_MS', { CAT_REDIS_TIMEOUT_MS: '1s' }],
     ['CAT_PRESENCE_TIMEOUT_S', { CAT_PRESENCE_TIMEOUT_S: '30' }],
     ['CAT_PRESENCE_TIMEOUT_S', { CAT_HEARTBEAT_INTERVAL_S: '100', CAT_PRESENCE_TIMEOUT_S: '99' }],

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis'
 import { buildApp, type AppDeps } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config/config.js'
 import { signToken } from '../../src/auth/tokens.js'
+import { siteKeyPatterns } from '../../src/presence/redis/keys.js'
 import { createTestDataDir } from './database.js'
 
 /** Real Redis, never a mock: CI starts it (scripts/test-services.sh). */
@@ -59,8 +60,10 @@ export async function buildTestApp(t: Teardown, options: TestAppOptions = {}): P
 export function cleanRedisSite(t: Teardown, site: string): void {
   t.teardown(async () => {
     const redis = new Redis(REDIS_URL)
-    const keys = await redis.keys(`cat:{${site}}:*`)
-    if (keys.length > 0) await redis.del(...keys)
+    for (const pattern of siteKeyPatterns(site)) {
+      const keys = await redis.keys(pattern)
+      if (keys.length > 0) await redis.del(...keys)
+    }
     await redis.quit()
   })
 }

@@ -20,8 +20,9 @@ t.test('a change that reaches the hub after the snapshot, at or below its contac
       yield [presence('x', '/after-4')]
     })(),
     position: (contactId) => (contactId === 'x' ? 5 : 3),
-    lowest: 3,
-    highest: 5,
+    partitions: 1,
+    lowest: () => 3,
+    highest: () => 5,
   }
   const engine = {
     snapshotParts: () => parts,
@@ -53,12 +54,12 @@ t.test('a change that reaches the hub after the snapshot, at or below its contac
   await arrived(1)
   t.strictSame(messages[0]?.online?.map((p) => p.contactId), ['x'])
 
-  emit({ type: 'change', position: 4, change: { kind: 'updated', presence: presence('x', '/after-4') } })
-  emit({ type: 'change', position: 5, change: { kind: 'joined', presence: presence('y') } })
+  emit({ type: 'change', partition: 0, position: 4, change: { kind: 'updated', presence: presence('x', '/after-4') } })
+  emit({ type: 'change', partition: 0, position: 5, change: { kind: 'joined', presence: presence('y') } })
   await arrived(2)
   t.strictSame(messages[1]?.joined?.map((p) => p.contactId), ['y'], 'y joined after its position (3)')
   t.strictSame(messages[1]?.updated, [], 'x\'s change 4 was in the snapshot')
-  emit({ type: 'change', position: 6, change: { kind: 'updated', presence: presence('x', '/after-6') } })
+  emit({ type: 'change', partition: 0, position: 6, change: { kind: 'updated', presence: presence('x', '/after-6') } })
   await arrived(3)
   t.strictSame(messages[2]?.updated?.map((p) => [p.contactId, p.path]), [['x', '/after-6']], 'x\'s change after its position is sent')
   client.close()
@@ -82,8 +83,9 @@ t.test('a feed reset while a snapshot is read: the socket gets that snapshot, th
           yield [presence('x', `/read-${read}`)]
         })(),
         position: () => position,
-        lowest: position,
-        highest: position,
+        partitions: 1,
+        lowest: () => position,
+        highest: () => position,
       }
     },
     onFeed(listener: (message: FeedMessage) => void) {
@@ -106,12 +108,12 @@ t.test('a feed reset while a snapshot is read: the socket gets that snapshot, th
   await connected
   await until('the first read began', () => (reads.length === 1 ? true : undefined))
 
-  emit({ type: 'change', position: 4, change: { kind: 'updated', presence: presence('x', '/change-4') } })
+  emit({ type: 'change', partition: 0, position: 4, change: { kind: 'updated', presence: presence('x', '/change-4') } })
   emit({ type: 'reset' })
-  emit({ type: 'change', position: 5, change: { kind: 'updated', presence: presence('x', '/change-5') } })
+  emit({ type: 'change', partition: 0, position: 5, change: { kind: 'updated', presence: presence('x', '/change-5') } })
   openFirst()
   await until('the second snapshot', () => (messages.length >= 2 ? true : undefined))
-  emit({ type: 'change', position: 6, change: { kind: 'updated', presence: presence('x', '/change-6') } })
+  emit({ type: 'change', partition: 0, position: 6, change: { kind: 'updated', presence: presence('x', '/change-6') } })
   await until('the diff after it', () => (messages.length >= 3 ? true : undefined))
   t.strictSame(messages.map((m) => [m.type, m.seq]), [['snapshot', 1], ['snapshot', 2], ['diff', 3]], 'no catch-up diff from the first snapshot')
   t.strictSame(messages[1]?.online?.map((p) => p.path), ['/read-1'])

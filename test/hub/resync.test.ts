@@ -94,8 +94,9 @@ t.test('hub: a snapshot read that fails is tried again, the socket kept; one tha
         yield [presence('b')]
       })(),
       position: () => 0,
-      lowest: 0,
-      highest: 0,
+      partitions: 1,
+      lowest: () => 0,
+      highest: () => 0,
     }
   }
   const engine = { snapshotParts: reads, onFeed: () => () => {} } as unknown as PresenceEngine

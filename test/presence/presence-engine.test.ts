@@ -67,8 +67,34 @@ interface Harness {
   events(): Promise<Omit<ActivityEvent, 'id'>[]>
 }
 
+/**
+ * A snapshot with one position: the sum of its partitions' (each partition's positions count
+ * its changes, so the sum counts the site's).
+ */
+async function snap(engine: PresenceEngine): Promise<{ position: number; online: Presence[] }> {
+  const { positions, online } = await engine.snapshot()
+  return { position: positions.reduce((sum, n) => sum + n, 0), online }
+}
+
+/** The changes without their partition number, which depends on the engine's layout. */
+function unpartitioned(changes: readonly ChangeMessage[]): Omit<ChangeMessage, 'partition'>[] {
+  return changes.map(({ partition: _partition, ...rest }) => rest)
+}
+
+/** Per partition, the positions of its changes in order: 1, 2, … when none is missing. */
+function positionsByPartition(changes: readonly ChangeMessage[]): Map<number, number[]> {
+  const by = new Map<number, number[]>()
+  for (const m of changes) by.set(m.partition, [...(by.get(m.partition) ?? []), m.position])
+  return by
+}
+
+/** Whether each partition's positions run 1, 2, … without a gap. */
+function gapless(changes: readonly ChangeMessage[]): boolean {
+  return [...positionsByPartition(changes).values()].every((positions) => positions.every((n, i) => n === i + 1))
+}
+
 function streamId(id: string): [bigint, bigint] {
-  const match = /^(\d+)-(\d+)$/.exec(id)
+  const match = /^(\d+)-(\d+)(?:-\d+)?$/.exec(id)
   if (match === null) throw new Error(`not a stream id: ${id}`)
   return [BigInt(match[1] as string), BigInt(match[2] as string)]
 }
@@ -92,22 +118,27 @@ function harness(t: Test, state: SharedState): Harness {
       return got.length >= count ? got : undefined
     }),
     async settled() {
-      const { position: n } = await engine.snapshot()
-      return waitUntil(`the feed to reach n=${n}`, () => {
+      const { positions } = await engine.snapshot()
+      return waitUntil(`the feed to reach ${positions.join(',')}`, () => {
         const got = changes()
-        const last = got.at(-1)?.position ?? 0
-        return last >= n ? got : undefined
+        const last: number[] = []
+        for (const m of got) last[m.partition] = m.position
+        return positions.every((n, partition) => (last[partition] ?? 0) >= n) ? got : undefined
       })
     },
     async events() {
       const all = await state.eventLog.tail(1000)
-      let previous: [bigint, bigint] = [-1n, -1n]
+      // Unique, and in order within each partition's stream (the id's last part, when it has three).
+      const previous = new Map<string, [bigint, bigint]>()
+      t.equal(new Set(all.map(({ id }) => id)).size, all.length, 'event ids are unique')
       for (const { id } of all) {
         const current = streamId(id)
-        if (!(current[0] > previous[0] || (current[0] === previous[0] && current[1] > previous[1]))) {
-          throw new Error(`event ids out of order: ${id} after ${previous.join('-')}`)
+        const stream = id.split('-')[2] ?? ''
+        const before = previous.get(stream) ?? [-1n, -1n]
+        if (!(current[0] > before[0] || (current[0] === before[0] && current[1] > before[1]))) {
+          throw new Error(`event ids out of order: ${id} after ${before.join('-')}`)
         }
-        previous = current
+        previous.set(stream, current)
       }
       return all.map(({ id: _id, ...rest }) => rest)
     },
@@ -134,8 +165,8 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       t.equal(await engine.heartbeat(beat('nav')), 'joined')
       const expected = presence({ since: T0, lastSeen: T0 })
       const changes = await h.settled()
-      t.strictSame(changes, [{ type: 'change', position: 1, change: joined(expected) }], 'one joined change with the full PRESENCE')
-      t.strictSame(await engine.snapshot(), { position: 1, online: [expected] })
+      t.strictSame(unpartitioned(changes), [{ type: 'change', position: 1, change: joined(expected) }], 'one joined change with the full PRESENCE')
+      t.strictSame(await snap(engine), { position: 1, online: [expected] })
       t.strictSame(await h.events(), [event('join', T0, { name: NAME, company: COMPANY })])
       const [stored] = await state.eventLog.tail(10)
       t.type(stored?.id, 'string', 'events carry an id')
@@ -148,7 +179,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       clock.advance(30_000)
       t.equal(await engine.heartbeat(beat('beat')), 'unchanged')
       t.strictSame(kinds(await h.settled()), ['joined'], 'no feed message for a plain beat')
-      t.strictSame(await engine.snapshot(), { position: 1, online: [presence({ since: T0, lastSeen: T0 + 30_000 })] })
+      t.strictSame(await snap(engine), { position: 1, online: [presence({ since: T0, lastSeen: T0 + 30_000 })] })
       // A second beat in the same ms (Redis: the fast path's ZADD changes nothing) is unchanged too.
       t.equal(await engine.heartbeat(beat('beat')), 'unchanged')
       t.strictSame(kinds(await h.settled()), ['joined'])
@@ -164,7 +195,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       const expected = presence({ path: '/clients/invoices', title: 'Invoices', since: T0, lastSeen: T0 + 5_000 })
       const changes = await h.settled()
       t.strictSame(changes.map((m) => m.change), [joined(presence({ since: T0, lastSeen: T0 })), updated(expected)])
-      t.strictSame(await engine.snapshot(), { position: 2, online: [expected] })
+      t.strictSame(await snap(engine), { position: 2, online: [expected] })
       t.strictSame(await h.events(), [
         event('join', T0, { name: NAME, company: COMPANY }),
         event('nav', T0 + 5_000, { path: '/clients/invoices', title: 'Invoices' }),
@@ -297,7 +328,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       const changes = await h.settled()
       t.strictSame(kinds(changes), ['joined', 'updated', 'left'])
       t.strictSame(last(changes), left({ at: hiddenAt, reason: 'idle' }))
-      t.strictSame(await engine.snapshot(), { position: 3, online: [] })
+      t.strictSame(await snap(engine), { position: 3, online: [] })
       t.strictSame(await h.events(), [
         event('join', T0, { name: NAME, company: COMPANY }),
         event('hidden', hiddenAt),
@@ -317,7 +348,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       const changes = await h.settled()
       t.strictSame(kinds(changes), ['joined', 'left'])
       t.strictSame(last(changes), left({ at: T0, reason: 'timeout' }))
-      t.strictSame(await engine.snapshot(), { position: 2, online: [] })
+      t.strictSame(await snap(engine), { position: 2, online: [] })
       t.strictSame(await h.events(), [event('join', T0, { name: NAME, company: COMPANY }), event('end', T0, { reason: 'timeout' })])
     })
 
@@ -417,7 +448,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       let changes = await h.settled()
       t.strictSame(kinds(changes), ['joined', 'left'])
       t.strictSame(last(changes), left({ at: T0 + 3_000, reason: 'leave' }))
-      t.strictSame(await engine.snapshot(), { position: 2, online: [] })
+      t.strictSame(await snap(engine), { position: 2, online: [] })
       t.strictSame(await h.events(), [
         event('join', T0, { name: NAME, company: COMPANY }),
         event('leave', T0 + 3_000),
@@ -452,7 +483,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       const changes = await h.settled()
       t.strictSame(kinds(changes), ['joined', 'left', 'joined'])
       t.strictSame(last(changes), joined(expected))
-      t.strictSame(await engine.snapshot(), { position: 3, online: [expected] })
+      t.strictSame(await snap(engine), { position: 3, online: [expected] })
       t.strictSame((await h.events()).at(-1), event('join', T0 + 15_000, { path: '/clients/contracts', title: 'Contracts', name: NAME, company: COMPANY }))
     })
 
@@ -460,7 +491,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       const { h, engine } = await setup(t)
       t.equal(await engine.heartbeat(beat('leave')), 'ignored')
       t.equal(await engine.heartbeat(beat('hidden')), 'ignored')
-      t.strictSame(await engine.snapshot(), { position: 0, online: [] })
+      t.strictSame(await snap(engine), { position: 0, online: [] })
       t.strictSame(await h.events(), [])
       t.strictSame(await h.settled(), [])
 
@@ -468,7 +499,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       t.equal(await engine.heartbeat(beat('leave', { sid: SID2 })), 'ignored', 'unknown tab of a known contact')
       t.equal(await engine.heartbeat(beat('hidden', { sid: SID2 })), 'ignored', 'unknown tab of a known contact')
       t.strictSame(kinds(await h.settled()), ['joined'])
-      t.strictSame(await engine.snapshot(), { position: 1, online: [presence({ since: T0, lastSeen: T0 })] })
+      t.strictSame(await snap(engine), { position: 1, online: [presence({ since: T0, lastSeen: T0 })] })
       t.strictSame((await h.events()).map((e) => e.type), ['join'])
       t.equal(await engine.sweep(), 0)
     })
@@ -478,7 +509,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       t.equal(await engine.heartbeat(beat('beat', { path: '/clients/knowledge', title: 'Knowledge' })), 'joined')
       const expected = presence({ path: '/clients/knowledge', title: 'Knowledge', since: T0, lastSeen: T0 })
       let changes = await h.settled()
-      t.strictSame(changes, [{ type: 'change', position: 1, change: joined(expected) }])
+      t.strictSame(unpartitioned(changes), [{ type: 'change', position: 1, change: joined(expected) }])
       t.strictSame((await engine.snapshot()).online, [expected])
       t.strictSame(await h.events(), [event('join', T0, { path: '/clients/knowledge', title: 'Knowledge', name: NAME, company: COMPANY })])
 
@@ -501,7 +532,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       const changes = await h.settled()
       t.strictSame(kinds(changes), ['joined', 'updated', 'left'])
       t.strictSame(last(changes), left({ at: T0 + 5_000, reason: 'withdrawn' }))
-      t.strictSame(await engine.snapshot(), { position: 3, online: [] })
+      t.strictSame(await snap(engine), { position: 3, online: [] })
       t.match((await h.events()).at(-1), { type: 'end', contactId: CONTACT, clientId: CLIENT, at: T0 + 5_000, reason: 'withdrawn' })
 
       t.equal(await engine.end(CONTACT, 'withdrawn'), false, 'already gone')
@@ -533,10 +564,11 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
         clock.advance(1_000)
         await step()
         const changes = await h.settled()
-        t.equal((await engine.snapshot()).position, changes.at(-1)?.position ?? 0, `after ${label}: the snapshot's position is the last change's`)
+        t.equal((await snap(engine)).position, changes.length, `after ${label}: the snapshot's positions count the changes`)
       }
       const changes = await h.settled()
-      t.strictSame(changes.map((m) => m.position), [1, 2, 3, 4, 5, 6, 7, 8], 'one number per change, no gaps')
+      t.equal(changes.length, 8)
+      t.ok(gapless(changes), 'one number per change of a partition, no gaps')
       t.strictSame(kinds(changes), ['joined', 'joined', 'updated', 'updated', 'updated', 'updated', 'left', 'left'])
       t.equal(h.feed.length, 8, 'no resets')
     })
@@ -654,7 +686,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       t.equal(await engine.heartbeat(beat('leave', { contactId: odd, sid: SID2 })), 'left')
       changes = await h.settled()
       t.strictSame(last(changes), left({ contactId: odd, at: T0 + 4_000 + TIMEOUT + 1, reason: 'leave' }))
-      t.strictSame(await engine.snapshot(), { position: changes.at(-1)?.position, online: [] })
+      t.strictSame(await snap(engine), { position: changes.length, online: [] })
 
       const rejoin = clock.now()
       t.equal(await engine.heartbeat(beat('nav', { contactId: odd })), 'joined')
@@ -736,10 +768,11 @@ t.test('redis engine: each expiry is swept exactly once across instances', async
     const removed = await Promise.all([a.engine.sweep(), b.engine.sweep(), a.engine.sweep(), b.engine.sweep()])
     t.equal(removed.reduce((sum, r) => sum + r, 0), 30, 'each of the 30 tabs removed by one call')
     const [changesA, changesB] = [await a.settled(), await b.settled()]
-    t.strictSame(changesA, changesB, 'both instances see the same feed')
+    const inOrder = (changes: ChangeMessage[]): ChangeMessage[] => [...changes].sort((x, y) => x.partition - y.partition || x.position - y.position)
+    t.strictSame(inOrder(changesA), inOrder(changesB), 'both instances see the same feed')
     const leftIds = changesA.flatMap((m) => (m.change.kind === 'left' ? [m.change.left.contactId] : []))
     t.strictSame([...leftIds].sort(), [...ids].sort(), 'one left per contact')
-    t.strictSame(changesA.map((m) => m.position), changesA.map((_, i) => i + 1), 'no gaps in the positions')
+    t.ok(gapless(changesA), 'no gaps in the positions of any partition')
     const ends = (await a.events()).filter((e) => e.type === 'end').map((e) => e.contactId)
     t.strictSame(ends.sort(), [...ids].sort(), 'one end event per contact')
     t.strictSame((await a.engine.snapshot()).online, [])

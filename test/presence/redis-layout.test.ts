@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
 import { REDIS_URL, cleanRedisSite, createClock, uniqueSite } from '../helpers/app.js'
-import { TAB_BUCKETS, bucketKey, presenceKeys, redisKeys, tabBucket } from '../../src/presence/redis/keys.js'
+import { BUCKETS_PER_PARTITION, DEFAULT_PARTITIONS, locate, partitionKeys, presenceKeys, siteKeyPatterns, siteKeys, sitePartitions, type PartitionKeys } from '../../src/presence/redis/keys.js'
 import { presenceMemoryUsage } from '../../src/presence/redis/memory-usage.js'
 import { recordPresence } from '../../src/presence/redis/records.js'
 import type { RedisPresenceEngine } from '../../src/presence/redis/redis-presence-engine.js'
@@ -41,62 +41,101 @@ function inspector(t: Test): Redis {
   return redis
 }
 
-/** Every change on the feed, in order; `upTo(n)` waits until the change numbered n arrived. */
-function collect(t: Test, engine: RedisPresenceEngine): { changes: PresenceChange[]; upTo(n: number): Promise<PresenceChange[]> } {
+/**
+ * Every change on the feed, in order; `upTo(positions)` waits until each partition's feed
+ * reached its position, `upTo(n)` until n changes arrived.
+ */
+function collect(t: Test, engine: RedisPresenceEngine): { changes: PresenceChange[]; upTo(target: number | readonly number[]): Promise<PresenceChange[]> } {
   const messages: FeedMessage[] = []
   t.teardown(engine.onFeed((m) => messages.push(m)))
   const changes = (): PresenceChange[] => messages.flatMap((m) => (m.type === 'change' ? [m.change] : []))
+  const reached = (target: number | readonly number[]): boolean => {
+    if (typeof target === 'number') return changes().length >= target
+    const last: number[] = []
+    for (const m of messages) if (m.type === 'change') last[m.partition] = m.position
+    return target.every((n, partition) => (last[partition] ?? 0) >= n)
+  }
   return {
     get changes() {
       return changes()
     },
-    async upTo(n) {
+    async upTo(target) {
       const deadline = Date.now() + 5_000
       for (;;) {
         if (messages.some((m) => m.type === 'reset')) throw new Error('reset in the feed')
-        const last = messages.at(-1)
-        if (last?.type === 'change' && last.position >= n) return changes()
-        if (Date.now() > deadline) throw new Error(`feed did not reach n=${n}`)
+        if (reached(target)) return changes()
+        if (Date.now() > deadline) throw new Error(`feed did not reach ${String(target)}`)
         await new Promise((resolve) => setTimeout(resolve, 5))
       }
     },
   }
 }
 
-/** Contact ids that all fall into one bucket. */
-function sameBucket(count: number): { bucket: number; ids: string[] } {
-  const bucket = tabBucket('crowd-0')
-  const ids: string[] = []
-  for (let i = 0; ids.length < count; i += 1) if (tabBucket(`crowd-${i}`) === bucket) ids.push(`crowd-${i}`)
-  return { bucket, ids }
+const P = DEFAULT_PARTITIONS
+
+/** A contact's bucket as one number across the site's partitions. */
+const siteBucket = (contactId: string): number => {
+  const { partition, bucket } = locate(contactId, P)
+  return partition * BUCKETS_PER_PARTITION + bucket
 }
 
-/** For every non-empty bucket: its index entry exists and is not later than its earliest tab. */
+/** The keys of a contact's partition, and its bucket's key. */
+function placeOf(site: string, contactId: string): { keys: PartitionKeys; bucket: number; bucketKey: string } {
+  const { partition, bucket } = locate(contactId, P)
+  const keys = partitionKeys(site, partition, P)
+  return { keys, bucket, bucketKey: keys.bucket(bucket) }
+}
+
+/** Contact ids that all fall into one bucket. */
+function sameBucket(count: number): { ids: string[] } {
+  const bucket = siteBucket('crowd-0')
+  const ids: string[] = []
+  for (let i = 0; ids.length < count; i += 1) if (siteBucket(`crowd-${i}`) === bucket) ids.push(`crowd-${i}`)
+  return { ids }
+}
+
+/** Contact ids (`prefix-…`) that all fall into one partition. */
+function samePartition(prefix: string, count: number): string[] {
+  const partition = locate(`${prefix}-0`, P).partition
+  const ids: string[] = []
+  for (let i = 0; ids.length < count; i += 1) if (locate(`${prefix}-${i}`, P).partition === partition) ids.push(`${prefix}-${i}`)
+  return ids
+}
+
+/** For every non-empty bucket of every partition: its index entry exists and is not later than its earliest tab. */
 async function checkIndex(t: Test, redis: Redis, site: string): Promise<void> {
-  const keys = redisKeys(site)
-  const due = new Map<string, number>()
-  const entries = await redis.zrange(keys.due, 0, -1, 'WITHSCORES')
-  for (let i = 0; i < entries.length; i += 2) due.set(entries[i] as string, Number(entries[i + 1]))
   const bad: string[] = []
-  for (let n = 0; n < TAB_BUCKETS; n += 1) {
-    const first = await redis.zrange(bucketKey(site, n), 0, 0, 'WITHSCORES')
-    if (first.length === 0) continue
-    const at = due.get(String(n))
-    if (at === undefined || at > Number(first[1])) bad.push(`bucket ${n}: index ${at}, earliest tab ${first[1]}`)
+  for (const keys of sitePartitions(site, P)) {
+    const due = new Map<string, number>()
+    const entries = await redis.zrange(keys.due, 0, -1, 'WITHSCORES')
+    for (let i = 0; i < entries.length; i += 2) due.set(entries[i] as string, Number(entries[i + 1]))
+    const pipeline = redis.pipeline()
+    for (let n = 0; n < BUCKETS_PER_PARTITION; n += 1) pipeline.zrange(keys.bucket(n), 0, 0, 'WITHSCORES')
+    const firsts = ((await pipeline.exec()) ?? []).map(([, reply]) => reply as string[])
+    firsts.forEach((first, n) => {
+      if (first.length === 0) return
+      const at = due.get(String(n))
+      if (at === undefined || at > Number(first[1])) bad.push(`partition ${keys.partition} bucket ${n}: index ${at}, earliest tab ${first[1]}`)
+    })
   }
   t.strictSame(bad, [], 'every non-empty bucket is indexed no later than its earliest tab')
 }
 
-t.test('tabBucket spreads contacts over the buckets and is stable', async (t) => {
-  const counts = new Array<number>(TAB_BUCKETS).fill(0)
-  for (let i = 0; i < 100_000; i += 1) {
-    const n = tabBucket(`contact-${i}`)
-    counts[n] = (counts[n] ?? 0) + 1
+t.test('locate spreads contacts evenly over the partitions and their buckets, and is stable', async (t) => {
+  const partitions = new Array<number>(P).fill(0)
+  const buckets = new Array<number>(P * BUCKETS_PER_PARTITION).fill(0)
+  for (let i = 0; i < 1_000_000; i += 1) {
+    const id = `contact-${i}`
+    const { partition } = locate(id, P)
+    partitions[partition] = (partitions[partition] ?? 0) + 1
+    buckets[siteBucket(id)] = (buckets[siteBucket(id)] ?? 0) + 1
   }
-  t.ok(Math.max(...counts) <= 100, `100 000 contacts: no bucket past 100 (max ${Math.max(...counts)}; a listpack holds 128)`)
-  t.ok(Math.min(...counts) >= 15, `and none nearly empty (min ${Math.min(...counts)})`)
-  t.equal(tabBucket('contact-1'), tabBucket('contact-1'))
-  t.ok(tabBucket('') >= 0 && tabBucket('\u{1F408}|x') < TAB_BUCKETS)
+  t.ok(Math.max(...partitions) < 1.02 * (1_000_000 / P) && Math.min(...partitions) > 0.98 * (1_000_000 / P), `1 000 000 contacts: every partition within 2 % of its share (${Math.min(...partitions)}-${Math.max(...partitions)})`)
+  t.ok(Math.max(...buckets) <= 128, `no bucket past 128, a listpack's most (max ${Math.max(...buckets)})`)
+  t.ok(Math.min(...buckets) >= 40, `and none nearly empty (min ${Math.min(...buckets)})`)
+  t.strictSame(locate('contact-1', P), locate('contact-1', P))
+  const odd = locate('\u{1F408}|x', P)
+  t.ok(odd.partition >= 0 && odd.partition < P && odd.bucket >= 0 && odd.bucket < BUCKETS_PER_PARTITION)
 })
 
 t.test('many contacts across buckets, two engines sweeping concurrently in small batches: each expiry exactly once', async (t) => {
@@ -109,7 +148,8 @@ t.test('many contacts across buckets, two engines sweeping concurrently in small
   const feedA = collect(t, a)
   const feedB = collect(t, b)
   const ids = Array.from({ length: 300 }, (_, i) => `contact-${i}`)
-  t.ok(new Set(ids.map(tabBucket)).size > 250, 'the contacts span many buckets')
+  t.ok(new Set(ids.map(siteBucket)).size > 250, 'the contacts span many buckets')
+  t.equal(new Set(ids.map((id) => locate(id, P).partition)).size, P, 'and every partition')
   let tabs = 0
   for (const [i, id] of ids.entries()) {
     const engine = i % 2 === 0 ? a : b
@@ -133,8 +173,8 @@ t.test('many contacts across buckets, two engines sweeping concurrently in small
   t.equal(removedLater.reduce((sum, r) => sum + r, 0), hiddenTabs, 'then the hidden tabs, each once')
   t.strictSame(await Promise.all([a.sweep(), b.sweep()]), [0, 0], 'nothing left')
 
-  const { position: n } = await a.snapshot()
-  const [changesA, changesB] = [await feedA.upTo(n), await feedB.upTo(n)]
+  const { positions } = await a.snapshot()
+  const [changesA, changesB] = [await feedA.upTo(positions), await feedB.upTo(positions)]
   t.strictSame(changesA, changesB, 'both instances see the same feed')
   const leftIds = changesA.flatMap((c) => (c.kind === 'left' ? [c.left.contactId] : []))
   t.equal(leftIds.length, ids.length, 'one left per contact')
@@ -142,7 +182,8 @@ t.test('many contacts across buckets, two engines sweeping concurrently in small
   t.equal(changesA.filter((c) => c.kind === 'joined').length, joins)
   const ends = (await stateA.eventLog.tail(10_000)).filter((e) => e.type === 'end').map((e) => e.contactId)
   t.strictSame(ends.sort(), [...ids].sort(), 'one end event per contact')
-  t.equal(await (inspector(t)).zcard(redisKeys(site).due), 0, 'the index is empty once every bucket is')
+  const inspect = inspector(t)
+  for (const keys of sitePartitions(site, P)) t.equal(await inspect.zcard(keys.due), 0, `partition ${keys.partition}: the index is empty once every bucket is`)
 })
 
 /**
@@ -171,26 +212,49 @@ t.test('heartbeats of one turn go to Redis as one script call per run of a kind,
   const calls = scriptCalls(engine)
   /** The calls sent up to now. */
   const callsSoFar = (): number => calls.splice(0).length
-  await engine.heartbeat(beat('ann', 'nav'))
+  // Three contacts of one partition: the full script's calls are per partition.
+  const [ann, bob, cid] = samePartition('one', 3) as [string, string, string]
+  await engine.heartbeat(beat(ann, 'nav'))
   t.equal(callsSoFar(), 1)
 
   // One turn: a beat of Ann's open tab, two joins, Ann's tab leaves, a beat of it again, Bob navigates.
-  const pending = [engine.heartbeat(beat('ann', 'beat'))]
+  const pending = [engine.heartbeat(beat(ann, 'beat'))]
   clock.advance(1_000)
-  pending.push(engine.heartbeat(beat('bob', 'nav')), engine.heartbeat(beat('cid', 'nav')))
+  pending.push(engine.heartbeat(beat(bob, 'nav')), engine.heartbeat(beat(cid, 'nav')))
   clock.advance(1_000)
-  pending.push(engine.heartbeat(beat('ann', 'leave')), engine.heartbeat(beat('ann', 'beat')))
+  pending.push(engine.heartbeat(beat(ann, 'leave')), engine.heartbeat(beat(ann, 'beat')))
   clock.advance(1_000)
-  pending.push(engine.heartbeat(beat('bob', 'nav', { path: '/q' })))
+  pending.push(engine.heartbeat(beat(bob, 'nav', { path: '/q' })))
   const results = await Promise.all(pending)
   t.strictSame(results, ['unchanged', 'joined', 'joined', 'left', 'joined', 'updated'],
     'each in order: the beat after the leave finds no tab and opens it again')
   // beat | nav nav leave | beat (no tab: the full script, next turn) | nav
   t.equal(callsSoFar(), 5, 'a call per run of the same kind, and one for the beat that missed the fast path')
   const changes = await feed.upTo(6)
-  const shown = changes.slice(1).map((c) => (c.kind === 'left' ? `left ${c.left.contactId} ${c.left.at - T0}` : `${c.kind} ${c.presence.contactId} ${c.presence.since - T0}`))
+  const name = (id: string): string => ({ [ann]: 'ann', [bob]: 'bob', [cid]: 'cid' })[id] ?? id
+  const shown = changes.slice(1).map((c) => (c.kind === 'left' ? `left ${name(c.left.contactId)} ${c.left.at - T0}` : `${c.kind} ${name(c.presence.contactId)} ${c.presence.since - T0}`))
   t.strictSame(shown, ['joined bob 1000', 'joined cid 1000', 'left ann 2000', 'updated bob 1000', 'joined ann 3000'],
     'the feed in the order of arrival, each with the time it arrived')
+})
+
+t.test('on one Redis the fast path takes the beats of every partition in one call; the full script one call per partition', async (t) => {
+  const site = uniqueSite('layout-groups')
+  cleanRedisSite(t, site)
+  const clock = createClock(T0)
+  const engine = await engineOn(t, site, clock)
+  const ids = Array.from({ length: 60 }, (_, i) => `group-${i}`)
+  const partitions = new Set(ids.map((id) => locate(id, P).partition))
+  t.ok(partitions.size > 15, `the contacts are in ${partitions.size} partitions`)
+  const calls = scriptCalls(engine)
+  t.strictSame(await Promise.all(ids.map((id) => engine.heartbeat(beat(id, 'nav')))), ids.map(() => 'joined'))
+  t.ok(calls.splice(0).length >= partitions.size, 'joins: a call of the full script per partition at least (a call holds one partition)')
+  clock.advance(30_000)
+  t.strictSame(await Promise.all(ids.map((id) => engine.heartbeat(beat(id, 'beat')))), ids.map(() => 'unchanged'))
+  t.equal(calls.splice(0).length, 1, 'beats of every partition: one call')
+  const online = (await engine.snapshot()).online
+  t.equal(online.length, ids.length)
+  t.ok(online.every((p) => p.lastSeen === T0 + 30_000), 'every beat moved its contact\'s expiry')
+  await checkIndex(t, inspector(t), site)
 })
 
 t.test('a bucket past 128 tabs (no longer a listpack) still works: fast path, hidden, snapshot, expiry', async (t) => {
@@ -199,9 +263,9 @@ t.test('a bucket past 128 tabs (no longer a listpack) still works: fast path, hi
   const clock = createClock(T0)
   const engine = await engineOn(t, site, clock, 50)
   const redis = inspector(t)
-  const { bucket, ids } = sameBucket(200)
+  const { ids } = sameBucket(200)
   for (const id of ids) t.equal(await engine.heartbeat(beat(id, 'nav')), 'joined')
-  const key = bucketKey(site, bucket)
+  const key = placeOf(site, ids[0] as string).bucketKey
   t.equal(await redis.zcard(key), 200)
   t.equal(await redis.object('ENCODING', key), 'skiplist', 'converted past zset-max-listpack-entries')
   clock.set(T0 + 30_000)
@@ -227,9 +291,9 @@ t.test('the index: early entries are corrected by the sweeper, a beat that lower
   const clock = createClock(T0)
   const engine = await engineOn(t, site, clock)
   const redis = inspector(t)
-  const keys = redisKeys(site)
   const id = 'skewed'
-  const bucket = String(tabBucket(id))
+  const { keys, bucket: number } = placeOf(site, id)
+  const bucket = String(number)
   await engine.heartbeat(beat(id, 'nav'))
   t.equal(Number(await redis.zscore(keys.due, bucket)), T0 + TIMEOUT)
   clock.set(T0 + 30_000)
@@ -269,17 +333,19 @@ t.test('presenceKeys lists every key that holds presence state; presenceMemoryUs
   const redis = inspector(t)
   for (let i = 0; i < 50; i += 1) await engine.heartbeat(beat(`contact-${i}`, 'nav'))
   await engine.heartbeat(beat('contact-1', 'hidden'))
-  const keys = redisKeys(site)
-  const listed = new Set(presenceKeys(site))
-  const existing = await redis.keys(`cat:{${site}}:*`)
+  const partitions = sitePartitions(site, P)
+  const listed = new Set(presenceKeys(partitions))
+  const existing = (await Promise.all(siteKeyPatterns(site).map((pattern) => redis.keys(pattern)))).flat()
   const notListed = existing.filter((key) => !listed.has(key)).sort()
-  t.strictSame(notListed, [keys.events, keys.seq].sort(), 'everything but the event stream and the feed counter is listed')
+  const used = partitions.filter((keys) => Array.from({ length: 50 }, (_, i) => locate(`contact-${i}`, P).partition).includes(keys.partition))
+  const expected = [siteKeys(site).layout, ...used.flatMap((keys) => [keys.events, keys.seq])].sort()
+  t.strictSame(notListed, expected, 'everything but the layout, the event streams and the feed counters is listed')
   const present = existing.filter((key) => listed.has(key))
-  t.equal(present.length, 2 + new Set(Array.from({ length: 50 }, (_, i) => tabBucket(`contact-${i}`))).size, 'the index, the records, one key per used bucket')
+  t.equal(present.length, 2 * used.length + new Set(Array.from({ length: 50 }, (_, i) => siteBucket(`contact-${i}`))).size, 'per partition used the index and the records, one key per used bucket')
   let bytes = 0
   for (const key of present) bytes += Number(await redis.call('MEMORY', 'USAGE', key, 'SAMPLES', '0'))
-  t.strictSame(await presenceMemoryUsage(redis, site), { bytes, keys: present.length })
-  t.equal(listed.size, TAB_BUCKETS + 2)
+  t.strictSame(await presenceMemoryUsage(redis, partitions), { bytes, keys: present.length })
+  t.equal(listed.size, P * (BUCKETS_PER_PARTITION + 2))
 })
 
 t.test('recordPresence decodes what the scripts store: escapes, several tabs, hidden ones; refuses anything else', async (t) => {

@@ -2,9 +2,8 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { adminToken, buildTestApp, cleanRedisSite, clientToken, heartbeatUrl, uniqueSite, ensureConsent } from '../helpers/app.js'
 import { connectDashboard, refusedUpgrade, type Dashboard, type Message } from '../helpers/ws.js'
-import { TAB_BUCKETS, tabBucket } from '../../src/presence/redis/keys.js'
 import type { RedisPresenceEngine } from '../../src/presence/redis/redis-presence-engine.js'
-import { SNAPSHOT_PART_BUCKETS } from '../../src/presence/redis/snapshot-reader.js'
+import { snapshotPartCount, snapshotPartOf } from '../../src/presence/redis/snapshot-reader.js'
 import type { SnapshotParts } from '../../src/presence/snapshot-parts.js'
 
 async function beat(app: FastifyInstance, sub: string, sid: string, event: string, path = '/home', title = 'Home'): Promise<void> {
@@ -171,7 +170,7 @@ t.test('Redis: after the pub/sub connection drops, or a gap in the feed, the das
 
   // Someone else's lost message: the feed counter skips one, and the next change shows the gap.
   const count = dash.messages.length
-  await engine.redis.incr(engine.keys.seq)
+  await engine.redis.incr(engine.partitionOf('r2').seq)
   await beat(app, 'r2', 'tabr2aaaa', 'nav')
   const afterGap = await dash.waitFor((m) => m.type === 'snapshot', 5000, count)
   t.match(afterGap.online?.map((p) => p.contactId).sort(), ['r1', 'r2'])
@@ -179,10 +178,10 @@ t.test('Redis: after the pub/sub connection drops, or a gap in the feed, the das
 })
 
 /** `count` contact ids (`prefix-…`) whose tabs are in snapshot part `part`. */
-function idsInPart(prefix: string, part: number, count: number): string[] {
+function idsInPart(prefix: string, part: number, count: number, partitions: number): string[] {
   const ids: string[] = []
   for (let i = 0; ids.length < count; i += 1) {
-    if (Math.floor(tabBucket(`${prefix}-${i}`) / SNAPSHOT_PART_BUCKETS) === part) ids.push(`${prefix}-${i}`)
+    if (snapshotPartOf(`${prefix}-${i}`, partitions) === part) ids.push(`${prefix}-${i}`)
   }
   return ids
 }
@@ -192,9 +191,10 @@ t.test('Redis: the snapshot goes out part by part, and what changes while it is 
   cleanRedisSite(t, site)
   const app = await buildTestApp(t, { site, instanceId: `${site}-a`, env: { CAT_DIFF_INTERVAL_MS: '20' } })
   const engine = app.presence as RedisPresenceEngine
-  const lastPart = TAB_BUCKETS / SNAPSHOT_PART_BUCKETS - 1
-  const [firstA, firstB] = idsInPart('first', 0, 2) as [string, string]
-  const [lastA, lastB, lastC] = idsInPart('last', lastPart, 3) as [string, string, string]
+  const partitions = engine.partitions.length
+  const lastPart = snapshotPartCount(partitions) - 1
+  const [firstA, firstB] = idsInPart('first', 0, 2, partitions) as [string, string]
+  const [lastA, lastB, lastC] = idsInPart('last', lastPart, 3, partitions) as [string, string, string]
   for (const id of [firstA, firstB, lastA, lastB]) await beat(app, id, `tab-${id}`, 'nav', '/before')
 
   // The parts are handed over as the engine reads them, with a stop before the first and after it.
@@ -219,13 +219,10 @@ t.test('Redis: the snapshot goes out part by part, and what changes while it is 
           if (k++ === 0) await afterFirst.opened
         }
       })(),
+      partitions: reader.partitions,
       position: (contactId) => reader.position(contactId),
-      get lowest() {
-        return reader.lowest
-      },
-      get highest() {
-        return reader.highest
-      },
+      lowest: (partition) => reader.lowest(partition),
+      highest: (partition) => reader.highest(partition),
     }
   }
   const dash = await connectDashboard(app, adminToken())

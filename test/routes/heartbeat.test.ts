@@ -1,6 +1,6 @@
 import t from 'tap'
 import { adminToken, buildTestApp, cleanRedisSite, clientToken, createClock, heartbeatUrl, uniqueSite, ensureConsent } from '../helpers/app.js'
-import { bucketKey, tabBucket } from '../../src/presence/redis/keys.js'
+import { locate } from '../../src/presence/redis/keys.js'
 import type { RedisPresenceEngine } from '../../src/presence/redis/redis-presence-engine.js'
 
 const SID = 'tab0000001'
@@ -150,7 +150,7 @@ t.test('Redis engine: heartbeats reach Redis; Redis gone → 503 unavailable wit
   const ok = await app.inject(heartbeatUrl({ token, sid: SID, event: 'nav', path: '/x' }))
   t.equal(ok.statusCode, 204)
   const engine = app.presence as RedisPresenceEngine
-  t.equal(await engine.redis.zcard(bucketKey(site, tabBucket('contact-1'))), 1, 'the tab is in its bucket before the 204')
+  t.equal(await engine.redis.zcard(engine.partitionOf('contact-1').bucket(locate('contact-1', engine.partitions.length).bucket)), 1, 'the tab is in its bucket before the 204')
   t.equal((await app.inject('/readyz')).statusCode, 200)
 
   engine.redis.disconnect()

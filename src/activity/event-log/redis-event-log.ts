@@ -1,7 +1,9 @@
 /**
- * The event log in a Redis Stream (the presence scripts append to it): the activity writers of
- * all instances read it as one consumer group, each event handed to one of them, and delete
- * each entry once it is written.
+ * The event log in Redis Streams, one per partition of the site (the presence scripts append
+ * to their partition's): the activity writers of all instances read them as one consumer group
+ * per stream, each event handed to one of them, and delete each entry once it is written. An
+ * event's id is its entry's id and its stream's number (`ms-seq-p`), unique across the streams
+ * and in order within each: a contact's events are all in one stream.
  */
 // A Redis or a Redis Cluster: the commands used here behave alike on both.
 import type { RedisClient as Redis } from '../../presence/redis/connections.js'
@@ -9,14 +11,43 @@ import type { LeaveReason } from '../../presence/presence-engine.js'
 import type { RedisConnections } from '../../presence/redis/connections.js'
 import type { ActivityEvent, ActivityEventLog, ActivityEventSource, ActivityEventType } from './event-log.js'
 
-/** The consumer group of the activity writers, one per site. */
+/** The consumer group of the activity writers, one per stream. */
 export const WRITER_GROUP = 'cat-writers'
 
 /** Entries looked at per call while discarding a contact's events. */
 const DISCARD_PAGE = 1000
 
+/**
+ * On a cluster, where one read cannot span streams of several slots, the streams are read
+ * each on its own, without blocking, and while all are empty again after this long, until the
+ * read's own wait is over.
+ */
+const CLUSTER_POLL_MS = 100
+
 type Entry = [string, string[] | null]
 type Reply = [string, Entry[]][] | null
+
+/** One stream of the log: its key and how its entries' ids become event ids. */
+class Stream {
+  constructor(
+    readonly key: string,
+    /** Appended to entry ids (`-p`); empty for the stream of the layout before partitions. */
+    private readonly suffix: string,
+  ) {}
+
+  eventId(entryId: string): string {
+    return entryId + this.suffix
+  }
+
+  /** Whether an event id is of this stream. */
+  owns(eventId: string): boolean {
+    return this.suffix === '' ? eventId.split('-').length === 2 : eventId.endsWith(this.suffix) && eventId.split('-').length === 3
+  }
+
+  entryId(eventId: string): string {
+    return this.suffix === '' ? eventId : eventId.slice(0, eventId.length - this.suffix.length)
+  }
+}
 
 /** An event from a stream entry's fields (lua/records.lua names them). */
 export function parseEvent(id: string, fields: string[]): ActivityEvent {
@@ -39,154 +70,223 @@ export function parseEvent(id: string, fields: string[]): ActivityEvent {
   return event
 }
 
-/** The events of entries still in the stream (an entry deleted while pending has no fields: erasure). */
-function eventsOf(entries: readonly Entry[]): ActivityEvent[] {
+/** The events of entries still in a stream (an entry deleted while pending has no fields: erasure). */
+function eventsOf(stream: Stream, entries: readonly Entry[]): ActivityEvent[] {
   const events: ActivityEvent[] = []
-  for (const [id, fields] of entries) if (fields !== null) events.push(parseEvent(id, fields))
+  for (const [id, fields] of entries) if (fields !== null) events.push(parseEvent(stream.eventId(id), fields))
   return events
 }
 
 export interface RedisEventLogOptions {
-  /** The stream's key (keys.ts). */
-  stream: string
+  /** The stream of each partition, by partition number (keys.ts). */
+  streams: readonly string[]
+  /** A stream of the layout before partitions that may still hold unwritten events: read too while it exists. */
+  legacyStream?: string
 }
 
-export function createRedisEventLog(connections: RedisConnections, options: RedisEventLogOptions): ActivityEventLog {
+export async function createRedisEventLog(connections: RedisConnections, options: RedisEventLogOptions): Promise<ActivityEventLog> {
   const { redis, call } = connections
-  const { stream } = options
-  const group = new ConsumerGroup(redis, stream)
+  const streams = options.streams.map((key, partition) => new Stream(key, `-${partition}`))
+  if (options.legacyStream !== undefined && (await redis.exists(options.legacyStream)) === 1) streams.push(new Stream(options.legacyStream, ''))
+  const groups = streams.map((stream) => new ConsumerGroup(redis, stream))
+  const groupOf = (eventId: string): ConsumerGroup => {
+    const group = groups.find((candidate) => candidate.stream.owns(eventId))
+    if (group === undefined) throw new Error(`event id ${eventId} is of no stream of this log`)
+    return group
+  }
   return {
     async consumer(name) {
       // Its own connection: XREADGROUP … BLOCK holds the connection while it waits. No command
       // timeout on it (a read that waits would hit it); each read has a deadline of its own.
       const reader = await connections.open('writer')
-      await group.create()
-      return new RedisEventSource(group, reader, name, connections.commandTimeoutMs)
+      await Promise.all(groups.map((group) => group.create()))
+      return new RedisEventSource(groups, groupOf, reader, name, connections.commandTimeoutMs, connections.kind === 'cluster')
     },
 
     async tail(count) {
-      const entries = await call(() => redis.xrevrange(stream, '+', '-', 'COUNT', count))
-      return entries.reverse().map(([id, fields]) => parseEvent(id, fields))
+      const all = await call(() => Promise.all(streams.map(async (stream) => (await redis.xrevrange(stream.key, '+', '-', 'COUNT', count)).map(([id, fields]) => parseEvent(stream.eventId(id), fields)))))
+      return all.flat().sort(byEntryId).slice(-count)
     },
 
     async discard(contactId) {
       return call(async () => {
-        let start = '-'
         let discarded = 0
-        for (;;) {
-          const entries = await redis.xrange(stream, start, '+', 'COUNT', DISCARD_PAGE)
-          const mine = entries.filter(([, fields]) => parseEvent('', fields).contactId === contactId).map(([id]) => id)
-          if (mine.length > 0) {
-            await group.ackAndDelete(mine)
-            discarded += mine.length
-          }
-          if (entries.length < DISCARD_PAGE) return discarded
-          start = `(${(entries[entries.length - 1] as [string, string[]])[0]}`
-        }
+        for (const group of groups) discarded += await discardFrom(group, contactId)
+        return discarded
       })
     },
   }
 }
 
-/** The writers' consumer group of the stream. */
+/** Event ids in the order of their entries' ids (ms, then sequence). */
+function byEntryId(a: ActivityEvent, b: ActivityEvent): number {
+  const [msA = 0, seqA = 0] = a.id.split('-').map(Number)
+  const [msB = 0, seqB = 0] = b.id.split('-').map(Number)
+  return msA - msB || seqA - seqB
+}
+
+async function discardFrom(group: ConsumerGroup, contactId: string): Promise<number> {
+  const { redis, stream } = group
+  let start = '-'
+  let discarded = 0
+  for (;;) {
+    const entries = await redis.xrange(stream.key, start, '+', 'COUNT', DISCARD_PAGE)
+    const mine = entries.filter(([, fields]) => parseEvent('', fields).contactId === contactId).map(([id]) => id)
+    if (mine.length > 0) {
+      await group.ackAndDelete(mine)
+      discarded += mine.length
+    }
+    if (entries.length < DISCARD_PAGE) return discarded
+    start = `(${(entries[entries.length - 1] as [string, string[]])[0]}`
+  }
+}
+
+/** The writers' consumer group of a stream. */
 class ConsumerGroup {
-  constructor(readonly redis: Redis, readonly stream: string) {}
+  constructor(readonly redis: Redis, readonly stream: Stream) {}
 
   /** Creates the group, from the start of the stream, unless it exists. */
   async create(): Promise<void> {
     try {
-      await this.redis.xgroup('CREATE', this.stream, WRITER_GROUP, '0', 'MKSTREAM')
+      await this.redis.xgroup('CREATE', this.stream.key, WRITER_GROUP, '0', 'MKSTREAM')
     } catch (error) {
       if (!String(error).includes('BUSYGROUP')) throw error
     }
   }
 
-  /**
-   * The group is gone when Redis lost its data (restarted without persistence, flushed): it is
-   * created again, from the start of the stream (whatever is in it is unwritten: written
-   * entries are deleted), and the call is made once more. Several writers may do this at once;
-   * BUSYGROUP says another one was first.
-   */
-  async withGroup<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn()
-    } catch (error) {
-      if (!(error instanceof Error && error.message.startsWith('NOGROUP'))) throw error
-      await this.create()
-      return fn()
-    }
-  }
-
-  /** Written entries leave the stream at once; nothing unwritten is ever trimmed. */
-  async ackAndDelete(ids: readonly string[]): Promise<void> {
-    await this.redis.multi().xack(this.stream, WRITER_GROUP, ...ids).xdel(this.stream, ...ids).exec()
+  /** Written entries (by entry id) leave the stream at once; nothing unwritten is ever trimmed. */
+  async ackAndDelete(entryIds: readonly string[]): Promise<void> {
+    await this.redis.multi().xack(this.stream.key, WRITER_GROUP, ...entryIds).xdel(this.stream.key, ...entryIds).exec()
   }
 }
 
 class RedisEventSource implements ActivityEventSource {
   /**
-   * Set by retry(): this consumer's pending entries after this id are read again before
-   * anything new (a write failed). Reads go on while earlier ones are being written, so
+   * Per stream, set by retry(): this consumer's pending entries after this id are read again
+   * before anything new (a write failed). Reads go on while earlier ones are being written, so
    * what is pending is not by itself a reason to read it again.
    */
-  private recoverAfter: string | undefined
+  private readonly recoverAfter = new Map<ConsumerGroup, string>()
+  /** Events read from the streams (pending for this consumer) and not handed out yet: a read's share beyond its count. */
+  private unread: ActivityEvent[] = []
 
   constructor(
-    private readonly group: ConsumerGroup,
+    private readonly groups: readonly ConsumerGroup[],
+    private readonly groupOf: (eventId: string) => ConsumerGroup,
     private readonly reader: Redis,
     private readonly name: string,
     private readonly commandTimeoutMs: number,
+    /** One read per stream (a cluster), not one read of them all. */
+    private readonly apart: boolean,
   ) {}
 
   async read(count: number, waitMs: number): Promise<ActivityEvent[]> {
-    const { stream } = this.group
-    while (this.recoverAfter !== undefined) {
-      const own = await this.readGroup(0, count, 'STREAMS', stream, this.recoverAfter)
+    if (this.unread.length > 0) return this.unread.splice(0, count)
+    for (const [group, after] of this.recoverAfter) {
+      const own = await this.readGroup([group], 0, count, [after])
       const entries = own?.[0]?.[1] ?? []
       if (entries.length === 0) {
-        this.recoverAfter = undefined
-        break
+        this.recoverAfter.delete(group)
+        continue
       }
-      this.recoverAfter = (entries[entries.length - 1] as Entry)[0]
+      this.recoverAfter.set(group, (entries[entries.length - 1] as Entry)[0])
       const gone = entries.filter(([, fields]) => fields === null).map(([id]) => id)
-      if (gone.length > 0) await this.group.redis.xack(stream, WRITER_GROUP, ...gone)
-      const events = eventsOf(entries)
+      if (gone.length > 0) await group.redis.xack(group.stream.key, WRITER_GROUP, ...gone)
+      const events = eventsOf(group.stream, entries)
       if (events.length > 0) return events
     }
-    const block = Math.max(1, waitMs)
-    const fresh = await this.readGroup(block, count, 'BLOCK', block, 'STREAMS', stream, '>')
-    return eventsOf(fresh?.[0]?.[1] ?? [])
+    // COUNT bounds each stream's share of a read: what comes beyond `count` waits in `unread`.
+    let events: ActivityEvent[]
+    if (!this.apart) events = this.eventsOf(await this.readGroup(this.groups, Math.max(1, waitMs), count, this.groups.map(() => '>')))
+    else {
+      // Each stream on its own, again every CLUSTER_POLL_MS until some arrive or the wait is over.
+      const deadline = Date.now() + waitMs
+      for (;;) {
+        const replies = await Promise.all(this.groups.map((group) => this.readGroup([group], 0, count, ['>'])))
+        events = replies.flatMap((reply) => this.eventsOf(reply))
+        const left = deadline - Date.now()
+        if (events.length > 0 || left <= 0) break
+        await new Promise((resolve) => setTimeout(resolve, Math.min(left, CLUSTER_POLL_MS)))
+      }
+    }
+    this.unread = events.slice(count)
+    return events.slice(0, count)
   }
 
   retry(): void {
-    this.recoverAfter = '0'
+    // What waits in `unread` is pending for this consumer, and is read again with the rest.
+    this.unread = []
+    for (const group of this.groups) this.recoverAfter.set(group, '0')
   }
 
   async claimStale(minIdleMs: number, count: number): Promise<ActivityEvent[]> {
-    const { redis, stream } = this.group
-    const reply = (await this.group.withGroup(() => redis.xautoclaim(stream, WRITER_GROUP, this.name, minIdleMs, '0-0', 'COUNT', count))) as [string, Entry[]]
-    return eventsOf(reply[1])
+    const events: ActivityEvent[] = []
+    for (const group of this.groups) {
+      if (events.length >= count) break
+      const { redis, stream } = group
+      const reply = (await withGroups([group], () => redis.xautoclaim(stream.key, WRITER_GROUP, this.name, minIdleMs, '0-0', 'COUNT', count - events.length))) as [string, Entry[]]
+      events.push(...eventsOf(stream, reply[1]))
+    }
+    return events
   }
 
   async ack(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return
-    await this.group.ackAndDelete(ids)
+    const byGroup = new Map<ConsumerGroup, string[]>()
+    for (const id of ids) {
+      const group = this.groupOf(id)
+      let entryIds = byGroup.get(group)
+      if (entryIds === undefined) byGroup.set(group, (entryIds = []))
+      entryIds.push(group.stream.entryId(id))
+    }
+    await Promise.all([...byGroup].map(([group, entryIds]) => group.ackAndDelete(entryIds)))
   }
 
   async close(): Promise<void> {
     this.reader.disconnect()
   }
 
-  /** A read of the group, failed when Redis has not answered within its wait and the command timeout. */
-  private readGroup(waitMs: number, ...args: (string | number)[]): Promise<Reply> {
-    return this.group.withGroup(() => {
+  /** The events of a reply, each with the id of its stream. */
+  private eventsOf(reply: Reply): ActivityEvent[] {
+    if (reply === null) return []
+    return reply.flatMap(([key, entries]) => {
+      const group = this.groups.find((candidate) => candidate.stream.key === key)
+      return group === undefined ? [] : eventsOf(group.stream, entries)
+    })
+  }
+
+  /**
+   * A read of the groups' streams from `ids` (`>`: what is new), blocking up to `waitMs` when
+   * it is above 0; failed when Redis has not answered within its wait and the command timeout.
+   * A stream whose group is gone has it created again (withGroups).
+   */
+  private readGroup(groups: readonly ConsumerGroup[], waitMs: number, count: number, ids: readonly string[]): Promise<Reply> {
+    const read = (): Promise<Reply> => {
       let timer: NodeJS.Timeout | undefined
       const deadline = waitMs + this.commandTimeoutMs
       const late = new Promise<never>((_resolve, reject) => {
         timer = setTimeout(() => reject(new Error(`Redis did not answer a read within ${deadline} ms`)), deadline)
       })
-      const read = this.reader.call('XREADGROUP', 'GROUP', WRITER_GROUP, this.name, 'COUNT', ...args) as Promise<Reply>
-      return Promise.race([read, late]).finally(() => clearTimeout(timer))
-    })
+      const block = waitMs > 0 ? ['BLOCK', waitMs] : []
+      const reply = this.reader.call('XREADGROUP', 'GROUP', WRITER_GROUP, this.name, 'COUNT', count, ...block, 'STREAMS', ...groups.map((group) => group.stream.key), ...ids) as Promise<Reply>
+      return Promise.race([reply, late]).finally(() => clearTimeout(timer))
+    }
+    return withGroups(groups, read)
+  }
+}
+
+/**
+ * A call on streams' groups. A group is gone when Redis lost its data (restarted without
+ * persistence, flushed): on NOGROUP every group is created again, from the start of its
+ * stream (whatever is in it is unwritten: written entries are deleted), and the call is made
+ * once more. Several writers may do this at once; BUSYGROUP says another one was first.
+ */
+async function withGroups<T>(groups: readonly ConsumerGroup[], fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn()
+  } catch (error) {
+    if (!(error instanceof Error && error.message.startsWith('NOGROUP'))) throw error
+    await Promise.all(groups.map((group) => group.create()))
+    return fn()
   }
 }

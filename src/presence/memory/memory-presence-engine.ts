@@ -99,7 +99,7 @@ class MemoryPresenceEngine implements PresenceEngine {
   async snapshot(): Promise<Snapshot> {
     const online: Presence[] = []
     for (const [contactId, record] of this.contacts) online.push(this.presenceOf(contactId, record))
-    return { position: this.position, online }
+    return { positions: [this.position], online }
   }
 
   snapshotParts(): SnapshotParts {
@@ -215,7 +215,7 @@ class MemoryPresenceEngine implements PresenceEngine {
 
   private publish(change: PresenceChange): void {
     this.position += 1
-    const message: FeedMessage = { type: 'change', position: this.position, change }
+    const message: FeedMessage = { type: 'change', partition: 0, position: this.position, change }
     for (const listener of this.listeners) listener(message)
   }
 }

@@ -85,17 +85,19 @@ export class Batcher<Item extends Batched> {
     const all = this.queue
     this.queue = []
     let start = 0
-    let last: Promise<unknown> = Promise.resolve()
+    const runs: Promise<unknown>[] = []
     for (let i = 1; i <= all.length; i += 1) {
       const first = all[start] as Item
       if (i === all.length || (all[i] as Item).fast !== first.fast || i - start === (first.fast ? BEATS_PER_CALL : HEARTBEATS_PER_CALL)) {
-        last = this.sendRun(all.slice(start, i))
+        runs.push(this.sendRun(all.slice(start, i)))
         start = i
       }
     }
     this.inFlight += 1
-    // Redis answers in order: the last call's answer ends the send.
-    void last.then(this.sent)
+    // On a cluster the runs' calls may go to several nodes, which answer in any order: the
+    // send ends with the last answer, and with the first error among them.
+    if (runs.length === 1) void (runs[0] as Promise<unknown>).then(this.sent)
+    else void Promise.all(runs).then((errors) => this.sent(errors.find((error) => error !== undefined)))
   }
 
   /** Resolves with the call's error, if it failed. */

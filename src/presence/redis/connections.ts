@@ -262,6 +262,12 @@ interface ClusterChannel {
 /** A subscriber connection to one node of the cluster. */
 interface NodeConnection {
   readonly redis: Redis
+  /**
+   * Settles once the connection is ready. Subscriptions wait for it: ioredis writes a
+   * subscribe command at once while its ready check is still to come, and the check's INFO
+   * then fails on a connection in subscriber mode, failing the subscribe with it.
+   */
+  readonly ready: Promise<void>
   /** Dropped, or closed by us: its subscriptions are gone. */
   lost: boolean
 }
@@ -308,7 +314,9 @@ function clusterSubscriber(commands: Cluster, cluster: ClusterSettings, connecti
       maxRetriesPerRequest: null,
       connectTimeout: Math.max(1000, connectionOptions.commandTimeout ?? 0),
     }))
-    const connection: NodeConnection = { redis, lost: false }
+    const ready = redis.connect()
+    ready.catch(() => {})
+    const connection: NodeConnection = { redis, ready, lost: false }
     connections.set(node, connection)
     redis.on('error', (error: Error) => {
       // A SUNSUBSCRIBE that Redis pushes when the channel's slot leaves the node (failover,
@@ -324,7 +332,6 @@ function clusterSubscriber(commands: Cluster, cluster: ClusterSettings, connecti
       if (connections.get(node) === connection) connections.delete(node)
       for (const channel of channels.values()) if (channel.node === node) lose(channel)
     })
-    redis.connect().catch(() => {})
     return connection
   }
 
@@ -334,6 +341,7 @@ function clusterSubscriber(commands: Cluster, cluster: ClusterSettings, connecti
     const connection = connectionTo(owner)
     placing += 1
     try {
+      await connection.ready
       await (channel.sharded ? connection.redis.ssubscribe(channel.name) : connection.redis.subscribe(channel.name))
     } finally {
       placing -= 1

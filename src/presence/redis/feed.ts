@@ -1,7 +1,7 @@
 /**
- * The site's feed as this instance hears it: the scripts publish each call's changes on the
- * feed channel, numbered by the feed counter; a number skipped or a dropped subscriber
- * connection is a gap, told to listeners as a `reset`.
+ * The site's feed as this instance hears it: the scripts publish each call's changes on their
+ * partition's feed channel, numbered by the partition's feed counter; a number skipped in any
+ * partition or a subscription interrupted is a gap, told to listeners as a `reset`.
  */
 import type { FeedMessage, LeaveReason, Presence, PresenceChange } from '../presence-engine.js'
 import type { RedisConnections } from './connections.js'
@@ -43,18 +43,21 @@ function changeOf(wire: WireChange): PresenceChange | undefined {
 
 export class RedisFeed {
   private readonly listeners = new Set<(message: FeedMessage) => void>()
-  /** The highest feed position known; undefined after a gap, until the next change. */
-  private lastPosition: number | undefined
+  /** Per partition, the highest feed position known; undefined after a gap, until its next change. */
+  private readonly lastPosition: (number | undefined)[]
 
-  private constructor(private readonly connections: RedisConnections) {}
+  private constructor(private readonly connections: RedisConnections, partitions: number) {
+    this.lastPosition = new Array<number | undefined>(partitions).fill(undefined)
+  }
 
-  static async open(connections: RedisConnections, channel: string): Promise<RedisFeed> {
-    const feed = new RedisFeed(connections)
+  /** Subscribes to the feed channel of each partition (`channels[p]`: partition p's), as shard channels. */
+  static async open(connections: RedisConnections, channels: readonly string[]): Promise<RedisFeed> {
+    const feed = new RedisFeed(connections, channels.length)
     connections.onResubscribed(() => {
-      feed.lastPosition = undefined
+      feed.lastPosition.fill(undefined)
       feed.emit({ type: 'reset' })
     })
-    await connections.subscribe(channel, (text) => feed.received(text))
+    await Promise.all(channels.map((channel, partition) => connections.subscribe(channel, (text) => feed.received(partition, text), { sharded: true })))
     return feed
   }
 
@@ -64,9 +67,9 @@ export class RedisFeed {
     return () => this.listeners.delete(listener)
   }
 
-  /** A snapshot was read up to `position`: a change after it that never arrives is a gap. */
-  readUpTo(position: number): void {
-    if (!this.connections.interrupted) this.lastPosition = Math.max(this.lastPosition ?? 0, position)
+  /** A snapshot read a partition up to `position`: a change after it that never arrives is a gap. */
+  readUpTo(partition: number, position: number): void {
+    if (!this.connections.interrupted) this.lastPosition[partition] = Math.max(this.lastPosition[partition] ?? 0, position)
   }
 
   close(): void {
@@ -77,7 +80,7 @@ export class RedisFeed {
     for (const listener of this.listeners) listener(message)
   }
 
-  private received(text: string): void {
+  private received(partition: number, text: string): void {
     let parsed: unknown
     try {
       parsed = JSON.parse(text)
@@ -85,19 +88,19 @@ export class RedisFeed {
       return
     }
     // An array: the changes of one script call, in order.
-    if (Array.isArray(parsed)) for (const wire of parsed) this.receivedChange(wire as WireChange)
-    else this.receivedChange(parsed as WireChange)
+    if (Array.isArray(parsed)) for (const wire of parsed) this.receivedChange(partition, wire as WireChange)
+    else this.receivedChange(partition, parsed as WireChange)
   }
 
-  private receivedChange(wire: WireChange): void {
+  private receivedChange(partition: number, wire: WireChange): void {
     if (wire === null || typeof wire !== 'object' || typeof wire.n !== 'number') return
     const position = wire.n
-    const last = this.lastPosition
+    const last = this.lastPosition[partition]
     // At or below the last: a change the last snapshot already holds, arriving late.
     // 1 below the last: the counter started over (the keys were deleted).
     if (last !== undefined && (position > last + 1 || (position === 1 && last > 1))) this.emit({ type: 'reset' })
-    this.lastPosition = last === undefined || position > last || position === 1 ? position : last
+    this.lastPosition[partition] = last === undefined || position > last || position === 1 ? position : last
     const change = changeOf(wire)
-    if (change !== undefined) this.emit({ type: 'change', position, change })
+    if (change !== undefined) this.emit({ type: 'change', partition, position, change })
   }
 }

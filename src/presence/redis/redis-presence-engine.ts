@@ -1,8 +1,10 @@
 /**
- * Presence in Redis, shared by every instance of a site. A heartbeat goes from heartbeat() to
- * the batcher (batcher.ts), which sends it with others as one script call (scripts.ts, lua/);
- * the script stores the change, appends the activity event and publishes the change on the
- * feed channel, which every instance's feed (feed.ts) hands to its hub.
+ * Presence in Redis, shared by every instance of a site. The site's state is split into
+ * partitions (keys.ts), a contact's in one. A heartbeat goes from heartbeat() to the batcher
+ * (batcher.ts), which sends it with others as script calls (scripts.ts, lua/), one per
+ * partition (on one Redis the fast path's beats of every partition go as one call); the script
+ * stores the change, appends the activity event to the partition's stream and publishes the
+ * change on the partition's feed channel, which every instance's feed (feed.ts) hands to its hub.
  */
 // A Redis or a Redis Cluster: the commands used here behave alike on both.
 import type { RedisClient as Redis } from './connections.js'
@@ -13,14 +15,16 @@ import { timedOut } from './availability.js'
 import { Batcher } from './batcher.js'
 import type { RedisConnections } from './connections.js'
 import { RedisFeed } from './feed.js'
-import { bucketKey, redisKeys, tabBucket, type RedisKeys } from './keys.js'
-import { definePresenceScripts, type ScriptBeat } from './scripts.js'
+import { DEFAULT_PARTITIONS, locate, sitePartitions, type PartitionKeys } from './keys.js'
+import { definePresenceScripts, type BeatGroup, type ScriptBeat } from './scripts.js'
 import { readSnapshotParts } from './snapshot-reader.js'
 import { sweepExpired } from './sweep.js'
 
 export interface RedisPresenceEngineOptions extends PresenceTimings {
   /** Namespace of the keys (keys.ts). */
   site: string
+  /** Partitions of the site's state (keys.ts); part of the site's layout (layout.ts). */
+  partitions?: number
   now: () => number
   /** Tabs handled per sweep call. */
   sweepBatch?: number
@@ -29,7 +33,10 @@ export interface RedisPresenceEngineOptions extends PresenceTimings {
 }
 
 export interface RedisPresenceEngine extends PresenceEngine {
-  readonly keys: RedisKeys
+  /** The keys of each partition, by partition number. */
+  readonly partitions: readonly PartitionKeys[]
+  /** The keys of the partition that holds a contact. */
+  partitionOf(contactId: string): PartitionKeys
   /** The command connection, for inspection (MEMORY USAGE, tests). */
   readonly redis: Redis
   /** The subscriber connection's name in CLIENT LIST. */
@@ -38,33 +45,88 @@ export interface RedisPresenceEngine extends PresenceEngine {
 
 /** A heartbeat waiting in the batcher for its script call. */
 interface QueuedBeat extends ScriptBeat {
+  keys: PartitionKeys
   /** true: a fast-path beat (beat.lua), settled with 1 when it applied; false: heartbeat.lua. */
   fast: boolean
   resolve(result: unknown): void
   reject(error: unknown): void
 }
 
+/** One call's results (the groups' beats in order) as a list per group. */
+function splitAs(groups: readonly Group[], results: readonly number[]): number[][] {
+  if (groups.length === 1) return [results as number[]]
+  let at = 0
+  return groups.map((group) => results.slice(at, (at += group.beats.length)))
+}
+
+/** A run's items in groups of one partition each, with each item's place in the run. */
+interface Group {
+  keys: PartitionKeys
+  beats: QueuedBeat[]
+  places: number[]
+}
+
+function byPartition(run: readonly QueuedBeat[], partitions: number): Group[] {
+  const byNumber: (Group | undefined)[] = new Array(partitions)
+  const groups: Group[] = []
+  for (let i = 0; i < run.length; i += 1) {
+    const item = run[i] as QueuedBeat
+    let group = byNumber[item.partition]
+    if (group === undefined) groups.push((byNumber[item.partition] = group = { keys: item.keys, beats: [], places: [] }))
+    group.beats.push(item)
+    group.places.push(i)
+  }
+  return groups
+}
+
+/** Results given in the groups' order, put back in the run's. */
+function inRunOrder<R>(groups: readonly Group[], results: readonly (readonly R[])[]): R[] {
+  if (groups.length === 1) return results[0] as R[]
+  const out: R[] = []
+  groups.forEach((group, g) => group.places.forEach((place, i) => (out[place] = (results[g] as readonly R[])[i] as R)))
+  return out
+}
+
 export async function createRedisPresenceEngine(connections: RedisConnections, options: RedisPresenceEngineOptions): Promise<RedisPresenceEngine> {
-  const { site, now, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs = DEFAULT_MAX_TABS, sweepBatch = 1000 } = options
+  const { site, now, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs = DEFAULT_MAX_TABS, sweepBatch = 1000, partitions: count = DEFAULT_PARTITIONS } = options
   const { redis, call } = connections
-  const keys = redisKeys(site)
-  const scripts = definePresenceScripts(redis, { keys, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs })
-  const feed = await RedisFeed.open(connections, keys.feedChannel)
+  const partitions = sitePartitions(site, count)
+  const cluster = connections.kind === 'cluster'
+  const scripts = definePresenceScripts(redis, { publishCommand: cluster ? 'SPUBLISH' : 'PUBLISH', presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs })
+  const feed = await RedisFeed.open(connections, partitions.map((keys) => keys.feedChannel))
+  // One Redis takes the fast path's groups of every partition in one call; a cluster one per partition.
+  const sendBeats = async (groups: Group[]): Promise<number[][]> => {
+    const beatGroups: BeatGroup[] = groups.map((group) => ({ keys: group.keys, beats: group.beats }))
+    if (!cluster || groups.length === 1) return splitAs(groups, await scripts.beat(beatGroups))
+    return Promise.all(beatGroups.map((group) => scripts.beat([group])))
+  }
   const batcher = new Batcher<QueuedBeat>({
-    send: (run) => ((run[0] as QueuedBeat).fast ? scripts.beat(run) : scripts.heartbeat(run)),
+    async send(run) {
+      const groups = byPartition(run, count)
+      if ((run[0] as QueuedBeat).fast) return inRunOrder(groups, await sendBeats(groups))
+      return inRunOrder(groups, await Promise.all(groups.map((group) => scripts.heartbeat(group.keys, group.beats))))
+    },
     schedule: options.schedule,
     timedOut,
   })
+  const where = (contactId: string): { keys: PartitionKeys; partition: number; bucket: string } => {
+    const { partition, bucket } = locate(contactId, count)
+    const keys = partitions[partition] as PartitionKeys
+    return { keys, partition, bucket: keys.bucket(bucket) }
+  }
   const enqueue = (fast: boolean, beat: Heartbeat): Promise<unknown> =>
     new Promise((resolve, reject) => {
-      batcher.add({ fast, bucket: bucketKey(site, tabBucket(beat.contactId)), at: now(), beat, resolve, reject })
+      const { partition, bucket } = locate(beat.contactId, count)
+      const keys = partitions[partition] as PartitionKeys
+      batcher.add({ fast, keys, partition, bucket: keys.bucket(bucket), at: now(), beat, resolve, reject })
     })
   const snapshotParts = (): SnapshotParts =>
-    readSnapshotParts({ redis, site, keys, call, presenceTimeoutMs, idleTimeoutMs, readUpTo: (position) => feed.readUpTo(position) })
+    readSnapshotParts({ redis, partitions, call, presenceTimeoutMs, idleTimeoutMs, readUpTo: (partition, position) => feed.readUpTo(partition, position) })
 
   return {
     kind: 'redis',
-    keys,
+    partitions,
+    partitionOf: (contactId) => where(contactId).keys,
     redis,
     subscriberName: connections.subscriberName,
 
@@ -81,12 +143,13 @@ export async function createRedisPresenceEngine(connections: RedisConnections, o
       return call(async () => {
         // Heartbeats accepted before the end go to Redis before it.
         batcher.flush()
-        return (await scripts.end(bucketKey(site, tabBucket(contactId)), now(), contactId, reason)) === 1
+        const { keys, bucket } = where(contactId)
+        return (await scripts.end(keys, bucket, now(), contactId, reason)) === 1
       })
     },
 
     sweep(): Promise<number> {
-      return call(() => sweepExpired({ redis, scripts, site, keys, now, sweepBatch }))
+      return call(() => sweepExpired({ redis, scripts, partitions, now, sweepBatch }))
     },
 
     snapshot(): Promise<Snapshot> {
@@ -100,7 +163,7 @@ export async function createRedisPresenceEngine(connections: RedisConnections, o
     },
 
     count(): Promise<number> {
-      return call(() => redis.hlen(keys.records))
+      return call(async () => (await Promise.all(partitions.map((keys) => redis.hlen(keys.records)))).reduce((sum, n) => sum + n, 0))
     },
 
     async ping(): Promise<void> {

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs'
 // A Redis or a Redis Cluster: the commands used here behave alike on both.
 import type { RedisClient as Redis } from './connections.js'
 import type { Heartbeat, HeartbeatResult, LeaveReason } from '../presence-engine.js'
-import type { RedisKeys } from './keys.js'
+import type { PartitionKeys } from './keys.js'
 
 const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8')
 
@@ -17,67 +17,83 @@ type ScriptedRedis = Redis & {
   catEnd(...args: (string | number)[]): Promise<number>
 }
 
-/** A heartbeat on its way to a script: its contact's bucket key and the time it arrived. */
+/** A heartbeat on its way to a script: its contact's partition, bucket key and the time it arrived. */
 export interface ScriptBeat {
+  partition: number
   bucket: string
   at: number
   beat: Heartbeat
 }
 
 export interface ScriptSettings {
-  keys: RedisKeys
+  /** PUBLISH on one Redis, SPUBLISH on a cluster (the feed channels are shard channels there). */
+  publishCommand: 'PUBLISH' | 'SPUBLISH'
   presenceTimeoutMs: number
   idleTimeoutMs: number
   gapAfterMs: number
   maxTabs: number
 }
 
+/** Beats of one partition, for one group of beat.lua. */
+export interface BeatGroup {
+  keys: PartitionKeys
+  beats: readonly ScriptBeat[]
+}
+
 export interface PresenceScripts {
-  /** beat.lua: the fast path; 1 per beat that applied, 0 where the full script must decide. */
-  beat(batch: readonly ScriptBeat[]): Promise<number[]>
-  /** heartbeat.lua: the full script, in order. */
-  heartbeat(batch: readonly ScriptBeat[]): Promise<HeartbeatResult[]>
+  /**
+   * beat.lua: the fast path, for groups of beats of one partition each (one group on a
+   * cluster); 1 per beat that applied, 0 where the full script must decide, in the groups' order.
+   */
+  beat(groups: readonly BeatGroup[]): Promise<number[]>
+  /** heartbeat.lua: the full script, in order, for beats of one partition. */
+  heartbeat(keys: PartitionKeys, batch: readonly ScriptBeat[]): Promise<HeartbeatResult[]>
   /** end.lua: 1 when the contact was online. */
-  end(bucket: string, at: number, contactId: string, reason: LeaveReason): Promise<number>
-  /** sweep.lua: the number of tabs removed from the due `buckets`. */
-  sweep(buckets: readonly string[], at: number, limit: number): Promise<number>
+  end(keys: PartitionKeys, bucket: string, at: number, contactId: string, reason: LeaveReason): Promise<number>
+  /** sweep.lua: the number of tabs removed from the due `buckets` of the partition. */
+  sweep(keys: PartitionKeys, buckets: readonly string[], at: number, limit: number): Promise<number>
 }
 
 export function definePresenceScripts(connection: Redis, settings: ScriptSettings): PresenceScripts {
-  const { keys, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs } = settings
+  const { publishCommand, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs } = settings
   const redis = connection as ScriptedRedis
   const common = lua('common')
   const full = common + lua('records')
   // heartbeat, end: the four common keys and the contact's bucket. sweep: the common keys and
-  // any number of buckets, beat: the index and one bucket per beat, so their key counts come
-  // first in their arguments. The fast path (beat) stands alone with few arguments:
+  // any number of buckets, beat: per group the index and one bucket per beat, so their key
+  // counts come first in their arguments. The fast path (beat) stands alone with few arguments:
   // definitions and arguments cost time on every call.
   redis.defineCommand('catBeat', { lua: lua('beat') })
   redis.defineCommand('catHeartbeat', { lua: full + lua('heartbeat') })
   redis.defineCommand('catSweep', { lua: full + lua('sweep') })
   redis.defineCommand('catEnd', { numberOfKeys: 5, lua: full + lua('end') })
-  const commonKeys = [keys.due, keys.records, keys.events, keys.seq]
+  const commonKeys = (keys: PartitionKeys): string[] => [keys.due, keys.records, keys.events, keys.seq]
 
   return {
-    beat(batch) {
-      const args: (string | number)[] = [1 + batch.length, keys.due]
-      for (const queued of batch) args.push(queued.bucket)
-      args.push(presenceTimeoutMs, gapAfterMs)
-      for (const { at, beat } of batch) args.push(at, beat.contactId, beat.sid)
-      return redis.catBeat(...args)
+    beat(groups) {
+      const keyArgs: (string | number)[] = [0]
+      const args: (string | number)[] = [presenceTimeoutMs, gapAfterMs, groups.length]
+      for (const { keys, beats } of groups) {
+        keyArgs.push(keys.due)
+        for (const queued of beats) keyArgs.push(queued.bucket)
+        args.push(beats.length)
+      }
+      keyArgs[0] = keyArgs.length - 1
+      for (const { beats } of groups) for (const { at, beat } of beats) args.push(at, beat.contactId, beat.sid)
+      return redis.catBeat(...keyArgs, ...args)
     },
-    heartbeat(batch) {
-      const args: (string | number)[] = [commonKeys.length + batch.length, ...commonKeys]
+    heartbeat(keys, batch) {
+      const args: (string | number)[] = [4 + batch.length, ...commonKeys(keys)]
       for (const queued of batch) args.push(queued.bucket)
-      args.push((batch[0] as ScriptBeat).at, presenceTimeoutMs, idleTimeoutMs, keys.feedChannel, gapAfterMs, maxTabs)
+      args.push((batch[0] as ScriptBeat).at, presenceTimeoutMs, idleTimeoutMs, keys.feedChannel, publishCommand, gapAfterMs, maxTabs)
       for (const { at, beat } of batch) args.push(at, beat.contactId, beat.sid, beat.event, beat.clientId, beat.name, beat.company, beat.path, beat.title)
       return redis.catHeartbeat(...args)
     },
-    end(bucket, at, contactId, reason) {
-      return redis.catEnd(...commonKeys, bucket, at, presenceTimeoutMs, idleTimeoutMs, keys.feedChannel, contactId, reason)
+    end(keys, bucket, at, contactId, reason) {
+      return redis.catEnd(...commonKeys(keys), bucket, at, presenceTimeoutMs, idleTimeoutMs, keys.feedChannel, publishCommand, contactId, reason)
     },
-    sweep(buckets, at, limit) {
-      return redis.catSweep(commonKeys.length + buckets.length, ...commonKeys, ...buckets, at, presenceTimeoutMs, idleTimeoutMs, keys.feedChannel, limit)
+    sweep(keys, buckets, at, limit) {
+      return redis.catSweep(4 + buckets.length, ...commonKeys(keys), ...buckets, at, presenceTimeoutMs, idleTimeoutMs, keys.feedChannel, publishCommand, limit)
     },
   }
 }

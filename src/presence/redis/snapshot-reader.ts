@@ -1,26 +1,41 @@
 /**
- * Reads the site's presence part by part: each part the tabs of a range of buckets and the
- * records of the contacts they name, each read at a feed position of its own (SnapshotParts).
+ * Reads the site's presence part by part: each part the tabs of a range of buckets of one
+ * partition and the records of the contacts they name, each read at a position of its
+ * partition's feed of its own (SnapshotParts). A part's commands touch one partition's keys.
  */
 // A Redis or a Redis Cluster: the commands used here behave alike on both.
 import type { RedisClient as Redis } from './connections.js'
 import type { Presence } from '../presence-engine.js'
 import type { SnapshotParts } from '../snapshot-parts.js'
 import type { RedisCall } from './availability.js'
-import { TAB_BUCKETS, bucketKey, tabBucket, type RedisKeys } from './keys.js'
+import { BUCKETS_PER_PARTITION, locate, type PartitionKeys } from './keys.js'
 import { addLastSeen, recordPresence, type TabTimeouts } from './records.js'
 
 /**
- * Tab buckets per snapshot part: 32 parts, about 3 000 contacts each at 100 000 online. Small
- * parts are sent while the next are read, and their maps and arrays stay small; parts of 32,
- * 64 or 128 buckets read alike (bench/snapshot.ts compares checkouts).
+ * Tab buckets per snapshot part: 4 parts a partition, 96 in all with 24 partitions, about
+ * 1 000 contacts each at 100 000 online. Small parts are sent while the next are read, and
+ * their maps and arrays stay small.
  */
-export const SNAPSHOT_PART_BUCKETS = 64
+export const SNAPSHOT_PART_BUCKETS = 128
+
+const PARTS_PER_PARTITION = BUCKETS_PER_PARTITION / SNAPSHOT_PART_BUCKETS
+
+/** The number of the snapshot part that holds a contact (parts go partition by partition). */
+export function snapshotPartOf(contactId: string, partitions: number): number {
+  const { partition, bucket } = locate(contactId, partitions)
+  return partition * PARTS_PER_PARTITION + Math.floor(bucket / SNAPSHOT_PART_BUCKETS)
+}
+
+/** The number of snapshot parts of a site of `partitions` partitions. */
+export function snapshotPartCount(partitions: number): number {
+  return partitions * PARTS_PER_PARTITION
+}
 
 /** Snapshot parts being read while the one before them is handed over. */
 const SNAPSHOT_READ_AHEAD = 2
 
 interface ReadPart {
+  partition: number
   online: Presence[]
   /** The feed position at which the part's tabs were read, and its records. */
   tabsAt: number
@@ -31,11 +46,10 @@ interface ReadPart {
 
 export interface SnapshotReaderOptions extends TabTimeouts {
   redis: Redis
-  site: string
-  keys: RedisKeys
+  partitions: readonly PartitionKeys[]
   call: RedisCall
-  /** Told the highest position of the parts once all are read (the feed's gap detection). */
-  readUpTo(position: number): void
+  /** Told, per partition, the highest position of its parts once all are read (the feed's gap detection). */
+  readUpTo(partition: number, position: number): void
 }
 
 /** Every error of a transaction's replies, thrown; the replies otherwise. */
@@ -54,17 +68,16 @@ function replies(result: [Error | null, unknown][] | null): unknown[] {
  * first position (absent), one that had tabs as it is at the second (present or gone), and
  * the hub sends each the changes after its own position (SnapshotParts.position).
  */
-async function readPart(options: SnapshotReaderOptions, first: number): Promise<ReadPart> {
-  const { redis, site, keys } = options
+async function readPart(options: SnapshotReaderOptions, keys: PartitionKeys, first: number): Promise<ReadPart> {
+  const { redis } = options
+  const { partition } = keys
   const tabsRead = redis.multi().get(keys.seq)
-  for (let bucket = first; bucket < first + SNAPSHOT_PART_BUCKETS && bucket < TAB_BUCKETS; bucket += 1) {
-    tabsRead.zrange(bucketKey(site, bucket), 0, -1, 'WITHSCORES')
-  }
+  for (let bucket = first; bucket < first + SNAPSHOT_PART_BUCKETS; bucket += 1) tabsRead.zrange(keys.bucket(bucket), 0, -1, 'WITHSCORES')
   const [seq, ...buckets] = replies(await tabsRead.exec())
   const tabsAt = Number(seq ?? 0)
   const found = new Map<string, number>()
   for (const tabs of buckets) addLastSeen(found, tabs as string[], options)
-  if (found.size === 0) return { online: [], tabsAt, recordsAt: tabsAt, found }
+  if (found.size === 0) return { partition, online: [], tabsAt, recordsAt: tabsAt, found }
   const ids = [...found.keys()]
   const [records, seqAgain] = replies(await redis.multi().hmget(keys.records, ...ids).get(keys.seq).exec()) as [(string | null)[], string | null]
   const online: Presence[] = []
@@ -72,23 +85,42 @@ async function readPart(options: SnapshotReaderOptions, first: number): Promise<
     const raw = records[i]
     if (raw != null) online.push(recordPresence(contactId, raw, found.get(contactId)))
   })
-  return { online, tabsAt, recordsAt: Number(seqAgain ?? 0), found }
+  return { partition, online, tabsAt, recordsAt: Number(seqAgain ?? 0), found }
 }
 
-/** The snapshot in parts of SNAPSHOT_PART_BUCKETS buckets, SNAPSHOT_READ_AHEAD of them read ahead. */
+/** The snapshot in parts of SNAPSHOT_PART_BUCKETS buckets of a partition, SNAPSHOT_READ_AHEAD of them read ahead. */
 export function readSnapshotParts(options: SnapshotReaderOptions): SnapshotParts {
+  const { partitions } = options
+  const count = partitions.length
+  const total = snapshotPartCount(count)
+  // read[p * PARTS_PER_PARTITION + k]: part k of partition p.
   const read: ReadPart[] = []
-  const highest = (): number => read.reduce((max, part) => Math.max(max, part.recordsAt), 0)
+  // Per partition, once every part is read: the lowest position of its parts and the highest.
+  const lowestAt: number[] = []
+  const highestAt: number[] = []
+  const bounds = (): void => {
+    for (let partition = 0; partition < count; partition += 1) {
+      const own = read.slice(partition * PARTS_PER_PARTITION, (partition + 1) * PARTS_PER_PARTITION)
+      lowestAt[partition] = own.reduce((min, part) => Math.min(min, part.tabsAt), Infinity)
+      highestAt[partition] = own.reduce((max, part) => Math.max(max, part.recordsAt), 0)
+    }
+  }
+  const bound = (at: number[], partition: number): number => {
+    const value = at[partition]
+    if (value === undefined) throw new Error('snapshot positions asked before its parts were read')
+    return value
+  }
   async function* parts(): AsyncGenerator<Presence[]> {
     const ahead: Promise<ReadPart>[] = []
     let next = 0
     const readNext = (): void => {
-      if (next >= TAB_BUCKETS) return
-      const first = next
-      const part = options.call(() => readPart(options, first))
+      if (next >= total) return
+      const keys = partitions[Math.floor(next / PARTS_PER_PARTITION)] as PartitionKeys
+      const first = (next % PARTS_PER_PARTITION) * SNAPSHOT_PART_BUCKETS
+      const part = options.call(() => readPart(options, keys, first))
       part.catch(() => {}) // awaited in turn; not unhandled if the reader stops before
       ahead.push(part)
-      next += SNAPSHOT_PART_BUCKETS
+      next += 1
     }
     for (let k = 0; k <= SNAPSHOT_READ_AHEAD; k += 1) readNext()
     for (let part = ahead.shift(); part !== undefined; part = ahead.shift()) {
@@ -97,20 +129,18 @@ export function readSnapshotParts(options: SnapshotReaderOptions): SnapshotParts
       read.push(done)
       yield done.online
     }
-    options.readUpTo(highest())
+    bounds()
+    for (let partition = 0; partition < count; partition += 1) options.readUpTo(partition, highestAt[partition] as number)
   }
   return {
     parts: parts(),
+    partitions: count,
     position(contactId) {
-      const part = read[Math.floor(tabBucket(contactId) / SNAPSHOT_PART_BUCKETS)]
+      const part = read[snapshotPartOf(contactId, count)]
       if (part === undefined) throw new Error('snapshot position asked before its parts were read')
       return part.found.has(contactId) ? part.recordsAt : part.tabsAt
     },
-    get lowest() {
-      return read.reduce((min, part) => Math.min(min, part.tabsAt), Infinity)
-    },
-    get highest() {
-      return highest()
-    },
+    lowest: (partition) => bound(lowestAt, partition),
+    highest: (partition) => bound(highestAt, partition),
   }
 }

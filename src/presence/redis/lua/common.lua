@@ -1,6 +1,7 @@
 --[[ common.lua: the keys, arguments and helpers the presence scripts share; scripts.ts
 prepends it, then records.lua, to each one but beat.lua (the fast path stands alone). The key
-names: keys.ts.
+names: keys.ts. Every key a call gets belongs to one partition of the site (keys.ts): the
+partition's keys share a hash tag, so on a cluster they lie in one slot.
 
 KEYS[1]  due      sorted set  the tab index: member = bucket number n, score at or before the
                               earliest expiry in bucket n; every non-empty bucket is in it. Kept
@@ -9,7 +10,7 @@ KEYS[1]  due      sorted set  the tab index: member = bucket number n, score at 
 KEYS[2]  contacts hash        field contactId -> record (format: records.lua)
 KEYS[3]  events   stream      activity events for the durable log
 KEYS[4]  feed seq string      counter: one per published change, for gap detection
-KEYS[5…] buckets  sorted sets `cat:{site}:t:<n>`: member "contactId|sid" (visible tab) or
+KEYS[5…] buckets  sorted sets `cat:{tag}:t:<n>`: member "contactId|sid" (visible tab) or
                               "contactId|sid|h" (hidden tab), score = ms since the epoch at which
                               the tab is gone. n is a hash of the contact id (computed by the
                               engine), so all tabs of a contact share one bucket; a bucket stays
@@ -18,7 +19,8 @@ KEYS[5…] buckets  sorted sets `cat:{site}:t:<n>`: member "contactId|sid" (visi
 ARGV[1]  now                  ms since the epoch (the caller's injected clock)
 ARGV[2]  presence timeout     ms a visible tab lives without a heartbeat
 ARGV[3]  idle timeout         ms a hidden tab lives
-ARGV[4]  feed channel         pub/sub channel of presence changes
+ARGV[4]  feed channel         pub/sub channel of presence changes (the partition's)
+ARGV[5]  publish command      PUBLISH on one Redis, SPUBLISH (a shard channel) on a cluster
 
 The record format, the stream's fields and the feed's messages: records.lua.
 ]]
@@ -27,6 +29,7 @@ local NOW = tonumber(ARGV[1])
 local TIMEOUT = tonumber(ARGV[2])
 local IDLE = tonumber(ARGV[3])
 local CHANNEL = ARGV[4]
+local PUBLISH_COMMAND = ARGV[5]
 
 local function tab_member(contact, sid, hidden)
   if hidden then return contact .. '|' .. sid .. '|h' end

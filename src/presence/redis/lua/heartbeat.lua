@@ -1,18 +1,18 @@
 --[[ heartbeat.lua: applies, in order, a batch of heartbeats that missed the fast path or are
 not plain beats. The batcher (batcher.ts) gathers them into one call, as it does the fast path's
 beats (beat.lua): per heartbeat that saves a command in ioredis and a script call in Redis.
-KEYS[1..4] and ARGV[1..4] as in common.lua, then:
+KEYS[1..4] and ARGV[1..5] as in common.lua, then:
 KEYS[4 + i]              the bucket of heartbeat i's contact
-ARGV[5]                  gap after (as in beat.lua)
-ARGV[6]                  max tabs: most open tabs per contact; a new tab beyond it is refused
-ARGV[7 + 9(i-1) ..]      heartbeat i: now (the caller's clock when it arrived, ms), contact id,
+ARGV[6]                  gap after (as in beat.lua)
+ARGV[7]                  max tabs: most open tabs per contact; a new tab beyond it is refused
+ARGV[8 + 9(i-1) ..]      heartbeat i: now (the caller's clock when it arrived, ms), contact id,
                          sid (tab id), event (beat|nav|visible|hidden|leave), client id, name,
                          company, path, title
 Returns, for each heartbeat, joined | updated | left | unchanged | ignored | refused (a new tab
 beyond max tabs: nothing is written).
 ]]
-local GAP_AFTER = tonumber(ARGV[5])
-local MAX_TABS = tonumber(ARGV[6])
+local GAP_AFTER = tonumber(ARGV[6])
+local MAX_TABS = tonumber(ARGV[7])
 
 local function apply(BUCKET, NOW, contact, sid, event, client, name, company, path, title)
   local raw = redis.call('HGET', CONTACTS, contact)
@@ -95,7 +95,7 @@ end
 
 local results = {}
 for i = 1, #KEYS - 4 do
-  local a = 7 + 9 * (i - 1)
+  local a = 8 + 9 * (i - 1)
   results[i] = apply(KEYS[4 + i], tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5],
     ARGV[a + 6], ARGV[a + 7], ARGV[a + 8])
 end

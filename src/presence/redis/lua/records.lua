@@ -118,7 +118,7 @@ local function flush_feed()
   if count == 0 then return end
   local last = redis.call('INCRBY', SEQ, count)
   for i, change in ipairs(feed) do change.n = last - count + i end
-  redis.call('PUBLISH', CHANNEL, cjson.encode(feed))
+  redis.call(PUBLISH_COMMAND, CHANNEL, cjson.encode(feed))
   feed = {}
 end
 

@@ -3,11 +3,11 @@ Every instance runs it; scripts run one at a time, so a tab removed here is not 
 next caller, and each leave is published by the call that removed it.
 KEYS[1..4] as in common.lua, KEYS[5…]: buckets the caller found due (ZRANGEBYSCORE due -inf
 now); each is checked again here, another sweeper may have been first.
-ARGV[1..4] as in common.lua, then:
-ARGV[5]  limit            most tabs removed in one call (bounds the time Redis is busy)
+ARGV[1..5] as in common.lua, then:
+ARGV[6]  limit            most tabs removed in one call (bounds the time Redis is busy)
 Returns the number of tabs removed; the limit reached means there may be more.
 ]]
-local limit = tonumber(ARGV[5])
+local limit = tonumber(ARGV[6])
 local removed = 0
 for b = 5, #KEYS do
   if removed >= limit then break end
