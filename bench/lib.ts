@@ -26,6 +26,8 @@ export interface ServerSpec {
   site: string
   /** The Redis engine's Redis; REDIS_URL when absent. */
   redisUrl?: string
+  /** The Redis engine on a Redis Cluster instead (REDIS_CLUSTER_NODES). */
+  redisClusterNodes?: string
   /**
    * CAT_HEARTBEAT_INTERVAL_S and CAT_PRESENCE_TIMEOUT_S; 30 and PRESENCE_TIMEOUT_S when absent.
    * A beat more than the interval + 10 s after the contact's previous one is late (the full
@@ -286,6 +288,72 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
       rmSync(dir, { recursive: true, force: true })
     },
   }
+}
+
+export interface PrivateCluster {
+  /** `host:port` of each master. */
+  masters: string[]
+  /** REDIS_CLUSTER_NODES for the servers. */
+  seeds: string
+  stop(): Promise<void>
+}
+
+/**
+ * A Redis Cluster of the bench's own: `masters` redis-servers on free loopback ports (no
+ * replicas: the balance of the masters is measured), created with `redis-cli --cluster create`,
+ * which splits the slots evenly among them; no other client's keys or commands count.
+ */
+export async function startPrivateCluster(masters = 3): Promise<PrivateCluster> {
+  const ports: number[] = []
+  while (ports.length < masters) {
+    const probe = createNetServer()
+    await new Promise<void>((resolve, reject) => probe.once('error', reject).listen(0, '127.0.0.1', resolve))
+    const port = (probe.address() as { port: number }).port
+    await new Promise<void>((resolve) => probe.close(() => resolve()))
+    // A node also listens on port + 10000 for the cluster bus.
+    if (port < 55000 && !ports.includes(port)) ports.push(port)
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'cat-bench-cluster-'))
+  const children = ports.map((port) => {
+    const nodeDir = join(dir, String(port))
+    mkdirSync(nodeDir)
+    return spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', join(nodeDir, 'nodes.conf'), '--save', '', '--appendonly', 'no', '--dir', nodeDir, '--logfile', join(nodeDir, 'log')], { stdio: 'ignore' })
+  })
+  const nodes = ports.map((port) => `127.0.0.1:${port}`)
+  const stop = async (): Promise<void> => {
+    await Promise.all(children.map((child) => new Promise<void>((resolve) => {
+      if (child.exitCode !== null) return resolve()
+      child.once('exit', () => resolve())
+      child.kill('SIGTERM')
+    })))
+    rmSync(dir, { recursive: true, force: true })
+  }
+  try {
+    for (const port of ports) {
+      const redis = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: (times) => (times > 50 ? null : 100) })
+      redis.on('error', () => {})
+      await redis.connect()
+      redis.disconnect()
+    }
+    const created = await new Promise<number | null>((resolve) => spawn('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' }).once('exit', resolve))
+    if (created !== 0) throw new Error(`redis-cli --cluster create exited with ${created}`)
+    for (;;) {
+      const states = await Promise.all(ports.map(async (port) => {
+        const redis = new Redis({ port, host: '127.0.0.1' })
+        try {
+          return /cluster_state:ok/.test(await redis.cluster('INFO'))
+        } finally {
+          redis.disconnect()
+        }
+      }))
+      if (states.every(Boolean)) break
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+  return { masters: nodes, seeds: nodes.join(','), stop }
 }
 
 /** CPU time a process has used, user + system, ms (Linux /proc; clock ticks of 10 ms). */

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only heartbeats,diff,expiry,writer,snippet]`
+ * `npm run bench [-- --quick] [-- --only heartbeats,diff,expiry,writer,snippet,million,cluster]`
  * Runs every scenario of bench/scenarios against real Redis and MariaDB, then writes
  * bench/results/latest.json and latest.md (a --quick run: quick.json and quick.md) and, after
  * a full run of every scenario, puts the table into README.md between its bench markers.
@@ -19,6 +19,7 @@ import { expiryScenario } from './scenarios/expiry.js'
 import { writerScenario } from './scenarios/writer.js'
 import { snippetScenario } from './scenarios/snippet.js'
 import { millionScenario } from './scenarios/million.js'
+import { clusterScenario } from './scenarios/cluster.js'
 import type { Row, RunOptions, ScenarioResult } from './scenarios/types.js'
 
 const SCENARIOS: Record<string, (options: RunOptions) => Promise<ScenarioResult>> = {
@@ -28,6 +29,7 @@ const SCENARIOS: Record<string, (options: RunOptions) => Promise<ScenarioResult>
   writer: writerScenario,
   snippet: snippetScenario,
   million: millionScenario,
+  cluster: clusterScenario,
 }
 
 const START = '<!-- bench:start -->'

@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     CAT_HEARTBEAT_INTERVAL_S: String(spec.timing?.heartbeatIntervalS ?? 30),
     CAT_PRESENCE_TIMEOUT_S: String(spec.timing?.presenceTimeoutS ?? PRESENCE_TIMEOUT_S),
     CAT_DIFF_INTERVAL_MS: String(spec.diffIntervalMs ?? 100),
-    ...(spec.kind === 'redis' ? { REDIS_URL: spec.redisUrl ?? REDIS_URL } : {}),
+    ...(spec.kind === 'redis' ? (spec.redisClusterNodes === undefined ? { REDIS_URL: spec.redisUrl ?? REDIS_URL } : { REDIS_CLUSTER_NODES: spec.redisClusterNodes }) : {}),
   })
   const app = await buildApp(config, { now, sweepIntervalMs: spec.sweepIntervalMs ?? 1000, activityLoops: false })
   const online = spec.online ?? 0

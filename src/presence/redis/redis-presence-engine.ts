@@ -2,7 +2,7 @@
  * Presence in Redis, shared by every instance of a site. The site's state is split into
  * partitions (keys.ts), a contact's in one. A heartbeat goes from heartbeat() to the batcher
  * (batcher.ts), which sends it with others as script calls (scripts.ts, lua/), one per
- * partition (on one Redis the fast path's beats of every partition go as one call); the script
+ * partition on a cluster, one for every partition on one Redis; the script
  * stores the change, appends the activity event to the partition's stream and publishes the
  * change on the partition's feed channel, which every instance's feed (feed.ts) hands to its hub.
  */
@@ -53,8 +53,8 @@ interface QueuedBeat extends ScriptBeat {
 }
 
 /** One call's results (the groups' beats in order) as a list per group. */
-function splitAs(groups: readonly Group[], results: readonly number[]): number[][] {
-  if (groups.length === 1) return [results as number[]]
+function splitAs<R>(groups: readonly Group[], results: readonly R[]): R[][] {
+  if (groups.length === 1) return [results as R[]]
   let at = 0
   return groups.map((group) => results.slice(at, (at += group.beats.length)))
 }
@@ -94,17 +94,17 @@ export async function createRedisPresenceEngine(connections: RedisConnections, o
   const cluster = connections.kind === 'cluster'
   const scripts = definePresenceScripts(redis, { publishCommand: cluster ? 'SPUBLISH' : 'PUBLISH', presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs })
   const feed = await RedisFeed.open(connections, partitions.map((keys) => keys.feedChannel))
-  // One Redis takes the fast path's groups of every partition in one call; a cluster one per partition.
-  const sendBeats = async (groups: Group[]): Promise<number[][]> => {
+  // One Redis takes the groups of every partition in one call; a cluster a call per partition.
+  const inGroups = async <R>(groups: Group[], send: (groups: BeatGroup[]) => Promise<R[]>): Promise<R[][]> => {
     const beatGroups: BeatGroup[] = groups.map((group) => ({ keys: group.keys, beats: group.beats }))
-    if (!cluster || groups.length === 1) return splitAs(groups, await scripts.beat(beatGroups))
-    return Promise.all(beatGroups.map((group) => scripts.beat([group])))
+    if (!cluster || groups.length === 1) return splitAs(groups, await send(beatGroups))
+    return Promise.all(beatGroups.map((group) => send([group])))
   }
   const batcher = new Batcher<QueuedBeat>({
     async send(run) {
       const groups = byPartition(run, count)
-      if ((run[0] as QueuedBeat).fast) return inRunOrder(groups, await sendBeats(groups))
-      return inRunOrder(groups, await Promise.all(groups.map((group) => scripts.heartbeat(group.keys, group.beats))))
+      if ((run[0] as QueuedBeat).fast) return inRunOrder(groups, await inGroups(groups, scripts.beat))
+      return inRunOrder(groups, await inGroups(groups, scripts.heartbeat))
     },
     schedule: options.schedule,
     timedOut,

@@ -46,8 +46,8 @@ export interface PresenceScripts {
    * cluster); 1 per beat that applied, 0 where the full script must decide, in the groups' order.
    */
   beat(groups: readonly BeatGroup[]): Promise<number[]>
-  /** heartbeat.lua: the full script, in order, for beats of one partition. */
-  heartbeat(keys: PartitionKeys, batch: readonly ScriptBeat[]): Promise<HeartbeatResult[]>
+  /** heartbeat.lua: the full script, in order, for groups of heartbeats of one partition each (one group on a cluster). */
+  heartbeat(groups: readonly BeatGroup[]): Promise<HeartbeatResult[]>
   /** end.lua: 1 when the contact was online. */
   end(keys: PartitionKeys, bucket: string, at: number, contactId: string, reason: LeaveReason): Promise<number>
   /** sweep.lua: the number of tabs removed from the due `buckets` of the partition. */
@@ -82,12 +82,19 @@ export function definePresenceScripts(connection: Redis, settings: ScriptSetting
       for (const { beats } of groups) for (const { at, beat } of beats) args.push(at, beat.contactId, beat.sid)
       return redis.catBeat(...keyArgs, ...args)
     },
-    heartbeat(keys, batch) {
-      const args: (string | number)[] = [4 + batch.length, ...commonKeys(keys)]
-      for (const queued of batch) args.push(queued.bucket)
-      args.push((batch[0] as ScriptBeat).at, presenceTimeoutMs, idleTimeoutMs, keys.feedChannel, publishCommand, gapAfterMs, maxTabs)
-      for (const { at, beat } of batch) args.push(at, beat.contactId, beat.sid, beat.event, beat.clientId, beat.name, beat.company, beat.path, beat.title)
-      return redis.catHeartbeat(...args)
+    heartbeat(groups) {
+      const keyArgs: (string | number)[] = [0]
+      const first = groups[0] as BeatGroup
+      const args: (string | number)[] = [(first.beats[0] as ScriptBeat).at, presenceTimeoutMs, idleTimeoutMs, first.keys.feedChannel, publishCommand, gapAfterMs, maxTabs, groups.length]
+      for (const { keys, beats } of groups) {
+        keyArgs.push(...commonKeys(keys))
+        for (const queued of beats) keyArgs.push(queued.bucket)
+        args.push(beats.length)
+      }
+      for (const { keys } of groups) args.push(keys.feedChannel)
+      keyArgs[0] = keyArgs.length - 1
+      for (const { beats } of groups) for (const { at, beat } of beats) args.push(at, beat.contactId, beat.sid, beat.event, beat.clientId, beat.name, beat.company, beat.path, beat.title)
+      return redis.catHeartbeat(...keyArgs, ...args)
     },
     end(keys, bucket, at, contactId, reason) {
       return redis.catEnd(...commonKeys(keys), bucket, at, presenceTimeoutMs, idleTimeoutMs, keys.feedChannel, publishCommand, contactId, reason)

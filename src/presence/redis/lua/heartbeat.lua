@@ -1,13 +1,21 @@
 --[[ heartbeat.lua: applies, in order, a batch of heartbeats that missed the fast path or are
 not plain beats. The batcher (batcher.ts) gathers them into one call, as it does the fast path's
 beats (beat.lua): per heartbeat that saves a command in ioredis and a script call in Redis.
-KEYS[1..4] and ARGV[1..5] as in common.lua, then:
-KEYS[4 + i]              the bucket of heartbeat i's contact
+The heartbeats come in groups, one per partition, as beat.lua's: on a cluster a call has one
+group; on one Redis one call carries the groups of every partition. Each group's four common
+keys (common.lua) and channel replace the previous group's before its heartbeats are applied,
+and its changes are published on its own channel.
+KEYS                     per group: its KEYS[1..4] as in common.lua, then the bucket of each of
+                         its heartbeats' contacts
+ARGV[1..5] as in common.lua (ARGV[4], the channel, is the first group's), then:
 ARGV[6]                  gap after (as in beat.lua)
 ARGV[7]                  max tabs: most open tabs per contact; a new tab beyond it is refused
-ARGV[8 + 9(i-1) ..]      heartbeat i: now (the caller's clock when it arrived, ms), contact id,
-                         sid (tab id), event (beat|nav|visible|hidden|leave), client id, name,
-                         company, path, title
+ARGV[8]                  groups, g
+ARGV[8 + j], j = 1 … g   the number of heartbeats of group j
+ARGV[8 + g + j]          the feed channel of group j
+then, per heartbeat      now (the caller's clock when it arrived, ms), contact id, sid (tab
+                         id), event (beat|nav|visible|hidden|leave), client id, name, company,
+                         path, title
 Returns, for each heartbeat, joined | updated | left | unchanged | ignored | refused (a new tab
 beyond max tabs: nothing is written).
 ]]
@@ -93,11 +101,22 @@ local function apply(BUCKET, NOW, contact, sid, event, client, name, company, pa
   return 'updated'
 end
 
+local groups = tonumber(ARGV[8])
 local results = {}
-for i = 1, #KEYS - 4 do
-  local a = 8 + 9 * (i - 1)
-  results[i] = apply(KEYS[4 + i], tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5],
-    ARGV[a + 6], ARGV[a + 7], ARGV[a + 8])
+local k = 0
+local a = 9 + 2 * groups
+local i = 0
+for g = 1, groups do
+  DUE, CONTACTS, EVENTS, SEQ = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+  CHANNEL = ARGV[8 + groups + g]
+  k = k + 4
+  for _ = 1, tonumber(ARGV[8 + g]) do
+    k = k + 1
+    i = i + 1
+    results[i] = apply(KEYS[k], tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5],
+      ARGV[a + 6], ARGV[a + 7], ARGV[a + 8])
+    a = a + 9
+  end
+  flush_feed()
 end
-flush_feed()
 return results
