@@ -3,6 +3,7 @@
  * records of the contacts they name, each read at a feed position of its own (SnapshotParts).
  */
 // A Redis or a Redis Cluster: the commands used here behave alike on both.
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { RedisClient as Redis } from './connections.js'
 import type { Presence } from '../presence-engine.js'
 import type { SnapshotParts } from '../snapshot-parts.js'
@@ -19,6 +20,16 @@ export const SNAPSHOT_PART_BUCKETS = 64
 
 /** Snapshot parts being read while the one before them is handed over. */
 const SNAPSHOT_READ_AHEAD = 2
+
+/**
+ * Reads of one part before the snapshot fails, and the wait before the second, doubling after.
+ * A part is megabytes at a million online, and its reply can miss the command timeout while
+ * the process is busy (collecting garbage, sending the parts before it): the dashboards whose
+ * message has begun would lose it, so the part is read again. Each part is read at a feed
+ * position of its own, so a part read later fits with the others as it is.
+ */
+const PART_READS = 5
+const PART_RETRY_MS = 100
 
 interface ReadPart {
   online: Presence[]
@@ -75,6 +86,18 @@ async function readPart(options: SnapshotReaderOptions, first: number): Promise<
   return { online, tabsAt, recordsAt: Number(seqAgain ?? 0), found }
 }
 
+/** One part, read again (PART_READS, PART_RETRY_MS) when a read fails. */
+async function readPartAgain(options: SnapshotReaderOptions, first: number): Promise<ReadPart> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await options.call(() => readPart(options, first))
+    } catch (error) {
+      if (attempt >= PART_READS) throw error
+      await sleep(PART_RETRY_MS * 2 ** (attempt - 1))
+    }
+  }
+}
+
 /** The snapshot in parts of SNAPSHOT_PART_BUCKETS buckets, SNAPSHOT_READ_AHEAD of them read ahead. */
 export function readSnapshotParts(options: SnapshotReaderOptions): SnapshotParts {
   const read: ReadPart[] = []
@@ -85,7 +108,7 @@ export function readSnapshotParts(options: SnapshotReaderOptions): SnapshotParts
     const readNext = (): void => {
       if (next >= TAB_BUCKETS) return
       const first = next
-      const part = options.call(() => readPart(options, first))
+      const part = readPartAgain(options, first)
       part.catch(() => {}) // awaited in turn; not unhandled if the reader stops before
       ahead.push(part)
       next += SNAPSHOT_PART_BUCKETS
