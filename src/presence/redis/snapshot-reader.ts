@@ -100,7 +100,8 @@ async function readPartAgain(options: SnapshotReaderOptions, first: number): Pro
 
 /** The snapshot in parts of SNAPSHOT_PART_BUCKETS buckets, SNAPSHOT_READ_AHEAD of them read ahead. */
 export function readSnapshotParts(options: SnapshotReaderOptions): SnapshotParts {
-  const read: ReadPart[] = []
+  // The positions of the parts handed over; their contacts are the caller's once handed over.
+  const read: Omit<ReadPart, 'online'>[] = []
   const highest = (): number => read.reduce((max, part) => Math.max(max, part.recordsAt), 0)
   async function* parts(): AsyncGenerator<Presence[]> {
     const ahead: Promise<ReadPart>[] = []
@@ -115,10 +116,10 @@ export function readSnapshotParts(options: SnapshotReaderOptions): SnapshotParts
     }
     for (let k = 0; k <= SNAPSHOT_READ_AHEAD; k += 1) readNext()
     for (let part = ahead.shift(); part !== undefined; part = ahead.shift()) {
-      const done = await part
+      const { online, ...positions } = await part
       readNext()
-      read.push(done)
-      yield done.online
+      read.push(positions)
+      yield online
     }
     options.readUpTo(highest())
   }
