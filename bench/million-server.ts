@@ -42,7 +42,7 @@ async function main(): Promise<void> {
   const now = (): number => clock ?? Date.now() + offset
   const config = loadConfig({
     CAT_SECRET: BENCH_SECRET,
-    LOG_LEVEL: 'silent',
+    LOG_LEVEL: process.env.BENCH_SERVER_LOG ?? 'silent',
     CAT_SITE: spec.site,
     CAT_DATA_DIR: `/tmp/cat-bench-${spec.site}`,
     CAT_PRESENCE_TIMEOUT_S: String(PRESENCE_TIMEOUT_S),

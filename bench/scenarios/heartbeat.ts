@@ -140,28 +140,63 @@ export async function presenceBytes(site: string, contacts: number, url = REDIS_
 }
 
 /** One dashboard connects; ms to the first byte of its snapshot and to the last. */
+/**
+ * The first message on `socket`: rejects with the close code and reason when the socket closes
+ * before it, with the error when one comes first, and when none came within `deadlineMs`.
+ */
+export function firstMessage(socket: WebSocket, what: string, deadlineMs: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const done = (): void => {
+      clearTimeout(timer)
+      socket.off('message', onMessage)
+      socket.off('close', onClose)
+      socket.off('error', onError)
+    }
+    const onMessage = (data: Buffer): void => {
+      done()
+      resolve(data)
+    }
+    const onClose = (code: number, reason: Buffer): void => {
+      done()
+      reject(new Error(`${what}: the socket closed before it arrived (code ${code}${reason.length > 0 ? `, reason "${reason.toString()}"` : ''})`))
+    }
+    const onError = (error: Error): void => {
+      done()
+      socket.terminate()
+      reject(new Error(`${what}: ${error.message}`))
+    }
+    const timer = setTimeout(() => {
+      done()
+      socket.terminate()
+      reject(new Error(`${what}: none within ${deadlineMs} ms`))
+    }, deadlineMs)
+    socket.on('message', onMessage)
+    socket.on('close', onClose)
+    socket.on('error', onError)
+  })
+}
+
+/** How long a snapshot may take to arrive before the bench gives up on it. */
+const SNAPSHOT_DEADLINE_MS = 120_000
+
 export async function snapshotTiming(port: number, expectOnline: number, token = adminToken()): Promise<{ firstByteMs: number; lastByteMs: number; bytes: number; online: number }> {
   const started = performance.now()
   const socket = new WebSocket(`ws://127.0.0.1:${port}/admin/ws?token=${token}`, { maxPayload: 1 << 30 })
-  return new Promise((resolve, reject) => {
-    let firstByteMs: number | undefined
-    socket.once('open', () => {
-      const raw = (socket as unknown as { _socket: NodeJS.ReadableStream })._socket
-      raw.once('data', () => {
-        firstByteMs ??= performance.now() - started
-      })
+  let firstByteMs: number | undefined
+  socket.once('open', () => {
+    const raw = (socket as unknown as { _socket: NodeJS.ReadableStream })._socket
+    raw.once('data', () => {
+      firstByteMs ??= performance.now() - started
     })
-    socket.once('message', (data: Buffer) => {
-      const lastByteMs = performance.now() - started
-      firstByteMs ??= lastByteMs
-      const message = JSON.parse(data.toString()) as { type: string; online?: unknown[] }
-      socket.close()
-      const online = message.online?.length ?? -1
-      if (message.type !== 'snapshot' || online !== expectOnline) reject(new Error(`expected a snapshot of ${expectOnline}, got ${message.type} of ${online}`))
-      else resolve({ firstByteMs, lastByteMs, bytes: data.length, online })
-    })
-    socket.once('error', reject)
   })
+  const data = await firstMessage(socket, `a snapshot of ${expectOnline}`, SNAPSHOT_DEADLINE_MS)
+  const lastByteMs = performance.now() - started
+  firstByteMs ??= lastByteMs
+  const message = JSON.parse(data.toString()) as { type: string; online?: unknown[] }
+  socket.close()
+  const online = message.online?.length ?? -1
+  if (message.type !== 'snapshot' || online !== expectOnline) throw new Error(`expected a snapshot of ${expectOnline}, got ${message.type} of ${online}`)
+  return { firstByteMs, lastByteMs, bytes: data.length, online }
 }
 
 export async function heartbeatScenario({ quick }: RunOptions): Promise<ScenarioResult> {

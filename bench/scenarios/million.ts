@@ -18,7 +18,7 @@ import { presenceMemoryUsage } from '../../src/presence/redis/memory-usage.js'
 import { DEFAULT_PARTITIONS, sitePartitions } from '../../src/presence/redis/keys.js'
 import { LEAVING_FROM_S, type MillionSpec } from '../million-spec.js'
 import { PRESENCE_TIMEOUT_S, REDIS_URL, SERVER_NODE_ARGS, adminToken, cleanSite, clientToken, load, log, processCpuMs, quantile, redisCpuMs, round, tabId } from '../lib.js'
-import { snapshotTiming } from './heartbeat.js'
+import { firstMessage, snapshotTiming } from './heartbeat.js'
 import type { RunOptions, ScenarioResult } from './types.js'
 
 const LEAVING_PER_S = 1000
@@ -66,6 +66,7 @@ export async function millionScenario({ quick }: RunOptions): Promise<ScenarioRe
   }
   const redis = new Redis(REDIS_URL)
   let dashboard: WebSocket | undefined
+  let stopping = false
   try {
     let ready = ''
     while (!ready.startsWith('ready ')) ready = await nextLine()
@@ -97,9 +98,9 @@ export async function millionScenario({ quick }: RunOptions): Promise<ScenarioRe
       const message = JSON.parse(data.toString()) as { left?: { at: number }[] }
       for (const left of message.left ?? []) lefts.push({ receivedAt, at: left.at })
     })
-    await new Promise((resolve, reject) => {
-      dashboard?.once('message', resolve)
-      dashboard?.once('error', reject)
+    await firstMessage(dashboard, 'the staying dashboard\'s snapshot', 120_000)
+    dashboard.on('close', (code: number, reason: Buffer) => {
+      if (!stopping) log(`million: the staying dashboard closed (code ${code}${reason.length > 0 ? `, reason "${reason.toString()}"` : ''}); its lefts stop`)
     })
 
     log(`million: ${rate} heartbeats/s for ${runS} s over ${beating.length} contacts, ${LEAVING_PER_S}/s expiring`)
@@ -155,6 +156,7 @@ export async function millionScenario({ quick }: RunOptions): Promise<ScenarioRe
       data,
     }
   } finally {
+    stopping = true
     dashboard?.terminate()
     if (child.exitCode === null) child.kill('SIGTERM')
     await exited

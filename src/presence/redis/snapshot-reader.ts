@@ -4,6 +4,7 @@
  * partition's feed of its own (SnapshotParts). A part's commands touch one partition's keys.
  */
 // A Redis or a Redis Cluster: the commands used here behave alike on both.
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { RedisClient as Redis } from './connections.js'
 import type { Presence } from '../presence-engine.js'
 import type { SnapshotParts } from '../snapshot-parts.js'
@@ -33,6 +34,16 @@ export function snapshotPartCount(partitions: number): number {
 
 /** Snapshot parts being read while the one before them is handed over. */
 const SNAPSHOT_READ_AHEAD = 2
+
+/**
+ * Reads of one part before the snapshot fails, and the wait before the second, doubling after.
+ * A part is megabytes at a million online, and its reply can miss the command timeout while
+ * the process is busy (collecting garbage, sending the parts before it): the dashboards whose
+ * message has begun would lose it, so the part is read again. Each part is read at a feed
+ * position of its own, so a part read later fits with the others as it is.
+ */
+const PART_READS = 5
+const PART_RETRY_MS = 100
 
 interface ReadPart {
   partition: number
@@ -88,13 +99,26 @@ async function readPart(options: SnapshotReaderOptions, keys: PartitionKeys, fir
   return { partition, online, tabsAt, recordsAt: Number(seqAgain ?? 0), found }
 }
 
+/** One part, read again (PART_READS, PART_RETRY_MS) when a read fails. */
+async function readPartAgain(options: SnapshotReaderOptions, keys: PartitionKeys, first: number): Promise<ReadPart> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await options.call(() => readPart(options, keys, first))
+    } catch (error) {
+      if (attempt >= PART_READS) throw error
+      await sleep(PART_RETRY_MS * 2 ** (attempt - 1))
+    }
+  }
+}
+
 /** The snapshot in parts of SNAPSHOT_PART_BUCKETS buckets of a partition, SNAPSHOT_READ_AHEAD of them read ahead. */
 export function readSnapshotParts(options: SnapshotReaderOptions): SnapshotParts {
   const { partitions } = options
   const count = partitions.length
   const total = snapshotPartCount(count)
-  // read[p * PARTS_PER_PARTITION + k]: part k of partition p.
-  const read: ReadPart[] = []
+  // read[p * PARTS_PER_PARTITION + k]: the positions of part k of partition p, once handed
+  // over (its contacts are the caller's then).
+  const read: Omit<ReadPart, 'online'>[] = []
   // Per partition, once every part is read: the lowest position of its parts and the highest.
   const lowestAt: number[] = []
   const highestAt: number[] = []
@@ -117,17 +141,17 @@ export function readSnapshotParts(options: SnapshotReaderOptions): SnapshotParts
       if (next >= total) return
       const keys = partitions[Math.floor(next / PARTS_PER_PARTITION)] as PartitionKeys
       const first = (next % PARTS_PER_PARTITION) * SNAPSHOT_PART_BUCKETS
-      const part = options.call(() => readPart(options, keys, first))
+      const part = readPartAgain(options, keys, first)
       part.catch(() => {}) // awaited in turn; not unhandled if the reader stops before
       ahead.push(part)
       next += 1
     }
     for (let k = 0; k <= SNAPSHOT_READ_AHEAD; k += 1) readNext()
     for (let part = ahead.shift(); part !== undefined; part = ahead.shift()) {
-      const done = await part
+      const { online, ...positions } = await part
       readNext()
-      read.push(done)
-      yield done.online
+      read.push(positions)
+      yield online
     }
     bounds()
     for (let partition = 0; partition < count; partition += 1) options.readUpTo(partition, highestAt[partition] as number)
