@@ -48,7 +48,7 @@ export async function createRedisPresenceEngine(connections: RedisConnections, o
   const { site, now, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs = DEFAULT_MAX_TABS, sweepBatch = 1000 } = options
   const { redis, call } = connections
   const keys = redisKeys(site)
-  const scripts = definePresenceScripts(redis, { keys, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs })
+  const scripts = definePresenceScripts(redis, { keys, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs, replicaWait: connections.replicaWait })
   const feed = await RedisFeed.open(connections, keys.feedChannel)
   const batcher = new Batcher<QueuedBeat>({
     send: (run) => ((run[0] as QueuedBeat).fast ? scripts.beat(run) : scripts.heartbeat(run)),

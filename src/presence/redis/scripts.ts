@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import type { RedisClient as Redis } from './connections.js'
 import type { Heartbeat, HeartbeatResult, LeaveReason } from '../presence-engine.js'
 import type { RedisKeys } from './keys.js'
+import type { ReplicaWait } from './replica-wait.js'
 
 const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8')
 
@@ -30,6 +31,8 @@ export interface ScriptSettings {
   idleTimeoutMs: number
   gapAfterMs: number
   maxTabs: number
+  /** The calls that append activity events (heartbeat, end, sweep) go through it; beat appends none. */
+  replicaWait?: ReplicaWait
 }
 
 export interface PresenceScripts {
@@ -46,6 +49,8 @@ export interface PresenceScripts {
 export function definePresenceScripts(connection: Redis, settings: ScriptSettings): PresenceScripts {
   const { keys, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs } = settings
   const redis = connection as ScriptedRedis
+  const replicated = <T>(send: (target: ScriptedRedis) => Promise<T>): Promise<T> =>
+    settings.replicaWait === undefined ? send(redis) : settings.replicaWait.run(keys.events, (target) => send(target as ScriptedRedis))
   const common = lua('common')
   const full = common + lua('records')
   // heartbeat, end: the four common keys and the contact's bucket. sweep: the common keys and
@@ -71,13 +76,13 @@ export function definePresenceScripts(connection: Redis, settings: ScriptSetting
       for (const queued of batch) args.push(queued.bucket)
       args.push((batch[0] as ScriptBeat).at, presenceTimeoutMs, idleTimeoutMs, keys.feedChannel, gapAfterMs, maxTabs)
       for (const { at, beat } of batch) args.push(at, beat.contactId, beat.sid, beat.event, beat.clientId, beat.name, beat.company, beat.path, beat.title)
-      return redis.catHeartbeat(...args)
+      return replicated((target) => target.catHeartbeat(...args))
     },
     end(bucket, at, contactId, reason) {
-      return redis.catEnd(...commonKeys, bucket, at, presenceTimeoutMs, idleTimeoutMs, keys.feedChannel, contactId, reason)
+      return replicated((target) => target.catEnd(...commonKeys, bucket, at, presenceTimeoutMs, idleTimeoutMs, keys.feedChannel, contactId, reason))
     },
     sweep(buckets, at, limit) {
-      return redis.catSweep(commonKeys.length + buckets.length, ...commonKeys, ...buckets, at, presenceTimeoutMs, idleTimeoutMs, keys.feedChannel, limit)
+      return replicated((target) => target.catSweep(commonKeys.length + buckets.length, ...commonKeys, ...buckets, at, presenceTimeoutMs, idleTimeoutMs, keys.feedChannel, limit))
     },
   }
 }
