@@ -102,7 +102,7 @@ export async function openSharedState(config: Config, options: SharedStateOption
     gapAfterMs: config.heartbeatIntervalS * 1000 + GAP_GRACE_MS,
     maxTabs: config.maxTabsPerContact,
   }
-  const redis = { site: config.site, partitions: config.redisPartitions, now, ...timings, connectionName: instanceId, commandTimeoutMs: config.redisTimeoutMs, log }
+  const redis = { site: config.site, partitions: config.redisPartitions, now, ...timings, connectionName: instanceId, commandTimeoutMs: config.redisTimeoutMs, waitReplicas: config.redisWaitReplicas, log }
   if (config.redisClusterNodes !== undefined) return openRedisState({ clusterNodes: config.redisClusterNodes, ...redis })
   if (config.redisUrl !== undefined) return openRedisState({ url: config.redisUrl, ...redis })
   return openMemoryState({ now, ...timings })

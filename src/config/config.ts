@@ -26,6 +26,8 @@ const EnvSchema = Type.Object({
   REDIS_CLUSTER_NODES: Type.Optional(Type.String({ description: CLUSTER_NODES_EXPECTED })),
   /** Milliseconds a Redis command may go unanswered before it fails (the request gets 503). */
   CAT_REDIS_TIMEOUT_MS: Type.Integer({ minimum: 50, maximum: 60000, default: 1000, description: 'whole milliseconds, 50-60000' }),
+  /** Replicas that must have an event-writing script call before it is answered; unset: 1 on a cluster, 0 on one Redis. */
+  CAT_REDIS_WAIT_REPLICAS: Type.Optional(Type.Integer({ minimum: 0, maximum: 10, description: 'a whole number of replicas, 0-10' })),
   /** mysql:// URL; unset means SQLite under CAT_DATA_DIR. */
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^mysql://[^/]+/[^/?#]+', description: 'a mysql://user:pass@host:3306/db URL' })),
   /** Directory of the embedded SQLite file. */
@@ -88,6 +90,11 @@ export interface Config {
   /** REDIS_CLUSTER_NODES: the seed nodes of a Redis Cluster, in their order. */
   readonly redisClusterNodes: readonly RedisClusterNode[] | undefined
   readonly redisTimeoutMs: Env['CAT_REDIS_TIMEOUT_MS']
+  /**
+   * CAT_REDIS_WAIT_REPLICAS, resolved: replicas each script call that appends activity events
+   * waits for (WAIT), 0 for none; 1 on a cluster and 0 on one Redis when unset.
+   */
+  readonly redisWaitReplicas: number
   readonly databaseUrl: string | undefined
   readonly dataDir: string
   /** CAT_LANG_DIR, resolved; undefined when unset. */
@@ -264,6 +271,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: env.REDIS_URL,
     redisClusterNodes,
     redisTimeoutMs: env.CAT_REDIS_TIMEOUT_MS,
+    redisWaitReplicas: env.CAT_REDIS_WAIT_REPLICAS ?? (redisClusterNodes === undefined ? 0 : 1),
     databaseUrl: env.DATABASE_URL,
     dataDir: resolve(env.CAT_DATA_DIR),
     langDir: env.CAT_LANG_DIR === undefined ? undefined : resolve(env.CAT_LANG_DIR),

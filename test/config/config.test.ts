@@ -273,6 +273,18 @@ t.test('a bad REDIS_CLUSTER_NODES entry is named, its credentials never shown', 
   t.match(configError({ REDIS_CLUSTER_NODES: 'rediss://a:7000,redis://b:7000' }), /^REDIS_CLUSTER_NODES: expected one scheme for every seed node/)
 })
 
+t.test('CAT_REDIS_WAIT_REPLICAS: 1 on a cluster and 0 on one Redis unless set; bad values are named', async (t) => {
+  t.equal(loadConfig({}).redisWaitReplicas, 0, 'no Redis: none')
+  t.equal(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379' }).redisWaitReplicas, 0, 'one Redis: none')
+  t.equal(loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000' }).redisWaitReplicas, 1, 'a cluster: one replica')
+  t.equal(loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000', CAT_REDIS_WAIT_REPLICAS: '0' }).redisWaitReplicas, 0, '0 turns it off')
+  t.equal(loadConfig({ REDIS_CLUSTER_NODES: '127.0.0.1:7000', CAT_REDIS_WAIT_REPLICAS: '' }).redisWaitReplicas, 1, 'empty is unset')
+  t.equal(loadConfig({ REDIS_URL: 'redis://127.0.0.1:6379', CAT_REDIS_WAIT_REPLICAS: '2' }).redisWaitReplicas, 2, 'one Redis with replicas')
+  for (const value of ['-1', '11', 'one', '1.5']) {
+    t.equal(configError({ CAT_REDIS_WAIT_REPLICAS: value }), `CAT_REDIS_WAIT_REPLICAS: expected a whole number of replicas, 0-10, got ${JSON.stringify(value)}`)
+  }
+})
+
 t.test('CAT_TRUST_PROXY: addresses and CIDRs of both families, none by default', async (t) => {
   t.same(loadConfig({}).trustProxy, [], 'none by default: X-Forwarded-For is ignored')
   t.same(loadConfig({ CAT_TRUST_PROXY: '' }).trustProxy, [], 'empty is none')

@@ -25,6 +25,10 @@ export interface PrivateCluster {
   kill(node: string): Promise<void>
   /** Starts a node that was killed again, on its port with its nodes.conf. */
   start(node: string): Promise<void>
+  /** SIGSTOP: the node keeps its sockets open and answers nothing (its replication stream stalls). */
+  freeze(node: string): void
+  /** SIGCONT. */
+  thaw(node: string): void
   /** The master serving `slot` now, as a node that answers sees it. */
   masterOf(slot: number): Promise<string>
   /** The replica that follows `master` now. */
@@ -90,6 +94,7 @@ export async function startPrivateCluster(t: Teardown): Promise<PrivateCluster> 
     const child = processes.get(node)
     if (child === undefined || child.exitCode !== null || child.signalCode !== null) return
     const exited = new Promise((resolve) => child.once('exit', resolve))
+    child.kill('SIGCONT')
     child.kill('SIGKILL')
     await exited
   }
@@ -119,6 +124,8 @@ export async function startPrivateCluster(t: Teardown): Promise<PrivateCluster> 
     seeds: nodes.join(','),
     kill,
     start,
+    freeze: (node) => processes.get(node)?.kill('SIGSTOP'),
+    thaw: (node) => processes.get(node)?.kill('SIGCONT'),
     onNode,
     async masterOf(slot) {
       const range = (await slots()).find(([first, last]) => slot >= first && slot <= last)

@@ -2,6 +2,7 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import type { RedisClusterNode } from '../../config/config.js'
 import { createRedisCall, type RedisCall } from './availability.js'
+import { createReplicaWait, type ReplicaWait } from './replica-wait.js'
 
 /** A command client: one Redis, or a Redis Cluster (which routes each command by its keys' slot). */
 export type RedisClient = Redis | Cluster
@@ -18,6 +19,11 @@ interface CommonConnectionOptions {
    * gone. Default 1000.
    */
   commandTimeoutMs?: number
+  /**
+   * Replicas a script call that appends activity events waits for (WAIT), for at most a tenth
+   * of `commandTimeoutMs`; 0 for none. Default 0.
+   */
+  waitReplicas?: number
   /** Where the changes of Redis's state (unavailable, available again) are logged. */
   log?: Pick<FastifyBaseLogger, 'info' | 'warn'>
 }
@@ -57,6 +63,8 @@ export interface RedisConnections {
   readonly shardedPubSub: boolean
   /** Every request's call to Redis goes through this (503 when Redis is unavailable). */
   readonly call: RedisCall
+  /** The script calls that append activity events go through this: WAIT for the replicas behind them. */
+  readonly replicaWait: ReplicaWait
   /** Subscribes to a channel, its messages handed to `onMessage`. */
   subscribe(channel: string, onMessage: (text: string) => void, options?: SubscribeOptions): Promise<void>
   /** Publishes on a channel as `subscribe` with the same options listens to it; resolves with the receivers counted by Redis. */
@@ -160,6 +168,7 @@ export async function openRedisConnections(options: RedisConnectionOptions): Pro
     subscriberName,
     shardedPubSub: cluster !== undefined,
     call: createRedisCall(options.log),
+    replicaWait: createReplicaWait(redis, { replicas: options.waitReplicas ?? 0, timeoutMs: commandTimeoutMs * WAIT_SHARE_OF_TIMEOUT, log: options.log }),
     get interrupted() {
       return interrupted
     },
@@ -215,6 +224,13 @@ interface ClusterSettings {
   /** The options of a plain connection to one node of the cluster. */
   node(host: string, port: number, extra: RedisOptions): RedisOptions
 }
+
+/**
+ * The share of the command timeout a WAIT for replicas may take: a WAIT holds its connection,
+ * so the commands sent behind it on that connection wait with it, and a few such waits in a row
+ * must still leave them time to be answered within the command timeout.
+ */
+const WAIT_SHARE_OF_TIMEOUT = 0.1
 
 /** How often a Cluster client reads the slot map again, besides on MOVED and CLUSTERDOWN. */
 const SLOTS_REFRESH_MS = 2000

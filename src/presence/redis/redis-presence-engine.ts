@@ -92,7 +92,7 @@ export async function createRedisPresenceEngine(connections: RedisConnections, o
   const { redis, call } = connections
   const partitions = sitePartitions(site, count)
   const cluster = connections.kind === 'cluster'
-  const scripts = definePresenceScripts(redis, { publishCommand: cluster ? 'SPUBLISH' : 'PUBLISH', presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs })
+  const scripts = definePresenceScripts(redis, { publishCommand: cluster ? 'SPUBLISH' : 'PUBLISH', presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs, replicaWait: connections.replicaWait })
   const feed = await RedisFeed.open(connections, partitions.map((keys) => keys.feedChannel))
   // One Redis takes the groups of every partition in one call; a cluster a call per partition.
   const inGroups = async <R>(groups: Group[], send: (groups: BeatGroup[]) => Promise<R[]>): Promise<R[][]> => {

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs'
 import type { RedisClient as Redis } from './connections.js'
 import type { Heartbeat, HeartbeatResult, LeaveReason } from '../presence-engine.js'
 import type { PartitionKeys } from './keys.js'
+import type { ReplicaWait } from './replica-wait.js'
 
 const lua = (name: string): string => readFileSync(new URL(`./lua/${name}.lua`, import.meta.url), 'utf8')
 
@@ -32,6 +33,8 @@ export interface ScriptSettings {
   idleTimeoutMs: number
   gapAfterMs: number
   maxTabs: number
+  /** The calls that append activity events (heartbeat, end, sweep) go through it; beat appends none. */
+  replicaWait?: ReplicaWait
 }
 
 /** Beats of one partition, for one group of beat.lua. */
@@ -57,6 +60,9 @@ export interface PresenceScripts {
 export function definePresenceScripts(connection: Redis, settings: ScriptSettings): PresenceScripts {
   const { publishCommand, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs } = settings
   const redis = connection as ScriptedRedis
+  // A call on `keys`' partition, followed by the wait for a replica (on a cluster, to the master of its slot).
+  const replicated = <T>(keys: PartitionKeys, send: (target: ScriptedRedis) => Promise<T>): Promise<T> =>
+    settings.replicaWait === undefined ? send(redis) : settings.replicaWait.run(keys.events, (target) => send(target as ScriptedRedis))
   const common = lua('common')
   const full = common + lua('records')
   // heartbeat, end: the four common keys and the contact's bucket. sweep: the common keys and
@@ -94,13 +100,13 @@ export function definePresenceScripts(connection: Redis, settings: ScriptSetting
       for (const { keys } of groups) args.push(keys.feedChannel)
       keyArgs[0] = keyArgs.length - 1
       for (const { beats } of groups) for (const { at, beat } of beats) args.push(at, beat.contactId, beat.sid, beat.event, beat.clientId, beat.name, beat.company, beat.path, beat.title)
-      return redis.catHeartbeat(...keyArgs, ...args)
+      return replicated(first.keys, (target) => target.catHeartbeat(...keyArgs, ...args))
     },
     end(keys, bucket, at, contactId, reason) {
-      return redis.catEnd(...commonKeys(keys), bucket, at, presenceTimeoutMs, idleTimeoutMs, keys.feedChannel, publishCommand, contactId, reason)
+      return replicated(keys, (target) => target.catEnd(...commonKeys(keys), bucket, at, presenceTimeoutMs, idleTimeoutMs, keys.feedChannel, publishCommand, contactId, reason))
     },
     sweep(keys, buckets, at, limit) {
-      return redis.catSweep(4 + buckets.length, ...commonKeys(keys), ...buckets, at, presenceTimeoutMs, idleTimeoutMs, keys.feedChannel, publishCommand, limit)
+      return replicated(keys, (target) => target.catSweep(4 + buckets.length, ...commonKeys(keys), ...buckets, at, presenceTimeoutMs, idleTimeoutMs, keys.feedChannel, publishCommand, limit))
     },
   }
 }
