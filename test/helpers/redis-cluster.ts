@@ -153,3 +153,18 @@ export async function moveSlot(slot: number, to: string, seeds = REDIS_CLUSTER_N
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
 }
+
+/**
+ * Deletes a site's keys from every master of the cluster when the test ends (the site is
+ * unique to the test, so any key naming it is the test's).
+ */
+export function cleanClusterSite(t: { teardown(fn: () => Promise<void>): void }, site: string, seeds = REDIS_CLUSTER_NODES): void {
+  t.teardown(async () => {
+    for (const { master } of await clusterShards(seeds)) {
+      await onNode(master, async (redis) => {
+        const keys = await redis.keys(`cat:*${site}*`)
+        for (const key of keys) await redis.unlink(key)
+      }, seeds)
+    }
+  })
+}
