@@ -1,6 +1,6 @@
 /**
  * deploy/nginx.conf, run by Debian's nginx in front of three real instances (processes of their
- * own on one Redis site and one MariaDB database). The config is the shipped file with only its
+ * own on one site of the shared test Redis Cluster and one MariaDB database). The config is the shipped file with only its
  * placeholders filled in (instance addresses, the listening port, the log and pid paths).
  *
  * Heartbeats, consent and the dashboard WebSocket work through it; the visitor's address is the
@@ -20,11 +20,12 @@ import t from 'tap'
 import { Pool } from 'undici'
 import WebSocket from 'ws'
 import { findProjectRoot } from '../../src/activity/database.js'
-import { adminToken, clientToken, cleanRedisSite, uniqueSite, REDIS_URL } from '../helpers/app.js'
+import { adminToken, clientToken, uniqueSite } from '../helpers/app.js'
 import { createTestMysqlDatabase } from '../helpers/database.js'
 import { checkWritten, countStatuses, freePort, printFigures, runLoad, type LoadResult } from '../helpers/faults.js'
 import { startInstance, type Instance } from '../helpers/instance.js'
 import { openReconnectingDashboard, type ReconnectingDashboard } from '../helpers/reconnecting-dashboard.js'
+import { cleanClusterSite, REDIS_CLUSTER_NODES } from '../helpers/redis-cluster.js'
 
 // Four processes start on a machine that may be busy with other work: minutes, not seconds.
 t.setTimeout(300_000)
@@ -33,10 +34,10 @@ const NGINX = '/usr/sbin/nginx'
 if (!existsSync(NGINX)) throw new Error(`${NGINX} is missing: run scripts/test-services.sh (apt-get install nginx)`)
 
 /**
- * Where every instance keeps its shared state. One place, so that this test runs against a
- * Redis Cluster by changing this line (REDIS_CLUSTER_NODES in place of REDIS_URL).
+ * Where every instance keeps its shared state: the shared test Redis Cluster (its seed nodes),
+ * on a site of the test's own.
  */
-const sharedStateEnv = (site: string): Record<string, string> => ({ REDIS_URL, CAT_SITE: site })
+const sharedStateEnv = (site: string): Record<string, string> => ({ REDIS_CLUSTER_NODES, CAT_SITE: site })
 
 const CONTACTS = 300
 const LEAVING = 50
@@ -199,7 +200,7 @@ const view = (p: { contactId: string; path: unknown; tabs: unknown; state?: unkn
 t.test('deploy/nginx.conf in front of three instances: heartbeats and dashboards through it, and a rolling restart under load', async (t) => {
   const databaseUrl = await createTestMysqlDatabase(t, 'nginx')
   const site = uniqueSite('nginx')
-  cleanRedisSite(t, site)
+  cleanClusterSite(t, site)
   const ports = await Promise.all([freePort(), freePort(), freePort()])
   const instanceEnv = (port: number): Record<string, string> => ({
     PORT: String(port),

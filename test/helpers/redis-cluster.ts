@@ -127,9 +127,11 @@ export async function clusterSettled(ms = 30_000): Promise<void> {
 
 /**
  * Moves one slot, with its keys, to another master (CLUSTER SETSLOT IMPORTING/MIGRATING,
- * MIGRATE, SETSLOT NODE): what resharding does, one slot at a time.
+ * MIGRATE, SETSLOT NODE): what resharding does, one slot at a time. Keys go over in batches of
+ * `batch` (redis-cli's --cluster-pipeline, 10 by default there); a small batch keeps the slot
+ * half-moved over more of a load's requests.
  */
-export async function moveSlot(slot: number, to: string, seeds = REDIS_CLUSTER_NODES): Promise<void> {
+export async function moveSlot(slot: number, to: string, seeds = REDIS_CLUSTER_NODES, batch = 100): Promise<void> {
   const from = (await masterOf(slot, seeds)).master
   if (from === to) return
   const idOf = async (node: string): Promise<string> => String(await onNode(node, (redis) => redis.cluster('MYID'), seeds))
@@ -139,7 +141,7 @@ export async function moveSlot(slot: number, to: string, seeds = REDIS_CLUSTER_N
     await redis.cluster('SETSLOT', slot, 'MIGRATING', toId)
     const cut = to.lastIndexOf(':')
     for (;;) {
-      const keys = (await redis.cluster('GETKEYSINSLOT', slot, 100)) as string[]
+      const keys = (await redis.cluster('GETKEYSINSLOT', slot, batch)) as string[]
       if (keys.length === 0) break
       await redis.call('MIGRATE', to.slice(0, cut), to.slice(cut + 1), '', 0, 5000, 'KEYS', ...keys)
     }
@@ -152,4 +154,19 @@ export async function moveSlot(slot: number, to: string, seeds = REDIS_CLUSTER_N
     if (Date.now() > deadline) throw new Error(`slot ${slot} is not served by ${to} within 10 s`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
+}
+
+/**
+ * Deletes a site's keys from every master of the cluster when the test ends (the site is
+ * unique to the test, so any key naming it is the test's).
+ */
+export function cleanClusterSite(t: { teardown(fn: () => Promise<void>): void }, site: string, seeds = REDIS_CLUSTER_NODES): void {
+  t.teardown(async () => {
+    for (const { master } of await clusterShards(seeds)) {
+      await onNode(master, async (redis) => {
+        const keys = await redis.keys(`cat:*${site}*`)
+        for (const key of keys) await redis.unlink(key)
+      }, seeds)
+    }
+  })
 }

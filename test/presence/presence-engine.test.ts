@@ -6,6 +6,7 @@
 import t, { type Test } from 'tap'
 import { REDIS_URL, cleanRedisSite, createClock, uniqueSite } from '../helpers/app.js'
 import { openMemoryState, openRedisState, type SharedState } from '../../src/shared-state.js'
+import { cleanClusterSite, clusterSeeds } from '../helpers/redis-cluster.js'
 import type { FeedMessage, Heartbeat, HeartbeatEvent, Left, PresenceChange, PresenceEngine, Presence } from '../../src/presence/presence-engine.js'
 import type { ActivityEvent } from '../../src/activity/event-log/event-log.js'
 import { DEFAULT_MAX_TABS } from '../../src/presence/presence-engine.js'
@@ -726,55 +727,70 @@ async function redisEngine(t: Test, clock: Clock, site = uniqueSite('presence'))
   return state
 }
 
+/** The shared test Redis Cluster (3 masters, 3 replicas), through the same engine code. */
+async function clusterEngine(t: Test, clock: Clock, site = uniqueSite('presence-cluster')): Promise<SharedState> {
+  cleanClusterSite(t, site)
+  const state = await openRedisState({ clusterNodes: clusterSeeds(), site, now: clock.now, presenceTimeoutMs: TIMEOUT, idleTimeoutMs: IDLE, gapAfterMs: GAP })
+  t.teardown(() => state.close())
+  return state
+}
+
+type SiteEngine = (t: Test, clock: Clock, site: string) => Promise<SharedState>
+
 engineContract('memory engine', memoryEngine)
 engineContract('redis engine', (t, clock) => redisEngine(t, clock))
+engineContract('redis cluster engine', (t, clock) => clusterEngine(t, clock))
+sweptOnce('redis engine', redisEngine)
+sweptOnce('redis cluster engine', clusterEngine)
 
-t.test('redis engine: each expiry is swept exactly once across instances', async (t) => {
-  async function twoInstances(t: Test): Promise<{ a: Harness; b: Harness; clock: Clock }> {
-    const clock = createClock(T0)
-    const site = uniqueSite('presence-once')
-    const a = harness(t, await redisEngine(t, clock, site))
-    const b = harness(t, await redisEngine(t, clock, site))
-    return { a, b, clock }
-  }
-
-  t.test('two engines sweep one expired contact at once: one left in each feed, one end event', async (t) => {
-    const { a, b, clock } = await twoInstances(t)
-    t.equal(await a.engine.heartbeat(beat('nav')), 'joined')
-    await b.waitChanges(1)
-    clock.set(T0 + TIMEOUT + 1)
-    const removed = await Promise.all([a.engine.sweep(), b.engine.sweep()])
-    t.equal(removed[0] + removed[1], 1, 'one call removed it')
-    for (const [label, h] of [['a', a], ['b', b]] as const) {
-      const changes = await h.settled()
-      t.strictSame(changes.map((m) => m.change), [joined(presence({ since: T0, lastSeen: T0 })), left({ at: T0, reason: 'timeout' })], `engine ${label} sees one join and one leave`)
-      t.strictSame(changes.map((m) => m.position), [1, 2])
+function sweptOnce(name: string, makeEngine: SiteEngine): void {
+  t.test(`${name}: each expiry is swept exactly once across instances`, async (t) => {
+    async function twoInstances(t: Test): Promise<{ a: Harness; b: Harness; clock: Clock }> {
+      const clock = createClock(T0)
+      const site = uniqueSite('presence-once')
+      const a = harness(t, await makeEngine(t, clock, site))
+      const b = harness(t, await makeEngine(t, clock, site))
+      return { a, b, clock }
     }
-    const events = await a.events()
-    t.equal(events.filter((e) => e.type === 'end').length, 1, 'one end event in the stream')
-    t.strictSame(await b.events(), events, 'both read the same stream')
-    t.strictSame(await Promise.all([a.engine.sweep(), b.engine.sweep()]), [0, 0], 'nothing left to sweep')
-  })
 
-  t.test('many contacts, four concurrent sweeps: every leave exactly once', async (t) => {
-    const { a, b, clock } = await twoInstances(t)
-    const ids = Array.from({ length: 25 }, (_, i) => `contact-${i}`)
-    for (const [i, id] of ids.entries()) {
-      const engine = i % 2 === 0 ? a.engine : b.engine
-      await engine.heartbeat(beat('nav', { contactId: id }))
-      if (i % 5 === 0) await engine.heartbeat(beat('nav', { contactId: id, sid: SID2 }))
-    }
-    clock.set(T0 + TIMEOUT + 1)
-    const removed = await Promise.all([a.engine.sweep(), b.engine.sweep(), a.engine.sweep(), b.engine.sweep()])
-    t.equal(removed.reduce((sum, r) => sum + r, 0), 30, 'each of the 30 tabs removed by one call')
-    const [changesA, changesB] = [await a.settled(), await b.settled()]
-    const inOrder = (changes: ChangeMessage[]): ChangeMessage[] => [...changes].sort((x, y) => x.partition - y.partition || x.position - y.position)
-    t.strictSame(inOrder(changesA), inOrder(changesB), 'both instances see the same feed')
-    const leftIds = changesA.flatMap((m) => (m.change.kind === 'left' ? [m.change.left.contactId] : []))
-    t.strictSame([...leftIds].sort(), [...ids].sort(), 'one left per contact')
-    t.ok(gapless(changesA), 'no gaps in the positions of any partition')
-    const ends = (await a.events()).filter((e) => e.type === 'end').map((e) => e.contactId)
-    t.strictSame(ends.sort(), [...ids].sort(), 'one end event per contact')
-    t.strictSame((await a.engine.snapshot()).online, [])
+    t.test('two engines sweep one expired contact at once: one left in each feed, one end event', async (t) => {
+      const { a, b, clock } = await twoInstances(t)
+      t.equal(await a.engine.heartbeat(beat('nav')), 'joined')
+      await b.waitChanges(1)
+      clock.set(T0 + TIMEOUT + 1)
+      const removed = await Promise.all([a.engine.sweep(), b.engine.sweep()])
+      t.equal(removed[0] + removed[1], 1, 'one call removed it')
+      for (const [label, h] of [['a', a], ['b', b]] as const) {
+        const changes = await h.settled()
+        t.strictSame(changes.map((m) => m.change), [joined(presence({ since: T0, lastSeen: T0 })), left({ at: T0, reason: 'timeout' })], `engine ${label} sees one join and one leave`)
+        t.strictSame(changes.map((m) => m.position), [1, 2])
+      }
+      const events = await a.events()
+      t.equal(events.filter((e) => e.type === 'end').length, 1, 'one end event in the stream')
+      t.strictSame(await b.events(), events, 'both read the same stream')
+      t.strictSame(await Promise.all([a.engine.sweep(), b.engine.sweep()]), [0, 0], 'nothing left to sweep')
+    })
+
+    t.test('many contacts, four concurrent sweeps: every leave exactly once', async (t) => {
+      const { a, b, clock } = await twoInstances(t)
+      const ids = Array.from({ length: 25 }, (_, i) => `contact-${i}`)
+      for (const [i, id] of ids.entries()) {
+        const engine = i % 2 === 0 ? a.engine : b.engine
+        await engine.heartbeat(beat('nav', { contactId: id }))
+        if (i % 5 === 0) await engine.heartbeat(beat('nav', { contactId: id, sid: SID2 }))
+      }
+      clock.set(T0 + TIMEOUT + 1)
+      const removed = await Promise.all([a.engine.sweep(), b.engine.sweep(), a.engine.sweep(), b.engine.sweep()])
+      t.equal(removed.reduce((sum, r) => sum + r, 0), 30, 'each of the 30 tabs removed by one call')
+      const [changesA, changesB] = [await a.settled(), await b.settled()]
+      const inOrder = (changes: ChangeMessage[]): ChangeMessage[] => [...changes].sort((x, y) => x.partition - y.partition || x.position - y.position)
+      t.strictSame(inOrder(changesA), inOrder(changesB), 'both instances see the same feed')
+      const leftIds = changesA.flatMap((m) => (m.change.kind === 'left' ? [m.change.left.contactId] : []))
+      t.strictSame([...leftIds].sort(), [...ids].sort(), 'one left per contact')
+      t.ok(gapless(changesA), 'no gaps in the positions of any partition')
+      const ends = (await a.events()).filter((e) => e.type === 'end').map((e) => e.contactId)
+      t.strictSame(ends.sort(), [...ids].sort(), 'one end event per contact')
+      t.strictSame((await a.engine.snapshot()).online, [])
+    })
   })
-})
+}
