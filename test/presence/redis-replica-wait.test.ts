@@ -39,9 +39,13 @@ t.test('WAIT behind the calls that append events, on their own master', async (t
   const engine = state.presence
   // Two contacts of one partition: their calls go to one master.
   const partition = engine.partitionOf('w-a')
-  let other = 0
-  while (engine.partitionOf(`w-b${other}`) !== partition) other += 1
-  const WB = `w-b${other}`
+  /** A contact id (`prefix…`) of the same partition as w-a. */
+  const inPartition = (prefix: string): string => {
+    let k = 0
+    while (engine.partitionOf(`${prefix}${k}`) !== partition) k += 1
+    return `${prefix}${k}`
+  }
+  const WB = inPartition('w-b')
   const slot = await slotOf(partition.events, cluster.seeds)
   const master = await cluster.masterOf(slot)
   const replica = await cluster.replicaOf(master)
@@ -81,9 +85,9 @@ t.test('WAIT behind the calls that append events, on their own master', async (t
     cluster.freeze(replica)
     t.teardown(() => cluster.thaw(replica))
     const started = performance.now()
-    t.equal(await engine.heartbeat(nav('w-c')), 'joined', 'the call counts: the write is on the master')
+    t.equal(await engine.heartbeat(nav(inPartition('w-c'))), 'joined', 'the call counts: the write is on the master')
     const tookMs = performance.now() - started
-    t.equal(await engine.heartbeat(nav('w-d')), 'joined')
+    t.equal(await engine.heartbeat(nav(inPartition('w-d'))), 'joined')
     cluster.thaw(replica)
     t.ok(tookMs >= WAIT_MS * 0.9, `it waited for the replica (${Math.round(tookMs)} ms)`)
     t.ok(tookMs < COMMAND_TIMEOUT_MS, `and no longer than the wait, well within the command timeout (${Math.round(tookMs)} ms)`)
@@ -97,7 +101,7 @@ t.test('WAIT behind the calls that append events, on their own master', async (t
     await until('the slot map shows no replica', () => ((engine.redis as Cluster).slots[slot]?.length === 1 ? true : undefined), 20_000)
     const before = await waits(master)
     const started = performance.now()
-    t.equal(await engine.heartbeat(nav('w-e')), 'joined')
+    t.equal(await engine.heartbeat(nav(inPartition('w-e'))), 'joined')
     const tookMs = performance.now() - started
     t.equal(await waits(master), before, 'no WAIT was sent')
     t.comment(`a join on a master without a replica: ${Math.round(tookMs)} ms`)
