@@ -329,11 +329,17 @@ export async function startPrivateCluster(masters = 3): Promise<PrivateCluster> 
     rmSync(dir, { recursive: true, force: true })
   }
   try {
+    // Each node answers once it listens: until then a connection fails and is tried again.
     for (const port of ports) {
-      const redis = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: (times) => (times > 50 ? null : 100) })
-      redis.on('error', () => {})
-      await redis.connect()
-      redis.disconnect()
+      for (let attempt = 1; ; attempt += 1) {
+        const redis = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 })
+        redis.on('error', () => {})
+        const answered = await redis.connect().then(() => true, () => false)
+        redis.disconnect()
+        if (answered) break
+        if (attempt >= 100) throw new Error(`the bench's cluster node on port ${port} did not start`)
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
     }
     const created = await new Promise<number | null>((resolve) => spawn('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' }).once('exit', resolve))
     if (created !== 0) throw new Error(`redis-cli --cluster create exited with ${created}`)

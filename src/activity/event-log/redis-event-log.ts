@@ -182,19 +182,24 @@ class RedisEventSource implements ActivityEventSource {
 
   async read(count: number, waitMs: number): Promise<ActivityEvent[]> {
     if (this.unread.length > 0) return this.unread.splice(0, count)
-    for (const [group, after] of this.recoverAfter) {
-      const own = await this.readGroup([group], 0, count, [after])
-      const entries = own?.[0]?.[1] ?? []
-      if (entries.length === 0) {
-        this.recoverAfter.delete(group)
-        continue
+    // After retry(): this consumer's pending entries of every stream, up to `count`, first.
+    const recovered: ActivityEvent[] = []
+    while (this.recoverAfter.size > 0 && recovered.length === 0) {
+      for (const [group, after] of [...this.recoverAfter]) {
+        if (recovered.length >= count) break
+        const own = await this.readGroup([group], 0, count - recovered.length, [after])
+        const entries = own?.[0]?.[1] ?? []
+        if (entries.length === 0) {
+          this.recoverAfter.delete(group)
+          continue
+        }
+        this.recoverAfter.set(group, (entries[entries.length - 1] as Entry)[0])
+        const gone = entries.filter(([, fields]) => fields === null).map(([id]) => id)
+        if (gone.length > 0) await group.redis.xack(group.stream.key, WRITER_GROUP, ...gone)
+        recovered.push(...eventsOf(group.stream, entries))
       }
-      this.recoverAfter.set(group, (entries[entries.length - 1] as Entry)[0])
-      const gone = entries.filter(([, fields]) => fields === null).map(([id]) => id)
-      if (gone.length > 0) await group.redis.xack(group.stream.key, WRITER_GROUP, ...gone)
-      const events = eventsOf(group.stream, entries)
-      if (events.length > 0) return events
     }
+    if (recovered.length > 0) return recovered
     // COUNT bounds each stream's share of a read: what comes beyond `count` waits in `unread`.
     let events: ActivityEvent[]
     if (!this.apart) events = this.eventsOf(await this.readGroup(this.groups, Math.max(1, waitMs), count, this.groups.map(() => '>')))
