@@ -8,6 +8,7 @@
 import { Cluster } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import type { RedisClient } from './connections.js'
+import { keySlot } from './keys.js'
 
 /** Unreplicated calls are logged at most this often, with their count since the last line. */
 const LOG_EVERY_MS = 10_000
@@ -49,8 +50,6 @@ export function createReplicaWait(redis: RedisClient, options: ReplicaWaitOption
   const { replicas, log, now = Date.now } = options
   const timeoutMs = Math.max(1, Math.round(options.timeoutMs))
   const cluster = redis instanceof Cluster ? redis : undefined
-  /** Each key's slot, asked of the cluster once (CLUSTER KEYSLOT); a key not known yet waits for `replicas`. */
-  const slots = new Map<string, number | 'asking'>()
   let unreplicated = 0
   let unlogged = 0
   let loggedAt = -Infinity
@@ -72,13 +71,7 @@ export function createReplicaWait(redis: RedisClient, options: ReplicaWaitOption
    */
   const wanted = (key: string): number => {
     if (cluster === undefined) return replicas
-    const slot = slots.get(key)
-    if (slot === undefined) {
-      slots.set(key, 'asking')
-      cluster.cluster('KEYSLOT', key).then((found) => slots.set(key, Number(found)), () => slots.delete(key))
-    }
-    if (typeof slot !== 'number') return replicas
-    const nodes = cluster.slots[slot]
+    const nodes = cluster.slots[keySlot(key)]
     return nodes === undefined ? replicas : Math.min(replicas, nodes.length - 1)
   }
 
