@@ -6,6 +6,8 @@
 import t, { type Test } from 'tap'
 import { REDIS_URL, cleanRedisSite, createClock, uniqueSite } from '../helpers/app.js'
 import { clusterSeeds } from '../helpers/redis-cluster.js'
+import { Redis } from 'ioredis'
+import { siteKeys } from '../../src/presence/redis/keys.js'
 import { openMemoryState, openRedisState, type SharedState } from '../../src/shared-state.js'
 import type { Heartbeat, HeartbeatEvent, PresenceEngine } from '../../src/presence/presence-engine.js'
 import type { ActivityEventLog } from '../../src/activity/event-log/event-log.js'
@@ -145,4 +147,23 @@ t.test('redis event log: a read takes from every partition\'s stream, and hands 
   t.strictSame([...again].sort(), [...ids].sort(), 'after retry() every unacknowledged event again, once')
   await source.ack(again)
   t.strictSame(await eventLog.tail(100), [], 'acknowledged: gone')
+})
+
+t.test('redis event log: the stream of the layout before partitions is read too while it holds events, and acknowledged', async (t) => {
+  const site = uniqueSite('event-log-legacy')
+  cleanRedisSite(t, site)
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.quit())
+  const legacy = siteKeys(site).legacyEvents
+  await redis.xadd(legacy, '*', 'type', 'nav', 'contact', 'old-1', 'client', 'client-7', 'sid', 'tab-old', 'path', '/before', 'title', 'Before', 'at', String(T0))
+  const state = await openRedisState({ url: REDIS_URL, site, now: createClock(T0).now, presenceTimeoutMs: TIMEOUT, idleTimeoutMs: IDLE, gapAfterMs: GAP })
+  t.teardown(() => state.close())
+  await state.presence.heartbeat(beat('nav', { contactId: 'new-1' }))
+  const source = await state.eventLog.consumer('writer-a')
+  t.teardown(() => source.close())
+  const events = await source.read(10, 10)
+  t.strictSame(events.map((e) => [e.contactId, e.id.split('-').length]).sort(), [['new-1', 3], ['old-1', 2]], 'the old stream\'s event (id ms-seq) beside a partition\'s (ms-seq-p)')
+  await source.ack(events.map((e) => e.id))
+  t.equal(await redis.xlen(legacy), 0, 'acknowledged: gone from the old stream')
+  t.strictSame(await state.eventLog.tail(10), [])
 })

@@ -8,11 +8,10 @@
  * dashboard and one `end` in the activity log.
  */
 import t from 'tap'
-import { createConnection } from 'mysql2/promise'
 import { DEFAULT_PARTITIONS, partitionKeys } from '../../src/presence/redis/keys.js'
 import { adminToken, clientToken, uniqueSite } from '../helpers/app.js'
 import { createTestMysqlDatabase } from '../helpers/database.js'
-import { checkWritten, eventually, grantConsent, isErrorBody, openDashboard, percentile, printFigures, runLoad, type DashboardMessage, type Sent } from '../helpers/faults.js'
+import { checkWritten, endCounts, eventually, grantConsent, isErrorBody, openDashboard, percentile, printFigures, runLoad, type DashboardMessage, type Sent } from '../helpers/faults.js'
 import { startInstance } from '../helpers/instance.js'
 import { startPrivateCluster } from '../helpers/private-cluster.js'
 import { slotOf } from '../helpers/redis-cluster.js'
@@ -147,17 +146,7 @@ t.test('a master killed under heartbeat load: 204 or 503 with Retry-After, then 
   const sent: Sent[] = results.flatMap((r) => r.sent)
   const acked = sent.filter((s) => s.status === 204 && s.path.includes('event=nav')).map((s) => decodeURIComponent(/path=([^&]*)/.exec(s.path)?.[1] ?? ''))
   const check = await checkWritten(databaseUrl, acked, 30_000)
-  const connection = await createConnection({ uri: databaseUrl })
-  const endsOf = async (): Promise<Map<string, number>> => {
-    const [rows] = await connection.query("SELECT contact_id AS contactId, COUNT(*) AS n FROM cat_events WHERE type = 'end' GROUP BY contact_id")
-    return new Map((rows as { contactId: string; n: number }[]).map((row) => [row.contactId, Number(row.n)]))
-  }
-  let ends = await endsOf()
-  await eventually(async () => {
-    ends = await endsOf()
-    return stoppedIds.every((id) => ends.has(id))
-  }, 30_000, 250)
-  await connection.end()
+  const ends = await endCounts(databaseUrl, stoppedIds)
   for (const d of dashboards) d.socket.close()
 
   const unavailable = sent.filter((s) => s.status === 503)

@@ -8,11 +8,10 @@
  * reaches every dashboard exactly once.
  */
 import t from 'tap'
-import { createConnection } from 'mysql2/promise'
 import { adminToken, clientToken, uniqueSite } from '../helpers/app.js'
 import { createTestMysqlDatabase } from '../helpers/database.js'
 import { startInstance } from '../helpers/instance.js'
-import { checkWritten, grantConsent, openDashboard, percentile, printFigures, runLoad, sleep } from '../helpers/faults.js'
+import { checkWritten, endCounts, grantConsent, openDashboard, percentile, printFigures, runLoad, sleep } from '../helpers/faults.js'
 import { startPrivateCluster } from '../helpers/private-cluster.js'
 import { openReconnectingDashboard } from '../helpers/reconnecting-dashboard.js'
 import { clusterShards, moveSlot } from '../helpers/redis-cluster.js'
@@ -102,10 +101,7 @@ t.test('moving the presence slot to another master under load: brief 503s at wor
   const acked = sent.filter((s) => s.status === 204).map((s) => new URL(s.path, 'http://x').searchParams.get('path') as string)
   const check = await checkWritten(databaseUrl, acked, 30_000)
   const leftCounts = raw.map((d) => ids.map((id) => d.messages.flatMap((m) => m.left ?? []).filter((l) => l.contactId === id).length))
-  const connection = await createConnection({ uri: databaseUrl })
-  const [ends] = await connection.query("SELECT contact_id AS contactId, COUNT(*) AS n FROM cat_events WHERE type = 'end' GROUP BY contact_id")
-  await connection.end()
-  const endCounts = new Map((ends as { contactId: string; n: number }[]).map((row) => [row.contactId, Number(row.n)]))
+  const ends = await endCounts(databaseUrl)
   const unavailable = sent.filter((s) => s.status === 503)
 
   printFigures(t, 'cluster-reshard', {
@@ -141,5 +137,5 @@ t.test('moving the presence slot to another master under load: brief 503s at wor
   t.same(freshOnline, everyone, 'a fresh dashboard gets every contact online')
   t.same(allLeft, [true, true], 'every contact expired on both dashboards')
   t.same(leftCounts, [ids.map(() => 1), ids.map(() => 1)], 'each expiry reached each dashboard exactly once')
-  t.same(ids.map((id) => endCounts.get(id) ?? 0), ids.map(() => 1), 'each session ended once in the activity log')
+  t.same(ids.map((id) => ends.get(id) ?? 0), ids.map(() => 1), 'each session ended once in the activity log')
 })

@@ -8,8 +8,7 @@ import t from 'tap'
 import { adminToken, clientToken, uniqueSite } from '../helpers/app.js'
 import { createTestMysqlDatabase } from '../helpers/database.js'
 import { startInstance } from '../helpers/instance.js'
-import { checkWritten, grantConsent, openDashboard, percentile, printFigures, rssMiB, runLoad, sleep, startRedisServer } from '../helpers/faults.js'
-import { createConnection } from 'mysql2/promise'
+import { checkWritten, endCounts, grantConsent, openDashboard, percentile, printFigures, rssMiB, runLoad, sleep, startRedisServer } from '../helpers/faults.js'
 
 const CONTACTS = 30
 
@@ -65,10 +64,7 @@ t.test('kill -9 of one of three instances under load: no event lost or duplicate
   await runLoad({ origin: b.origin, maxRequests: 1, durationMs: 5000, request: () => ({ path: `/cat_heartbeat?token=${tokens[0]}&sid=killmarker&event=nav&path=/marker` }) })
   await Promise.all(dashboards.map((d) => d.waitFor((m) => m.joined?.some((p) => p.contactId === 'kill-0') === true, 5000, 1)))
   const leftCounts = dashboards.map((d) => [...ackedContacts].map((k) => d.messages.flatMap((m) => m.left ?? []).filter((l) => l.contactId === `kill-${k}`).length))
-  const connection = await createConnection({ uri: databaseUrl })
-  const [ends] = await connection.query("SELECT contact_id AS contactId, COUNT(*) AS n FROM cat_events WHERE type = 'end' GROUP BY contact_id")
-  await connection.end()
-  const endCounts = new Map((ends as { contactId: string; n: number }[]).map((row) => [row.contactId, Number(row.n)]))
+  const ends = await endCounts(databaseUrl)
   for (const d of dashboards) d.socket.close()
 
   printFigures(t, 'instance-kill', {
@@ -96,5 +92,5 @@ t.test('kill -9 of one of three instances under load: no event lost or duplicate
   t.same(leaves.statuses, { 204: CONTACTS }, 'every leave was acknowledged')
   t.same(allLeft, [true, true], 'both dashboards saw every leave')
   t.same(leftCounts, [Array(CONTACTS).fill(1), Array(CONTACTS).fill(1)], 'each leave arrived exactly once on each dashboard')
-  t.same([...ackedContacts].map((k) => endCounts.get(`kill-${k}`) ?? 0), Array(CONTACTS).fill(1), 'each session ended once in the activity log')
+  t.same([...ackedContacts].map((k) => ends.get(`kill-${k}`) ?? 0), Array(CONTACTS).fill(1), 'each session ended once in the activity log')
 })

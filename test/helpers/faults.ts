@@ -310,6 +310,31 @@ export interface WrittenCheck {
 }
 
 /**
+ * The `end` events in the durable log, counted per contact; with `expected`, read again (for up
+ * to `timeoutMs`) until each of those contacts has one.
+ */
+export async function endCounts(databaseUrl: string, expected: readonly string[] = [], timeoutMs = 30_000): Promise<Map<string, number>> {
+  const { createConnection } = await import('mysql2/promise')
+  const connection = await createConnection({ uri: databaseUrl, connectTimeout: 5000 })
+  try {
+    const read = async (): Promise<Map<string, number>> => {
+      const [rows] = await connection.query("SELECT contact_id AS contactId, COUNT(*) AS n FROM cat_events WHERE type = 'end' GROUP BY contact_id")
+      return new Map((rows as { contactId: string; n: number }[]).map((row) => [row.contactId, Number(row.n)]))
+    }
+    let counts = await read()
+    if (expected.length > 0) {
+      await eventually(async () => {
+        counts = await read()
+        return expected.every((id) => counts.has(id))
+      }, timeoutMs, 250)
+    }
+    return counts
+  } finally {
+    await connection.end()
+  }
+}
+
+/**
  * Waits until every acknowledged page view (a `join` or `nav` at a path used once) is a row of
  * the activity log in `databaseUrl`, up to `timeoutMs`, then counts what is missing and what
  * is there twice.

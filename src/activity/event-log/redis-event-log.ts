@@ -39,11 +39,6 @@ class Stream {
     return entryId + this.suffix
   }
 
-  /** Whether an event id is of this stream. */
-  owns(eventId: string): boolean {
-    return this.suffix === '' ? eventId.split('-').length === 2 : eventId.endsWith(this.suffix) && eventId.split('-').length === 3
-  }
-
   entryId(eventId: string): string {
     return this.suffix === '' ? eventId : eventId.slice(0, eventId.length - this.suffix.length)
   }
@@ -89,8 +84,11 @@ export async function createRedisEventLog(connections: RedisConnections, options
   const streams = options.streams.map((key, partition) => new Stream(key, `-${partition}`))
   if (options.legacyStream !== undefined && (await redis.exists(options.legacyStream)) === 1) streams.push(new Stream(options.legacyStream, ''))
   const groups = streams.map((stream) => new ConsumerGroup(redis, stream))
+  // An event id's third part is its partition, the number of its stream; an id of two parts is
+  // of the stream before partitions, the last one.
   const groupOf = (eventId: string): ConsumerGroup => {
-    const group = groups.find((candidate) => candidate.stream.owns(eventId))
+    const partition = eventId.split('-')[2]
+    const group = partition === undefined ? (streams.length > options.streams.length ? groups.at(-1) : undefined) : groups[Number(partition)]
     if (group === undefined) throw new Error(`event id ${eventId} is of no stream of this log`)
     return group
   }
