@@ -2,12 +2,13 @@
  * Snapshot timing alone, for judging one change against another: each server (Redis engine,
  * CONTACTS online) takes turns sending one dashboard its snapshot, `rounds` times.
  *
- *   node --import tsx bench/snapshot.ts [--contacts 100000] [--rounds 7] [--dirs DIR,DIR] [--load S]
+ *   node --import tsx bench/snapshot.ts [--contacts 100000] [--rounds 7] [--dirs DIR,DIR] [--load S] [--cluster HOST:PORT,…]
  *
  * `--load S`: first S seconds of fast-path heartbeats of every contact on each server (50
  * connections), as the heartbeat scenario runs before its snapshots.
  * `--dirs`: other checkouts (with node_modules) whose servers run beside this one's, on
- * sites of their own. Prints each round, then the median first and last byte per server.
+ * sites of their own. `--cluster`: the servers on that Redis Cluster (its seed nodes) instead
+ * of REDIS_URL. Prints each round, then the median first and last byte per server.
  */
 import { parseArgs } from 'node:util'
 import { snapshotTiming } from './scenarios/heartbeat.js'
@@ -19,6 +20,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '7' },
     dirs: { type: 'string', default: '' },
     load: { type: 'string', default: '0' },
+    cluster: { type: 'string' },
   },
 })
 const contacts = Number(values.contacts)
@@ -30,7 +32,7 @@ try {
   for (const [k, dir] of dirs.entries()) {
     const site = `bench-snap-${process.pid}-${k}`
     log(`snapshot: seeding ${contacts} contacts for ${dir}`)
-    servers.push({ dir, site, server: await startServer({ kind: 'redis', site, online: contacts }, undefined, dir === '.' ? undefined : dir) })
+    servers.push({ dir, site, server: await startServer({ kind: 'redis', site, online: contacts, ...(values.cluster === undefined ? {} : { redisClusterNodes: values.cluster }) }, undefined, dir === '.' ? undefined : dir) })
   }
   const loadS = Number(values.load)
   if (loadS > 0) {

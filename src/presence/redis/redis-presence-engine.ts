@@ -121,7 +121,7 @@ export async function createRedisPresenceEngine(connections: RedisConnections, o
       batcher.add({ fast, keys, partition, bucket: keys.bucket(bucket), at: now(), beat, resolve, reject })
     })
   const snapshotParts = (): SnapshotParts =>
-    readSnapshotParts({ redis, partitions, call, presenceTimeoutMs, idleTimeoutMs, readUpTo: (partition, position) => feed.readUpTo(partition, position) })
+    readSnapshotParts({ redis, partitions, call, tabs: (keys, buckets) => scripts.snapshotTabs(keys, buckets), presenceTimeoutMs, idleTimeoutMs, readUpTo: (partition, position) => feed.readUpTo(partition, position) })
 
   return {
     kind: 'redis',

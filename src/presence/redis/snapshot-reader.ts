@@ -32,8 +32,17 @@ export function snapshotPartCount(partitions: number): number {
   return partitions * PARTS_PER_PARTITION
 }
 
-/** Snapshot parts being read while the one before them is handed over. */
-const SNAPSHOT_READ_AHEAD = 2
+/**
+ * Snapshot parts being read while the one before them is handed over: as many as hold about
+ * READ_AHEAD_CONTACTS contacts at the size of the part read last, at least MIN and at most
+ * MAX. A small site's parts are a few contacts each, and each costs two round trips: many go
+ * at once. At a million online a part is about 10 000 contacts, megabytes: two at a time.
+ */
+const READ_AHEAD_CONTACTS = 20_000
+const MIN_READ_AHEAD = 2
+const MAX_READ_AHEAD = 16
+
+const readAheadAfter = (partSize: number): number => Math.max(MIN_READ_AHEAD, Math.min(MAX_READ_AHEAD, Math.floor(READ_AHEAD_CONTACTS / Math.max(1, partSize))))
 
 /**
  * Reads of one part before the snapshot fails, and the wait before the second, doubling after.
@@ -59,6 +68,8 @@ export interface SnapshotReaderOptions extends TabTimeouts {
   redis: Redis
   partitions: readonly PartitionKeys[]
   call: RedisCall
+  /** The partition's feed position and the tabs of the buckets that have any, at once (scripts.snapshotTabs). */
+  tabs(keys: PartitionKeys, buckets: readonly string[]): Promise<{ position: number; tabs: string[][] }>
   /** Told, per partition, the highest position of its parts once all are read (the feed's gap detection). */
   readUpTo(partition: number, position: number): void
 }
@@ -74,7 +85,7 @@ function replies(result: [Error | null, unknown][] | null): unknown[] {
 
 /**
  * One part: the tabs of buckets first…first+SNAPSHOT_PART_BUCKETS-1 with the feed position
- * (one transaction), then the records of the contacts they name with the position again.
+ * (one script call), then the records of the contacts they name with the position again.
  * Between the two a contact may change: one that had no tabs is in the part as it was at the
  * first position (absent), one that had tabs as it is at the second (present or gone), and
  * the hub sends each the changes after its own position (SnapshotParts.position).
@@ -82,12 +93,11 @@ function replies(result: [Error | null, unknown][] | null): unknown[] {
 async function readPart(options: SnapshotReaderOptions, keys: PartitionKeys, first: number): Promise<ReadPart> {
   const { redis } = options
   const { partition } = keys
-  const tabsRead = redis.multi().get(keys.seq)
-  for (let bucket = first; bucket < first + SNAPSHOT_PART_BUCKETS; bucket += 1) tabsRead.zrange(keys.bucket(bucket), 0, -1, 'WITHSCORES')
-  const [seq, ...buckets] = replies(await tabsRead.exec())
-  const tabsAt = Number(seq ?? 0)
+  const buckets: string[] = []
+  for (let bucket = first; bucket < first + SNAPSHOT_PART_BUCKETS; bucket += 1) buckets.push(keys.bucket(bucket))
+  const { position: tabsAt, tabs } = await options.tabs(keys, buckets)
   const found = new Map<string, number>()
-  for (const tabs of buckets) addLastSeen(found, tabs as string[], options)
+  for (const bucketTabs of tabs) addLastSeen(found, bucketTabs, options)
   if (found.size === 0) return { partition, online: [], tabsAt, recordsAt: tabsAt, found }
   const ids = [...found.keys()]
   const [records, seqAgain] = replies(await redis.multi().hmget(keys.records, ...ids).get(keys.seq).exec()) as [(string | null)[], string | null]
@@ -111,7 +121,7 @@ async function readPartAgain(options: SnapshotReaderOptions, keys: PartitionKeys
   }
 }
 
-/** The snapshot in parts of SNAPSHOT_PART_BUCKETS buckets of a partition, SNAPSHOT_READ_AHEAD of them read ahead. */
+/** The snapshot in parts of SNAPSHOT_PART_BUCKETS buckets of a partition, some of them read ahead (readAheadAfter). */
 export function readSnapshotParts(options: SnapshotReaderOptions): SnapshotParts {
   const { partitions } = options
   const count = partitions.length
@@ -146,10 +156,11 @@ export function readSnapshotParts(options: SnapshotReaderOptions): SnapshotParts
       ahead.push(part)
       next += 1
     }
-    for (let k = 0; k <= SNAPSHOT_READ_AHEAD; k += 1) readNext()
+    for (let k = 0; k <= MIN_READ_AHEAD; k += 1) readNext()
     for (let part = ahead.shift(); part !== undefined; part = ahead.shift()) {
       const { online, ...positions } = await part
-      readNext()
+      const readAhead = readAheadAfter(online.length)
+      while (ahead.length < readAhead && next < total) readNext()
       read.push(positions)
       yield online
     }
