@@ -3,7 +3,7 @@
  * server keeps up with, the CPU time the server process (and Redis) spends per request is far
  * steadier on this shared machine than the maximum rate.
  *
- *   node --import tsx bench/cpu.ts [--kinds bare,memory,redis] [--contacts 100000]
+ *   node --import tsx bench/cpu.ts [--kinds bare,memory,redis,redis:off] [--contacts 100000]
  *     [--rate 5000 (0: as fast as it goes, 50 connections)] [--seconds 6] [--rounds 3] [--event beat|nav]
  *
  * Prints, per server and round, µs of server CPU per request (and of Redis CPU for redis),
@@ -46,8 +46,10 @@ const servers: { kind: string; server: BenchServer; server_us: number[]; redis_u
 try {
   for (const [k, kind] of kinds.entries()) {
     log(`starting ${kind}, ${contacts} contacts`)
-    const [name, dir] = kind.split('@') as ['bare' | 'memory' | 'redis', string | undefined]
-    const server = await startServer({ kind: name, site: `${site}-${k}`, online: name === 'bare' ? undefined : contacts }, undefined, dir)
+    // kind[:off][@DIR]: `:off` runs it with metrics and rate limits off (ServerSpec.operations).
+    const [named, dir] = kind.split('@') as [string, string | undefined]
+    const [name, off] = named.split(':') as ['bare' | 'memory' | 'redis', string | undefined]
+    const server = await startServer({ kind: name, site: `${site}-${k}`, online: name === 'bare' ? undefined : contacts, ...(off === 'off' ? { operations: false } : {}) }, undefined, dir)
     await load(server.port, beats, { connections: 50, amount: contacts })
     // Under BENCH_PROFILE, the profile starts again here: the warm-up's verifications left out.
     if (process.env.BENCH_PROFILE || process.env.BENCH_GC) server.child.kill('SIGUSR2')

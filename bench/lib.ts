@@ -46,6 +46,8 @@ export interface ServerSpec {
   expiry?: { expiringPerS: number; expiryStartS: number }
   diffIntervalMs?: number
   sweepIntervalMs?: number
+  /** Metrics and rate limits: on (the defaults) unless false, then CAT_METRICS=off and every CAT_RATE_LIMIT_* 0. */
+  operations?: boolean
 }
 
 /** The contacts every scenario uses: the same ids, names and tabs in the server and the load. */

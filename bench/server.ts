@@ -73,6 +73,9 @@ async function main(): Promise<void> {
     CAT_HEARTBEAT_INTERVAL_S: String(spec.timing?.heartbeatIntervalS ?? 30),
     CAT_PRESENCE_TIMEOUT_S: String(spec.timing?.presenceTimeoutS ?? PRESENCE_TIMEOUT_S),
     CAT_DIFF_INTERVAL_MS: String(spec.diffIntervalMs ?? 100),
+    ...(spec.operations === false
+      ? { CAT_METRICS: 'off', CAT_RATE_LIMIT_HEARTBEATS: '0', CAT_RATE_LIMIT_AUTH_FAILURES: '0', CAT_RATE_LIMIT_CONSENT: '0', CAT_RATE_LIMIT_ADMIN: '0' }
+      : {}),
     ...(spec.kind === 'redis' ? (spec.redisClusterNodes === undefined ? { REDIS_URL: spec.redisUrl ?? REDIS_URL } : { REDIS_CLUSTER_NODES: spec.redisClusterNodes }) : {}),
   })
   const app = await buildApp(config, { now, sweepIntervalMs: spec.sweepIntervalMs ?? 1000, activityLoops: false })

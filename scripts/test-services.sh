@@ -8,10 +8,11 @@
 # Debian's packages (we run as root on Debian/Ubuntu) and started in the background.
 # Then the tools some tests run, installed the same way when missing: Chromium (the
 # snippet's browser tests), the PHP CLI (the Perfex module's token signer), nginx (the
-# load-balancer test runs deploy/nginx.conf in front of several instances) and wrk (the
-# benchmarks' load generator, whose driver test/bench runs).
+# load-balancer test runs deploy/nginx.conf in front of several instances), promtool (the
+# alert rules' and dashboard's test) and wrk (the benchmarks' load generator, whose driver
+# test/bench runs).
 # Prints one line per service; exports nothing. Arguments name a subset, e.g. `redis mariadb`
-# (services: redis cluster mariadb chromium php nginx wrk).
+# (services: redis cluster mariadb chromium php nginx promtool wrk).
 #
 # Overrides (for trying the script against a scratch instance; the defaults are what tests use):
 #   CAT_TEST_REDIS_HOST/PORT/DIR/LOG, CAT_TEST_MYSQL_HOST/PORT/DATADIR/SOCKET,
@@ -416,6 +417,22 @@ ensure_nginx() {
   log "nginx: installed"
 }
 
+# test/deploy/prometheus.test.ts checks the shipped alert rules and dashboard with promtool,
+# from Debian's prometheus package. The package's own server is not needed: where the install
+# started it, it is stopped again.
+ensure_promtool() {
+  if [[ -x /usr/bin/promtool ]]; then
+    log "promtool: already installed"
+    return 0
+  fi
+  apt_install --no-install-recommends prometheus
+  [[ -x /usr/bin/promtool ]] || die "promtool: /usr/bin/promtool missing after installing prometheus"
+  if pgrep -x prometheus >/dev/null 2>&1; then
+    (service prometheus stop || pkill -x prometheus) >/dev/null 2>&1 || true
+  fi
+  log "promtool: installed"
+}
+
 # The heartbeat benchmarks load the server with wrk in a process of its own (bench/heartbeat.lua).
 ensure_wrk() {
   if command -v wrk >/dev/null 2>&1; then
@@ -429,11 +446,11 @@ ensure_wrk() {
 
 # With arguments, only those: `scripts/test-services.sh redis mariadb wrk` (the benchmarks).
 if [[ $# -eq 0 ]]; then
-  set -- redis cluster mariadb chromium php nginx wrk
+  set -- redis cluster mariadb chromium php nginx promtool wrk
 fi
 for service in "$@"; do
   case "$service" in
-    redis | cluster | mariadb | chromium | php | nginx | wrk) "ensure_$service" ;;
-    *) die "unknown service $service (known: redis cluster mariadb chromium php nginx wrk)" ;;
+    redis | cluster | mariadb | chromium | php | nginx | promtool | wrk) "ensure_$service" ;;
+    *) die "unknown service $service (known: redis cluster mariadb chromium php nginx promtool wrk)" ;;
   esac
 done

@@ -6,8 +6,10 @@ import { MAX_ID_LENGTH } from './auth/tokens.js'
 import { clientErrorHandler, frameworkErrors } from './errors/edge-errors.js'
 import { lazyChildLogger, loggerOptions } from './log/logger.js'
 import { corePlugin } from './plugins/core.js'
+import { metricsPlugin } from './plugins/metrics.js'
 import { databasePlugin } from './plugins/database.js'
 import { sharedStatePlugin } from './plugins/shared-state.js'
+import { limitsPlugin } from './plugins/limits.js'
 import { activityJobsPlugin, activityWriterPlugin } from './plugins/activity.js'
 import { hubPlugin } from './plugins/hub.js'
 import { consentPlugin } from './plugins/consent.js'
@@ -21,6 +23,7 @@ import { heartbeatRoutes } from './routes/heartbeat.js'
 import { adminApiRoutes } from './routes/admin-api.js'
 import { adminActivityRoutes } from './routes/admin-activity.js'
 import { dashboardRoutes } from './routes/dashboard.js'
+import { metricsRoutes } from './routes/metrics.js'
 
 export interface AppDeps {
   /** The clock; tests inject one to move time without sleeping. */
@@ -118,8 +121,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const loops = deps.activityLoops ?? true
   try {
     await app.register(corePlugin, { config, now: deps.now ?? Date.now })
+    await app.register(metricsPlugin)
     await app.register(databasePlugin)
     await app.register(sharedStatePlugin, { instanceId: deps.instanceId })
+    await app.register(limitsPlugin)
     await app.register(activityWriterPlugin, { loops, consumerName: deps.instanceId })
     await app.register(hubPlugin, { sendBufferBytes: deps.sendBufferBytes })
     await app.register(consentPlugin)
@@ -134,6 +139,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await app.register(adminApiRoutes)
     await app.register(adminActivityRoutes)
     await app.register(dashboardRoutes)
+    await app.register(metricsRoutes)
   } catch (error) {
     // A start that fails halfway (a database down, a broken language file) closes what the
     // plugins before it opened; the error is the start's, not the close's.

@@ -11,6 +11,7 @@ import { createMemoryPresenceEngine } from './presence/memory/memory-presence-en
 import { openRedisConnections, type RedisConnectionOptions } from './presence/redis/connections.js'
 import { DEFAULT_PARTITIONS, siteKeys } from './presence/redis/keys.js'
 import { claimLayout } from './presence/redis/layout.js'
+import { redisCounters, type SharedCounters } from './limits/counters.js'
 import { createRedisPresenceEngine, type RedisPresenceEngine, type RedisPresenceEngineOptions } from './presence/redis/redis-presence-engine.js'
 
 /**
@@ -22,6 +23,8 @@ export interface SharedState<Engine extends PresenceEngine = PresenceEngine> {
   readonly presence: Engine
   readonly eventLog: ActivityEventLog
   readonly consentBus: ConsentBus
+  /** Rate-limit counts the instances share; undefined in memory (one instance). */
+  readonly counters?: SharedCounters
   /** Closes the three and the connections they share. */
   close(): Promise<void>
 }
@@ -78,6 +81,7 @@ export async function openRedisState(options: RedisStateOptions): Promise<Shared
       presence,
       eventLog,
       consentBus,
+      counters: redisCounters(connections.redis, connections.call, options.site, partitions),
       async close() {
         await presence.close()
         consentBus.close()

@@ -49,6 +49,8 @@ export const TARGETS = {
   redisRps: 0.5,
   memoryRps: 0.6,
   navRps: 0.3,
+  /** Node CPU per fast-path heartbeat with metrics and rate limits on, as a multiple of the same with both off. */
+  metricsCost: 1.03,
 }
 
 /** A wrk load, and on the Redis engine the activity events it caused (the stream's growth). */
@@ -199,6 +201,15 @@ export async function snapshotTiming(port: number, expectOnline: number, token =
   return { firstByteMs, lastByteMs, bytes: data.length, online }
 }
 
+/** cat_heartbeats_total{event="beat",outcome="ok"} as the server's /metrics reports it. */
+async function countedBeats(port: number): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${port}/metrics`)
+  const text = await res.text()
+  const line = text.split('\n').find((l) => l.startsWith('cat_heartbeats_total{event="beat",outcome="ok"}'))
+  if (res.status !== 200 || line === undefined) throw new Error(`/metrics answered ${res.status} without the beats counted`)
+  return Number(line.split(' ').at(-1))
+}
+
 export async function heartbeatScenario({ quick }: RunOptions): Promise<ScenarioResult> {
   const contacts = quick ? 10_000 : 100_000
   const durationS = quick ? 2 : 8
@@ -215,7 +226,7 @@ export async function heartbeatScenario({ quick }: RunOptions): Promise<Scenario
   const privateRedis = await startPrivateRedis()
   const tokensFile = writeTokensFile(tokens)
   const redisClient = new Redis(privateRedis.url)
-  const results: Record<'bare' | 'memory' | 'redis', Measured[]> = { bare: [], memory: [], redis: [] }
+  const results: Record<'bare' | 'memory' | 'redis' | 'redisUncounted', Measured[]> = { bare: [], memory: [], redis: [], redisUncounted: [] }
   const navRuns: Measured[] = []
   const halfRate: Record<string, LoadResult> = {}
   // Every contact once before measuring, as in steady state: each token has been seen (and
@@ -246,12 +257,17 @@ export async function heartbeatScenario({ quick }: RunOptions): Promise<Scenario
     servers.push(redis)
     redisServer = redis
     data.seedS = round((performance.now() - t0) / 1000, 1)
-    const kinds = { bare, memory, redis }
+    // The same with metrics and rate limits off, on a site of its own: what they cost the fast path.
+    const redisUncounted = await startServer({ kind: 'redis', site: `${site}-u`, online: contacts, redisUrl: privateRedis.url, timing: TIMING, operations: false })
+    servers.push(redisUncounted)
+    const kinds = { bare, memory, redis, redisUncounted }
     for (const server of servers) await warm(server)
+    const countedBefore = await countedBeats(redis.port)
     for (let r = 0; r < rounds; r += 1) {
-      log(`heartbeats: round ${r + 1} of ${rounds} (bare, memory, Redis), wrk`)
-      for (const kind of ['bare', 'memory', 'redis'] as const) results[kind].push(await measure(kinds[kind], 'beat'))
+      log(`heartbeats: round ${r + 1} of ${rounds} (bare, memory, Redis, Redis without metrics and limits), wrk`)
+      for (const kind of ['bare', 'memory', 'redis', 'redisUncounted'] as const) results[kind].push(await measure(kinds[kind], 'beat'))
     }
+    data.counted = { metrics: (await countedBeats(redis.port)) - countedBefore, wrk: results.redis.reduce((sum, run) => sum + run.requests, 0) }
     log(`heartbeats: latency at half the maximum rate, bare and Redis (autocannon, paced)`)
     // The floor of the latency measure: the same load at half the rate, on the bare route.
     const paced = (server: BenchServer, rate: number): Promise<LoadResult> => load(server.port, beats, { connections: LATENCY_CONNECTIONS, durationS, rate, pid: server.child.pid })
@@ -275,8 +291,11 @@ export async function heartbeatScenario({ quick }: RunOptions): Promise<Scenario
   const bare = summarise(results.bare)
   const memoryRuns = summarise(results.memory)
   const redisRuns = summarise(results.redis)
+  const uncountedRuns = summarise(results.redisUncounted)
+  const counted = data.counted as { metrics: number; wrk: number }
+  const metricsCost = redisRuns.serverCpuUs / uncountedRuns.serverCpuUs
   const nav = summarise(navRuns)
-  data.medians = { bare, memory: memoryRuns, redis: redisRuns, nav }
+  data.medians = { bare, memory: memoryRuns, redis: redisRuns, redisUncounted: uncountedRuns, nav }
   data.timing = TIMING
   const roundsOf = (runs: readonly Measured[]): string => `rounds ${runs.map((r) => `${Math.round(r.rps)} req/s ${us(r.serverCpuUs ?? Number.NaN)}`).join(', ')}`
   const half = halfRate.redis as LoadResult
@@ -294,6 +313,21 @@ export async function heartbeatScenario({ quick }: RunOptions): Promise<Scenario
       detail: `wrk ${us(bare.wrkCpuUs)}/request; ${roundsOf(results.bare)}`,
     },
     ...heartbeatRows(`fast path, Redis engine, ${contacts} contacts`, redisRuns, bare, { nodeCpu: TARGETS.redisNodeCpu, redisCpuUs: TARGETS.redisRedisCpuUs, rps: TARGETS.redisRps }, true, roundsOf(results.redis)),
+    {
+      scenario: 'heartbeats',
+      measure: 'fast path, Redis engine: Node CPU per heartbeat with metrics and rate limits on, against both off (same rounds)',
+      value: `${times(metricsCost)} (${us(redisRuns.serverCpuUs)} against ${us(uncountedRuns.serverCpuUs)}; throughput ${(redisRuns.rps / uncountedRuns.rps).toFixed(2)}×)`,
+      target: `≤ ${times(TARGETS.metricsCost)}`,
+      detail: `off: ${roundsOf(results.redisUncounted)}`,
+      pass: uncountedRuns.errors === 0 && metricsCost <= TARGETS.metricsCost,
+    },
+    {
+      scenario: 'heartbeats',
+      measure: 'fast path, Redis engine: beats answered 204 as /metrics counted them, against wrk\'s count',
+      value: `${counted.metrics} counted, ${counted.wrk} completed by wrk`,
+      target: `within ${CONNECTIONS * rounds} (wrk's connections, each with a request in flight when a round ends)`,
+      pass: counted.metrics >= counted.wrk && counted.metrics - counted.wrk <= CONNECTIONS * rounds,
+    },
     ...heartbeatRows(`fast path, memory engine, ${contacts} contacts`, memoryRuns, bare, { rps: TARGETS.memoryRps }, false, roundsOf(results.memory)),
     ...heartbeatRows('nav (full script, page change, stream append), Redis engine', nav, bare, { rps: TARGETS.navRps }, true, roundsOf(navRuns), false),
     {

@@ -36,6 +36,10 @@ export interface ActivityWriterOptions {
   stallAfterMs?: number
   /** The clock the stall is measured with. */
   now?: () => number
+  /** Told the number of events of each batch written and acknowledged (cat_activity_written_total). */
+  onWritten?: (count: number) => void
+  /** Told of each batch write that failed (cat_activity_write_errors_total). */
+  onWriteFailed?: () => void
 }
 
 export interface ActivityWriter {
@@ -62,14 +66,21 @@ export interface ActivityWriter {
 export function createActivityWriter(options: ActivityWriterOptions): ActivityWriter {
   const {
     source, store, log, batchSize = 2000, parallel = 2, depth = 2, waitMs = 250, claimIdleMs = 30_000, claimEveryMs = 10_000,
-    retryMinMs = 200, retryMaxMs = 10_000, stallAfterMs = 10_000, now = Date.now,
+    retryMinMs = 200, retryMaxMs = 10_000, stallAfterMs = 10_000, now = Date.now, onWritten, onWriteFailed,
   } = options
 
   /** Writes and acknowledges; on a failure the source hands the events out again. */
   async function writeAndAck(events: readonly ActivityEvent[], onLocked?: () => void): Promise<void> {
     try {
       await writeInParts(store, events, parallel, onLocked)
+    } catch (error) {
+      onWriteFailed?.()
+      source.retry()
+      throw error
+    }
+    try {
       await source.ack(events.map((event) => event.id))
+      onWritten?.(events.length)
     } catch (error) {
       source.retry()
       throw error

@@ -88,6 +88,9 @@ class Contacts {
   packed: (string | undefined)[] = []
   granted = new Uint8Array(MIN_SLOTS)
   tokens = new Uint32Array(MIN_SLOTS)
+  /** The rate window the contact's requests were last counted in, and how many in it (hit()). */
+  rateWindow = new Uint32Array(MIN_SLOTS)
+  rateCount = new Uint16Array(MIN_SLOTS)
   private free: number[] = []
   private index = new Int32Array(MIN_SLOTS * 2).fill(EMPTY)
   size = 0
@@ -112,6 +115,8 @@ class Contacts {
       this.subs[contact] = claims.sub
       this.granted[contact] = 0
       this.tokens[contact] = 0
+      this.rateWindow[contact] = 0
+      this.rateCount[contact] = 0
       this.size += 1
       if (this.size > this.index.length * INDEX_LOAD) this.reindex(this.index.length * 2)
       else this.place(contact)
@@ -158,6 +163,12 @@ class Contacts {
     const tokens = new Uint32Array(this.tokens.length * 2)
     tokens.set(this.tokens)
     this.tokens = tokens
+    const rateWindow = new Uint32Array(this.rateWindow.length * 2)
+    rateWindow.set(this.rateWindow)
+    this.rateWindow = rateWindow
+    const rateCount = new Uint16Array(this.rateCount.length * 2)
+    rateCount.set(this.rateCount)
+    this.rateCount = rateCount
   }
 }
 
@@ -231,6 +242,24 @@ export class ClientContacts {
     add: (sub) => this.setGranted(sub, 1),
     delete: (sub) => this.setGranted(sub, 0),
     clear: () => this.contacts.granted.fill(0),
+  }
+
+  /**
+   * Counts a request of the contact in rate window `window` (limits/counters.ts) and returns
+   * how many it made in that window so far, this one included (at most 65 535); -1 when the
+   * contact is not remembered (no token of it kept), which is not counted.
+   */
+  hit(sub: string, window: number): number {
+    const { contacts } = this
+    const contact = contacts.find(sub)
+    if (contact === EMPTY) return -1
+    if (contacts.rateWindow[contact] !== window) {
+      contacts.rateWindow[contact] = window
+      contacts.rateCount[contact] = 0
+    }
+    const count = Math.min(0xffff, (contacts.rateCount[contact] as number) + 1)
+    contacts.rateCount[contact] = count
+    return count
   }
 
   private setGranted(sub: string, granted: 0 | 1): void {

@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { AppError } from '../errors/errors.js'
 import type { ClientClaims, ClientContacts } from './client-contacts.js'
+import type { AuthFailureGuard } from '../limits/auth-failures.js'
 
 /**
  * JWT HS256, written here rather than taken from a library: tokens have exactly one
@@ -138,13 +139,20 @@ export interface TokenVerifierOptions {
 }
 
 export interface TokenVerifier {
-  /** Returns the claims, or throws AppError('invalid_token') naming what is wrong. */
-  verify(token: string | undefined, audience: Audience): TokenClaims
+  /**
+   * Returns the claims, or throws AppError('invalid_token') naming what is wrong. With the
+   * requester's `address` and a failure guard in use: a token not verified before is refused
+   * (429) while the address is over its failures, and a failure is counted against it.
+   */
+  verify(token: string | undefined, audience: Audience, address?: string): TokenClaims
+  /** From now on, verify() with an address asks `guard` (limits/auth-failures.ts). */
+  useFailureGuard(guard: AuthFailureGuard): void
   /** Tokens cached and their estimated bytes. */
   cacheUsage(): { entries: number; bytes: number }
 }
 
 export function createTokenVerifier({ secrets, now, cacheBytes = TOKEN_CACHE_BYTES, clients }: TokenVerifierOptions): TokenVerifier {
+  let guard: AuthFailureGuard | undefined
   // Only successful verifications are cached: a flood of forged tokens must not evict good ones
   // for free, and every entry's exp is checked again on each hit, so an expired token stays refused.
   // Bounded by bytes, not entries: valid tokens may be up to 4 KiB each.
@@ -208,37 +216,63 @@ export function createTokenVerifier({ secrets, now, cacheBytes = TOKEN_CACHE_BYT
     return claims
   }
 
+  /** The claims of a token verified before, without computing an HMAC; undefined when it was not. */
+  function known(token: string, audience: Audience): TokenClaims | undefined {
+    if (audience === AUDIENCES.client && clients !== undefined) {
+      const claims = clients.lookup(token)
+      // Checked when it was remembered: signature, audience, nbf and iat. Only exp can lapse.
+      if (claims !== undefined && now() / 1000 > claims.exp + CLOCK_SKEW_S) invalid('token has expired')
+      return claims
+    }
+    const verified = cache.get(token)
+    return verified === undefined ? undefined : checkedClaims(verified, audience)
+  }
+
+  /** Checks a token not verified before, and remembers it. */
+  function verifyNew(token: string, audience: Audience): TokenClaims {
+    if (audience === AUDIENCES.client && clients !== undefined) {
+      const claims = checkedClaims(verifySignature(token), audience)
+      clients.remember(token, claims as ClientClaims)
+      return claims
+    }
+    const verified = verifySignature(token)
+    const size = entryBytes(token, verified)
+    // Oldest first (a Map iterates in insertion order); a token alone over the cap is not kept.
+    for (const [oldToken, old] of cache) {
+      if (bytes + size <= cacheBytes) break
+      cache.delete(oldToken)
+      bytes -= entryBytes(oldToken, old)
+    }
+    if (bytes + size <= cacheBytes) {
+      cache.set(token, verified)
+      bytes += size
+    }
+    return checkedClaims(verified, audience)
+  }
+
+  function verifyToken(token: string | undefined, audience: Audience, address: string | undefined): TokenClaims {
+    if (token !== undefined && token !== '' && token.length <= MAX_TOKEN_LENGTH) {
+      const claims = known(token, audience)
+      if (claims !== undefined) return claims
+    }
+    if (address !== undefined) guard?.check(address)
+    if (token === undefined || token === '') invalid('token is missing')
+    if (token.length > MAX_TOKEN_LENGTH) invalid(`token is longer than ${MAX_TOKEN_LENGTH} characters`)
+    return verifyNew(token, audience)
+  }
+
   return {
-    verify(token, audience) {
-      if (token === undefined || token === '') invalid('token is missing')
-      if (token.length > MAX_TOKEN_LENGTH) invalid(`token is longer than ${MAX_TOKEN_LENGTH} characters`)
-      if (audience === AUDIENCES.client && clients !== undefined) {
-        const known = clients.lookup(token)
-        if (known !== undefined) {
-          // Checked when it was remembered: signature, audience, nbf and iat. Only exp can lapse.
-          if (now() / 1000 > known.exp + CLOCK_SKEW_S) invalid('token has expired')
-          return known
-        }
-        const claims = checkedClaims(verifySignature(token), audience)
-        clients.remember(token, claims as ClientClaims)
-        return claims
+    verify(token, audience, address) {
+      if (address === undefined || guard === undefined) return verifyToken(token, audience, undefined)
+      try {
+        return verifyToken(token, audience, address)
+      } catch (error) {
+        if (error instanceof AppError && error.code === 'invalid_token') guard.failed(address)
+        throw error
       }
-      let verified = cache.get(token)
-      if (verified === undefined) {
-        verified = verifySignature(token)
-        const size = entryBytes(token, verified)
-        // Oldest first (a Map iterates in insertion order); a token alone over the cap is not kept.
-        for (const [oldToken, old] of cache) {
-          if (bytes + size <= cacheBytes) break
-          cache.delete(oldToken)
-          bytes -= entryBytes(oldToken, old)
-        }
-        if (bytes + size <= cacheBytes) {
-          cache.set(token, verified)
-          bytes += size
-        }
-      }
-      return checkedClaims(verified, audience)
+    },
+    useFailureGuard(next) {
+      guard = next
     },
     cacheUsage() {
       return { entries: cache.size, bytes }

@@ -54,6 +54,18 @@ const EnvSchema = Type.Object({
   CAT_REDIS_PARTITIONS: Type.Integer({ minimum: 1, maximum: 256, default: 24, description: 'a whole number of partitions, 1-256' }),
   /** Days of activity kept. */
   CAT_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 36500, default: 90, description: 'whole days, 1-36500' }),
+  /** Heartbeats per contact per minute; beyond, 429. 0: no limit. */
+  CAT_RATE_LIMIT_HEARTBEATS: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 300, description: 'a whole number of heartbeats a minute, 0 (no limit)-1000000' }),
+  /** Requests per client address per minute that may fail authentication; beyond, 429 before any token is checked. 0: no limit. */
+  CAT_RATE_LIMIT_AUTH_FAILURES: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 60, description: 'a whole number of failures a minute, 0 (no limit)-1000000' }),
+  /** Consent decisions per contact per minute; beyond, 429. 0: no limit. */
+  CAT_RATE_LIMIT_CONSENT: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 30, description: 'a whole number of requests a minute, 0 (no limit)-1000000' }),
+  /** Admin API requests per staff member per minute; beyond, 429. 0: no limit. */
+  CAT_RATE_LIMIT_ADMIN: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 600, description: 'a whole number of requests a minute, 0 (no limit)-1000000' }),
+  /** Whether the instance counts what GET /metrics reports (off: /metrics answers 404). */
+  CAT_METRICS: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on', description: 'on or off' }),
+  /** Bearer token that may read GET /metrics from any address; unset: loopback callers only. */
+  CAT_METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, description: 'a token of at least 16 characters' })),
   /** pino level. */
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), {
     default: 'info',
@@ -110,6 +122,12 @@ export interface Config {
   readonly maxTabsPerContact: Env['CAT_MAX_TABS_PER_CONTACT']
   readonly redisPartitions: Env['CAT_REDIS_PARTITIONS']
   readonly retentionDays: Env['CAT_RETENTION_DAYS']
+  /** Requests a minute: per contact on heartbeats and consent, per address failing authentication, per staff member on the admin API; 0: no limit. */
+  readonly rateLimits: { readonly heartbeats: number; readonly authFailures: number; readonly consent: number; readonly admin: number }
+  /** CAT_METRICS: the instance counts what GET /metrics reports. */
+  readonly metrics: boolean
+  /** CAT_METRICS_TOKEN: a bearer token that reads /metrics from anywhere; undefined: loopback only. */
+  readonly metricsToken: string | undefined
   readonly logLevel: Env['LOG_LEVEL']
 }
 
@@ -285,6 +303,14 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     maxTabsPerContact: env.CAT_MAX_TABS_PER_CONTACT,
     redisPartitions: env.CAT_REDIS_PARTITIONS,
     retentionDays: env.CAT_RETENTION_DAYS,
+    rateLimits: Object.freeze({
+      heartbeats: env.CAT_RATE_LIMIT_HEARTBEATS,
+      authFailures: env.CAT_RATE_LIMIT_AUTH_FAILURES,
+      consent: env.CAT_RATE_LIMIT_CONSENT,
+      admin: env.CAT_RATE_LIMIT_ADMIN,
+    }),
+    metrics: env.CAT_METRICS === 'on',
+    metricsToken: env.CAT_METRICS_TOKEN,
     logLevel: env.LOG_LEVEL,
   })
 }

@@ -21,6 +21,8 @@ export interface DiffHubOptions {
   retryMaxMs?: number
   now: () => number
   log: FastifyBaseLogger
+  /** Told, in seconds, how long each change of a window sent to dashboards took from the engine to its send. */
+  observeDiffLatency?: (seconds: number) => void
 }
 
 export interface DiffHub {
@@ -47,7 +49,7 @@ function messageType(data: WebSocket.RawData, isBinary: boolean): unknown {
  * What the hand-off from the snapshot to the diffs guarantees is in snapshot-handoff.ts.
  */
 export function createDiffHub(options: DiffHubOptions): DiffHub {
-  const { engine, diffIntervalMs, sendBufferBytes = 4 * 1024 * 1024, keepaliveMs = 30_000, retryMinMs = 100, retryMaxMs = 5_000, now, log } = options
+  const { engine, diffIntervalMs, sendBufferBytes = 4 * 1024 * 1024, keepaliveMs = 30_000, retryMinMs = 100, retryMaxMs = 5_000, now, log, observeDiffLatency } = options
   const connections = new Set<Connection>()
   const drop = (conn: Connection): void => {
     connections.delete(conn)
@@ -67,6 +69,10 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
     const changes = window
     window = []
     handOutWindow(changes, connections, serialise, send)
+    if (observeDiffLatency !== undefined && connections.size > 0) {
+      const sentAt = now()
+      for (const { at } of changes) if (at !== undefined) observeDiffLatency(Math.max(0, sentAt - at) / 1000)
+    }
   }
 
   function onFeed(message: FeedMessage): void {

@@ -36,6 +36,8 @@ export interface FeedChange {
   readonly partition: number
   readonly position: number
   readonly change: PresenceChange
+  /** The engine's time of the change, ms, when the feed carries it. */
+  readonly at?: number
 }
 
 export const contactOf = (change: PresenceChange): string => (change.kind === 'left' ? change.left.contactId : change.presence.contactId)

@@ -31,7 +31,15 @@ export const activityWriterPlugin = fp<ActivityWriterOptions>(async (app, { loop
   // Unique per start: it names this instance's stream consumer, and pids repeat across containers.
   const name = consumerName ?? `cat-${process.pid}-${randomBytes(3).toString('hex')}`
   const source = await app.eventLog.consumer(name)
-  const writer = createActivityWriter({ source, store: app.activity, log: app.log, now: app.now })
+  const { metrics } = app
+  const writer = createActivityWriter({
+    source,
+    store: app.activity,
+    log: app.log,
+    now: app.now,
+    onWritten: (count) => metrics.activityWritten.inc(count),
+    onWriteFailed: () => metrics.activityWriteErrors.inc(),
+  })
   // Redis keeps what is not written pending for the next instance: nothing to flush there.
   const drainMs = app.config.redisUrl === undefined && app.config.redisClusterNodes === undefined ? MEMORY_DRAIN_MS : 0
   app.addHook('onClose', async () => {
@@ -39,7 +47,7 @@ export const activityWriterPlugin = fp<ActivityWriterOptions>(async (app, { loop
   })
   if (loops) writer.start()
   app.decorate('activityWriter', writer)
-}, { name: 'activity-writer', dependencies: ['database', 'shared-state'] })
+}, { name: 'activity-writer', dependencies: ['database', 'shared-state', 'metrics'] })
 
 /** The activity log's timers: the online count sampled each minute, and the retention purge. */
 export const activityJobsPlugin = fp<ActivityLoopOptions>(async (app, { loops }) => {

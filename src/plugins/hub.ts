@@ -14,8 +14,16 @@ export interface HubOptions {
 
 /** Sends the dashboards a snapshot of who is online, then the changes as diffs. */
 export const hubPlugin = fp<HubOptions>(async (app, { sendBufferBytes }) => {
-  const hub = createDiffHub({ engine: app.presence, diffIntervalMs: app.config.diffIntervalMs, sendBufferBytes, now: app.now, log: app.log })
+  const { metrics } = app
+  const hub = createDiffHub({
+    engine: app.presence,
+    diffIntervalMs: app.config.diffIntervalMs,
+    sendBufferBytes,
+    now: app.now,
+    log: app.log,
+    ...(metrics.enabled ? { observeDiffLatency: (seconds: number) => metrics.diffLatency.observe(seconds) } : {}),
+  })
   // The sockets were closed with 1012 before the server closed (see websocket.ts); this stops the feed.
   app.addHook('onClose', async () => hub.close())
   app.decorate('hub', hub)
-}, { name: 'hub', dependencies: ['shared-state'] })
+}, { name: 'hub', dependencies: ['shared-state', 'metrics'] })

@@ -3,6 +3,7 @@ import type { PresenceEngine } from '../presence/presence-engine.js'
 import type { ActivityEventLog } from '../activity/event-log/event-log.js'
 import type { ConsentBus } from '../consent/consent-bus.js'
 import { openSharedState } from '../shared-state.js'
+import type { SharedCounters } from '../limits/counters.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -11,6 +12,8 @@ declare module 'fastify' {
     eventLog: ActivityEventLog
     /** Consent notices between the instances. */
     consentBus: ConsentBus
+    /** Rate-limit counts the instances share; undefined in memory. */
+    sharedCounters: SharedCounters | undefined
   }
 }
 
@@ -28,4 +31,5 @@ export const sharedStatePlugin = fp<SharedStateOptions>(async (app, { instanceId
   app.decorate('presence', shared.presence)
   app.decorate('eventLog', shared.eventLog)
   app.decorate('consentBus', shared.consentBus)
+  app.decorate('sharedCounters', shared.counters)
 }, { name: 'shared-state', dependencies: ['core'] })

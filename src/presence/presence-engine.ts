@@ -55,7 +55,16 @@ export type PresenceChange =
  * partition; a `reset` says continuity was lost (a skipped position, a dropped pub/sub
  * connection), so listeners must re-read the state.
  */
-export type FeedMessage = { type: 'change'; partition: number; position: number; change: PresenceChange } | { type: 'reset' }
+export type FeedMessage =
+  | {
+      type: 'change'
+      partition: number
+      position: number
+      change: PresenceChange
+      /** The engine's time of the change, ms (its clock); absent when an instance of an older version made it. */
+      at?: number
+    }
+  | { type: 'reset' }
 
 export interface Snapshot {
   /** Per partition, the feed position the snapshot reflects: the partition's changes at or below it are in it. */

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
-import { verifyBearer } from '../auth/admin-auth.js'
+import { staffOnly } from '../auth/admin-auth.js'
 import { AppError } from '../errors/errors.js'
 import { eraseContact } from '../activity/erase-contact.js'
 import { bucketPoints, STATS_RANGES, type StatsRange } from '../activity/online-stats.js'
@@ -31,10 +31,8 @@ const SessionSchema = Type.Object({
 const ActivityResponse = Type.Object({ sessions: Type.Array(SessionSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) })
 
 export async function adminActivityRoutes(app: FastifyInstance): Promise<void> {
-  const { tokens, activity, presence, now } = app
-  app.addHook('onRequest', async (request) => {
-    verifyBearer(tokens, request)
-  })
+  const { activity, presence, now } = app
+  await staffOnly(app)
 
   const query = (q: ActivityQuerystring) => {
     const to = q.to ?? now() + 1

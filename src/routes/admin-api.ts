@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { verifyBearer } from '../auth/admin-auth.js'
+import { staffOnly } from '../auth/admin-auth.js'
 
 export const PresenceSchema = Type.Object({
   contactId: Type.String(),
@@ -16,10 +16,8 @@ export const PresenceSchema = Type.Object({
 })
 
 export async function adminApiRoutes(app: FastifyInstance): Promise<void> {
-  const { tokens, presence, now } = app
-  app.addHook('onRequest', async (request) => {
-    verifyBearer(tokens, request)
-  })
+  const { presence, now } = app
+  await staffOnly(app)
 
   app.get('/admin/api/online', {
     schema: { response: { 200: Type.Object({ at: Type.Number(), online: Type.Array(PresenceSchema) }) } },

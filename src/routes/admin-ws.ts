@@ -19,7 +19,7 @@ export async function adminWsRoutes(app: FastifyInstance): Promise<void> {
         throw new AppError('forbidden', `Origin ${origin} is not allowed`)
       }
       if (app.draining) throw new AppError('unavailable', 'This instance is draining.', { retryAfterS: 1 })
-      tokens.verify((request.query as { token?: string }).token, AUDIENCES.admin)
+      tokens.verify((request.query as { token?: string }).token, AUDIENCES.admin, request.ip)
     },
   }, (socket) => {
     hub.add(socket)

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import { AppError } from '../errors/errors.js'
+import { limitRoutes } from '../limits/route-limits.js'
 import { AUDIENCES, MAX_TOKEN_LENGTH } from '../auth/tokens.js'
 import { truncateIp } from '../log/logger.js'
 import { CONSENT_DECISIONS } from '../consent/consent-service.js'
@@ -27,6 +28,8 @@ function parseBody(body: unknown): unknown {
 
 export async function consentRoutes(app: FastifyInstance): Promise<void> {
   const { tokens, consent, now } = app
+  // A contact's decisions: CAT_RATE_LIMIT_CONSENT a minute (429 beyond), counted once its token is verified.
+  await limitRoutes(app, { kind: 'consent', max: app.config.rateLimits.consent, what: 'consent decisions of this contact' })
 
   app.post<{ Body: Static<typeof ConsentBody> }>('/clients/cat_consent', {
     bodyLimit: 8192,
@@ -34,9 +37,12 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
     preValidation: async (request) => {
       ;(request as { body: unknown }).body = parseBody(request.body)
     },
+    preHandler: async (request) => {
+      request.limitKey = `contact:${tokens.verify(request.body.token, AUDIENCES.client, request.ip).sub}`
+    },
   }, async (request, reply) => {
     const { token, decision, version, locale } = request.body
-    const claims = tokens.verify(token, AUDIENCES.client)
+    const claims = tokens.verify(token, AUDIENCES.client, request.ip)
     // Global Privacy Control is a refusal: a browser that sends it cannot grant by this route.
     const gpc = request.headers['sec-gpc'] === '1'
     await consent.record({
@@ -55,7 +61,7 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
   app.get<{ Querystring: { token?: string } }>('/clients/cat_consent', {
     schema: { querystring: Type.Object({ token: Type.Optional(Type.String({ maxLength: MAX_TOKEN_LENGTH })) }) },
   }, async (request, reply) => {
-    const claims = tokens.verify(request.query.token, AUDIENCES.client)
+    const claims = tokens.verify(request.query.token, AUDIENCES.client, request.ip)
     const latest = await consent.latest(claims.sub)
     void reply.header('Cache-Control', 'no-store')
     if (latest === undefined) throw new AppError('not_found', 'No consent decision is recorded for this contact.')

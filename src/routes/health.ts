@@ -12,29 +12,39 @@ function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
 
+/**
+ * What readiness checks, each `ok` or what is wrong: the presence engine and the database
+ * answer within PROBE_TIMEOUT_MS, the activity writer is not stalled, the instance is not
+ * draining. /readyz answers it; the metrics' cat_ready reports it.
+ */
+export async function readinessChecks(app: FastifyInstance): Promise<Record<string, string>> {
+  const checks: Record<string, string> = {}
+  const probes: [string, () => Promise<void>][] = [
+    [`presence (${app.presence.kind})`, () => app.presence.ping()],
+    [`database (${app.activity.dialect})`, () => app.activity.ping()],
+  ]
+  await Promise.all(
+    probes.map(async ([name, probe]) => {
+      try {
+        await withTimeout(probe(), PROBE_TIMEOUT_MS)
+        checks[name] = 'ok'
+      } catch {
+        checks[name] = 'down'
+      }
+    }),
+  )
+  // The writer's own view, whatever the engine: a Redis and a database that both answer can
+  // still leave it failing (its consumer group gone), and the activity log would stop unseen.
+  checks.activityWriter = app.activityWriter.stalled ? 'stalled' : 'ok'
+  if (app.draining) checks.instance = 'draining'
+  return checks
+}
+
 export async function healthRoutes(app: FastifyInstance): Promise<void> {
   app.get('/healthz', async () => ({ status: 'ok' }))
 
   app.get('/readyz', async (_request, reply) => {
-    const checks: Record<string, string> = {}
-    const probes: [string, () => Promise<void>][] = [
-      [`presence (${app.presence.kind})`, () => app.presence.ping()],
-      [`database (${app.activity.dialect})`, () => app.activity.ping()],
-    ]
-    await Promise.all(
-      probes.map(async ([name, probe]) => {
-        try {
-          await withTimeout(probe(), PROBE_TIMEOUT_MS)
-          checks[name] = 'ok'
-        } catch {
-          checks[name] = 'down'
-        }
-      }),
-    )
-    // The writer's own view, whatever the engine: a Redis and a database that both answer can
-    // still leave it failing (its consumer group gone), and the activity log would stop unseen.
-    checks.activityWriter = app.activityWriter.stalled ? 'stalled' : 'ok'
-    if (app.draining) checks.instance = 'draining'
+    const checks = await readinessChecks(app)
     const failing = Object.entries(checks).filter(([, state]) => state !== 'ok').map(([name]) => name)
     void reply.header('Cache-Control', 'no-store')
     if (failing.length === 0) return { status: 'ok', checks }

@@ -1,8 +1,9 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import { AppError } from '../errors/errors.js'
 import { AUDIENCES, MAX_TOKEN_LENGTH } from '../auth/tokens.js'
-import { HEARTBEAT_EVENTS } from '../presence/presence-engine.js'
+import { HEARTBEAT_EVENTS, type HeartbeatEvent } from '../presence/presence-engine.js'
+import { heartbeatOutcome } from '../metrics/metrics.js'
 
 export const MAX_PATH_LENGTH = 2048
 export const MAX_TITLE_LENGTH = 512
@@ -39,16 +40,38 @@ function bodyParams(body: unknown): Record<string, unknown> {
 }
 
 export async function heartbeatRoutes(app: FastifyInstance): Promise<void> {
-  const { config, tokens, presence, consent } = app
+  const { config, tokens, presence, consent, metrics, heartbeatLimit } = app
   const interval = String(config.heartbeatIntervalS)
+  const events = new Set<string>(HEARTBEAT_EVENTS)
+  /**
+   * Every answer counted by event and outcome, and timed (cat_heartbeats_total,
+   * cat_heartbeat_duration_seconds): a 204 where the handler sends it, an error in this
+   * context's error handler, after the app's has answered. No onResponse hook: a hook costs
+   * every heartbeat more than the counting itself. An event that did not validate is `unknown`.
+   */
+  const count = (request: FastifyRequest, reply: FastifyReply): void => {
+    if (!metrics.enabled) return
+    const event = (request.query as { event?: unknown } | undefined)?.event
+    metrics.heartbeats(typeof event === 'string' && events.has(event) ? (event as HeartbeatEvent) : 'unknown', heartbeatOutcome(reply.statusCode)).inc()
+    metrics.heartbeatDuration.observe(reply.elapsedTime / 1000)
+  }
+  if (metrics.enabled) {
+    const answerError = app.errorHandler
+    app.setErrorHandler(function countedError(error, request, reply) {
+      answerError.call(this, error, request, reply)
+      count(request, reply)
+    })
+  }
 
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 8192 }, (_req, body, done) => {
     done(null, body)
   })
 
-  const handler = async (request: FastifyRequest<{ Querystring: HeartbeatQuery }>, reply: import('fastify').FastifyReply): Promise<void> => {
+  const handler = async (request: FastifyRequest<{ Querystring: HeartbeatQuery }>, reply: FastifyReply): Promise<void> => {
     const { token, sid, path, title, event } = request.query
-    const claims = tokens.verify(token, AUDIENCES.client)
+    const claims = tokens.verify(token, AUDIENCES.client, request.ip)
+    const limited = heartbeatLimit.check(claims.sub)
+    if (limited !== undefined) await limited
     // The server, not the snippet, enforces consent; Global Privacy Control is a refusal.
     // knownGranted first: the usual answer, without an await.
     if (request.headers['sec-gpc'] === '1' || (!consent.knownGranted(claims.sub) && !(await consent.isGranted(claims.sub)))) {
@@ -69,6 +92,7 @@ export async function heartbeatRoutes(app: FastifyInstance): Promise<void> {
       throw new AppError('rate_limited', `This contact already has ${config.maxTabsPerContact} tabs open, the most allowed; this tab is not tracked.`, { retryAfterS: config.heartbeatIntervalS })
     }
     void reply.header('CAT-Interval', interval).header('Cache-Control', 'no-store').code(204).send()
+    count(request, reply)
   }
 
   const schema = { querystring: HeartbeatQuery }

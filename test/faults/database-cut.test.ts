@@ -8,7 +8,7 @@ import { buildTestApp, cleanRedisSite, clientToken, uniqueSite } from '../helper
 import { createTestMysqlDatabase } from '../helpers/database.js'
 import { createTcpProxy } from '../helpers/tcp-proxy.js'
 import { wsBase } from '../helpers/ws.js'
-import { checkWritten, grantConsent, percentile, printFigures, rssMiB, runLoad, sleep } from '../helpers/faults.js'
+import { UNLIMITED_HEARTBEATS, checkWritten, grantConsent, percentile, printFigures, rssMiB, runLoad, sleep } from '../helpers/faults.js'
 
 const CONTACTS = 12
 
@@ -20,7 +20,7 @@ t.test('database cut under load: heartbeats keep 204, events are written once it
   t.teardown(() => proxy.close())
   const proxied = new URL(databaseUrl)
   proxied.port = String(proxy.port)
-  const app = await buildTestApp(t, { site, activityLoops: true, env: { DATABASE_URL: proxied.toString() } })
+  const app = await buildTestApp(t, { site, activityLoops: true, env: { ...UNLIMITED_HEARTBEATS, DATABASE_URL: proxied.toString() } })
   const origin = (await wsBase(app)).replace('ws:', 'http:')
   const tokens = Array.from({ length: CONTACTS }, (_, k) => clientToken({ sub: `dbcut-${k}`, clientId: 'client-dbcut' }))
   for (const token of tokens) await grantConsent(origin, token)

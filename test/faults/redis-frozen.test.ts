@@ -6,7 +6,7 @@
 import t from 'tap'
 import { buildTestApp, clientToken, uniqueSite } from '../helpers/app.js'
 import { wsBase } from '../helpers/ws.js'
-import { eventually, grantConsent, percentile, printFigures, rssMiB, runLoad, sleep, startRedisServer } from '../helpers/faults.js'
+import { UNLIMITED_HEARTBEATS, eventually, grantConsent, percentile, printFigures, rssMiB, runLoad, sleep, startRedisServer } from '../helpers/faults.js'
 import { Pool } from 'undici'
 
 const FREEZE_MS = 3000
@@ -14,7 +14,7 @@ const FREEZE_MS = 3000
 t.test('Redis frozen under load: heartbeats answer 503 with Retry-After while it hangs, and 204 after SIGCONT', async (t) => {
   const redis = await startRedisServer(t)
   const site = uniqueSite('frozen')
-  const app = await buildTestApp(t, { env: { REDIS_URL: redis.url, CAT_SITE: site } })
+  const app = await buildTestApp(t, { env: { ...UNLIMITED_HEARTBEATS, REDIS_URL: redis.url, CAT_SITE: site } })
   const origin = (await wsBase(app)).replace('ws:', 'http:')
   const token = clientToken({ sub: 'frozen-innocent', clientId: 'client-frozen' })
   await grantConsent(origin, token)

@@ -9,7 +9,7 @@ import t from 'tap'
 import { adminToken, buildTestApp, clientToken, uniqueSite } from '../helpers/app.js'
 import { createTestMysqlDatabase } from '../helpers/database.js'
 import { connectDashboard, wsBase } from '../helpers/ws.js'
-import { checkWritten, createGate, eventually, grantConsent, percentile, printFigures, rssMiB, runLoad, sleep, startRedisServer } from '../helpers/faults.js'
+import { UNLIMITED_HEARTBEATS, checkWritten, createGate, eventually, grantConsent, percentile, printFigures, rssMiB, runLoad, sleep, startRedisServer } from '../helpers/faults.js'
 
 const CONTACTS = 10
 
@@ -19,7 +19,7 @@ for (const persistence of [true, false]) {
     const redis = await startRedisServer(t, { persistence })
     const databaseUrl = await createTestMysqlDatabase(t, 'restart')
     const site = uniqueSite('restart')
-    const app = await buildTestApp(t, { activityLoops: true, env: { REDIS_URL: redis.url, CAT_SITE: site, DATABASE_URL: databaseUrl } })
+    const app = await buildTestApp(t, { activityLoops: true, env: { ...UNLIMITED_HEARTBEATS, REDIS_URL: redis.url, CAT_SITE: site, DATABASE_URL: databaseUrl } })
     const origin = (await wsBase(app)).replace('ws:', 'http:')
     const tokens = Array.from({ length: CONTACTS }, (_, k) => clientToken({ sub: `restart-${k}`, clientId: 'client-restart' }))
     for (const token of tokens) await grantConsent(origin, token)

@@ -20,6 +20,12 @@ interface Teardown {
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
 /** A TCP port free on 127.0.0.1 at the time of the call. */
+/**
+ * A fault probe's load beats a few contacts hundreds of times a minute, far above what a portal
+ * sends: the per-contact heartbeat limit (test/routes/rate-limits.test.ts) is off for it.
+ */
+export const UNLIMITED_HEARTBEATS = { CAT_RATE_LIMIT_HEARTBEATS: '0' } as const
+
 export async function freePort(): Promise<number> {
   const server = createServer()
   server.listen(0, '127.0.0.1')

@@ -78,8 +78,8 @@ async function snap(engine: PresenceEngine): Promise<{ position: number; online:
 }
 
 /** The changes without their partition number, which depends on the engine's layout. */
-function unpartitioned(changes: readonly ChangeMessage[]): Omit<ChangeMessage, 'partition'>[] {
-  return changes.map(({ partition: _partition, ...rest }) => rest)
+function unpartitioned(changes: readonly ChangeMessage[]): Omit<ChangeMessage, 'partition' | 'at'>[] {
+  return changes.map(({ partition: _partition, at: _at, ...rest }) => rest)
 }
 
 /** Per partition, the positions of its changes in order: 1, 2, … when none is missing. */
@@ -167,6 +167,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       const expected = presence({ since: T0, lastSeen: T0 })
       const changes = await h.settled()
       t.strictSame(unpartitioned(changes), [{ type: 'change', position: 1, change: joined(expected) }], 'one joined change with the full PRESENCE')
+      t.strictSame(changes.map((c) => c.at), [T0], 'stamped with the engine\'s time of the change (the metrics\' diff latency)')
       t.strictSame(await snap(engine), { position: 1, online: [expected] })
       t.strictSame(await h.events(), [event('join', T0, { name: NAME, company: COMPANY })])
       const [stored] = await state.eventLog.tail(10)

@@ -61,4 +61,6 @@ export interface ActivityEventLog {
   discard(contactId: string): Promise<number>
   /** The newest `count` events, oldest first (for inspection and tests). */
   tail(count: number): Promise<ActivityEvent[]>
+  /** How many events are not yet written (read or not): the metrics' backlog. */
+  backlog(): Promise<number>
 }

@@ -48,6 +48,10 @@ export function createMemoryEventLog(options: MemoryEventLogOptions = {}): Memor
       return queue.slice(-count)
     },
 
+    async backlog() {
+      return queue.length
+    },
+
     async discard(contactId) {
       const before = queue.length
       let keep = 0

@@ -106,6 +106,12 @@ export async function createRedisEventLog(connections: RedisConnections, options
       return all.flat().sort(byEntryId).slice(-count)
     },
 
+    // A written event is deleted from its stream (ackAndDelete): what the streams hold is what is not yet written.
+    async backlog() {
+      const lengths = await call(() => Promise.all(streams.map((stream) => redis.xlen(stream.key))))
+      return lengths.reduce((sum, length) => sum + length, 0)
+    },
+
     async discard(contactId) {
       return call(async () => {
         let discarded = 0

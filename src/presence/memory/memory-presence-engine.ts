@@ -215,7 +215,7 @@ class MemoryPresenceEngine implements PresenceEngine {
 
   private publish(change: PresenceChange): void {
     this.position += 1
-    const message: FeedMessage = { type: 'change', partition: 0, position: this.position, change }
+    const message: FeedMessage = { type: 'change', partition: 0, position: this.position, change, at: this.now() }
     for (const listener of this.listeners) listener(message)
   }
 }

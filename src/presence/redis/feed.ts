@@ -12,6 +12,8 @@ import type { RedisConnections } from './connections.js'
  */
 interface WireChange {
   n: number
+  /** The script call's time (its NOW), ms. */
+  t?: number
   k: 'joined' | 'updated' | 'left'
   p?: Presence
   l?: { contactId: string; at: number; reason: LeaveReason }
@@ -101,6 +103,6 @@ export class RedisFeed {
     if (last !== undefined && (position > last + 1 || (position === 1 && last > 1))) this.emit({ type: 'reset' })
     this.lastPosition[partition] = last === undefined || position > last || position === 1 ? position : last
     const change = changeOf(wire)
-    if (change !== undefined) this.emit({ type: 'change', partition, position, change })
+    if (change !== undefined) this.emit(typeof wire.t === 'number' ? { type: 'change', partition, position, change, at: wire.t } : { type: 'change', partition, position, change })
   }
 }

@@ -10,8 +10,8 @@ Stream entry fields: type (join|nav|hidden|visible|leave|gap|end), contact, clie
 title, at (ms); join adds name, company; end adds reason (timeout|leave|idle|withdrawn); gap
 adds from (ms).
 Feed message: a JSON array of the changes one script call made, in order, each
-{n=position, k="joined"|"updated", p=presence} or {n=position, k="left", l={contactId, at, reason}}
-(short keys on the wire only: feed.ts reads them); the scripts that publish call flush_feed
+{n=position, t=now, k="joined"|"updated", p=presence} or {n=position, t=now, k="left", l={contactId, at, reason}},
+t the call's time (the metrics' diff latency) (short keys on the wire only: feed.ts reads them); the scripts that publish call flush_feed
 before they return.
 ]]
 local ESCAPE = { ['\30'] = '\30' .. '0', ['\31'] = '\30' .. '1' }
@@ -117,7 +117,10 @@ local function flush_feed()
   local count = #feed
   if count == 0 then return end
   local last = redis.call('INCRBY', SEQ, count)
-  for i, change in ipairs(feed) do change.n = last - count + i end
+  for i, change in ipairs(feed) do
+    change.n = last - count + i
+    change.t = NOW
+  end
   redis.call(PUBLISH_COMMAND, CHANNEL, cjson.encode(feed))
   feed = {}
 end

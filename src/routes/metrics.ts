@@ -1,0 +1,66 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FeedMessage } from '../presence/presence-engine.js'
+import { readinessChecks } from './health.js'
+
+/** The socket's own peer is this machine: 127.0.0.0/8, ::1, or either mapped into IPv6. */
+export function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address
+  return v4.startsWith('127.') || address === '::1'
+}
+
+const digest = (text: string): Buffer => createHash('sha256').update(text).digest()
+
+/**
+ * GET /metrics, the Prometheus text format: to callers on this machine (the socket's peer, not
+ * X-Forwarded-For: a proxy on the same machine forwards for others, so a request with
+ * forwarding headers is not taken as local), or to anyone with `Authorization: Bearer
+ * $CAT_METRICS_TOKEN`. Anyone else, and everyone with CAT_METRICS=off, gets the 404 of a route
+ * that does not exist. Also feeds the site-wide counters from the presence feed: leaves by
+ * reason, the sweep's lag, the feed's resyncs.
+ */
+export async function metricsRoutes(app: FastifyInstance): Promise<void> {
+  const { metrics, config } = app
+  if (!metrics.enabled) return
+  const presenceTimeoutMs = config.presenceTimeoutS * 1000
+  const idleTimeoutMs = config.idleTimeoutS * 1000
+  metrics.setSources({
+    online: () => app.presence.count(),
+    dashboards: () => app.hub.size,
+    backlog: () => app.eventLog.backlog(),
+    ready: async () => Object.values(await readinessChecks(app)).every((state) => state === 'ok'),
+  })
+  const unsubscribe = app.presence.onFeed((message: FeedMessage) => {
+    if (message.type === 'reset') {
+      metrics.feedResyncs.inc()
+      return
+    }
+    const { change } = message
+    if (change.kind !== 'left') return
+    const { reason, at } = change.left
+    metrics.leaves(reason).inc()
+    // `at` of an expiry is when the tab was last seen: it expired a timeout later.
+    if (reason === 'timeout' || reason === 'idle') metrics.sweepLag.observe(Math.max(0, app.now() - at - (reason === 'idle' ? idleTimeoutMs : presenceTimeoutMs)) / 1000)
+  })
+  app.addHook('onClose', async () => unsubscribe())
+
+  const token = config.metricsToken === undefined ? undefined : digest(config.metricsToken)
+  const allowed = (request: FastifyRequest): boolean => {
+    const authorization = request.headers.authorization
+    if (token !== undefined && authorization !== undefined && authorization.startsWith('Bearer ')) {
+      return timingSafeEqual(digest(authorization.slice(7)), token)
+    }
+    const forwarded = request.headers['x-forwarded-for'] !== undefined || request.headers.forwarded !== undefined
+    return !forwarded && isLoopback(request.socket.remoteAddress)
+  }
+
+  app.get('/metrics', async (request, reply) => {
+    if (!allowed(request)) {
+      reply.callNotFound()
+      return reply
+    }
+    const text = await metrics.registry.metrics()
+    return reply.header('Cache-Control', 'no-store').type(metrics.registry.contentType).send(text)
+  })
+}
