@@ -7,6 +7,7 @@ import { clientErrorHandler, frameworkErrors } from './errors/edge-errors.js'
 import { lazyChildLogger, loggerOptions } from './log/logger.js'
 import { corePlugin } from './plugins/core.js'
 import { metricsPlugin } from './plugins/metrics.js'
+import { pressurePlugin } from './plugins/pressure.js'
 import { databasePlugin } from './plugins/database.js'
 import { sharedStatePlugin } from './plugins/shared-state.js'
 import { limitsPlugin } from './plugins/limits.js'
@@ -41,6 +42,8 @@ export interface AppDeps {
    * to the caller (tests drive app.activityWriter and app.activityJobs by hand).
    */
   activityLoops?: boolean
+  /** ms between the overload checks' samples (event-loop delay, heap); tests shorten it. */
+  pressureSampleMs?: number
   /** The HTTP server's timeouts; tests shorten them. Defaults: HTTP_TIMEOUTS. */
   httpTimeouts?: Partial<HttpTimeouts>
 }
@@ -122,6 +125,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   try {
     await app.register(corePlugin, { config, now: deps.now ?? Date.now })
     await app.register(metricsPlugin)
+    await app.register(pressurePlugin, { sampleIntervalMs: deps.pressureSampleMs })
     await app.register(databasePlugin)
     await app.register(sharedStatePlugin, { instanceId: deps.instanceId })
     await app.register(limitsPlugin)

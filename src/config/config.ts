@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { isIP } from 'node:net'
 import { resolve } from 'node:path'
+import { getHeapStatistics } from 'node:v8'
 import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 
@@ -62,6 +63,10 @@ const EnvSchema = Type.Object({
   CAT_RATE_LIMIT_CONSENT: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 30, description: 'a whole number of requests a minute, 0 (no limit)-1000000' }),
   /** Admin API requests per staff member per minute; beyond, 429. 0: no limit. */
   CAT_RATE_LIMIT_ADMIN: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 600, description: 'a whole number of requests a minute, 0 (no limit)-1000000' }),
+  /** Event-loop delay (mean over a second) past which requests get 503 until it falls back; 0: never. */
+  CAT_MAX_EVENT_LOOP_DELAY_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1000, description: 'whole milliseconds, 0 (off)-60000' }),
+  /** V8 heap in use past which requests get 503 until it falls back; unset: 90 % of the heap limit; 0: never. */
+  CAT_MAX_HEAP_USED_MB: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_048_576, description: 'whole MiB, 0 (off)-1048576' })),
   /** Whether the instance counts what GET /metrics reports (off: /metrics answers 404). */
   CAT_METRICS: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on', description: 'on or off' }),
   /** Bearer token that may read GET /metrics from any address; unset: loopback callers only. */
@@ -124,6 +129,8 @@ export interface Config {
   readonly retentionDays: Env['CAT_RETENTION_DAYS']
   /** Requests a minute: per contact on heartbeats and consent, per address failing authentication, per staff member on the admin API; 0: no limit. */
   readonly rateLimits: { readonly heartbeats: number; readonly authFailures: number; readonly consent: number; readonly admin: number }
+  /** Overload shedding (@fastify/under-pressure): the event-loop delay and heap in use past which requests get 503; 0: not checked. */
+  readonly overload: { readonly maxEventLoopDelayMs: number; readonly maxHeapUsedBytes: number }
   /** CAT_METRICS: the instance counts what GET /metrics reports. */
   readonly metrics: boolean
   /** CAT_METRICS_TOKEN: a bearer token that reads /metrics from anywhere; undefined: loopback only. */
@@ -308,6 +315,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       authFailures: env.CAT_RATE_LIMIT_AUTH_FAILURES,
       consent: env.CAT_RATE_LIMIT_CONSENT,
       admin: env.CAT_RATE_LIMIT_ADMIN,
+    }),
+    overload: Object.freeze({
+      maxEventLoopDelayMs: env.CAT_MAX_EVENT_LOOP_DELAY_MS,
+      maxHeapUsedBytes: env.CAT_MAX_HEAP_USED_MB === undefined ? Math.floor(getHeapStatistics().heap_size_limit * 0.9) : env.CAT_MAX_HEAP_USED_MB * 1024 * 1024,
     }),
     metrics: env.CAT_METRICS === 'on',
     metricsToken: env.CAT_METRICS_TOKEN,

@@ -15,7 +15,7 @@ function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
 /**
  * What readiness checks, each `ok` or what is wrong: the presence engine and the database
  * answer within PROBE_TIMEOUT_MS, the activity writer is not stalled, the instance is not
- * draining. /readyz answers it; the metrics' cat_ready reports it.
+ * draining and not overloaded. /readyz answers it; the metrics' cat_ready reports it.
  */
 export async function readinessChecks(app: FastifyInstance): Promise<Record<string, string>> {
   const checks: Record<string, string> = {}
@@ -37,6 +37,8 @@ export async function readinessChecks(app: FastifyInstance): Promise<Record<stri
   // still leave it failing (its consumer group gone), and the activity log would stop unseen.
   checks.activityWriter = app.activityWriter.stalled ? 'stalled' : 'ok'
   if (app.draining) checks.instance = 'draining'
+  // Shedding requests (plugins/pressure.ts): out of the balancer until it recovers.
+  if (app.isUnderPressure()) checks.load = 'overloaded'
   return checks
 }
 

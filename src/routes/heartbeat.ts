@@ -51,7 +51,8 @@ export async function heartbeatRoutes(app: FastifyInstance): Promise<void> {
    */
   const count = (request: FastifyRequest, reply: FastifyReply): void => {
     if (!metrics.enabled) return
-    const event = (request.query as { event?: unknown } | undefined)?.event
+    // Absent: the route's default (an answer before validation has not applied it yet).
+    const event = (request.query as { event?: unknown } | undefined)?.event ?? 'beat'
     metrics.heartbeats(typeof event === 'string' && events.has(event) ? (event as HeartbeatEvent) : 'unknown', heartbeatOutcome(reply.statusCode)).inc()
     metrics.heartbeatDuration.observe(reply.elapsedTime / 1000)
   }
