@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { ConfigError } from '../config/config.js'
 import { findProjectRoot } from '../activity/database.js'
 import { createStaticAsset, sendJavaScriptAsset, type StaticAsset } from './static-asset.js'
+import { WIDGET_HEADERS, pageHeaders } from '../plugins/security-headers.js'
 
 /** The bundled <cat-online-clients> (dashboard/build.mjs), read once at start. */
 export function loadDashboardWidget(root: string = findProjectRoot()): StaticAsset {
@@ -32,17 +32,6 @@ const PAGE_SCRIPT = `(function () {
   })
   document.querySelector('main').appendChild(el)
 })()`
-
-const PAGE_CSP = [
-  "default-src 'none'",
-  `script-src 'self' 'sha256-${createHash('sha256').update(PAGE_SCRIPT).digest('base64')}'`,
-  "style-src 'self' 'unsafe-inline'",
-  "connect-src 'self'",
-  "img-src 'self' data:",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ')
 
 /** No token in it and nothing from a CDN: the widget comes from this server, the token from the fragment. */
 const PAGE = `<!doctype html>
@@ -73,16 +62,11 @@ cat-online-clients{--cat-max-height:calc(100vh - 210px)}
 export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
   const widget = loadDashboardWidget()
 
-  app.get('/admin/widget.js', async (request, reply) => sendJavaScriptAsset(request, reply, widget))
+  app.get('/admin/widget.js', { helmet: WIDGET_HEADERS }, async (request, reply) => sendJavaScriptAsset(request, reply, widget))
 
-  app.get('/admin', async (_request, reply) => {
-    void reply.headers({
-      'Content-Type': 'text/html; charset=utf-8',
-      'Cache-Control': 'no-cache',
-      'Content-Security-Policy': PAGE_CSP,
-      'Referrer-Policy': 'no-referrer',
-      'X-Content-Type-Options': 'nosniff',
-    })
+  // The token is in the fragment, never sent; no-referrer keeps the page's URL to itself anyway.
+  app.get('/admin', { helmet: pageHeaders([PAGE_SCRIPT]) }, async (_request, reply) => {
+    void reply.headers({ 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-cache' })
     return PAGE
   })
 }

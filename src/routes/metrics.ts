@@ -2,13 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { FeedMessage } from '../presence/presence-engine.js'
 import { readinessChecks } from './health.js'
-
-/** The socket's own peer is this machine: 127.0.0.0/8, ::1, or either mapped into IPv6. */
-export function isLoopback(address: string | undefined): boolean {
-  if (address === undefined) return false
-  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address
-  return v4.startsWith('127.') || address === '::1'
-}
+import { isLoopbackHost } from './snippet.js'
 
 const digest = (text: string): Buffer => createHash('sha256').update(text).digest()
 
@@ -52,7 +46,8 @@ export async function metricsRoutes(app: FastifyInstance): Promise<void> {
       return timingSafeEqual(digest(authorization.slice(7)), token)
     }
     const forwarded = request.headers['x-forwarded-for'] !== undefined || request.headers.forwarded !== undefined
-    return !forwarded && isLoopback(request.socket.remoteAddress)
+    const peer = request.socket.remoteAddress
+    return !forwarded && peer !== undefined && isLoopbackHost(peer)
   }
 
   app.get('/metrics', async (request, reply) => {

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import { pageHeaders } from '../plugins/security-headers.js'
 import { Type } from '@sinclair/typebox'
 import { signToken } from '../auth/tokens.js'
 import { sendJavaScriptAsset } from './static-asset.js'
@@ -19,6 +20,16 @@ export function servesDemo(config: Pick<Config, 'production' | 'host'>): boolean
   return !config.production && isLoopbackHost(config.host)
 }
 
+/** The demo portal's own script: a page change without a reload, as a single-page portal makes. */
+const DEMO_SCRIPT = `
+document.querySelector('nav').addEventListener('click', function (e) {
+  var a = e.target.closest('a'); if (!a) return; e.preventDefault()
+  history.pushState({}, '', a.getAttribute('href'))
+  document.title = a.textContent + ' · Demo portal'
+  document.getElementById('page').textContent = a.textContent
+})
+`
+
 export async function snippetRoutes(app: FastifyInstance): Promise<void> {
   const { snippet } = app
 
@@ -32,7 +43,7 @@ export async function snippetRoutes(app: FastifyInstance): Promise<void> {
   if (!servesDemo(app.config)) return
 
   // A portal page with a freshly minted client token, to see the flow.
-  app.get('/demo', async (_request, reply) => {
+  app.get('/demo', { helmet: pageHeaders([DEMO_SCRIPT]) }, async (_request, reply) => {
     const id = `demo-${Math.random().toString(36).slice(2, 8)}`
     const token = signToken({ aud: 'client', sub: id, clientId: 'demo-client', name: `Demo contact ${id.slice(5)}`, company: 'Demo Company', ttlS: 12 * 3600 }, app.config.secrets, app.now())
     void reply.header('Content-Type', 'text/html; charset=utf-8').header('Cache-Control', 'no-store')
@@ -46,14 +57,7 @@ export async function snippetRoutes(app: FastifyInstance): Promise<void> {
 <nav><a href="/demo#tickets" data-path="/clients/tickets">Tickets</a><a href="/demo#invoices" data-path="/clients/invoices">Invoices</a><a href="/demo#projects" data-path="/clients/projects">Projects</a></nav>
 <p id="page">Home</p>
 <p>Activity tracking: <span data-cat-control></span></p>
-<script>
-document.querySelector('nav').addEventListener('click', function (e) {
-  var a = e.target.closest('a'); if (!a) return; e.preventDefault()
-  history.pushState({}, '', a.getAttribute('href'))
-  document.title = a.textContent + ' · Demo portal'
-  document.getElementById('page').textContent = a.textContent
-})
-</script>
+<script>${DEMO_SCRIPT}</script>
 <script src="/clients/cat_consent_js" data-token="${token}" defer></script>
 </body></html>`
   })
