@@ -3,8 +3,10 @@
 #   docker build -t cat-presence .
 #   docker run -p 3000:3000 -e CAT_SECRET=... -v cat-data:/data cat-presence
 
+# Node.js 24, the current LTS line; `npm test` runs the suite on it as well as on the machine's
+# Node (scripts/test.sh), with the same lockfile: better-sqlite3 12 and undici 7 serve both lines.
 # ---------- build: compile TypeScript, build native addons, keep production deps ----------
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 # better-sqlite3 (the embedded activity log) compiles its addon when no prebuilt one is found.
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
@@ -22,7 +24,7 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev --ignore-scripts
 
 # ---------- runtime: production dependencies, dist/, migrations ----------
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 WORKDIR /app
 
 COPY package.json package-lock.json ./
