@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { FeedMessage } from '../presence/presence-engine.js'
 import { readinessChecks } from './health.js'
+import { text } from './openapi.js'
 
 /** The socket's own peer is this machine: 127.0.0.0/8, ::1, or either mapped into IPv6. */
 export function isLoopback(address: string | undefined): boolean {
@@ -55,7 +56,15 @@ export async function metricsRoutes(app: FastifyInstance): Promise<void> {
     return !forwarded && isLoopback(request.socket.remoteAddress)
   }
 
-  app.get('/metrics', async (request, reply) => {
+  app.get('/metrics', {
+    schema: {
+      summary: 'Prometheus metrics',
+      description: 'For callers on this machine without forwarding headers, or anyone with `Authorization: Bearer $CAT_METRICS_TOKEN`; everyone else gets 404 not_found.',
+      tags: ['operations'],
+      security: [{ metricsToken: [] }, {}],
+    },
+    config: { docs: { errors: ['not_found'], responses: { 200: text('The Prometheus text format.', 'text/plain') } } },
+  }, async (request, reply) => {
     if (!allowed(request)) {
       reply.callNotFound()
       return reply
