@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyHttpOptions, type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyHttpOptions, type FastifyInstance, type onRouteHookHandler } from 'fastify'
 import type { Server } from 'node:http'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config/config.js'
@@ -7,6 +7,7 @@ import { clientErrorHandler, frameworkErrors } from './errors/edge-errors.js'
 import { lazyChildLogger, loggerOptions } from './log/logger.js'
 import { corePlugin } from './plugins/core.js'
 import { metricsPlugin } from './plugins/metrics.js'
+import { openapiPlugin } from './plugins/openapi.js'
 import { pressurePlugin } from './plugins/pressure.js'
 import { securityHeadersPlugin } from './plugins/security-headers.js'
 import { databasePlugin } from './plugins/database.js'
@@ -26,6 +27,7 @@ import { adminApiRoutes } from './routes/admin-api.js'
 import { adminActivityRoutes } from './routes/admin-activity.js'
 import { dashboardRoutes } from './routes/dashboard.js'
 import { metricsRoutes } from './routes/metrics.js'
+import { openapiRoutes } from './routes/openapi.js'
 
 export interface AppDeps {
   /** The clock; tests inject one to move time without sleeping. */
@@ -47,6 +49,8 @@ export interface AppDeps {
   pressureSampleMs?: number
   /** The HTTP server's timeouts; tests shorten them. Defaults: HTTP_TIMEOUTS. */
   httpTimeouts?: Partial<HttpTimeouts>
+  /** Sees every route as it is registered (the OpenAPI test checks each is documented). */
+  onRoute?: onRouteHookHandler
 }
 
 export interface HttpTimeouts {
@@ -123,8 +127,11 @@ export function appOptions(config: Config, deps: AppDeps = {}): FastifyHttpOptio
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
   const app = Fastify(appOptions(config, deps))
   const loops = deps.activityLoops ?? true
+  if (deps.onRoute !== undefined) app.addHook('onRoute', deps.onRoute)
   try {
     await app.register(corePlugin, { config, now: deps.now ?? Date.now })
+    // Before every route: it describes each as it is registered.
+    await app.register(openapiPlugin)
     await app.register(metricsPlugin)
     await app.register(pressurePlugin, { sampleIntervalMs: deps.pressureSampleMs })
     await app.register(securityHeadersPlugin)
@@ -146,6 +153,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await app.register(adminActivityRoutes)
     await app.register(dashboardRoutes)
     await app.register(metricsRoutes)
+    await app.register(openapiRoutes)
   } catch (error) {
     // A start that fails halfway (a database down, a broken language file) closes what the
     // plugins before it opened; the error is the start's, not the close's.

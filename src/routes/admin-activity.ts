@@ -1,9 +1,11 @@
 import type { FastifyInstance } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import { staffOnly } from '../auth/admin-auth.js'
+import { PresenceSchema } from './admin-api.js'
 import { AppError } from '../errors/errors.js'
 import { eraseContact } from '../activity/erase-contact.js'
 import { bucketPoints, STATS_RANGES, type StatsRange } from '../activity/online-stats.js'
+import { ADMIN_API, ADMIN_API_ERRORS, noContent } from './openapi.js'
 
 const Id = Type.String({ minLength: 1, maxLength: 128 })
 const ActivityQuerySchema = Type.Object(
@@ -29,6 +31,18 @@ const SessionSchema = Type.Object({
   pages: Type.Array(PageSchema),
 })
 const ActivityResponse = Type.Object({ sessions: Type.Array(SessionSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) })
+/** Documentation only: the export is sent as stored, so no schema trims it. */
+const ExportResponse = Type.Object(
+  {
+    exportedAt: Type.Number(),
+    contactId: Type.String(),
+    presence: Type.Union([PresenceSchema, Type.Null()]),
+    sessions: Type.Array(Type.Object({}, { additionalProperties: true })),
+    events: Type.Array(Type.Object({}, { additionalProperties: true })),
+    consents: Type.Array(Type.Object({}, { additionalProperties: true })),
+  },
+  { description: 'The export, with Content-Disposition: attachment.', headers: { 'Content-Disposition': { type: 'string' } } },
+)
 
 export async function adminActivityRoutes(app: FastifyInstance): Promise<void> {
   const { activity, presence, now } = app
@@ -40,18 +54,24 @@ export async function adminActivityRoutes(app: FastifyInstance): Promise<void> {
     if (from > to) throw new AppError('invalid_request', 'from must not be after to')
     return { from, to, limit: q.limit, cursor: q.cursor }
   }
-  const activitySchema = { querystring: ActivityQuerySchema, response: { 200: ActivityResponse } }
+  const activitySchema = { ...ADMIN_API, querystring: ActivityQuerySchema, response: { 200: ActivityResponse } }
+  const config = { docs: { errors: ['invalid_request', ...ADMIN_API_ERRORS] as const } }
 
   app.get<{ Params: { contactId: string }; Querystring: ActivityQuerystring }>('/admin/api/contacts/:contactId/activity', {
-    schema: { ...activitySchema, params: Type.Object({ contactId: Id }) },
+    schema: { ...activitySchema, summary: "A contact's sessions, newest first, paged", params: Type.Object({ contactId: Id }) },
+    config,
   }, async (request) => activity.contactActivity(request.params.contactId, query(request.query)))
 
   app.get<{ Params: { clientId: string }; Querystring: ActivityQuerystring }>('/admin/api/clients/:clientId/activity', {
-    schema: { ...activitySchema, params: Type.Object({ clientId: Id }) },
+    schema: { ...activitySchema, summary: "A client company's sessions, newest first, paged", params: Type.Object({ clientId: Id }) },
+    config,
   }, async (request) => activity.clientActivity(request.params.clientId, query(request.query)))
 
   app.get<{ Querystring: { range: StatsRange } }>('/admin/api/stats/online', {
+    config,
     schema: {
+      ...ADMIN_API,
+      summary: 'The online count over the last hour, day or week',
       querystring: Type.Object({ range: Type.Union(Object.keys(STATS_RANGES).map((r) => Type.Literal(r)), { default: '1h' }) }, { additionalProperties: false }),
       response: { 200: Type.Object({ points: Type.Array(Type.Object({ t: Type.Number(), online: Type.Integer() })) }) },
     },
@@ -63,7 +83,8 @@ export async function adminActivityRoutes(app: FastifyInstance): Promise<void> {
   })
 
   app.get<{ Params: { contactId: string } }>('/admin/api/contacts/:contactId/export', {
-    schema: { params: Type.Object({ contactId: Id }) },
+    schema: { ...ADMIN_API, summary: 'Everything stored about a contact, as a download', params: Type.Object({ contactId: Id }) },
+    config: { docs: { ...config.docs, responses: { 200: ExportResponse } } },
   }, async (request, reply) => {
     const { contactId } = request.params
     const [stored, snapshot] = await Promise.all([activity.exportContact(contactId), presence.snapshot()])
@@ -79,7 +100,12 @@ export async function adminActivityRoutes(app: FastifyInstance): Promise<void> {
   })
 
   app.delete<{ Params: { contactId: string } }>('/admin/api/contacts/:contactId', {
-    schema: { params: Type.Object({ contactId: Id }) },
+    schema: {
+      ...ADMIN_API,
+      summary: "Erases a contact: ends its presence, deletes its rows and its consent ledger",
+      params: Type.Object({ contactId: Id }),
+    },
+    config: { docs: { ...config.docs, responses: { 204: noContent('Erased.') } } },
   }, async (request, reply) => {
     await eraseContact({ store: activity, engine: presence, eventLog: app.eventLog, consentBus: app.consentBus, now }, request.params.contactId)
     request.log.info({ contactId: request.params.contactId }, 'contact erased')

@@ -3,6 +3,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import { AppError } from '../errors/errors.js'
 import { AUDIENCES, MAX_TOKEN_LENGTH } from '../auth/tokens.js'
 import { isAllowedOrigin } from './origin.js'
+import { noContent } from './openapi.js'
 
 const WsQuery = Type.Object({ token: Type.Optional(Type.String({ maxLength: MAX_TOKEN_LENGTH })) }, { additionalProperties: true })
 
@@ -10,7 +11,19 @@ export async function adminWsRoutes(app: FastifyInstance): Promise<void> {
   const { config, tokens, hub } = app
   app.get<{ Querystring: Static<typeof WsQuery> }>('/admin/ws', {
     websocket: true,
-    schema: { querystring: WsQuery },
+    schema: {
+      summary: "The dashboards' WebSocket: a snapshot of who is online, then diffs",
+      description: 'An HTTP upgrade (Connection: Upgrade, Upgrade: websocket). A missing or bad token is refused with 401, a foreign Origin with 403, both before the upgrade. Messages and close codes: see the README, "Admin side".',
+      tags: ['admin'],
+      security: [{ adminQueryToken: [] }],
+      querystring: WsQuery,
+    },
+    config: {
+      docs: {
+        errors: ['invalid_request', 'invalid_token', 'forbidden', 'rate_limited'],
+        responses: { 101: noContent('Switching Protocols: the WebSocket is open.') },
+      },
+    },
     // Hooks run before the upgrade (fastify-websocket, "Using hooks"): a refused dashboard
     // gets a plain HTTP 401/403 with a JSON body and never a socket.
     preValidation: async (request) => {

@@ -5,6 +5,7 @@ import { limitRoutes } from '../limits/route-limits.js'
 import { AUDIENCES, MAX_TOKEN_LENGTH } from '../auth/tokens.js'
 import { truncateIp } from '../log/logger.js'
 import { CONSENT_DECISIONS } from '../consent/consent-service.js'
+import { noContent } from './openapi.js'
 
 const ConsentBody = Type.Object(
   {
@@ -33,7 +34,14 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
 
   app.post<{ Body: Static<typeof ConsentBody> }>('/clients/cat_consent', {
     bodyLimit: 8192,
-    schema: { body: ConsentBody },
+    schema: {
+      summary: "Records a contact's consent decision",
+      description: 'The body is JSON, sent as application/json or as text/plain (no CORS preflight). A `granted` sent with `Sec-GPC: 1` is recorded as `denied`.',
+      tags: ['portal'],
+      body: ConsentBody,
+      consumes: ['application/json', 'text/plain'],
+    },
+    config: { docs: { errors: ['invalid_request', 'invalid_token', 'too_large', 'rate_limited'], responses: { 204: noContent('Recorded.') } } },
     preValidation: async (request) => {
       ;(request as { body: unknown }).body = parseBody(request.body)
     },
@@ -59,7 +67,15 @@ export async function consentRoutes(app: FastifyInstance): Promise<void> {
   })
 
   app.get<{ Querystring: { token?: string } }>('/clients/cat_consent', {
-    schema: { querystring: Type.Object({ token: Type.Optional(Type.String({ maxLength: MAX_TOKEN_LENGTH })) }) },
+    schema: {
+      summary: "The contact's consent decision in force",
+      tags: ['portal'],
+      querystring: Type.Object({ token: Type.Optional(Type.String({ maxLength: MAX_TOKEN_LENGTH, description: 'the client token' })) }),
+      response: {
+        200: Type.Object({ decision: Type.String({ enum: [...CONSENT_DECISIONS] }), version: Type.String(), at: Type.Number({ description: 'ms since the epoch' }) }),
+      },
+    },
+    config: { docs: { errors: ['invalid_request', 'invalid_token', 'not_found', 'rate_limited'] } },
   }, async (request, reply) => {
     const claims = tokens.verify(request.query.token, AUDIENCES.client, request.ip)
     const latest = await consent.latest(claims.sub)

@@ -5,6 +5,7 @@ import { ConfigError } from '../config/config.js'
 import { findProjectRoot } from '../activity/database.js'
 import { createStaticAsset, sendJavaScriptAsset, type StaticAsset } from './static-asset.js'
 import { WIDGET_HEADERS, pageHeaders } from '../plugins/security-headers.js'
+import { javaScriptAssetResponses, text } from './openapi.js'
 
 /** The bundled <cat-online-clients> (dashboard/build.mjs), read once at start. */
 export function loadDashboardWidget(root: string = findProjectRoot()): StaticAsset {
@@ -62,10 +63,22 @@ cat-online-clients{--cat-max-height:calc(100vh - 210px)}
 export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
   const widget = loadDashboardWidget()
 
-  app.get('/admin/widget.js', { helmet: WIDGET_HEADERS }, async (request, reply) => sendJavaScriptAsset(request, reply, widget))
+  app.get('/admin/widget.js', {
+    helmet: WIDGET_HEADERS,
+    schema: { summary: 'The <cat-online-clients> custom element', tags: ['dashboard'] },
+    config: { docs: { responses: javaScriptAssetResponses } },
+  }, async (request, reply) => sendJavaScriptAsset(request, reply, widget))
 
   // The token is in the fragment, never sent; no-referrer keeps the page's URL to itself anyway.
-  app.get('/admin', { helmet: pageHeaders([PAGE_SCRIPT]) }, async (_request, reply) => {
+  app.get('/admin', {
+    helmet: pageHeaders([PAGE_SCRIPT]),
+    schema: {
+      summary: 'The admin dashboard page',
+      description: 'Open it as /admin#token=ADMIN_JWT: the token stays in the fragment, never sent to the server.',
+      tags: ['dashboard'],
+    },
+    config: { docs: { responses: { 200: text('The dashboard page.', 'text/html') } } },
+  }, async (_request, reply) => {
     void reply.headers({ 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-cache' })
     return PAGE
   })

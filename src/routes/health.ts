@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify'
+import { Type } from '@sinclair/typebox'
 import { errorBody } from '../errors/errors.js'
+import { errorSchema } from './openapi.js'
 
 /** ms a backing service has to answer the readiness probe. */
 const PROBE_TIMEOUT_MS = 2000
@@ -42,10 +44,27 @@ export async function readinessChecks(app: FastifyInstance): Promise<Record<stri
   return checks
 }
 
-export async function healthRoutes(app: FastifyInstance): Promise<void> {
-  app.get('/healthz', async () => ({ status: 'ok' }))
+const Checks = Type.Record(Type.String(), Type.String(), { description: 'Each check, `ok` or what is wrong: `down`, `stalled`, `draining`, `overloaded`.' })
 
-  app.get('/readyz', async (_request, reply) => {
+export async function healthRoutes(app: FastifyInstance): Promise<void> {
+  app.get('/healthz', {
+    schema: {
+      summary: 'Liveness: the process answers',
+      tags: ['operations'],
+      response: { 200: Type.Object({ status: Type.Literal('ok') }) },
+    },
+  }, async () => ({ status: 'ok' }))
+
+  app.get('/readyz', {
+    schema: {
+      summary: 'Readiness: the presence engine and the database answer, the writer runs, the instance is neither draining nor overloaded',
+      tags: ['operations'],
+      response: {
+        200: Type.Object({ status: Type.Literal('ok'), checks: Checks }),
+        503: Type.Composite([errorSchema(['unavailable']), Type.Object({ checks: Checks })], { description: 'Not ready: the failing checks are named.', headers: { 'Retry-After': { type: 'integer' } } }),
+      },
+    },
+  }, async (_request, reply) => {
     const checks = await readinessChecks(app)
     const failing = Object.entries(checks).filter(([, state]) => state !== 'ok').map(([name]) => name)
     void reply.header('Cache-Control', 'no-store')

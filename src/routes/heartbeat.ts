@@ -4,6 +4,7 @@ import { AppError } from '../errors/errors.js'
 import { AUDIENCES, MAX_TOKEN_LENGTH } from '../auth/tokens.js'
 import { HEARTBEAT_EVENTS, type HeartbeatEvent } from '../presence/presence-engine.js'
 import { heartbeatOutcome } from '../metrics/metrics.js'
+import { noContent, type RouteDocs } from './openapi.js'
 
 export const MAX_PATH_LENGTH = 2048
 export const MAX_TITLE_LENGTH = 512
@@ -96,10 +97,29 @@ export async function heartbeatRoutes(app: FastifyInstance): Promise<void> {
     count(request, reply)
   }
 
-  const schema = { querystring: HeartbeatQuery }
-  app.get('/cat_heartbeat', { schema }, handler)
+  // summary, description, tags and config.docs are documentation only (routes/openapi.ts):
+  // no response schema, so a heartbeat does no more work than before.
+  const schema = {
+    summary: "A tab's heartbeat",
+    description: 'Needs the contact\'s consent (`Sec-GPC: 1` is a refusal). The answer names the interval to the next beat.',
+    tags: ['portal'],
+    querystring: HeartbeatQuery,
+  }
+  const docs: RouteDocs = {
+    errors: ['invalid_request', 'invalid_token', 'consent_required', 'rate_limited'],
+    responses: { 204: noContent('Recorded.', { 'CAT-Interval': { type: 'integer', description: 'Seconds to the next beat.' } }) },
+  }
+  const postBody = Type.Object({ sid: Type.Optional(Type.String()), path: Type.Optional(Type.String()), title: Type.Optional(Type.String()), event: Type.Optional(Type.String()), token: Type.Optional(Type.String()) }, { description: 'The query parameters, any of them, repeated in the body; the body wins.' })
+  app.get('/cat_heartbeat', { schema, config: { docs } }, handler)
   app.post('/cat_heartbeat', {
-    schema,
+    schema: { ...schema, summary: "A tab's heartbeat, as navigator.sendBeacon sends it", description: `${schema.description} Parameters may be in the query string or in the body, a JSON object (as text/plain or application/json) or a form.` },
+    config: {
+      docs: {
+        ...docs,
+        errors: [...(docs.errors ?? []), 'too_large'],
+        requestBody: { required: false, content: { 'text/plain': { schema: postBody }, 'application/json': { schema: postBody }, 'application/x-www-form-urlencoded': { schema: postBody } } },
+      },
+    },
     bodyLimit: 8192,
     // Runs before validation: body fields join the query string and are checked with it.
     preValidation: async (request) => {

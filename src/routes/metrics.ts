@@ -3,8 +3,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { FeedMessage } from '../presence/presence-engine.js'
 import { readinessChecks } from './health.js'
 import { isLoopbackHost } from './snippet.js'
+import { text } from './openapi.js'
 
-const digest = (text: string): Buffer => createHash('sha256').update(text).digest()
+const digest = (value: string): Buffer => createHash('sha256').update(value).digest()
 
 /**
  * GET /metrics, the Prometheus text format: to callers on this machine (the socket's peer, not
@@ -50,7 +51,15 @@ export async function metricsRoutes(app: FastifyInstance): Promise<void> {
     return !forwarded && peer !== undefined && isLoopbackHost(peer)
   }
 
-  app.get('/metrics', async (request, reply) => {
+  app.get('/metrics', {
+    schema: {
+      summary: 'Prometheus metrics',
+      description: 'For callers on this machine without forwarding headers, or anyone with `Authorization: Bearer $CAT_METRICS_TOKEN`; everyone else gets 404 not_found.',
+      tags: ['operations'],
+      security: [{ metricsToken: [] }, {}],
+    },
+    config: { docs: { errors: ['not_found'], responses: { 200: text('The Prometheus text format.', 'text/plain') } } },
+  }, async (request, reply) => {
     if (!allowed(request)) {
       reply.callNotFound()
       return reply

@@ -3,6 +3,7 @@ import { pageHeaders } from '../plugins/security-headers.js'
 import { Type } from '@sinclair/typebox'
 import { signToken } from '../auth/tokens.js'
 import { sendJavaScriptAsset } from './static-asset.js'
+import { javaScriptAssetResponses, text } from './openapi.js'
 import type { Config } from '../config/config.js'
 
 /** True for a HOST only this machine can reach: 127.0.0.0/8, ::1, localhost. */
@@ -34,7 +35,13 @@ export async function snippetRoutes(app: FastifyInstance): Promise<void> {
   const { snippet } = app
 
   app.get<{ Querystring: { lang?: string } }>('/clients/cat_consent_js', {
-    schema: { querystring: Type.Object({ lang: Type.Optional(Type.String({ maxLength: 35 })) }) },
+    schema: {
+      summary: 'The client snippet: consent banner and heartbeats',
+      description: 'The language comes from `lang`, else Accept-Language, else English.',
+      tags: ['portal'],
+      querystring: Type.Object({ lang: Type.Optional(Type.String({ maxLength: 35, description: 'a language tag, e.g. de or pt-BR' })) }),
+    },
+    config: { docs: { errors: ['invalid_request'], responses: javaScriptAssetResponses } },
   }, async (request, reply) => {
     const asset = snippet.get(snippet.pick(request.query.lang, request.headers['accept-language']))
     return sendJavaScriptAsset(request, reply, asset, { Vary: 'Accept-Language, Accept-Encoding', 'Content-Language': asset.locale })
@@ -43,7 +50,15 @@ export async function snippetRoutes(app: FastifyInstance): Promise<void> {
   if (!servesDemo(app.config)) return
 
   // A portal page with a freshly minted client token, to see the flow.
-  app.get('/demo', { helmet: pageHeaders([DEMO_SCRIPT]) }, async (_request, reply) => {
+  app.get('/demo', {
+    helmet: pageHeaders([DEMO_SCRIPT]),
+    schema: {
+      summary: 'A demo portal page with a freshly minted client token',
+      description: 'Served only outside production and only when HOST is a loopback address.',
+      tags: ['portal'],
+    },
+    config: { docs: { responses: { 200: text('The demo page.', 'text/html') } } },
+  }, async (_request, reply) => {
     const id = `demo-${Math.random().toString(36).slice(2, 8)}`
     const token = signToken({ aud: 'client', sub: id, clientId: 'demo-client', name: `Demo contact ${id.slice(5)}`, company: 'Demo Company', ttlS: 12 * 3600 }, app.config.secrets, app.now())
     void reply.header('Content-Type', 'text/html; charset=utf-8').header('Cache-Control', 'no-store')
