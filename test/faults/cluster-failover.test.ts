@@ -11,7 +11,7 @@ import t from 'tap'
 import { DEFAULT_PARTITIONS, partitionKeys } from '../../src/presence/redis/keys.js'
 import { adminToken, clientToken, uniqueSite } from '../helpers/app.js'
 import { createTestMysqlDatabase } from '../helpers/database.js'
-import { checkWritten, endCounts, eventually, grantConsent, isErrorBody, openDashboard, percentile, printFigures, runLoad, type DashboardMessage, type Sent } from '../helpers/faults.js'
+import { UNLIMITED_HEARTBEATS, checkWritten, endCounts, eventually, grantConsent, isErrorBody, openDashboard, percentile, printFigures, runLoad, type DashboardMessage, type Sent } from '../helpers/faults.js'
 import { startInstance } from '../helpers/instance.js'
 import { startPrivateCluster } from '../helpers/private-cluster.js'
 import { slotOf } from '../helpers/redis-cluster.js'
@@ -54,6 +54,7 @@ t.test('a master killed under heartbeat load: 204 or 503 with Retry-After, then 
   const databaseUrl = await createTestMysqlDatabase(t, 'failover')
   const site = uniqueSite('failover')
   const env = {
+    ...UNLIMITED_HEARTBEATS,
     REDIS_CLUSTER_NODES: cluster.seeds,
     CAT_SITE: site,
     DATABASE_URL: databaseUrl,

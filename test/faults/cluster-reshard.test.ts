@@ -11,7 +11,7 @@ import t from 'tap'
 import { adminToken, clientToken, uniqueSite } from '../helpers/app.js'
 import { createTestMysqlDatabase } from '../helpers/database.js'
 import { startInstance } from '../helpers/instance.js'
-import { checkWritten, endCounts, grantConsent, openDashboard, percentile, printFigures, runLoad, sleep } from '../helpers/faults.js'
+import { UNLIMITED_HEARTBEATS, checkWritten, endCounts, grantConsent, openDashboard, percentile, printFigures, runLoad, sleep } from '../helpers/faults.js'
 import { startPrivateCluster } from '../helpers/private-cluster.js'
 import { openReconnectingDashboard } from '../helpers/reconnecting-dashboard.js'
 import { clusterShards, moveSlot } from '../helpers/redis-cluster.js'
@@ -34,6 +34,7 @@ t.test('moving the presence slot to another master under load: brief 503s at wor
   const databaseUrl = await createTestMysqlDatabase(t, 'reshard')
   const site = uniqueSite('reshard')
   const env = {
+    ...UNLIMITED_HEARTBEATS,
     REDIS_CLUSTER_NODES: cluster.seeds, CAT_SITE: site, DATABASE_URL: databaseUrl,
     CAT_HEARTBEAT_INTERVAL_S: '2', CAT_PRESENCE_TIMEOUT_S: String(PRESENCE_TIMEOUT_S),
   }

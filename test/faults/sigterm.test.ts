@@ -8,13 +8,13 @@ import { Pool } from 'undici'
 import { adminToken, clientToken } from '../helpers/app.js'
 import { createTestMysqlDatabase } from '../helpers/database.js'
 import { startInstance } from '../helpers/instance.js'
-import { checkWritten, grantConsent, isErrorBody, openDashboard, percentile, printFigures, rssMiB, runLoad, sleep } from '../helpers/faults.js'
+import { UNLIMITED_HEARTBEATS, checkWritten, grantConsent, isErrorBody, openDashboard, percentile, printFigures, rssMiB, runLoad, sleep } from '../helpers/faults.js'
 
 const CONTACTS = 10
 
 t.test('SIGTERM under load: readiness 503, dashboards 1012, buffered events flushed, exit 0, nothing acknowledged lost', async (t) => {
   const databaseUrl = await createTestMysqlDatabase(t, 'sigterm')
-  const instance = await startInstance(t, { DATABASE_URL: databaseUrl })
+  const instance = await startInstance(t, { ...UNLIMITED_HEARTBEATS, DATABASE_URL: databaseUrl })
   const tokens = Array.from({ length: CONTACTS }, (_, k) => clientToken({ sub: `term-${k}`, clientId: 'client-term' }))
   for (const token of tokens) await grantConsent(instance.origin, token)
   const dashboard = await openDashboard(instance.origin, adminToken())

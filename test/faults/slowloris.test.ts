@@ -7,7 +7,7 @@ import t from 'tap'
 import { connect } from 'node:net'
 import { buildTestApp, clientToken } from '../helpers/app.js'
 import { wsBase } from '../helpers/ws.js'
-import { grantConsent, percentile, printFigures, rssMiB, runLoad } from '../helpers/faults.js'
+import { UNLIMITED_HEARTBEATS, grantConsent, percentile, printFigures, rssMiB, runLoad } from '../helpers/faults.js'
 
 /** Bytes a slow client sends, one a second: it would need this long (s) to finish. */
 const SLOW_BYTES = 25
@@ -42,7 +42,7 @@ function slowClient(port: number, head: string, drip: string): Promise<number | 
 }
 
 t.test('slow headers and slow bodies are cut by the server timeouts while heartbeats keep working', async (t) => {
-  const app = await buildTestApp(t)
+  const app = await buildTestApp(t, { env: { ...UNLIMITED_HEARTBEATS } })
   const origin = (await wsBase(app)).replace('ws:', 'http:')
   const port = Number(new URL(origin).port)
   const token = clientToken({ sub: 'slow-innocent', clientId: 'client-slow' })
