@@ -82,6 +82,13 @@ function unpack(sub: string, packed: string, exp: number): ClientClaims {
   }
 }
 
+/** A typed array of twice the length, its values first. */
+function doubled<T extends Uint8Array | Uint16Array | Uint32Array>(array: T): T {
+  const next = new (array.constructor as new (length: number) => T)(array.length * 2)
+  next.set(array)
+  return next
+}
+
 /** The contacts: dense indexes, found by id through an open-addressing index. */
 class Contacts {
   subs: (string | undefined)[] = []
@@ -157,18 +164,10 @@ class Contacts {
   }
 
   private growArrays(): void {
-    const granted = new Uint8Array(this.granted.length * 2)
-    granted.set(this.granted)
-    this.granted = granted
-    const tokens = new Uint32Array(this.tokens.length * 2)
-    tokens.set(this.tokens)
-    this.tokens = tokens
-    const rateWindow = new Uint32Array(this.rateWindow.length * 2)
-    rateWindow.set(this.rateWindow)
-    this.rateWindow = rateWindow
-    const rateCount = new Uint16Array(this.rateCount.length * 2)
-    rateCount.set(this.rateCount)
-    this.rateCount = rateCount
+    this.granted = doubled(this.granted)
+    this.tokens = doubled(this.tokens)
+    this.rateWindow = doubled(this.rateWindow)
+    this.rateCount = doubled(this.rateCount)
   }
 }
 
