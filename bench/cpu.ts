@@ -5,13 +5,16 @@
  *
  *   node --import tsx bench/cpu.ts [--kinds bare,memory,redis,redis:off] [--contacts 100000]
  *     [--rate 5000 (0: as fast as it goes, 50 connections)] [--seconds 6] [--rounds 3] [--event beat|nav]
+ *     [--wrk (the rounds driven by wrk as npm run bench does: 50 connections, contacts in random order)]
  *
  * Prints, per server and round, µs of server CPU per request (and of Redis CPU for redis),
  * then the median of the rounds.
  */
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
-import { REDIS_URL, cleanSite, clientToken, heartbeatPaths, load, log, quantile, redisCpuMs, round, startServer, type BenchServer } from './lib.js'
+import { rmSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { REDIS_URL, cleanSite, clientToken, heartbeatPaths, load, log, quantile, redisCpuMs, round, startServer, wrkLoad, writeTokensFile, type BenchServer } from './lib.js'
 
 /** Script calls (EVALSHA) Redis has answered so far. */
 async function scriptCalls(client: Redis): Promise<number> {
@@ -26,6 +29,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '6' },
     rounds: { type: 'string', default: '3' },
     event: { type: 'string', default: 'beat' },
+    wrk: { type: 'boolean', default: false },
   },
 })
 // kind or kind@DIR: DIR is another checkout (with node_modules) whose server runs beside this one's.
@@ -36,10 +40,13 @@ const seconds = Number(values.seconds)
 const rounds = Number(values.rounds)
 const event = values.event === 'nav' ? 'nav' : 'beat'
 
+// As the heartbeat scenario's servers: no pause between a server's rounds makes a beat late or a contact expire.
+const TIMING = { heartbeatIntervalS: 300, presenceTimeoutS: 900 }
 const now = Date.now()
 const tokens = Array.from({ length: contacts }, (_, j) => clientToken(j, now))
 const beats = heartbeatPaths(tokens, 'beat')
 const paths = event === 'nav' ? heartbeatPaths(tokens, 'nav') : beats
+const tokensFile = values.wrk ? writeTokensFile(tokens) : undefined
 const site = `bench-cpu-${process.pid}`
 const redis = new Redis(REDIS_URL)
 const servers: { kind: string; server: BenchServer; server_us: number[]; redis_us: number[] }[] = []
@@ -49,7 +56,7 @@ try {
     // kind[:off][@DIR]: `:off` runs it with metrics and rate limits off (ServerSpec.operations).
     const [named, dir] = kind.split('@') as [string, string | undefined]
     const [name, off] = named.split(':') as ['bare' | 'memory' | 'redis', string | undefined]
-    const server = await startServer({ kind: name, site: `${site}-${k}`, online: name === 'bare' ? undefined : contacts, ...(off === 'off' ? { operations: false } : {}) }, undefined, dir)
+    const server = await startServer({ kind: name, site: `${site}-${k}`, online: name === 'bare' ? undefined : contacts, timing: TIMING, ...(off === 'off' ? { operations: false } : {}) }, undefined, dir)
     await load(server.port, beats, { connections: 50, amount: contacts })
     // Under BENCH_PROFILE, the profile starts again here: the warm-up's verifications left out.
     if (process.env.BENCH_PROFILE || process.env.BENCH_GC) server.child.kill('SIGUSR2')
@@ -59,7 +66,10 @@ try {
     for (const entry of servers) {
       const before = await redisCpuMs(redis)
       const callsBefore = await scriptCalls(redis)
-      const result = await load(entry.server.port, paths, rate > 0 ? { connections: 10, durationS: seconds, rate, pid: entry.server.child.pid } : { connections: 50, durationS: seconds, pid: entry.server.child.pid })
+      const pid = entry.server.child.pid
+      const result = tokensFile !== undefined
+        ? await wrkLoad(entry.server.port, tokensFile, { event, connections: 50, durationS: seconds, pid, salt: `r${r}` })
+        : await load(entry.server.port, paths, rate > 0 ? { connections: 10, durationS: seconds, rate, pid } : { connections: 50, durationS: seconds, pid })
       const redisUs = ((await redisCpuMs(redis)) - before) * 1000 / result.requests
       const perCall = result.requests / Math.max(1, (await scriptCalls(redis)) - callsBefore)
       entry.server_us.push(result.serverCpuUs ?? Number.NaN)
@@ -73,5 +83,6 @@ try {
 } finally {
   for (const entry of servers) await entry.server.stop()
   for (const k of kinds.keys()) await cleanSite(`${site}-${k}`)
+  if (tokensFile !== undefined) rmSync(dirname(tokensFile), { recursive: true, force: true })
   redis.disconnect()
 }

@@ -1,8 +1,11 @@
 /**
- * `npm run bench [-- --quick] [-- --only heartbeats,diff,expiry,writer,snippet,million,cluster]`
+ * `npm run bench [-- --quick] [-- --only heartbeats,diff,expiry,writer,snippet,million,cluster [--merge]]`
  * Runs every scenario of bench/scenarios against real Redis and MariaDB, then writes
  * bench/results/latest.json and latest.md (a --quick run: quick.json and quick.md) and, after
  * a full run of every scenario, puts the table into README.md between its bench markers.
+ * `--only … --merge` puts the rows of the scenarios it ran in place of theirs in latest.json
+ * (rows of the same scenario labels), keeps every other row of the last full run, says in the
+ * table's heading which rows come from which run, and updates README.md the same way.
  * See bench/README.md for what each scenario does and how to read it.
  */
 import { execFileSync } from 'node:child_process'
@@ -53,10 +56,28 @@ async function machine(): Promise<Record<string, string | number>> {
   }
 }
 
-function markdown(rows: Row[], meta: { date: string; quick: boolean; machine: Record<string, string | number>; seconds: number; commit: string }): string {
+/** A later run of some scenarios merged into a full run's results (--merge). */
+interface Merged {
+  scenarios: string[]
+  date: string
+  commit: string
+  seconds: number
+}
+
+interface Meta {
+  date: string
+  quick: boolean
+  machine: Record<string, string | number>
+  seconds: number
+  commit: string
+  merged?: Merged[]
+}
+
+function markdown(rows: Row[], meta: Meta): string {
   const m = meta.machine
+  const merged = (meta.merged ?? []).map((run) => ` The rows of ${run.scenarios.join(', ')}: \`npm run bench -- --only ${run.scenarios.join(',')} --merge\` on ${run.date}, commit ${run.commit}, ${Math.round(run.seconds)} s.`)
   const lines = [
-    `Measured ${meta.date} on ${m.cpus} × ${m.cpu}, ${m.memoryGiB} GiB, Node ${m.node}, Redis ${m.redis}, MariaDB ${m.mariadb}; commit ${meta.commit}; \`npm run bench${meta.quick ? ' -- --quick' : ''}\` took ${Math.round(meta.seconds)} s.`,
+    `Measured ${meta.date} on ${m.cpus} × ${m.cpu}, ${m.memoryGiB} GiB, Node ${m.node}, Redis ${m.redis}, MariaDB ${m.mariadb}; commit ${meta.commit}; \`npm run bench${meta.quick ? ' -- --quick' : ''}\` took ${Math.round(meta.seconds)} s.${merged.join('')}`,
     '',
     '| scenario | measure | result | target | met |',
     '| --- | --- | --- | --- | --- |',
@@ -70,10 +91,12 @@ async function main(): Promise<void> {
   const quick = args.includes('--quick')
   const onlyAt = args.indexOf('--only')
   const only = onlyAt === -1 ? Object.keys(SCENARIOS) : (args[onlyAt + 1] ?? '').split(',')
+  const merge = args.includes('--merge')
+  if (merge && (onlyAt === -1 || quick)) throw new Error('--merge goes with --only and without --quick: it merges some scenarios into the last full run')
   for (const name of only) if (!(name in SCENARIOS)) throw new Error(`unknown scenario ${name}; known: ${Object.keys(SCENARIOS).join(', ')}`)
   const root = findProjectRoot()
   const started = performance.now()
-  const meta = {
+  const meta: Meta = {
     date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
     quick,
     machine: await machine(),
@@ -89,15 +112,26 @@ async function main(): Promise<void> {
     for (const row of result.rows) log(`${row.pass === false ? 'MISSED ' : ''}${row.measure}: ${row.value}${row.target === '' ? '' : ` (target ${row.target})`}${row.detail === undefined ? '' : `; ${row.detail}`}`)
   }
   meta.seconds = (performance.now() - started) / 1000
-  const rows = results.flatMap((r) => r.rows)
-  const table = markdown(rows, meta)
   // BENCH_RESULTS_DIR: elsewhere (the harness's own test); the README is then left alone.
   const dir = process.env.BENCH_RESULTS_DIR ?? join(root, 'bench', 'results')
   mkdirSync(dir, { recursive: true })
   const base = quick ? 'quick' : 'latest'
-  writeFileSync(join(dir, `${base}.json`), `${JSON.stringify({ ...meta, seconds: round(meta.seconds, 1), rows, scenarios: Object.fromEntries(results.map((r) => [r.name, r.data])) }, null, 2)}\n`)
+  let rows = results.flatMap((r) => r.rows)
+  let output: Meta & { rows: Row[]; scenarios: Record<string, unknown> } = { ...meta, seconds: round(meta.seconds, 1), rows, scenarios: Object.fromEntries(results.map((r) => [r.name, r.data])) }
+  if (merge) {
+    const last = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')) as typeof output
+    const labels = new Set(rows.map((row) => row.scenario))
+    const at = last.rows.findIndex((row) => labels.has(row.scenario))
+    const kept = last.rows.filter((row) => !labels.has(row.scenario))
+    rows = at === -1 ? [...kept, ...rows] : [...kept.slice(0, at), ...rows, ...kept.slice(at)]
+    const run: Merged = { scenarios: only, date: meta.date, commit: meta.commit, seconds: round(meta.seconds, 1) }
+    const earlier = (last.merged ?? []).filter((m) => !m.scenarios.every((name) => only.includes(name)))
+    output = { ...last, merged: [...earlier, run], rows, scenarios: { ...last.scenarios, ...output.scenarios } }
+  }
+  const table = markdown(rows, output)
+  writeFileSync(join(dir, `${base}.json`), `${JSON.stringify(output, null, 2)}\n`)
   writeFileSync(join(dir, `${base}.md`), table)
-  if (!quick && onlyAt === -1 && process.env.BENCH_RESULTS_DIR === undefined) {
+  if (!quick && (onlyAt === -1 || merge) && process.env.BENCH_RESULTS_DIR === undefined) {
     const readmePath = join(root, 'README.md')
     const readme = readFileSync(readmePath, 'utf8')
     const from = readme.indexOf(START)
