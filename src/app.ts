@@ -9,7 +9,6 @@ import { corePlugin } from './plugins/core.js'
 import { metricsPlugin } from './plugins/metrics.js'
 import { openapiPlugin } from './plugins/openapi.js'
 import { pressurePlugin } from './plugins/pressure.js'
-import { securityHeadersPlugin } from './plugins/security-headers.js'
 import { databasePlugin } from './plugins/database.js'
 import { sharedStatePlugin } from './plugins/shared-state.js'
 import { limitsPlugin } from './plugins/limits.js'
@@ -134,7 +133,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await app.register(openapiPlugin)
     await app.register(metricsPlugin)
     await app.register(pressurePlugin, { sampleIntervalMs: deps.pressureSampleMs })
-    await app.register(securityHeadersPlugin)
     await app.register(databasePlugin)
     await app.register(sharedStatePlugin, { instanceId: deps.instanceId })
     await app.register(limitsPlugin)

@@ -43,8 +43,10 @@ export const WIDGET_HEADERS: FastifyHelmetOptions = {
 }
 
 /**
- * @fastify/helmet, on no route unless the route asks (its `helmet` option): the heartbeat, the
- * snippet and the APIs keep only the headers they need.
+ * @fastify/helmet, on no route unless the route asks (its `helmet` option). Registered in the
+ * contexts of the routes that ask (dashboard.ts, snippet.ts), not the app's: helmet adds two
+ * onRequest hooks, one async, to every route of its context, and the heartbeat, the snippet
+ * and the APIs keep only the headers they need without paying for them.
  */
 export const securityHeadersPlugin = fp(async (app) => {
   await app.register(helmet, { global: false })

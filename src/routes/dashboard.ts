@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import { ConfigError } from '../config/config.js'
 import { findProjectRoot } from '../activity/database.js'
 import { createStaticAsset, sendJavaScriptAsset, type StaticAsset } from './static-asset.js'
-import { WIDGET_HEADERS, pageHeaders } from '../plugins/security-headers.js'
+import { WIDGET_HEADERS, pageHeaders, securityHeadersPlugin } from '../plugins/security-headers.js'
 import { javaScriptAssetResponses, text } from './openapi.js'
 
 /** The bundled <cat-online-clients> (dashboard/build.mjs), read once at start. */
@@ -62,6 +62,7 @@ cat-online-clients{--cat-max-height:calc(100vh - 210px)}
 
 export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
   const widget = loadDashboardWidget()
+  await app.register(securityHeadersPlugin)
 
   app.get('/admin/widget.js', {
     helmet: WIDGET_HEADERS,

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { pageHeaders } from '../plugins/security-headers.js'
+import { pageHeaders, securityHeadersPlugin } from '../plugins/security-headers.js'
 import { Type } from '@sinclair/typebox'
 import { signToken } from '../auth/tokens.js'
 import { sendJavaScriptAsset } from './static-asset.js'
@@ -48,7 +48,12 @@ export async function snippetRoutes(app: FastifyInstance): Promise<void> {
   })
 
   if (!servesDemo(app.config)) return
+  await app.register(demoRoute)
+}
 
+/** Its own context: the security headers' hooks run on this page only. */
+async function demoRoute(app: FastifyInstance): Promise<void> {
+  await app.register(securityHeadersPlugin)
   // A portal page with a freshly minted client token, to see the flow.
   app.get('/demo', {
     helmet: pageHeaders([DEMO_SCRIPT]),
