@@ -89,7 +89,12 @@ export function definePresenceScripts(connection: Redis, settings: ScriptSetting
         args.push(beats.length)
       }
       keyArgs[0] = keyArgs.length - 1
-      for (const { beats } of groups) for (const { at, beat } of beats) args.push(at, beat.contactId, beat.sid)
+      // One clock for the call, the latest beat's: a beat's expiry is then at most the few
+      // milliseconds of the batcher's wait later than its own, never earlier.
+      let now = 0
+      for (const { beats } of groups) for (const { at } of beats) if (at > now) now = at
+      args.push(now)
+      for (const { beats } of groups) for (const { beat } of beats) args.push(`${beat.contactId}|${beat.sid}`)
       return redis.catBeat(...keyArgs, ...args)
     },
     heartbeat(groups) {

@@ -12,7 +12,9 @@ ARGV[2]      gap after        ms between two beats beyond which the time between
                               visible time (a sleeping laptop)
 ARGV[3]      groups           the number of groups, g
 ARGV[3 + j]                   the number of beats of group j, for j = 1 … g
-then, per beat in order       now (the caller's clock, ms), contact id, sid
+ARGV[4 + g]  now              the caller's clock (ms) at the latest beat of the call: the beats
+                              of one call arrived within a few turns of the event loop
+then, per beat in order       the tab's member, "<contact id>|<sid>" (tab_member in common.lua)
 Returns, for each beat in order, 1 when the tab was there and visible and the beat on time
 (only its expiry moved), 0 when the full heartbeat script must decide: unknown tab, hidden tab
 (its member is "…|h"), or a late beat (heartbeat.lua appends the `gap` event).
@@ -21,9 +23,11 @@ disagree: the sweeper corrects an early index entry when it comes due.
 ]]
 local TIMEOUT, GAP = tonumber(ARGV[1]), tonumber(ARGV[2])
 local groups = tonumber(ARGV[3])
+local now = tonumber(ARGV[4 + groups])
+local expires = now + TIMEOUT
 local done = {}
 local k = 0
-local a = 4 + groups
+local a = 5 + groups
 local i = 0
 for g = 1, groups do
   k = k + 1
@@ -32,15 +36,13 @@ for g = 1, groups do
     k = k + 1
     i = i + 1
     local bucket = KEYS[k]
-    local now = tonumber(ARGV[a])
-    local member = ARGV[a + 1] .. '|' .. ARGV[a + 2] -- tab_member(contact, sid, false) in common.lua
-    a = a + 3
+    local member = ARGV[a]
+    a = a + 1
     local score = redis.call('ZSCORE', bucket, member)
     done[i] = 0
     if score then
       score = tonumber(score)
       if now - (score - TIMEOUT) <= GAP then
-        local expires = now + TIMEOUT
         redis.call('ZADD', bucket, expires, member)
         if expires < score then redis.call('ZADD', due, 'LT', expires, string.match(bucket, '(%d+)$')) end
         done[i] = 1
