@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig } from './config/config.js'
 import { parseTtl, signToken } from './auth/tokens.js'
 
-const USAGE = `usage: cat-presence token --aud admin|client --sub ID [--client-id ID] [--name N] [--company C] [--ttl 1h]
+const USAGE = `usage: cat-presence token --aud admin|client --sub ID [--client-id ID] [--name N] [--company C] [--role admin|staff] [--ttl 1h]
 
 Mints a token signed with the first secret of CAT_SECRET (which must be set).`
 
@@ -25,6 +25,7 @@ export function run(argv: string[], env: NodeJS.ProcessEnv): string {
         'client-id': { type: 'string' },
         name: { type: 'string' },
         company: { type: 'string' },
+        role: { type: 'string' },
         ttl: { type: 'string', default: '1h' },
       },
       strict: true,
@@ -35,6 +36,7 @@ export function run(argv: string[], env: NodeJS.ProcessEnv): string {
   if (values.aud !== 'admin' && values.aud !== 'client') fail('--aud must be admin or client')
   if (values.sub === undefined || values.sub === '') fail('--sub is required')
   if (values.aud === 'client' && (values['client-id'] === undefined || values['client-id'] === '')) fail('--client-id is required for a client token')
+  if (values.role !== undefined && (values.aud !== 'admin' || (values.role !== 'admin' && values.role !== 'staff'))) fail('--role is admin or staff, for an admin token')
   let ttlS: number
   try {
     ttlS = parseTtl(values.ttl ?? '1h')
@@ -52,7 +54,7 @@ export function run(argv: string[], env: NodeJS.ProcessEnv): string {
     throw error
   }
   return signToken(
-    { aud: values.aud, sub: values.sub, clientId: values['client-id'], name: values.name, company: values.company, ttlS },
+    { aud: values.aud, sub: values.sub, clientId: values['client-id'], name: values.name, company: values.company, role: values.role as 'admin' | 'staff' | undefined, ttlS },
     secrets,
   )
 }

@@ -86,6 +86,10 @@ export interface ActivityStore {
   onlineSamples(from: number, to: number): Promise<OnlinePoint[]>
   /** Deletes at most `limit` rows of each table older than `before`; returns how many. */
   purge(before: number, limit: number): Promise<number>
+  /** The install's document `name` (cat_install_state: `settings`, `license`), or undefined when none was saved. */
+  readInstallState(name: string): Promise<{ value: string; updatedAt: number } | undefined>
+  /** Saves the document `name`, replacing what was there. */
+  writeInstallState(name: string, value: string, updatedAt: number): Promise<void>
   ping(): Promise<void>
   close(): Promise<void>
 }

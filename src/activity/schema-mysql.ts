@@ -1,4 +1,4 @@
-import { bigint, index, int, mediumtext, mysqlTable, varchar } from 'drizzle-orm/mysql-core'
+import { bigint, index, int, mediumtext, mysqlTable, text, varchar } from 'drizzle-orm/mysql-core'
 
 /**
  * The durable activity log in MySQL 5.7+ / MariaDB 10.3+. schema-sqlite.ts declares the same
@@ -127,4 +127,14 @@ export const consents = mysqlTable(
   (table) => [index('cat_consents_contact_idx').on(table.contactId, table.at)],
 )
 
-export const schema = { events, sessions, pageVisits, onlineSamples, erasures, contacts, consents }
+/**
+ * The install's own documents, shared by every instance and read at start: `settings` (the live
+ * settings an admin saved, JSON) and `license` (the licence key and its last signed lease, JSON).
+ */
+export const installState = mysqlTable('cat_install_state', {
+  name: varchar('name', { length: 64 }).primaryKey(),
+  value: text('value').notNull(),
+  updatedAt: bigint('updated_at', { mode: 'number' }).notNull(),
+})
+
+export const schema = { events, sessions, pageVisits, onlineSamples, erasures, contacts, consents, installState }

@@ -102,4 +102,11 @@ export const consents = sqliteTable(
   (table) => [index('cat_consents_contact_idx').on(table.contactId, table.at)],
 )
 
-export const schema = { events, sessions, pageVisits, onlineSamples, erasures, contacts, consents }
+/** See schema-mysql.ts. */
+export const installState = sqliteTable('cat_install_state', {
+  name: text('name').primaryKey(),
+  value: text('value').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+})
+
+export const schema = { events, sessions, pageVisits, onlineSamples, erasures, contacts, consents, installState }

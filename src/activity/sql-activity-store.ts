@@ -2,6 +2,7 @@ import { AppError } from '../errors/errors.js'
 import type { ActivityStore } from './activity-store.js'
 import type { Database } from './database.js'
 import { storeErasure } from './store/erasure.js'
+import { storeInstallState } from './store/install-state.js'
 import { storeReads } from './store/reads.js'
 import { storeRetention } from './store/retention.js'
 import { createStoreContext } from './store/store-context.js'
@@ -13,7 +14,7 @@ const RETRY_AFTER_S = 5
 /**
  * The activity store on MySQL/MariaDB or SQLite, one code for both (store/store-context.ts).
  * Its parts: the writes (the writer's batches through batch/write-batch.ts, consent decisions,
- * online samples), the reads, the erasure of a contact, the retention purge.
+ * online samples), the reads, the erasure of a contact, the retention purge, the install's documents.
  */
 export function createSqlActivityStore(options: { database: Database; now: () => number }): ActivityStore {
   const context = createStoreContext(options.database, options.now)
@@ -24,6 +25,7 @@ export function createSqlActivityStore(options: { database: Database; now: () =>
     ...storeReads(context),
     ...storeErasure(context),
     ...storeRetention(context),
+    ...storeInstallState(context),
     ping: () => database.ping(),
     close: () => database.close(),
   })

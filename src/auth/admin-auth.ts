@@ -1,12 +1,34 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { AUDIENCES, type TokenClaims, type TokenVerifier } from './tokens.js'
+import { AUDIENCES, type Role, type TokenClaims, type TokenVerifier } from './tokens.js'
+import { AppError } from '../errors/errors.js'
 import { limitRoutes } from '../limits/route-limits.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The verified admin token of a request to a staffOnly route; undefined elsewhere. */
+    staff: TokenClaims | undefined
+  }
+}
 
 /** The admin token of a REST call: `Authorization: Bearer …`. Throws invalid_token. */
 export function verifyBearer(tokens: TokenVerifier, request: FastifyRequest): TokenClaims {
   const header = request.headers.authorization
   const token = header !== undefined && /^bearer /i.test(header) ? header.slice(7).trim() : undefined
   return tokens.verify(token, AUDIENCES.admin, request.ip)
+}
+
+/** The role of verified admin claims: `admin` unless the token says `staff`. */
+export function roleOf(claims: TokenClaims): Role {
+  return claims.role ?? 'admin'
+}
+
+/**
+ * Throws 403 forbidden unless the staff member of `request` (a staffOnly route) has the admin
+ * role: settings, licence activation and erasure are the admin's; `staff` watches and reads.
+ */
+export function requireAdmin(request: FastifyRequest, what: string): void {
+  const claims = request.staff
+  if (claims === undefined || roleOf(claims) !== 'admin') throw new AppError('forbidden', `${what} needs an admin token (role "admin"); this token's role is "staff"`)
 }
 
 /**
@@ -16,7 +38,10 @@ export function verifyBearer(tokens: TokenVerifier, request: FastifyRequest): To
 export async function staffOnly(app: FastifyInstance): Promise<void> {
   const { tokens } = app
   await limitRoutes(app, { kind: 'admin', max: app.config.rateLimits.admin, what: 'admin API requests of this staff member' })
+  if (!app.hasRequestDecorator('staff')) app.decorateRequest('staff', undefined)
   app.addHook('onRequest', async (request) => {
-    request.limitKey = `staff:${verifyBearer(tokens, request).sub}`
+    const claims = verifyBearer(tokens, request)
+    request.staff = claims
+    request.limitKey = `staff:${claims.sub}`
   })
 }

@@ -44,7 +44,13 @@ export interface TokenClaims {
   company: string | undefined
   /** Expiry, seconds since the epoch. */
   exp: number
+  /** Admin tokens only: `admin` (the default when the claim is absent) or `staff` (watch and read only). */
+  readonly role?: Role
 }
+
+/** What an admin token may do: `admin` everything, `staff` watch and read. */
+export const ROLES = ['admin', 'staff'] as const
+export type Role = (typeof ROLES)[number]
 
 interface Verified {
   audiences: readonly string[]
@@ -52,6 +58,7 @@ interface Verified {
   clientId: string | undefined
   name: string | undefined
   company: string | undefined
+  role: Role | undefined
   exp: number
   nbf: number | undefined
   iat: number | undefined
@@ -79,6 +86,12 @@ function idClaim(value: unknown, name: string): string {
   // eslint-disable-next-line no-control-regex -- control characters are exactly what is refused
   if (typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH && !/[\u0000-\u001f\u007f]/.test(value)) return value
   invalid(`claim ${name} must be a non-empty id of at most ${MAX_ID_LENGTH} characters`)
+}
+
+function roleClaim(value: unknown): Role | undefined {
+  if (value === undefined || value === null) return undefined
+  if (value === 'admin' || value === 'staff') return value
+  invalid('claim role must be "admin" or "staff"')
 }
 
 function textClaim(value: unknown, name: string): string | undefined {
@@ -111,6 +124,8 @@ export interface SignInput {
   clientId?: string
   name?: string
   company?: string
+  /** Admin tokens: `staff` for a read-only staff member; absent means `admin`. */
+  role?: Role
   /** Lifetime in seconds. */
   ttlS: number
 }
@@ -125,6 +140,7 @@ export function signToken(input: SignInput, secrets: readonly string[], nowMs: n
   if (input.clientId !== undefined) payload.client_id = input.clientId
   if (input.name !== undefined) payload.name = input.name
   if (input.company !== undefined) payload.company = input.company
+  if (input.role !== undefined) payload.role = input.role
   const signingInput = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`
   return `${signingInput}.${hmac(secret, signingInput).toString('base64url')}`
 }
@@ -192,6 +208,7 @@ export function createTokenVerifier({ secrets, now, cacheBytes = TOKEN_CACHE_BYT
       clientId: payload.client_id === undefined ? undefined : idClaim(payload.client_id, 'client_id'),
       name: textClaim(payload.name, 'name'),
       company: textClaim(payload.company, 'company'),
+      role: roleClaim(payload.role),
       exp: payload.exp,
       nbf: optionalTime(payload.nbf, 'nbf'),
       iat: optionalTime(payload.iat, 'iat'),
@@ -210,7 +227,8 @@ export function createTokenVerifier({ secrets, now, cacheBytes = TOKEN_CACHE_BYT
     // Made once per token and audience: a staff dashboard repeats its token.
     let claims = verified.claims[audience]
     if (claims === undefined) {
-      claims = Object.freeze({ aud: audience, sub: verified.sub, clientId: verified.clientId, name: verified.name, company: verified.company, exp: verified.exp })
+      const base = { aud: audience, sub: verified.sub, clientId: verified.clientId, name: verified.name, company: verified.company, exp: verified.exp }
+      claims = Object.freeze(audience === AUDIENCES.admin ? { ...base, role: verified.role ?? 'admin' } : base)
       verified.claims[audience] = claims
     }
     return claims

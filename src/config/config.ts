@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createPublicKey, randomBytes, type KeyObject } from 'node:crypto'
 import { isIP } from 'node:net'
 import { resolve } from 'node:path'
 import { getHeapStatistics } from 'node:v8'
@@ -71,6 +71,18 @@ const EnvSchema = Type.Object({
   CAT_METRICS: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on', description: 'on or off' }),
   /** Bearer token that may read GET /metrics from any address; unset: loopback callers only. */
   CAT_METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16, description: 'a token of at least 16 characters' })),
+  /** The install's public base URL; its host is the domain a licence is bound to. */
+  CAT_PUBLIC_URL: Type.Optional(Type.String({ pattern: '^https?://', description: 'an http:// or https:// URL such as https://presence.example.com' })),
+  /** The vendor's licence server; unset: licensing off. */
+  CAT_LICENSE_SERVER_URL: Type.Optional(Type.String({ pattern: '^https?://', description: 'an https:// URL (http:// only to a loopback host)' })),
+  /** The licence key; unset: entered in the dashboard's settings. */
+  CAT_LICENSE_KEY: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{8,128}$', description: '8-128 characters of A-Z a-z 0-9 _ -' })),
+  /** The vendor's Ed25519 public key that signs leases: PEM, or the base64 of its SPKI DER on one line. */
+  CAT_LICENSE_PUBLIC_KEY: Type.Optional(Type.String({ description: 'an Ed25519 public key, PEM or the base64 of its SPKI DER' })),
+  /** Demo mode: the staff side is read-only. */
+  CAT_DEMO_MODE: Type.Union(['0', '1', 'on', 'off', 'true', 'false'].map((v) => Type.Literal(v)), { default: '0', description: '1 or 0 (on/off, true/false)' }),
+  /** Simulated contacts browsing the demo portal (demo mode only). */
+  CAT_DEMO_TRAFFIC: Type.Integer({ minimum: 0, maximum: 10_000, default: 0, description: 'a whole number of simulated contacts, 0-10000' }),
   /** pino level. */
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), {
     default: 'info',
@@ -135,7 +147,26 @@ export interface Config {
   readonly metrics: boolean
   /** CAT_METRICS_TOKEN: a bearer token that reads /metrics from anywhere; undefined: loopback only. */
   readonly metricsToken: string | undefined
+  /** CAT_PUBLIC_URL, normalised (no trailing slash); undefined when unset. */
+  readonly publicUrl: string | undefined
+  /** Licensing; undefined (off) unless CAT_LICENSE_SERVER_URL is set. */
+  readonly license: LicenseConfig | undefined
+  /** CAT_DEMO_MODE: the staff side is read-only (changes answer 403 demo_mode). */
+  readonly demoMode: boolean
+  /** CAT_DEMO_TRAFFIC: simulated contacts browsing the demo portal; 0 outside demo mode. */
+  readonly demoTraffic: number
   readonly logLevel: Env['LOG_LEVEL']
+}
+
+export interface LicenseConfig {
+  /** The licence server's base URL, without a trailing slash. */
+  readonly serverUrl: string
+  /** The domain the licence is bound to: CAT_PUBLIC_URL's host name, lower case. */
+  readonly domain: string
+  /** CAT_LICENSE_KEY; undefined: entered in the dashboard. */
+  readonly key: string | undefined
+  /** The vendor's Ed25519 public key. */
+  readonly publicKey: KeyObject
 }
 
 /** A bad environment: `message` is the one line to print, naming the variable. */
@@ -147,7 +178,7 @@ const MIN_SECRET_LENGTH = 16
 
 function fail(name: string, expected: string, value: unknown): never {
   // Secrets and URLs that may carry a password are never repeated back.
-  const hidden = name === 'CAT_SECRET' || name === 'REDIS_URL' || name === 'DATABASE_URL' || (typeof value === 'string' && value.includes('@'))
+  const hidden = name === 'CAT_SECRET' || name === 'REDIS_URL' || name === 'DATABASE_URL' || name === 'CAT_LICENSE_KEY' || (typeof value === 'string' && value.includes('@'))
   const shown = hidden ? '(hidden)' : JSON.stringify(value)
   throw new ConfigError(`${name}: expected ${expected}, got ${shown}`)
 }
@@ -240,6 +271,47 @@ function parseTrustProxy(raw: string): string[] {
   return entries
 }
 
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]'])
+
+function parseBaseUrl(name: string, raw: string, expected: string): URL {
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    fail(name, expected, raw)
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') fail(name, expected, raw)
+  return url
+}
+
+/** PEM, or the base64 of the SPKI DER on one line (what fits in one environment variable). */
+function parseEd25519PublicKey(raw: string): KeyObject {
+  const expected = 'an Ed25519 public key, PEM or the base64 of its SPKI DER'
+  let key: KeyObject
+  try {
+    key = raw.includes('-----BEGIN') ? createPublicKey(raw.replace(/\\n/g, '\n')) : createPublicKey({ key: Buffer.from(raw, 'base64'), format: 'der', type: 'spki' })
+  } catch {
+    fail('CAT_LICENSE_PUBLIC_KEY', expected, raw)
+  }
+  if (key.asymmetricKeyType !== 'ed25519') fail('CAT_LICENSE_PUBLIC_KEY', expected, `a ${key.asymmetricKeyType ?? 'unknown'} key`)
+  return key
+}
+
+function parseLicense(env: Env): LicenseConfig | undefined {
+  if (env.CAT_LICENSE_SERVER_URL === undefined) return undefined
+  const server = parseBaseUrl('CAT_LICENSE_SERVER_URL', env.CAT_LICENSE_SERVER_URL, 'an https:// URL (http:// only to a loopback host)')
+  // A lease travels over this connection: plain HTTP only where nothing is on the wire.
+  if (server.protocol === 'http:' && !LOOPBACK_HOSTS.has(server.hostname)) fail('CAT_LICENSE_SERVER_URL', 'an https:// URL (http:// only to a loopback host)', env.CAT_LICENSE_SERVER_URL)
+  if (env.CAT_PUBLIC_URL === undefined) throw new ConfigError("CAT_PUBLIC_URL: required when CAT_LICENSE_SERVER_URL is set (its host is the licensed domain), e.g. https://presence.example.com")
+  if (env.CAT_LICENSE_PUBLIC_KEY === undefined) throw new ConfigError("CAT_LICENSE_PUBLIC_KEY: required when CAT_LICENSE_SERVER_URL is set (the vendor's Ed25519 public key, PEM or the base64 of its SPKI DER)")
+  return Object.freeze({
+    serverUrl: server.href.replace(/\/+$/, ''),
+    domain: new URL(env.CAT_PUBLIC_URL).hostname.toLowerCase(),
+    key: env.CAT_LICENSE_KEY,
+    publicKey: parseEd25519PublicKey(env.CAT_LICENSE_PUBLIC_KEY),
+  })
+}
+
 /** Reads and validates the environment once; throws ConfigError with one line naming the variable. */
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, unknown> = {}
@@ -271,6 +343,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError('REDIS_URL and REDIS_CLUSTER_NODES: both are set; only one of them may be (REDIS_URL for one Redis, REDIS_CLUSTER_NODES for a Redis Cluster)')
   }
   const redisClusterNodes = env.REDIS_CLUSTER_NODES === undefined ? undefined : Object.freeze(parseClusterNodes(env.REDIS_CLUSTER_NODES))
+
+  const publicUrl = env.CAT_PUBLIC_URL === undefined ? undefined : parseBaseUrl('CAT_PUBLIC_URL', env.CAT_PUBLIC_URL, 'an http:// or https:// URL such as https://presence.example.com').href.replace(/\/+$/, '')
+  const license = parseLicense(env)
+  const demoMode = env.CAT_DEMO_MODE === '1' || env.CAT_DEMO_MODE === 'on' || env.CAT_DEMO_MODE === 'true'
+  if (!demoMode && env.CAT_DEMO_TRAFFIC > 0) throw new ConfigError(`CAT_DEMO_TRAFFIC: simulated contacts need CAT_DEMO_MODE=1, got ${env.CAT_DEMO_TRAFFIC} without it`)
 
   const production = env.NODE_ENV === 'production'
   let secrets: string[]
@@ -322,6 +399,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     }),
     metrics: env.CAT_METRICS === 'on',
     metricsToken: env.CAT_METRICS_TOKEN,
+    publicUrl,
+    license,
+    demoMode,
+    demoTraffic: demoMode ? env.CAT_DEMO_TRAFFIC : 0,
     logLevel: env.LOG_LEVEL,
   })
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
-import { staffOnly } from '../auth/admin-auth.js'
+import { requireAdmin, staffOnly } from '../auth/admin-auth.js'
 import { PresenceSchema } from './admin-api.js'
 import { AppError } from '../errors/errors.js'
 import { eraseContact } from '../activity/erase-contact.js'
@@ -105,8 +105,9 @@ export async function adminActivityRoutes(app: FastifyInstance): Promise<void> {
       summary: "Erases a contact: ends its presence, deletes its rows and its consent ledger",
       params: Type.Object({ contactId: Id }),
     },
-    config: { docs: { ...config.docs, responses: { 204: noContent('Erased.') } } },
+    config: { docs: { errors: [...config.docs.errors, 'forbidden'] as const, responses: { 204: noContent('Erased.') } } },
   }, async (request, reply) => {
+    requireAdmin(request, 'Erasing a contact')
     await eraseContact({ store: activity, engine: presence, eventLog: app.eventLog, consentBus: app.consentBus, now }, request.params.contactId)
     request.log.info({ contactId: request.params.contactId }, 'contact erased')
     void reply.code(204).send()

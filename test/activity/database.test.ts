@@ -10,6 +10,8 @@ import * as mysqlTables from '../../src/activity/schema-mysql.js'
 import * as sqliteTables from '../../src/activity/schema-sqlite.js'
 import { runTs, type RunResult } from '../helpers/run-ts.js'
 import { createTestDataDir, createTestMysqlDatabase, mysqlUrlFor, openTestDatabases } from '../helpers/database.js'
+import { createSqlActivityStore } from '../../src/activity/sql-activity-store.js'
+import type { ActivityStore } from '../../src/activity/activity-store.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
@@ -19,6 +21,7 @@ const EXPECTED_COLUMNS: Record<string, string[]> = {
   cat_contacts: ['contact_id', 'client_id', 'open_session_id', 'last_event_id'],
   cat_erasures: ['contact_id', 'erased_at'],
   cat_events: ['id', 'contact_id', 'client_id', 'sid', 'type', 'path', 'title', 'at', 'from_at', 'name', 'company', 'reason'],
+  cat_install_state: ['name', 'value', 'updated_at'],
   cat_online_samples: ['t', 'online'],
   cat_page_visits: ['id', 'session_id', 'contact_id', 'sid', 'path', 'title', 'started_at', 'ended_at', 'visible_ms', 'visible_since'],
   cat_sessions: ['id', 'contact_id', 'client_id', 'name', 'company', 'started_at', 'ended_at', 'visible_ms', 'visible_since', 'end_reason', 'pages_count', 'last_event_at', 'last_event_id', 'fold_state'],
@@ -81,6 +84,7 @@ const EXPECTED_PRIMARY_KEYS = {
   cat_contacts: ['contact_id'],
   cat_erasures: ['contact_id'],
   cat_events: ['id'],
+  cat_install_state: ['name'],
   cat_online_samples: ['t'],
   cat_page_visits: ['id'],
   cat_sessions: ['id'],
@@ -146,11 +150,11 @@ t.test('each dialect', async (t) => {
 
       await migrateDatabase(database)
       const first = await layout(database)
-      t.same(first.columns, EXPECTED_COLUMNS, 'the seven tables with the same columns, in order')
+      t.same(first.columns, EXPECTED_COLUMNS, 'the eight tables with the same columns, in order')
       t.same(first.indexes, EXPECTED_INDEXES, 'the named indexes, and no other')
       t.same(first.primaryKeys, EXPECTED_PRIMARY_KEYS, 'primary keys')
       t.notOk(Object.values(first.indexes).flat().includes('path'), 'the 2048-character path is in no index')
-      t.equal(first.migrations, 1, 'the migration recorded')
+      t.equal(first.migrations, 2, 'both migrations recorded')
 
       await migrateDatabase(database)
       t.same(await layout(database), first, 'migrating again changes nothing')
@@ -175,7 +179,7 @@ t.test('each dialect', async (t) => {
         const [tables] = await database.pool.query<RowDataPacket[]>(
           "SELECT TABLE_NAME AS t, ENGINE AS e, TABLE_COLLATION AS c FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'cat\\_%'",
         )
-        t.equal(tables.length, 7)
+        t.equal(tables.length, 8)
         for (const row of tables) t.same({ engine: row.e, collation: row.c }, { engine: 'InnoDB', collation: 'utf8mb4_bin' }, `${row.t as string} is InnoDB, utf8mb4_bin`)
       }
 
@@ -212,7 +216,7 @@ t.test('mysql: two instances migrating the same fresh database at once both succ
   t.same(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'fulfilled'], results.map((r) => (r.status === 'rejected' ? String(r.reason) : 'ok')).join('; '))
   const result = await layout(instances[0] as Database)
   t.same(result.columns, EXPECTED_COLUMNS)
-  t.equal(result.migrations, 1, 'the migration ran once')
+  t.equal(result.migrations, 2, 'each migration ran once')
   if (instances[0]?.dialect !== 'mysql') throw new Error('expected mysql')
   const [[lock]] = await instances[0].pool.query<RowDataPacket[]>(`SELECT IS_FREE_LOCK(${MIGRATION_LOCK_SQL}) AS free`)
   t.equal(Number(lock?.free), 1, 'the migration lock is released')
@@ -293,7 +297,7 @@ t.test('sqlite: reopening an existing file keeps the data and migrates nothing',
   await migrateDatabase(second)
   if (second.dialect !== 'sqlite') throw new Error('expected sqlite')
   t.same(await second.db.select().from(sqliteTables.onlineSamples), [{ t: AT - (AT % 60_000), online: 7 }])
-  t.equal((await layout(second)).migrations, 1)
+  t.equal((await layout(second)).migrations, 2)
 })
 
 t.test('the migrations are found from the sources and from the compiled output', async (t) => {
@@ -328,3 +332,24 @@ t.test('migrate CLI', async (t) => {
   t.match(down.stderr, /^migration failed: .+\n$/)
   t.notMatch(down.stderr + down.stdout, /Sup3rSecret/, 'the password is never printed')
 })
+
+for (const dialect of ['mysql', 'sqlite'] as const) {
+  t.test(`${dialect}: the install's documents are saved, replaced and read back by every store on the database`, async (t) => {
+    const dataDir = createTestDataDir(t, 'install')
+    const url = dialect === 'mysql' ? await createTestMysqlDatabase(t, 'install') : undefined
+    const open = async (): Promise<ActivityStore> => {
+      const database = await openDatabase({ url, dataDir })
+      await migrateDatabase(database)
+      const store = createSqlActivityStore({ database, now: () => 0 })
+      t.teardown(() => store.close())
+      return store
+    }
+    const [one, two] = [await open(), await open()]
+    t.equal(await one.readInstallState('settings'), undefined, 'nothing before a save')
+    await one.writeInstallState('settings', '{"presenceTimeoutS":90}', 1_000)
+    t.same(await two.readInstallState('settings'), { value: '{"presenceTimeoutS":90}', updatedAt: 1_000 }, 'another store reads it')
+    await two.writeInstallState('settings', '{"presenceTimeoutS":120}', 2_000)
+    t.same(await one.readInstallState('settings'), { value: '{"presenceTimeoutS":120}', updatedAt: 2_000 }, 'a save replaces')
+    t.equal(await one.readInstallState('license'), undefined, 'documents are apart by name')
+  })
+}

@@ -62,6 +62,19 @@ t.test('a valid admin token gives its claims', async (t) => {
   t.equal(claims.exp, T0_S + 600)
 })
 
+t.test('the role claim of an admin token: admin when absent, staff when it says so, anything else refused', async (t) => {
+  const { v } = verifier()
+  t.equal(v.verify(signToken({ aud: 'admin', sub: 's1', ttlS: 600 }, [NEW_SECRET], T0), AUDIENCES.admin).role, 'admin', 'absent: admin')
+  t.equal(v.verify(signToken({ aud: 'admin', sub: 's2', role: 'admin', ttlS: 600 }, [NEW_SECRET], T0), AUDIENCES.admin).role, 'admin')
+  t.equal(v.verify(signToken({ aud: 'admin', sub: 's3', role: 'staff', ttlS: 600 }, [NEW_SECRET], T0), AUDIENCES.admin).role, 'staff')
+  for (const role of ['owner', 'ADMIN', 1, true, ['admin']]) {
+    const token = handToken({ alg: 'HS256', typ: 'JWT' }, { aud: 'cat:admin', sub: 's4', exp: T0_S + 600, role }, NEW_SECRET)
+    t.match(refused(t, v, token, AUDIENCES.admin, `role ${JSON.stringify(role)}`), /role/, 'the message names the claim')
+  }
+  const client = v.verify(handToken({ alg: 'HS256', typ: 'JWT' }, clientPayload(), NEW_SECRET), AUDIENCES.client)
+  t.equal(client.role, undefined, 'a client token has no role')
+})
+
 t.test('numeric sub and client_id are accepted as strings', async (t) => {
   const { v } = verifier()
   const token = handToken({ alg: 'HS256' }, clientPayload({ sub: 5, client_id: 9 }), NEW_SECRET)

@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto'
 import { resolve } from 'node:path'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../../src/config/config.js'
@@ -303,4 +304,46 @@ t.test('CAT_TRUST_PROXY: a bad entry stops the start with one line naming the va
   t.equal(started.code, 1, 'the server does not start')
   t.equal(started.stderr, 'CAT_TRUST_PROXY: expected a comma list of IP addresses or CIDRs such as 10.0.0.5,10.1.0.0/16,fd00::/8, got "proxy.internal"\n', 'one line on stderr')
   t.equal(started.stdout, '', 'nothing on stdout')
+})
+
+t.test('licensing is off unless CAT_LICENSE_SERVER_URL is set; with it the public URL and the vendor key are required', async (t) => {
+  const { publicKey } = generateKeyPairSync('ed25519')
+  const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString()
+  const der = publicKey.export({ type: 'spki', format: 'der' }).toString('base64')
+  t.equal(loadConfig({}).license, undefined)
+  t.equal(loadConfig({ CAT_PUBLIC_URL: 'https://presence.example.com' }).license, undefined, 'a public URL alone turns nothing on')
+  const on = { CAT_LICENSE_SERVER_URL: 'https://licenses.example.com/', CAT_PUBLIC_URL: 'https://Presence.Example.com:8443/cat/', CAT_LICENSE_PUBLIC_KEY: der }
+  const license = loadConfig(on).license
+  t.equal(license?.serverUrl, 'https://licenses.example.com')
+  t.equal(license?.domain, 'presence.example.com', "the public URL's host, lower case")
+  t.equal(license?.key, undefined)
+  t.equal(license?.publicKey.asymmetricKeyType, 'ed25519')
+  t.equal(loadConfig({ ...on, CAT_LICENSE_PUBLIC_KEY: pem }).license?.publicKey.asymmetricKeyType, 'ed25519', 'PEM too')
+  t.equal(loadConfig({ ...on, CAT_LICENSE_PUBLIC_KEY: pem.replace(/\n/g, '\\n') }).license?.publicKey.asymmetricKeyType, 'ed25519', 'PEM with escaped line breaks')
+  t.equal(loadConfig({ ...on, CAT_LICENSE_KEY: 'CAT-abcd-1234' }).license?.key, 'CAT-abcd-1234')
+  t.equal(loadConfig({ ...on, CAT_LICENSE_SERVER_URL: 'http://127.0.0.1:4000' }).license?.serverUrl, 'http://127.0.0.1:4000', 'plain HTTP to loopback')
+
+  const { publicKey: rsa } = generateKeyPairSync('rsa', { modulusLength: 1024 })
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ ...on, CAT_PUBLIC_URL: '' }, /^CAT_PUBLIC_URL: required when CAT_LICENSE_SERVER_URL is set/],
+    [{ ...on, CAT_LICENSE_PUBLIC_KEY: '' }, /^CAT_LICENSE_PUBLIC_KEY: required/],
+    [{ ...on, CAT_LICENSE_PUBLIC_KEY: 'bm90IGEga2V5' }, /^CAT_LICENSE_PUBLIC_KEY: expected an Ed25519 public key/],
+    [{ ...on, CAT_LICENSE_PUBLIC_KEY: rsa.export({ type: 'spki', format: 'der' }).toString('base64') }, /^CAT_LICENSE_PUBLIC_KEY: expected an Ed25519 public key.*rsa/],
+    [{ ...on, CAT_LICENSE_SERVER_URL: 'http://licenses.example.com' }, /^CAT_LICENSE_SERVER_URL: expected an https:\/\/ URL/],
+    [{ ...on, CAT_LICENSE_SERVER_URL: 'ftp://x' }, /^CAT_LICENSE_SERVER_URL: expected/],
+    [{ ...on, CAT_PUBLIC_URL: 'presence.example.com' }, /^CAT_PUBLIC_URL: expected/],
+    [{ ...on, CAT_LICENSE_KEY: 'short' }, /^CAT_LICENSE_KEY: expected 8-128 characters.*\(hidden\)$/],
+  ]
+  for (const [env, message] of cases) t.throws(() => loadConfig(env), message, Object.keys(env).find((k) => env[k] !== on[k as keyof typeof on]) ?? 'case')
+})
+
+t.test('CAT_DEMO_MODE and CAT_DEMO_TRAFFIC', async (t) => {
+  t.equal(loadConfig({}).demoMode, false)
+  t.equal(loadConfig({}).demoTraffic, 0)
+  for (const on of ['1', 'on', 'true']) t.equal(loadConfig({ CAT_DEMO_MODE: on }).demoMode, true, on)
+  for (const off of ['0', 'off', 'false']) t.equal(loadConfig({ CAT_DEMO_MODE: off }).demoMode, false, off)
+  t.equal(loadConfig({ CAT_DEMO_MODE: '1', CAT_DEMO_TRAFFIC: '50' }).demoTraffic, 50)
+  t.throws(() => loadConfig({ CAT_DEMO_MODE: 'yes' }), /^CAT_DEMO_MODE: expected 1 or 0/)
+  t.throws(() => loadConfig({ CAT_DEMO_MODE: '1', CAT_DEMO_TRAFFIC: '10001' }), /^CAT_DEMO_TRAFFIC: expected a whole number of simulated contacts, 0-10000/)
+  t.throws(() => loadConfig({ CAT_DEMO_TRAFFIC: '5' }), /^CAT_DEMO_TRAFFIC: simulated contacts need CAT_DEMO_MODE=1/)
 })

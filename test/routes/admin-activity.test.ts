@@ -58,6 +58,12 @@ for (const target of ['mysql', 'sqlite'] as const) {
       t.equal(exported.statusCode, 200, `${label}: export`)
       t.match(exported.json(), { contactId: contact, presence: { contactId: contact }, sessions: [{ contactId: contact }], consents: [{ decision: 'granted' }] }, `${label}: everything stored`)
 
+      const byStaff = await app.inject({ method: 'DELETE', url: contactPath, headers: { authorization: `Bearer ${adminToken({ role: 'staff' })}` } })
+      t.equal(byStaff.statusCode, 403, `${label}: a staff token may not erase`)
+      t.match(byStaff.json(), { error: { code: 'forbidden', message: /admin/ } })
+      const stillThere = await app.inject({ url: `${contactPath}/export`, headers: { authorization: `Bearer ${adminToken({ role: 'staff' })}` } })
+      t.match(stillThere.json(), { contactId: contact, sessions: [{ contactId: contact }] }, `${label}: a staff token reads; nothing was erased`)
+
       const erased = await app.inject({ method: 'DELETE', url: contactPath, headers: admin })
       t.equal(erased.statusCode, 204, `${label}: erase ${erased.body}`)
       await drain(app)
