@@ -27,6 +27,8 @@ import { adminActivityRoutes } from './routes/admin-activity.js'
 import { dashboardRoutes } from './routes/dashboard.js'
 import { metricsRoutes } from './routes/metrics.js'
 import { openapiRoutes } from './routes/openapi.js'
+import { demoTrafficPlugin } from './plugins/demo-traffic.js'
+import type { Scheduler } from './demo/scheduler.js'
 
 export interface AppDeps {
   /** The clock; tests inject one to move time without sleeping. */
@@ -50,6 +52,10 @@ export interface AppDeps {
   httpTimeouts?: Partial<HttpTimeouts>
   /** Sees every route as it is registered (the OpenAPI test checks each is documented). */
   onRoute?: onRouteHookHandler
+  /** The timers of the demo traffic (CAT_DEMO_TRAFFIC); tests drive them with their clock. */
+  demoScheduler?: Scheduler
+  /** Seeds the demo traffic's choices; tests fix it to replay the same browsing. */
+  demoSeed?: number
 }
 
 export interface HttpTimeouts {
@@ -120,7 +126,7 @@ export function appOptions(config: Config, deps: AppDeps = {}): FastifyHttpOptio
  * instance and closes it in its own onClose hook. Fastify runs onClose hooks in the reverse
  * order they were added (after the preClose hooks and the server's close), so each plugin
  * closes before the ones above it, while what it uses is still open:
- * dashboards get 1012 (preClose), then the sweeper stops, the activity jobs, consent and hub
+ * dashboards get 1012 and the demo traffic stops (preClose), then the sweeper stops, the activity jobs, consent and hub
  * stop, the writer flushes, the shared state closes, and the database last.
  */
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
@@ -152,6 +158,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await app.register(dashboardRoutes)
     await app.register(metricsRoutes)
     await app.register(openapiRoutes)
+    // After the routes: it sends its simulated visitors through them.
+    await app.register(demoTrafficPlugin, { scheduler: deps.demoScheduler, seed: deps.demoSeed })
   } catch (error) {
     // A start that fails halfway (a database down, a broken language file) closes what the
     // plugins before it opened; the error is the start's, not the close's.

@@ -15,6 +15,8 @@ function startupBanner(config: Config, baseUrl: string): string {
     `  who is online:   curl -H 'Authorization: Bearer ${adminToken}' ${baseUrl}/admin/api/online`,
     `  live feed:       ${baseUrl.replace(/^http/, 'ws')}/admin/ws?token=<admin token>`,
     ...(servesDemo(config) ? [`  demo portal:     ${baseUrl}/demo  (accept the banner, then watch the dashboard)`] : []),
+    ...(config.demoMode ? ['  demo mode:       on: the staff side is read-only (every change answers 403 demo_mode)'] : []),
+    ...(config.demoTraffic > 0 ? [`  demo traffic:    ${config.demoTraffic} simulated contacts browse the demo portal; all online within ${config.heartbeatIntervalS} s`] : []),
     '  (the admin token above is valid for 12 hours; mint more with `npx cat-presence token --aud admin --sub ID`)',
   ]
   if (config.secretGenerated) {

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
 import { AUDIENCES, type Role, type TokenClaims, type TokenVerifier } from './tokens.js'
 import { AppError } from '../errors/errors.js'
 import { limitRoutes } from '../limits/route-limits.js'
@@ -31,17 +31,36 @@ export function requireAdmin(request: FastifyRequest, what: string): void {
   if (claims === undefined || roleOf(claims) !== 'admin') throw new AppError('forbidden', `${what} needs an admin token (role "admin"); this token's role is "staff"`)
 }
 
+/** The methods that only read: every other one changes something. */
+const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+/** True when `method` (one or several, as a route declares them) may change something. */
+function changes(method: RouteOptions['method']): boolean {
+  return (typeof method === 'string' ? [method] : method).some((m) => !READ_METHODS.has(m.toUpperCase()))
+}
+
 /**
  * Every route of `app`'s context needs a staff token (401 otherwise), and each staff member
  * has CAT_RATE_LIMIT_ADMIN requests a minute over the whole admin API (429 beyond).
+ * In demo mode (CAT_DEMO_MODE) the staff side is read-only: a request of any method but GET,
+ * HEAD and OPTIONS answers 403 demo_mode once its token is verified, before its route runs,
+ * whichever route it is; a bad token is still a 401. Its OpenAPI description lists demo_mode.
  */
 export async function staffOnly(app: FastifyInstance): Promise<void> {
   const { tokens } = app
+  const readOnly = app.config.demoMode
   await limitRoutes(app, { kind: 'admin', max: app.config.rateLimits.admin, what: 'admin API requests of this staff member' })
   if (!app.hasRequestDecorator('staff')) app.decorateRequest('staff', undefined)
+  app.addHook('onRoute', (route) => {
+    if (!changes(route.method)) return
+    // A new object: routes may share one config; the OpenAPI plugin reads it when the document is built.
+    const docs = route.config?.docs ?? {}
+    route.config = { ...route.config, docs: { ...docs, errors: [...(docs.errors ?? []), 'demo_mode'] } }
+  })
   app.addHook('onRequest', async (request) => {
     const claims = verifyBearer(tokens, request)
     request.staff = claims
     request.limitKey = `staff:${claims.sub}`
+    if (readOnly && !READ_METHODS.has(request.method)) throw new AppError('demo_mode', 'This server runs in demo mode: the staff side is read-only; nothing was changed.')
   })
 }

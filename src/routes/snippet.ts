@@ -13,13 +13,18 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /**
- * /demo mints a real client token for whoever asks: served only outside production and only
- * when the server listens on a loopback address (the `npm start` default), so an instance
- * bound to a public address hands out no tokens.
+ * /demo mints a real client token for whoever asks: outside demo mode it is served only outside
+ * production and only when the server listens on a loopback address (the `npm start` default),
+ * so an instance bound to a public address hands out no tokens. In demo mode (CAT_DEMO_MODE) it
+ * is served wherever the server runs, production and public addresses included: handing out
+ * tokens to visitors is what a public demo install is for, and its staff side is read-only.
  */
-export function servesDemo(config: Pick<Config, 'production' | 'host'>): boolean {
-  return !config.production && isLoopbackHost(config.host)
+export function servesDemo(config: Pick<Config, 'production' | 'host' | 'demoMode'>): boolean {
+  return config.demoMode || (!config.production && isLoopbackHost(config.host))
 }
+
+/** How long the dashboard link of the /demo page (demo mode) works. */
+export const DEMO_DASHBOARD_TTL_S = 3600
 
 /** The demo portal's own script: a page change without a reload, as a single-page portal makes. */
 const DEMO_SCRIPT = `
@@ -59,13 +64,18 @@ async function demoRoute(app: FastifyInstance): Promise<void> {
     helmet: pageHeaders([DEMO_SCRIPT]),
     schema: {
       summary: 'A demo portal page with a freshly minted client token',
-      description: 'Served only outside production and only when HOST is a loopback address.',
+      description: 'Served only outside production and only when HOST is a loopback address, or in demo mode (CAT_DEMO_MODE) wherever the server runs; in demo mode the page also links to the dashboard with a freshly minted staff token valid for an hour.',
       tags: ['portal'],
     },
     config: { docs: { responses: { 200: text('The demo page.', 'text/html') } } },
   }, async (_request, reply) => {
     const id = `demo-${Math.random().toString(36).slice(2, 8)}`
     const token = signToken({ aud: 'client', sub: id, clientId: 'demo-client', name: `Demo contact ${id.slice(5)}`, company: 'Demo Company', ttlS: 12 * 3600 }, app.config.secrets, app.now())
+    // In demo mode the visitor may watch too: the staff side only reads there, and the token's
+    // role is staff, which may not change anything even where demo mode would allow it.
+    const dashboard = app.config.demoMode
+      ? `<p>This server runs in demo mode: <a href="/admin#token=${signToken({ aud: 'admin', sub: `demo-visitor-${id.slice(5)}`, name: 'Demo visitor', role: 'staff', ttlS: DEMO_DASHBOARD_TTL_S }, app.config.secrets, app.now())}" target="_blank">open the admin dashboard</a> (read-only; the link works for an hour).</p>\n`
+      : ''
     void reply.header('Content-Type', 'text/html; charset=utf-8').header('Cache-Control', 'no-store')
     return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Demo portal · Client Activity Tracker</title>
@@ -74,7 +84,7 @@ async function demoRoute(app: FastifyInstance): Promise<void> {
 </head><body>
 <h1 id="title">Demo customer portal</h1>
 <p>You are <strong>${id}</strong> of Demo Company. Accept the banner, then open the admin dashboard in another window and watch yourself appear.</p>
-<nav><a href="/demo#tickets" data-path="/clients/tickets">Tickets</a><a href="/demo#invoices" data-path="/clients/invoices">Invoices</a><a href="/demo#projects" data-path="/clients/projects">Projects</a></nav>
+${dashboard}<nav><a href="/demo#tickets" data-path="/clients/tickets">Tickets</a><a href="/demo#invoices" data-path="/clients/invoices">Invoices</a><a href="/demo#projects" data-path="/clients/projects">Projects</a></nav>
 <p id="page">Home</p>
 <p>Activity tracking: <span data-cat-control></span></p>
 <script>${DEMO_SCRIPT}</script>
