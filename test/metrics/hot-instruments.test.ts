@@ -7,8 +7,10 @@ const OBSERVED = [0.0005, 0.001, 0.002, 0.01, 0.05, 0.5, 1, 3, 0]
 
 for (const contentType of [Registry.PROMETHEUS_CONTENT_TYPE, Registry.OPENMETRICS_CONTENT_TYPE]) {
   t.test(`the scrape reads exactly as prom-client's own instruments would (${contentType.split(';')[0]})`, async (t) => {
-    const ours = new Registry(contentType)
-    const theirs = new Registry(contentType)
+    const ours = new Registry()
+    const theirs = new Registry()
+    ours.setContentType(contentType as never)
+    theirs.setContentType(contentType as never)
     const counter = new HotCounter('x_total', 'Things, by a and b.', ['a', 'b'], ['p', 'q'] as const, ['ok', 'bad'] as const, ours)
     const histogram = new HotHistogram('x_seconds', 'Time of things.', BOUNDS, ours)
     const reference = new Counter({ name: 'x_total', help: 'Things, by a and b.', labelNames: ['a', 'b'] as const, registers: [theirs] })
