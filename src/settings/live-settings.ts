@@ -172,7 +172,11 @@ export function createLiveSettings(options: LiveSettingsOptions): Settings {
     },
     save(changes) {
       return serial(async () => {
-        if (changes === null || typeof changes !== 'object' || Array.isArray(changes)) throw new ConfigError(`settings: expected a JSON object of ${LIVE_SETTING_NAMES.join(', ')}, got ${Array.isArray(changes) ? 'an array' : JSON.stringify(changes)}`)
+        if (changes === null || typeof changes !== 'object' || Array.isArray(changes)) {
+          // The kind, not the value: a text body may be long.
+          const kind = changes === null ? 'null' : Array.isArray(changes) ? 'an array' : `a ${typeof changes}`
+          throw new ConfigError(`settings: expected a JSON object of ${LIVE_SETTING_NAMES.join(', ')}, got ${kind}`)
+        }
         const unknown = Object.keys(changes).find((key) => !(LIVE_SETTING_NAMES as string[]).includes(key))
         if (unknown !== undefined) throw new ConfigError(`${unknown.slice(0, 64)}: not a setting; expected only ${LIVE_SETTING_NAMES.join(', ')}`)
         // Merged over what is saved now, not what this instance last read.

@@ -112,11 +112,14 @@ t.test('unknown fields, a body that is not an object, garbage JSON: 400; no toke
   const unknown = await putSettings(app, { presenceTimeoutS: 80, sweepEveryS: 5 })
   t.equal(unknown.statusCode, 400)
   t.same(unknown.body.error, { code: 'invalid_request', message: 'sweepEveryS: not a setting; expected only heartbeatIntervalS, presenceTimeoutS, idleTimeoutS, diffIntervalMs, retentionDays' })
-  for (const payload of ['[1,2]', '"text"', 'null', '42']) {
+  for (const [payload, kind] of [['[1,2]', 'an array'], ['"text"', 'a string'], ['null', 'null'], ['42', 'a number']]) {
     const res = await putSettings(app, payload)
     t.equal(res.statusCode, 400, payload)
-    t.equal(res.body.error?.code, 'invalid_request')
+    t.same(res.body.error, { code: 'invalid_request', message: `settings: expected a JSON object of heartbeatIntervalS, presenceTimeoutS, idleTimeoutS, diffIntervalMs, retentionDays, got ${kind}` })
   }
+  const text = await app.inject({ method: 'PUT', url: '/admin/api/settings', headers: { ...admin(), 'content-type': 'text/plain' }, payload: '{"presenceTimeoutS": 80}' })
+  t.equal(text.statusCode, 400, 'a text body is not taken for JSON')
+  t.match(text.json().error.message, /got a string$/)
   const garbage = await putSettings(app, '{"presenceTimeoutS": 8')
   t.equal(garbage.statusCode, 400)
   t.equal(garbage.body.error?.code, 'invalid_request')
@@ -223,4 +226,19 @@ t.test('the retention follows the saved value at the next purge', async (t: Test
   t.equal(await app.activityJobs.purgeNow(), 0, 'three days old: kept under the 90 days of the environment')
   t.equal((await putSettings(app, { retentionDays: 2 }, admin(clock.now()))).statusCode, 200)
   t.ok((await app.activityJobs.purgeNow()) > 0, 'deleted under the saved 2 days')
+})
+
+t.test('saved settings that no longer fit a changed environment give way to the environment\'s values', async (t) => {
+  const dataDir = createTestDataDir(t, 'settings-misfit')
+  const before = await buildTestApp(t, { env: { CAT_DATA_DIR: dataDir } })
+  t.equal((await putSettings(before, { presenceTimeoutS: 40 })).statusCode, 200)
+  await before.close()
+  // Restarted with a longer interval: the saved 40 s is no longer above it.
+  const lines: string[] = []
+  const after = await buildTestApp(t, { env: { CAT_DATA_DIR: dataDir, CAT_HEARTBEAT_INTERVAL_S: '60', LOG_LEVEL: 'warn' }, logStream: { write: (line: string) => void lines.push(line) } })
+  const { body } = await getSettings(after)
+  t.same(values(body), { heartbeatIntervalS: 60, presenceTimeoutS: 75, idleTimeoutS: 600, diffIntervalMs: 20, retentionDays: 90 })
+  t.equal((body.sources as Record<string, string>).presenceTimeoutS, 'environment')
+  t.match(lines.join(''), /the saved settings do not fit the environment's; the environment's values apply/, 'and says so in the log')
+  t.match(lines.join(''), /presenceTimeoutS: expected whole seconds above heartbeatIntervalS \(60\), got 40/)
 })
