@@ -112,7 +112,7 @@ t.test('unknown fields, a body that is not an object, garbage JSON: 400; no toke
   const unknown = await putSettings(app, { presenceTimeoutS: 80, sweepEveryS: 5 })
   t.equal(unknown.statusCode, 400)
   t.same(unknown.body.error, { code: 'invalid_request', message: 'sweepEveryS: not a setting; expected only heartbeatIntervalS, presenceTimeoutS, idleTimeoutS, diffIntervalMs, retentionDays' })
-  for (const [payload, kind] of [['[1,2]', 'an array'], ['"text"', 'a string'], ['null', 'null'], ['42', 'a number']]) {
+  for (const [payload, kind] of [['[1,2]', 'an array'], ['"text"', 'a string'], ['null', 'null'], ['42', 'a number']] as const) {
     const res = await putSettings(app, payload)
     t.equal(res.statusCode, 400, payload)
     t.same(res.body.error, { code: 'invalid_request', message: `settings: expected a JSON object of heartbeatIntervalS, presenceTimeoutS, idleTimeoutS, diffIntervalMs, retentionDays, got ${kind}` })
