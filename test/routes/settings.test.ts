@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import { ConfigError, loadConfig } from '../../src/config/config.js'
 import { adminToken, buildTestApp, cleanRedisSite, clientToken, createClock, ensureConsent, heartbeatUrl, SECRET, uniqueSite, until } from '../helpers/app.js'
 import { createTestDataDir, createTestMysqlDatabase } from '../helpers/database.js'
+import { cleanClusterSite, REDIS_CLUSTER_NODES } from '../helpers/redis-cluster.js'
 
 const admin = (now = Date.now()): Record<string, string> => ({ authorization: `Bearer ${adminToken({}, now)}` })
 
@@ -188,22 +189,28 @@ for (const engine of ['memory', 'redis'] as const) {
   })
 }
 
-t.test('redis: a save through one app applies on another app of the site within seconds (bus notice), and MySQL holds it', async (t) => {
-  const site = uniqueSite('settings-bus')
-  cleanRedisSite(t, site)
-  const env = { DATABASE_URL: await createTestMysqlDatabase(t, 'settings_bus') }
-  // No periodic re-read: only the Redis notice can tell the second app.
-  const a = await buildTestApp(t, { site, env, settingsRefreshMs: 0 })
-  const b = await buildTestApp(t, { site, env, settingsRefreshMs: 0 })
-  const ann = clientToken({ sub: 'ann' })
-  await ensureConsent(b, ann)
-  t.equal((await beat(b, ann, 'tab-ann-0001')).interval, '30')
-  t.equal((await putSettings(a, { heartbeatIntervalS: 7, presenceTimeoutS: 21 })).statusCode, 200)
-  const started = Date.now()
-  await until('the other app applies the saved interval', async () => ((await beat(b, ann, 'tab-ann-0001')).interval === '7' ? true : undefined), 5_000)
-  t.ok(Date.now() - started < 5_000, `applied within ${Date.now() - started} ms`)
-  t.equal((await getSettings(b)).body.presenceTimeoutS, 21)
-})
+for (const redis of ['one Redis', 'a Redis Cluster'] as const) {
+  t.test(`${redis}: a save through one app applies on another app of the site within seconds (bus notice), and MariaDB holds it`, async (t) => {
+    const site = uniqueSite('settings-bus')
+    const cluster = redis === 'a Redis Cluster'
+    if (cluster) cleanClusterSite(t, site)
+    else cleanRedisSite(t, site)
+    const env = { DATABASE_URL: await createTestMysqlDatabase(t, 'settings_bus'), ...(cluster ? { REDIS_CLUSTER_NODES, CAT_SITE: site } : {}) }
+    // No periodic re-read: only the Redis notice can tell the second app.
+    const options = { site: cluster ? undefined : site, env, settingsRefreshMs: 0 }
+    const a = await buildTestApp(t, options)
+    const b = await buildTestApp(t, options)
+    t.equal(b.presence.kind, 'redis')
+    const ann = clientToken({ sub: 'ann' })
+    await ensureConsent(b, ann)
+    t.equal((await beat(b, ann, 'tab-ann-0001')).interval, '30')
+    t.equal((await putSettings(a, { heartbeatIntervalS: 7, presenceTimeoutS: 21 })).statusCode, 200)
+    const started = Date.now()
+    await until('the other app applies the saved interval', async () => ((await beat(b, ann, 'tab-ann-0001')).interval === '7' ? true : undefined), 5_000)
+    t.ok(Date.now() - started < 5_000, `applied within ${Date.now() - started} ms`)
+    t.equal((await getSettings(b)).body.presenceTimeoutS, 21)
+  })
+}
 
 t.test('memory engine on one SQLite file: a second app converges by its periodic re-read', async (t) => {
   const env = { CAT_DATA_DIR: createTestDataDir(t, 'settings-sqlite') }
