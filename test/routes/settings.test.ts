@@ -2,7 +2,9 @@
  * GET and PUT /admin/api/settings: checked by the environment's own rules with the same
  * messages, saved in the database, and applied where each setting acts: the heartbeat's
  * CAT-Interval, when a contact times out or idles out (memory and Redis engines, injected
- * clock, sweeps driven by the test), the retention, and on other instances of the site.
+ * clock, sweeps driven by the test), the diff window, the retention, and on the other
+ * instances of the site (a Redis notice on one Redis and on a Redis Cluster; a re-read of a
+ * shared SQLite file).
  */
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
@@ -10,6 +12,7 @@ import { ConfigError, loadConfig } from '../../src/config/config.js'
 import { adminToken, buildTestApp, cleanRedisSite, clientToken, createClock, ensureConsent, heartbeatUrl, SECRET, uniqueSite, until } from '../helpers/app.js'
 import { createTestDataDir, createTestMysqlDatabase } from '../helpers/database.js'
 import { cleanClusterSite, REDIS_CLUSTER_NODES } from '../helpers/redis-cluster.js'
+import { connectDashboard } from '../helpers/ws.js'
 
 const admin = (now = Date.now()): Record<string, string> => ({ authorization: `Bearer ${adminToken({}, now)}` })
 
@@ -248,4 +251,25 @@ t.test('saved settings that no longer fit a changed environment give way to the 
   t.equal((body.sources as Record<string, string>).presenceTimeoutS, 'environment')
   t.match(lines.join(''), /the saved settings do not fit the environment's; the environment's values apply/, 'and says so in the log')
   t.match(lines.join(''), /presenceTimeoutS: expected whole seconds above heartbeatIntervalS \(60\), got 40/)
+})
+
+t.test('the diff window follows the saved value: a join waits for the new window before it reaches a dashboard', async (t) => {
+  const app = await buildTestApp(t)
+  const dashboard = await connectDashboard(app, adminToken())
+  t.teardown(() => dashboard.close())
+  await dashboard.waitFor((m) => m.type === 'snapshot')
+  const joinDelay = async (sub: string): Promise<number> => {
+    const token = clientToken({ sub })
+    await ensureConsent(app, token)
+    const from = dashboard.messages.length
+    const sent = Date.now()
+    await beat(app, token, `tab-${sub}-0001`, 'nav')
+    await dashboard.waitFor((m) => m.type === 'diff' && (m.joined ?? []).some((p) => p.contactId === sub), 5_000, from)
+    return Date.now() - sent
+  }
+  const before = await joinDelay('ann')
+  t.ok(before < 900, `under the environment's 20 ms window the join arrives at once (${before} ms)`)
+  t.equal((await putSettings(app, { diffIntervalMs: 1000 })).statusCode, 200)
+  const after = await joinDelay('bob')
+  t.ok(after >= 950, `under the saved 1000 ms window the join waits for the window to close (${after} ms)`)
 })
