@@ -106,8 +106,9 @@ export interface PresenceEngine {
   /**
    * Changes the timeouts and the gap (the live settings). A tab's expiry is fixed when it beats:
    * every beat from now on, of any tab, expires by the new timeouts, and a tab that does not beat
-   * again expires when it was due. The last-seen time of a tab that beat before the change is
-   * its expiry minus the new timeout, so it is off by the change until the tab beats again.
+   * again expires when it was due. The last-seen time of a tab that beat before the change (and
+   * the time of its leave, should it expire) is its expiry minus the new timeout: off by the
+   * change until the tab beats again. Both engines keep only the expiry, so both do this alike.
    */
   setTimings(timings: LiveTimings): void
   /** Ends a contact's presence at once (withdrawn consent, erasure); false when not online. */
