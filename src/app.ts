@@ -12,6 +12,7 @@ import { pressurePlugin } from './plugins/pressure.js'
 import { databasePlugin } from './plugins/database.js'
 import { sharedStatePlugin } from './plugins/shared-state.js'
 import { limitsPlugin } from './plugins/limits.js'
+import { settingsPlugin } from './plugins/settings.js'
 import { activityJobsPlugin, activityWriterPlugin } from './plugins/activity.js'
 import { hubPlugin } from './plugins/hub.js'
 import { consentPlugin } from './plugins/consent.js'
@@ -24,6 +25,7 @@ import { consentRoutes } from './routes/consent.js'
 import { heartbeatRoutes } from './routes/heartbeat.js'
 import { adminApiRoutes } from './routes/admin-api.js'
 import { adminActivityRoutes } from './routes/admin-activity.js'
+import { settingsRoutes } from './routes/settings.js'
 import { dashboardRoutes } from './routes/dashboard.js'
 import { metricsRoutes } from './routes/metrics.js'
 import { openapiRoutes } from './routes/openapi.js'
@@ -46,6 +48,8 @@ export interface AppDeps {
    * to the caller (tests drive app.activityWriter and app.activityJobs by hand).
    */
   activityLoops?: boolean
+  /** ms between re-reads of the saved live settings; 0 leaves them to the caller (tests call app.settings.refresh()). */
+  settingsRefreshMs?: number
   /** ms between the overload checks' samples (event-loop delay, heap); tests shorten it. */
   pressureSampleMs?: number
   /** The HTTP server's timeouts; tests shorten them. Defaults: HTTP_TIMEOUTS. */
@@ -142,6 +146,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await app.register(databasePlugin)
     await app.register(sharedStatePlugin, { instanceId: deps.instanceId })
     await app.register(limitsPlugin)
+    await app.register(settingsPlugin, { refreshEveryMs: deps.settingsRefreshMs })
     await app.register(activityWriterPlugin, { loops, consumerName: deps.instanceId })
     await app.register(hubPlugin, { sendBufferBytes: deps.sendBufferBytes })
     await app.register(consentPlugin)
@@ -155,6 +160,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await app.register(heartbeatRoutes)
     await app.register(adminApiRoutes)
     await app.register(adminActivityRoutes)
+    await app.register(settingsRoutes)
     await app.register(dashboardRoutes)
     await app.register(metricsRoutes)
     await app.register(openapiRoutes)

@@ -1,18 +1,19 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { Config } from './config/config.js'
+import type { Config, LiveSettings } from './config/config.js'
 import type { ActivityEventLog } from './activity/event-log/event-log.js'
 import { createMemoryEventLog } from './activity/event-log/memory-event-log.js'
 import { createRedisEventLog } from './activity/event-log/redis-event-log.js'
 import type { ConsentBus } from './consent/consent-bus.js'
 import { createMemoryConsentBus } from './consent/memory-consent-bus.js'
 import { createRedisConsentBus } from './consent/redis-consent-bus.js'
-import { GAP_GRACE_MS, type PresenceEngine, type PresenceTimings } from './presence/presence-engine.js'
+import { GAP_GRACE_MS, type LiveTimings, type PresenceEngine, type PresenceTimings } from './presence/presence-engine.js'
 import { createMemoryPresenceEngine } from './presence/memory/memory-presence-engine.js'
 import { openRedisConnections, type RedisConnectionOptions } from './presence/redis/connections.js'
 import { DEFAULT_PARTITIONS, siteKeys } from './presence/redis/keys.js'
 import { claimLayout } from './presence/redis/layout.js'
 import { redisCounters, type SharedCounters } from './limits/counters.js'
 import { createRedisPresenceEngine, type RedisPresenceEngine, type RedisPresenceEngineOptions } from './presence/redis/redis-presence-engine.js'
+import { createRedisSettingsBus, type SettingsBus } from './settings/settings-bus.js'
 
 /**
  * What the instances of a site share: presence, the activity events on their way to the
@@ -25,6 +26,8 @@ export interface SharedState<Engine extends PresenceEngine = PresenceEngine> {
   readonly consentBus: ConsentBus
   /** Rate-limit counts the instances share; undefined in memory (one instance). */
   readonly counters?: SharedCounters
+  /** Notices of saved live settings between the instances; undefined in memory (one instance). */
+  readonly settingsBus?: SettingsBus
   /** Closes the three and the connections they share. */
   close(): Promise<void>
 }
@@ -76,15 +79,18 @@ export async function openRedisState(options: RedisStateOptions): Promise<Shared
     const presence = await createRedisPresenceEngine(connections, { ...options, partitions })
     const consentBus = await createRedisConsentBus(connections, keys.consentChannel)
     const eventLog = await createRedisEventLog(connections, { streams: presence.partitions.map((partition) => partition.events), legacyStream: keys.legacyEvents })
+    const settingsBus = await createRedisSettingsBus(connections, keys.settingsChannel)
     return {
       kind: 'redis',
       presence,
       eventLog,
       consentBus,
       counters: redisCounters(connections.redis, connections.call, options.site, partitions),
+      settingsBus,
       async close() {
         await presence.close()
         consentBus.close()
+        settingsBus.close()
         await connections.close()
       },
     }
@@ -94,18 +100,23 @@ export async function openRedisState(options: RedisStateOptions): Promise<Shared
   }
 }
 
+/** The presence engine's timings from the live settings (PresenceEngine.setTimings). */
+export function presenceTimings(settings: Pick<LiveSettings, 'heartbeatIntervalS' | 'presenceTimeoutS' | 'idleTimeoutS'>): LiveTimings {
+  return {
+    presenceTimeoutMs: settings.presenceTimeoutS * 1000,
+    idleTimeoutMs: settings.idleTimeoutS * 1000,
+    gapAfterMs: settings.heartbeatIntervalS * 1000 + GAP_GRACE_MS,
+  }
+}
+
 /**
  * Opens the shared state the configuration names: one Redis when REDIS_URL is set, a Redis
  * Cluster when REDIS_CLUSTER_NODES is, memory otherwise.
  */
 export async function openSharedState(config: Config, options: SharedStateOptions): Promise<SharedState> {
   const { now, instanceId, log } = options
-  const timings = {
-    presenceTimeoutMs: config.presenceTimeoutS * 1000,
-    idleTimeoutMs: config.idleTimeoutS * 1000,
-    gapAfterMs: config.heartbeatIntervalS * 1000 + GAP_GRACE_MS,
-    maxTabs: config.maxTabsPerContact,
-  }
+  // The environment's timings; the saved live settings replace them before the first request (plugins/settings.ts).
+  const timings = { ...presenceTimings(config), maxTabs: config.maxTabsPerContact }
   const redis = { site: config.site, partitions: config.redisPartitions, now, ...timings, connectionName: instanceId, commandTimeoutMs: config.redisTimeoutMs, waitReplicas: config.redisWaitReplicas, log }
   if (config.redisClusterNodes !== undefined) return openRedisState({ clusterNodes: config.redisClusterNodes, ...redis })
   if (config.redisUrl !== undefined) return openRedisState({ url: config.redisUrl, ...redis })

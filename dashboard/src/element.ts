@@ -1,11 +1,13 @@
 /**
- * <cat-online-clients server="https://PRESENCE" token="ADMIN_JWT" lang="de">: the live list of
- * online contacts (a snapshot, then diffs, over the dashboard WebSocket), in a shadow root.
+ * <cat-online-clients server="https://PRESENCE" token="ADMIN_JWT" lang="de" panel="settings">:
+ * the live list of online contacts (a snapshot, then diffs, over the dashboard WebSocket), in a
+ * shadow root, and for admin tokens the settings panel (`panel="settings"` opens it).
  * The token comes from `element.tokenProvider` (a function, asked before each connect and each
  * REST call) or else the `token` attribute.
  */
 import { Connection, type ConnectionState } from './connection'
 import { Drawer } from './drawer'
+import { SettingsPanel } from './settings'
 import { createI18n, pickLang, type I18n } from './i18n'
 import { renderSparkline } from './sparkline'
 import { OnlineState, type Changes } from './state'
@@ -24,6 +26,20 @@ const SCRIPT_ORIGIN = ((): string => {
   }
   return location.origin
 })()
+
+/**
+ * The role claim of an admin token, read without verifying it (the server checks every request):
+ * it only decides whether the settings are offered. Absent means admin.
+ */
+function tokenRole(token: string | null): 'admin' | 'staff' | null {
+  if (!token) return null
+  try {
+    const payload = JSON.parse(atob((token.split('.')[1] ?? '').replace(/-/g, '+').replace(/_/g, '/'))) as { role?: unknown }
+    return payload.role === 'staff' ? 'staff' : 'admin'
+  } catch {
+    return null
+  }
+}
 
 const HIGHLIGHT_MS = 4000
 const STATS_EVERY_MS = 5 * 60_000
@@ -61,7 +77,7 @@ function compare(a: Presence, b: Presence): number {
 
 export class OnlineClientsElement extends HTMLElement {
   static get observedAttributes(): string[] {
-    return ['server', 'token', 'lang']
+    return ['server', 'token', 'lang', 'panel']
   }
 
   private provider: TokenProvider | null = null
@@ -81,6 +97,9 @@ export class OnlineClientsElement extends HTMLElement {
   private ticker: ReturnType<typeof setInterval> | undefined
   private statsTimer: ReturnType<typeof setInterval> | undefined
   private drawer: Drawer | null = null
+  private settings: SettingsPanel | null = null
+  /** The token's role, once read: the settings are offered to `admin` only. */
+  private accessRole: 'admin' | 'staff' | null = null
   private ui: {
     wrap: HTMLElement
     count: HTMLElement
@@ -93,6 +112,7 @@ export class OnlineClientsElement extends HTMLElement {
     head: HTMLElement
     list: HTMLUListElement
     sparks: { svg: SVGSVGElement; caption: HTMLElement; range: '1h' | '24h' }[]
+    settingsButton: HTMLButtonElement
   } | null = null
 
   constructor() {
@@ -108,11 +128,13 @@ export class OnlineClientsElement extends HTMLElement {
   set tokenProvider(value: TokenProvider | null) {
     this.provider = typeof value === 'function' ? value : null
     if (this.connection) this.connection.reconnectNow()
+    void this.checkRole()
   }
 
   /** Connects again now (e.g. after the host page got a new token). */
   reconnect(): void {
     this.connection?.reconnectNow()
+    void this.checkRole()
   }
 
   get server(): string {
@@ -143,7 +165,51 @@ export class OnlineClientsElement extends HTMLElement {
     if (previous === next || !this.ui) return
     if (name === 'lang') this.render()
     else if (name === 'server') this.startConnection()
-    else if (name === 'token' && !this.provider) this.connection?.reconnectNow()
+    else if (name === 'panel') this.showPanel()
+    else if (name === 'token' && !this.provider) {
+      this.connection?.reconnectNow()
+      void this.checkRole()
+    }
+  }
+
+  /** Reads the token's role: the settings button and panel are for admin tokens only. */
+  private async checkRole(): Promise<void> {
+    this.accessRole = tokenRole(await this.token())
+    // For the host page's styles (and the tests): what the settings were decided on.
+    this.setAttribute('data-role', this.accessRole ?? 'none')
+    this.showPanel()
+  }
+
+  /** The settings button for admins, and the panel open when `panel="settings"` asks for it. */
+  private showPanel(): void {
+    if (!this.ui || !this.settings) return
+    const admin = this.accessRole === 'admin'
+    this.ui.settingsButton.hidden = !admin
+    if (!admin) this.settings.hide()
+    else if (this.getAttribute('panel') === 'settings') this.settings.show()
+    this.ui.settingsButton.setAttribute('aria-expanded', String(this.settings.open))
+  }
+
+  private toggleSettings(): void {
+    if (!this.settings || !this.ui) return
+    if (this.settings.open) this.settings.hide()
+    else this.settings.show()
+    this.ui.settingsButton.setAttribute('aria-expanded', String(this.settings.open))
+  }
+
+  /** A REST call with the token: the status and the parsed JSON body (null when none). */
+  private async request(method: 'GET' | 'PUT', path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+    const token = await this.token()
+    const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {}
+    if (body !== undefined) headers['content-type'] = 'application/json'
+    const res = await fetch(this.server + path, { method, headers, cache: 'no-store', body: body === undefined ? undefined : JSON.stringify(body) })
+    let parsed: unknown = null
+    try {
+      parsed = await res.json()
+    } catch {
+      // no JSON body
+    }
+    return { status: res.status, body: parsed }
   }
 
   private async token(): Promise<string | null> {
@@ -216,7 +282,13 @@ export class OnlineClientsElement extends HTMLElement {
     filter.autocomplete = 'off'
     filter.addEventListener('input', () => this.setFilter(filter.value))
     label.append(el('span', undefined, t('filterLabel')), filter)
-    top.append(countBox, conn, sparksBox, label)
+    const settingsButton = el('button', 'gear', t('settings'))
+    settingsButton.type = 'button'
+    settingsButton.hidden = true
+    settingsButton.setAttribute('part', 'settings-button')
+    settingsButton.setAttribute('aria-controls', 'settings')
+    settingsButton.onclick = () => this.toggleSettings()
+    top.append(countBox, conn, sparksBox, label, settingsButton)
 
     const banner = el('div', 'banner')
     banner.setAttribute('role', 'alert')
@@ -235,9 +307,13 @@ export class OnlineClientsElement extends HTMLElement {
     list.setAttribute('aria-label', t('heading'))
 
     this.drawer = new Drawer(i18n, { get: (path) => this.get(path) })
-    wrap.append(top, banner, shown, head, notice, list)
+    const reopen = this.settings?.open ?? false
+    this.settings = new SettingsPanel(i18n, { request: (method, path, body) => this.request(method, path, body) })
+    wrap.append(top, this.settings.element, banner, shown, head, notice, list)
     this.shadow.replaceChildren(style, wrap, this.drawer.element)
-    this.ui = { wrap, count, conn, filter, notice, banner, bannerText, shown, head, list, sparks }
+    this.ui = { wrap, count, conn, filter, notice, banner, bannerText, shown, head, list, sparks, settingsButton }
+    if (reopen && this.accessRole === 'admin') this.settings.show()
+    void this.checkRole()
 
     this.observer = typeof IntersectionObserver === 'function'
       ? new IntersectionObserver((entries) => {

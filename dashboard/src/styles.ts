@@ -65,6 +65,25 @@ li.new .row{animation:hl 4s ease-out}
   .filter{margin-inline-start:0;width:100%}
   input{width:100%}
 }
+.gear{font:inherit;font-size:12px;padding:5px 10px;border:1px solid var(--line);border-radius:6px;background:var(--bg);color:inherit;cursor:pointer}
+.gear[aria-expanded=true]{border-color:var(--accent);color:var(--accent)}
+.gear[hidden]{display:none}
+.settings{padding:14px 16px 16px;border-bottom:1px solid var(--line);background:color-mix(in srgb,var(--accent) 3%,var(--bg))}
+.settings[hidden]{display:none}
+.settings h3{margin:0 0 2px;font-size:15px}
+.settings .intro{margin:0 0 12px;color:var(--muted);font-size:12px}
+.license:empty{display:none}
+.fields{display:grid;grid-template-columns:repeat(auto-fill,minmax(13rem,1fr));gap:10px 16px}
+.field{display:grid;grid-template-rows:1fr auto auto;align-items:end;gap:3px}
+.field .fl{font-size:12px;font-weight:600}
+.field input{width:100%}
+.field .src{font-size:11px;color:var(--muted)}
+.actions{display:flex;align-items:center;gap:12px;margin-top:12px}
+.save{font:inherit;font-size:13px;padding:6px 14px;border:1px solid var(--accent);border-radius:6px;background:var(--accent);color:#fff;cursor:pointer}
+.save:disabled{opacity:.6;cursor:default}
+.ok{margin:0;color:var(--active);font-size:12px}
+.err{margin:8px 0 0;color:var(--bad);font-size:13px}
+.err:empty,.ok:empty{display:none}
 .drawer{position:fixed;inset:0 0 0 auto;width:min(440px,100vw);background:var(--bg);border-inline-start:1px solid var(--line);box-shadow:-12px 0 32px rgba(15,23,42,.14);display:flex;flex-direction:column;z-index:2147483000}
 .drawer[hidden]{display:none}
 .dh{display:flex;gap:12px;align-items:flex-start;padding:16px;border-bottom:1px solid var(--line)}

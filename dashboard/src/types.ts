@@ -27,3 +27,10 @@ export type ActivityResponse = Omit<ServerActivityPage, 'sessions'> & { sessions
 export interface StatsResponse {
   points: { t: number; online: number }[]
 }
+
+/** GET and PUT /admin/api/settings. */
+export type SettingName = 'heartbeatIntervalS' | 'presenceTimeoutS' | 'idleTimeoutS' | 'diffIntervalMs' | 'retentionDays'
+export type SettingsResponse = Record<SettingName, number> & {
+  sources: Record<SettingName, 'environment' | 'saved'>
+  updatedAt: number | null
+}

@@ -24,13 +24,16 @@ export interface ActivityJobs {
   sampleNow(): Promise<void>
   /** Deletes everything older than the retention, in bounded batches; returns how many rows. */
   purgeNow(): Promise<number>
+  /** Changes the retention (a live setting); the next purge uses it. */
+  setRetentionDays(days: number): void
   stop(): void
 }
 
 /** The background jobs of the activity log; every instance runs them, which is safe. */
 export function createActivityJobs(options: ActivityJobsOptions): ActivityJobs {
-  const { store, engine, now, retentionDays, log, purgeEveryMs = 3_600_000, sampleEveryMs = 5_000 } = options
+  const { store, engine, now, log, purgeEveryMs = 3_600_000, sampleEveryMs = 5_000 } = options
   let lastMinute = -1
+  let retentionDays = options.retentionDays
   const timers: NodeJS.Timeout[] = []
 
   async function sampleNow(): Promise<void> {
@@ -71,6 +74,9 @@ export function createActivityJobs(options: ActivityJobsOptions): ActivityJobs {
   return {
     sampleNow,
     purgeNow,
+    setRetentionDays(days) {
+      retentionDays = days
+    },
     stop() {
       for (const timer of timers) clearInterval(timer)
     },

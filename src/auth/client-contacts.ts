@@ -175,7 +175,7 @@ class Contacts {
 export class ClientContacts {
   private readonly contacts: Contacts
   private readonly now: () => number
-  private readonly keepIdleS: number
+  private keepIdleS: number
   private slots = 0
   private used = 0
   private hash = new Uint32Array(0)
@@ -193,6 +193,11 @@ export class ClientContacts {
     this.contacts = new Contacts(options.maxContacts ?? DEFAULT_MAX_CONTACTS)
     this.epochS = Math.floor(options.now() / 1000)
     this.allocate(MIN_SLOTS)
+  }
+
+  /** Changes how long an unused token is kept (it follows the presence timeout, a live setting). */
+  setKeepIdleMs(keepIdleMs: number): void {
+    this.keepIdleS = Math.ceil(keepIdleMs / 1000)
   }
 
   /** Tokens and contacts remembered. */

@@ -9,6 +9,86 @@ const CLUSTER_NODES_EXPECTED = 'a comma list of host:port or redis://[user:pass@
 const TRUST_PROXY_EXPECTED = 'a comma list of IP addresses or CIDRs such as 10.0.0.5,10.1.0.0/16,fd00::/8'
 
 /**
+ * The settings an admin may change while the service runs (GET and PUT /admin/api/settings);
+ * the environment gives their defaults. One rule set for both: the bounds here, and both
+ * timeouts above the interval (checkLiveSettings), with the same one-line messages.
+ */
+export interface LiveSettings {
+  /** Seconds between heartbeats, told to the snippet. */
+  readonly heartbeatIntervalS: number
+  /** Seconds without a heartbeat after which a contact has left. */
+  readonly presenceTimeoutS: number
+  /** Seconds a contact whose tabs are all hidden stays online (idle). */
+  readonly idleTimeoutS: number
+  /** Milliseconds over which diffs to dashboards are coalesced. */
+  readonly diffIntervalMs: number
+  /** Days of activity kept. */
+  readonly retentionDays: number
+}
+
+export type LiveSettingName = keyof LiveSettings
+
+/** How a message names a setting: by its variable (the environment) or by its JSON field (the API). */
+export type SettingNaming = 'env' | 'json'
+
+interface LiveSettingRule {
+  readonly env: string
+  readonly minimum: number
+  readonly maximum: number
+  readonly default: number
+  /** What a message says is expected; `{heartbeatIntervalS}` is the interval's name in the same naming. */
+  readonly expected: string
+}
+
+export const LIVE_SETTINGS: { readonly [K in LiveSettingName]: LiveSettingRule } = {
+  heartbeatIntervalS: { env: 'CAT_HEARTBEAT_INTERVAL_S', minimum: 1, maximum: 3600, default: 30, expected: 'whole seconds, 1-3600' },
+  presenceTimeoutS: { env: 'CAT_PRESENCE_TIMEOUT_S', minimum: 2, maximum: 86400, default: 75, expected: 'whole seconds above {heartbeatIntervalS}' },
+  idleTimeoutS: { env: 'CAT_IDLE_TIMEOUT_S', minimum: 2, maximum: 604800, default: 600, expected: 'whole seconds above {heartbeatIntervalS}' },
+  diffIntervalMs: { env: 'CAT_DIFF_INTERVAL_MS', minimum: 0, maximum: 60000, default: 100, expected: 'whole milliseconds, 0-60000' },
+  retentionDays: { env: 'CAT_RETENTION_DAYS', minimum: 1, maximum: 36500, default: 90, expected: 'whole days, 1-36500' },
+}
+
+export const LIVE_SETTING_NAMES = Object.keys(LIVE_SETTINGS) as LiveSettingName[]
+
+/** A setting's name in messages of `naming`. */
+export function settingName(name: LiveSettingName, naming: SettingNaming): string {
+  return naming === 'env' ? LIVE_SETTINGS[name].env : name
+}
+
+function settingExpected(name: LiveSettingName, naming: SettingNaming): string {
+  return LIVE_SETTINGS[name].expected.replace('{heartbeatIntervalS}', settingName('heartbeatIntervalS', naming))
+}
+
+function settingSchema(name: LiveSettingName, naming: SettingNaming) {
+  const { minimum, maximum, default: value } = LIVE_SETTINGS[name]
+  return Type.Integer({ minimum, maximum, default: value, description: settingExpected(name, naming) })
+}
+
+/**
+ * The five live settings checked as a whole: each a whole number within its bounds, and both
+ * timeouts above the heartbeat interval. Throws ConfigError with one line naming the setting as
+ * `naming` says; the environment passes its raw text as `shown`, so a message repeats what the
+ * operator wrote.
+ */
+export function checkLiveSettings(values: Readonly<Record<LiveSettingName, unknown>>, naming: SettingNaming, shown: Readonly<Record<LiveSettingName, unknown>> = values): LiveSettings {
+  for (const name of LIVE_SETTING_NAMES) {
+    if (!Value.Check(settingSchema(name, naming), values[name])) fail(settingName(name, naming), settingExpected(name, naming), shown[name])
+  }
+  const checked = values as LiveSettings
+  const interval = checked.heartbeatIntervalS
+  for (const name of ['presenceTimeoutS', 'idleTimeoutS'] as const) {
+    if (checked[name] <= interval) fail(settingName(name, naming), `${settingExpected(name, naming)} (${interval})`, checked[name])
+  }
+  return Object.freeze({
+    heartbeatIntervalS: checked.heartbeatIntervalS,
+    presenceTimeoutS: checked.presenceTimeoutS,
+    idleTimeoutS: checked.idleTimeoutS,
+    diffIntervalMs: checked.diffIntervalMs,
+    retentionDays: checked.retentionDays,
+  })
+}
+
+/**
  * The environment, described once. Every key is the variable's name; the schema states its
  * type, unit and bounds, and `Config` below is derived from it, so the two cannot drift.
  * An empty value counts as unset. The README's Configuration table lists every variable.
@@ -41,20 +121,20 @@ const EnvSchema = Type.Object({
   CAT_ALLOWED_ORIGINS: Type.String({ default: '', description: 'a comma list of origins such as https://portal.example.com' }),
   /** Proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For is believed; none by default. */
   CAT_TRUST_PROXY: Type.String({ default: '', description: TRUST_PROXY_EXPECTED }),
-  /** Seconds between heartbeats, told to the snippet. */
-  CAT_HEARTBEAT_INTERVAL_S: Type.Integer({ minimum: 1, maximum: 3600, default: 30, description: 'whole seconds, 1-3600' }),
+  /** Seconds between heartbeats, told to the snippet (a live setting: LIVE_SETTINGS). */
+  CAT_HEARTBEAT_INTERVAL_S: settingSchema('heartbeatIntervalS', 'env'),
   /** Seconds without a heartbeat after which a contact has left; must exceed the interval. */
-  CAT_PRESENCE_TIMEOUT_S: Type.Integer({ minimum: 2, maximum: 86400, default: 75, description: 'whole seconds above CAT_HEARTBEAT_INTERVAL_S' }),
+  CAT_PRESENCE_TIMEOUT_S: settingSchema('presenceTimeoutS', 'env'),
   /** Seconds a contact whose tabs are all hidden stays online (idle). */
-  CAT_IDLE_TIMEOUT_S: Type.Integer({ minimum: 2, maximum: 604800, default: 600, description: 'whole seconds above CAT_HEARTBEAT_INTERVAL_S' }),
+  CAT_IDLE_TIMEOUT_S: settingSchema('idleTimeoutS', 'env'),
   /** Milliseconds over which diffs to dashboards are coalesced. */
-  CAT_DIFF_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 60000, default: 100, description: 'whole milliseconds, 0-60000' }),
+  CAT_DIFF_INTERVAL_MS: settingSchema('diffIntervalMs', 'env'),
   /** Most open tabs per contact; a heartbeat of a new tab beyond it gets 429. */
   CAT_MAX_TABS_PER_CONTACT: Type.Integer({ minimum: 1, maximum: 1000, default: 32, description: 'a whole number of tabs, 1-1000' }),
   /** Partitions of a site's presence in Redis (part of the site's layout: every instance the same). */
   CAT_REDIS_PARTITIONS: Type.Integer({ minimum: 1, maximum: 256, default: 24, description: 'a whole number of partitions, 1-256' }),
   /** Days of activity kept. */
-  CAT_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 36500, default: 90, description: 'whole days, 1-36500' }),
+  CAT_RETENTION_DAYS: settingSchema('retentionDays', 'env'),
   /** Heartbeats per contact per minute; beyond, 429. 0: no limit. */
   CAT_RATE_LIMIT_HEARTBEATS: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 300, description: 'a whole number of heartbeats a minute, 0 (no limit)-1000000' }),
   /** Requests per client address per minute that may fail authentication; beyond, 429 before any token is checked. 0: no limit. */
@@ -91,6 +171,8 @@ const EnvSchema = Type.Object({
 })
 
 type Env = Static<typeof EnvSchema>
+
+const LIVE_SETTING_ENV = new Set<string>(LIVE_SETTING_NAMES.map((name) => LIVE_SETTINGS[name].env))
 
 /**
  * A seed node of a Redis Cluster (REDIS_CLUSTER_NODES). The client learns the other nodes from
@@ -132,6 +214,10 @@ export interface Config {
   readonly allowedOrigins: readonly string[]
   /** CAT_TRUST_PROXY: addresses and CIDRs of proxies whose X-Forwarded-For is believed; empty: none. */
   readonly trustProxy: readonly string[]
+  /**
+   * The five live settings as the environment gives them: their defaults. What is in force is
+   * `app.settings.current` (saved settings override these).
+   */
   readonly heartbeatIntervalS: Env['CAT_HEARTBEAT_INTERVAL_S']
   readonly presenceTimeoutS: Env['CAT_PRESENCE_TIMEOUT_S']
   readonly idleTimeoutS: Env['CAT_IDLE_TIMEOUT_S']
@@ -320,6 +406,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     if (value !== undefined && value.trim() !== '') raw[key] = value.trim()
   }
   const withDefaults = Value.Default(EnvSchema, raw) as Record<string, unknown>
+  const shownValues = { ...withDefaults }
   for (const [key, schema] of Object.entries(EnvSchema.properties) as [keyof Env, TSchema][]) {
     const value = withDefaults[key]
     if (value === undefined) continue
@@ -328,16 +415,14 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       if (typeof value === 'string' && !/^\d+$/.test(value)) fail(key, schema.description as string, value)
       withDefaults[key] = Number(value)
     }
-    if (!Value.Check(schema, withDefaults[key])) fail(key, schema.description as string, value)
+    // The live settings are checked together below, by the rules the API uses.
+    if (!LIVE_SETTING_ENV.has(key) && !Value.Check(schema, withDefaults[key])) fail(key, schema.description as string, value)
   }
   const env = withDefaults as Env
 
-  if (env.CAT_PRESENCE_TIMEOUT_S <= env.CAT_HEARTBEAT_INTERVAL_S) {
-    fail('CAT_PRESENCE_TIMEOUT_S', `whole seconds above CAT_HEARTBEAT_INTERVAL_S (${env.CAT_HEARTBEAT_INTERVAL_S})`, env.CAT_PRESENCE_TIMEOUT_S)
-  }
-  if (env.CAT_IDLE_TIMEOUT_S <= env.CAT_HEARTBEAT_INTERVAL_S) {
-    fail('CAT_IDLE_TIMEOUT_S', `whole seconds above CAT_HEARTBEAT_INTERVAL_S (${env.CAT_HEARTBEAT_INTERVAL_S})`, env.CAT_IDLE_TIMEOUT_S)
-  }
+  const envSetting = (source: Record<string, unknown>): Record<LiveSettingName, unknown> =>
+    Object.fromEntries(LIVE_SETTING_NAMES.map((name) => [name, source[LIVE_SETTINGS[name].env]])) as Record<LiveSettingName, unknown>
+  const settings = checkLiveSettings(envSetting(withDefaults), 'env', envSetting(shownValues))
 
   if (env.REDIS_URL !== undefined && env.REDIS_CLUSTER_NODES !== undefined) {
     throw new ConfigError('REDIS_URL and REDIS_CLUSTER_NODES: both are set; only one of them may be (REDIS_URL for one Redis, REDIS_CLUSTER_NODES for a Redis Cluster)')
@@ -380,13 +465,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     site: env.CAT_SITE,
     allowedOrigins: Object.freeze(parseOrigins(env.CAT_ALLOWED_ORIGINS)),
     trustProxy: Object.freeze(parseTrustProxy(env.CAT_TRUST_PROXY)),
-    heartbeatIntervalS: env.CAT_HEARTBEAT_INTERVAL_S,
-    presenceTimeoutS: env.CAT_PRESENCE_TIMEOUT_S,
-    idleTimeoutS: env.CAT_IDLE_TIMEOUT_S,
-    diffIntervalMs: env.CAT_DIFF_INTERVAL_MS,
+    heartbeatIntervalS: settings.heartbeatIntervalS,
+    presenceTimeoutS: settings.presenceTimeoutS,
+    idleTimeoutS: settings.idleTimeoutS,
+    diffIntervalMs: settings.diffIntervalMs,
     maxTabsPerContact: env.CAT_MAX_TABS_PER_CONTACT,
     redisPartitions: env.CAT_REDIS_PARTITIONS,
-    retentionDays: env.CAT_RETENTION_DAYS,
+    retentionDays: settings.retentionDays,
     rateLimits: Object.freeze({
       heartbeats: env.CAT_RATE_LIMIT_HEARTBEATS,
       authFailures: env.CAT_RATE_LIMIT_AUTH_FAILURES,

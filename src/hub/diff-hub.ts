@@ -29,6 +29,8 @@ export interface DiffHub {
   /** Takes over an authenticated dashboard socket: snapshot first, then diffs. */
   add(socket: WebSocket): void
   readonly size: number
+  /** Changes the diff window (a live setting); the window open now keeps its length. */
+  setDiffInterval(ms: number): void
   /** Closes every socket with `code` and stops listening to the feed. */
   close(code?: number, reason?: string): void
 }
@@ -49,7 +51,7 @@ function messageType(data: WebSocket.RawData, isBinary: boolean): unknown {
  * What the hand-off from the snapshot to the diffs guarantees is in snapshot-handoff.ts.
  */
 export function createDiffHub(options: DiffHubOptions): DiffHub {
-  const { engine, diffIntervalMs, sendBufferBytes = 4 * 1024 * 1024, keepaliveMs = 30_000, retryMinMs = 100, retryMaxMs = 5_000, now, log, observeDiffLatency } = options
+  const { engine, sendBufferBytes = 4 * 1024 * 1024, keepaliveMs = 30_000, retryMinMs = 100, retryMaxMs = 5_000, now, log, observeDiffLatency } = options
   const connections = new Set<Connection>()
   const drop = (conn: Connection): void => {
     connections.delete(conn)
@@ -62,6 +64,7 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
   /** The changes of the current window, in feed order. */
   let window: FeedChange[] = []
   let flushTimer: NodeJS.Timeout | undefined
+  let diffIntervalMs = options.diffIntervalMs
 
   function flush(): void {
     flushTimer = undefined
@@ -111,6 +114,10 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
 
     get size() {
       return connections.size
+    },
+
+    setDiffInterval(ms) {
+      diffIntervalMs = ms
     },
 
     close(code = CLOSE_CODES.serviceRestart.code, reason: string = CLOSE_CODES.serviceRestart.reason) {

@@ -55,10 +55,14 @@ export const activityJobsPlugin = fp<ActivityLoopOptions>(async (app, { loops })
     store: app.activity,
     engine: app.presence,
     now: app.now,
-    retentionDays: app.config.retentionDays,
+    retentionDays: app.settings.current.retentionDays,
     log: app.log,
     ...(loops ? {} : { purgeEveryMs: 0, sampleEveryMs: 0 }),
   })
-  app.addHook('onClose', async () => jobs.stop())
+  const stopFollowing = app.settings.onChange((next) => jobs.setRetentionDays(next.retentionDays))
+  app.addHook('onClose', async () => {
+    stopFollowing()
+    jobs.stop()
+  })
   app.decorate('activityJobs', jobs)
-}, { name: 'activity-jobs', dependencies: ['database', 'shared-state'] })
+}, { name: 'activity-jobs', dependencies: ['database', 'shared-state', 'settings'] })

@@ -17,13 +17,17 @@ export const hubPlugin = fp<HubOptions>(async (app, { sendBufferBytes }) => {
   const { metrics } = app
   const hub = createDiffHub({
     engine: app.presence,
-    diffIntervalMs: app.config.diffIntervalMs,
+    diffIntervalMs: app.settings.current.diffIntervalMs,
     sendBufferBytes,
     now: app.now,
     log: app.log,
     ...(metrics.enabled ? { observeDiffLatency: (seconds: number) => metrics.diffLatency.observe(seconds) } : {}),
   })
   // The sockets were closed with 1012 before the server closed (see websocket.ts); this stops the feed.
-  app.addHook('onClose', async () => hub.close())
+  const stopFollowing = app.settings.onChange((next) => hub.setDiffInterval(next.diffIntervalMs))
+  app.addHook('onClose', async () => {
+    stopFollowing()
+    hub.close()
+  })
   app.decorate('hub', hub)
-}, { name: 'hub', dependencies: ['shared-state', 'metrics'] })
+}, { name: 'hub', dependencies: ['shared-state', 'metrics', 'settings'] })

@@ -4,6 +4,7 @@ import type { ActivityEventLog } from '../activity/event-log/event-log.js'
 import type { ConsentBus } from '../consent/consent-bus.js'
 import { openSharedState } from '../shared-state.js'
 import type { SharedCounters } from '../limits/counters.js'
+import type { SettingsBus } from '../settings/settings-bus.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -14,6 +15,8 @@ declare module 'fastify' {
     consentBus: ConsentBus
     /** Rate-limit counts the instances share; undefined in memory. */
     sharedCounters: SharedCounters | undefined
+    /** Notices of saved live settings between the instances; undefined in memory. */
+    settingsBus: SettingsBus | undefined
   }
 }
 
@@ -32,4 +35,5 @@ export const sharedStatePlugin = fp<SharedStateOptions>(async (app, { instanceId
   app.decorate('eventLog', shared.eventLog)
   app.decorate('consentBus', shared.consentBus)
   app.decorate('sharedCounters', shared.counters)
+  app.decorate('settingsBus', shared.settingsBus)
 }, { name: 'shared-state', dependencies: ['core'] })

@@ -90,6 +90,9 @@ export interface PresenceTimings {
   maxTabs?: number
 }
 
+/** The timings a live setting changes while the engine runs (PresenceEngine.setTimings). */
+export type LiveTimings = Pick<PresenceTimings, 'presenceTimeoutMs' | 'idleTimeoutMs' | 'gapAfterMs'>
+
 /** CAT_MAX_TABS_PER_CONTACT's default. */
 export const DEFAULT_MAX_TABS = 32
 
@@ -100,6 +103,14 @@ export interface PresenceEngine {
   readonly kind: 'memory' | 'redis'
   /** Applies one heartbeat; resolves once the change is stored (the 204 waits for it). */
   heartbeat(beat: Heartbeat): Promise<HeartbeatResult>
+  /**
+   * Changes the timeouts and the gap (the live settings). A tab's expiry is fixed when it beats:
+   * every beat from now on, of any tab, expires by the new timeouts, and a tab that does not beat
+   * again expires when it was due. The last-seen time of a tab that beat before the change (and
+   * the time of its leave, should it expire) is its expiry minus the new timeout: off by the
+   * change until the tab beats again. Both engines keep only the expiry, so both do this alike.
+   */
+  setTimings(timings: LiveTimings): void
   /** Ends a contact's presence at once (withdrawn consent, erasure); false when not online. */
   end(contactId: string, reason: LeaveReason): Promise<boolean>
   /** Removes expired tabs and emits their leaves; each expiry is emitted by exactly one caller. */

@@ -17,18 +17,26 @@ export function loadDashboardWidget(root: string = findProjectRoot()): StaticAss
 /**
  * The only script of the page: it reads the admin token from the URL fragment (never sent to the
  * server, so it stays out of server and proxy logs), and gives it to the widget as its tokenProvider.
+ * `&panel=settings` in the fragment opens the settings panel (admin tokens).
  */
 const PAGE_SCRIPT = `(function () {
-  function token() {
-    var m = /(?:^#|&)token=([^&]*)/.exec(location.hash)
+  function param(name) {
+    var m = new RegExp('(?:^#|&)' + name + '=([^&]*)').exec(location.hash)
     try { return m ? decodeURIComponent(m[1]) : '' } catch (e) { return '' }
   }
+  function token() { return param('token') }
   var hint = document.getElementById('no-token')
   var el = document.createElement('cat-online-clients')
   el.tokenProvider = function () { return token() || null }
+  function panel() {
+    if (param('panel')) el.setAttribute('panel', param('panel'))
+    else el.removeAttribute('panel')
+  }
+  panel()
   hint.hidden = token() !== ''
   window.addEventListener('hashchange', function () {
     hint.hidden = token() !== ''
+    panel()
     if (el.reconnect) el.reconnect()
   })
   document.querySelector('main').appendChild(el)
@@ -75,7 +83,7 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
     helmet: pageHeaders([PAGE_SCRIPT]),
     schema: {
       summary: 'The admin dashboard page',
-      description: 'Open it as /admin#token=ADMIN_JWT: the token stays in the fragment, never sent to the server.',
+      description: 'Open it as /admin#token=ADMIN_JWT (add &panel=settings to open the settings): the token stays in the fragment, never sent to the server.',
       tags: ['dashboard'],
     },
     config: { docs: { responses: { 200: text('The dashboard page.', 'text/html') } } },

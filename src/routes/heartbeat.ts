@@ -41,8 +41,13 @@ function bodyParams(body: unknown): Record<string, unknown> {
 }
 
 export async function heartbeatRoutes(app: FastifyInstance): Promise<void> {
-  const { config, tokens, presence, consent, metrics, heartbeatLimit } = app
-  const interval = String(config.heartbeatIntervalS)
+  const { config, tokens, presence, consent, metrics, heartbeatLimit, settings } = app
+  // The live setting, kept as the header's text: a heartbeat reads a variable, nothing more.
+  let interval = String(settings.current.heartbeatIntervalS)
+  const stopFollowing = settings.onChange((next) => {
+    interval = String(next.heartbeatIntervalS)
+  })
+  app.addHook('onClose', async () => stopFollowing())
   const events = new Set<string>(HEARTBEAT_EVENTS)
   /**
    * Every answer counted by event and outcome, and timed (cat_heartbeats_total,
@@ -91,7 +96,7 @@ export async function heartbeatRoutes(app: FastifyInstance): Promise<void> {
     })
     if (result === 'refused') {
       // The contact's other tabs keep beating; this one may get in once one of them closes.
-      throw new AppError('rate_limited', `This contact already has ${config.maxTabsPerContact} tabs open, the most allowed; this tab is not tracked.`, { retryAfterS: config.heartbeatIntervalS })
+      throw new AppError('rate_limited', `This contact already has ${config.maxTabsPerContact} tabs open, the most allowed; this tab is not tracked.`, { retryAfterS: settings.current.heartbeatIntervalS })
     }
     void reply.header('CAT-Interval', interval).header('Cache-Control', 'no-store').code(204).send()
     count(request, reply)

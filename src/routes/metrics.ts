@@ -18,8 +18,6 @@ const digest = (value: string): Buffer => createHash('sha256').update(value).dig
 export async function metricsRoutes(app: FastifyInstance): Promise<void> {
   const { metrics, config } = app
   if (!metrics.enabled) return
-  const presenceTimeoutMs = config.presenceTimeoutS * 1000
-  const idleTimeoutMs = config.idleTimeoutS * 1000
   metrics.setSources({
     online: () => app.presence.count(),
     dashboards: () => app.hub.size,
@@ -35,8 +33,11 @@ export async function metricsRoutes(app: FastifyInstance): Promise<void> {
     if (change.kind !== 'left') return
     const { reason, at } = change.left
     metrics.leaves(reason).inc()
-    // `at` of an expiry is when the tab was last seen: it expired a timeout later.
-    if (reason === 'timeout' || reason === 'idle') metrics.sweepLag.observe(Math.max(0, app.now() - at - (reason === 'idle' ? idleTimeoutMs : presenceTimeoutMs)) / 1000)
+    // `at` of an expiry is when the tab was last seen: it expired a timeout (the one in force) later.
+    if (reason === 'timeout' || reason === 'idle') {
+      const { idleTimeoutS, presenceTimeoutS } = app.settings.current
+      metrics.sweepLag.observe(Math.max(0, app.now() - at - (reason === 'idle' ? idleTimeoutS : presenceTimeoutS) * 1000) / 1000)
+    }
   })
   app.addHook('onClose', async () => unsubscribe())
 

@@ -198,7 +198,7 @@ t.test('rotation: CatTokens signs with the first secret of a comma list, and say
 })
 
 interface Scenario {
-  hook: 'footer' | 'widget' | 'widgets_filter'
+  hook: 'footer' | 'widget' | 'widgets_filter' | 'settings' | 'settings_url' | 'token'
   options?: Record<string, string>
   contact?: { id: string; clientId: string; name: string; company: string } | null
   loggedInAsClient?: boolean
@@ -253,4 +253,30 @@ t.test('the dashboard widget: registered for staff who may view, rendering the e
   const unconfigured = render({ hook: 'widget', options: {}, staff: { id: 1, admin: true } })
   t.notMatch(unconfigured, /<cat-online-clients/, 'not configured: no element')
   t.match(unconfigured, /not configured yet/)
+})
+
+t.test('the module settings page links to the presence server\'s settings panel; the link mints an admin token the server takes, widget tokens of other staff are role staff', async (t) => {
+  const app = await buildTestApp(t)
+  const options = { cat_server_url: 'https://presence.example.com/', cat_secret: SECRET }
+  const page = render({ hook: 'settings', options, staff: { id: 1, admin: true } })
+  t.match(page, '<a class="btn btn-default" href="https://crm.example.com/admin/client_activity_tracker/server_settings" target="_blank" rel="noopener noreferrer">Open the presence server settings</a>', 'a link to the module\'s redirect')
+  t.notMatch(page, /eyJ/, 'no token in the page: it is minted when the link is followed')
+  const unset = render({ hook: 'settings', options: { cat_secret: SECRET }, staff: { id: 1, admin: true } })
+  t.notMatch(unset, /server_settings/, 'no link without a server URL')
+  t.match(unset, 'Set the presence server URL above first.')
+
+  const url = render({ hook: 'settings_url', options, staff: { id: 1, admin: true } })
+  const found = /^https:\/\/presence\.example\.com\/admin#token=([A-Za-z0-9_\-.]+)&panel=settings$/.exec(url)
+  t.ok(found, `the dashboard with its settings panel open, the token in the fragment: ${url.slice(0, 60)}…`)
+  const token = found?.[1] ?? ''
+  t.equal(claimsOf(token).role, 'admin')
+  const settings = await app.inject({ url: '/admin/api/settings', headers: { authorization: `Bearer ${token}` } })
+  t.equal(settings.statusCode, 200, 'the server answers its settings to that token')
+
+  const staffToken = render({ hook: 'token', options, staff: { id: 2, view: true } })
+  t.equal(claimsOf(staffToken).role, 'staff', 'staff who may only view get role staff')
+  t.equal((await app.inject({ url: '/admin/api/settings', headers: { authorization: `Bearer ${staffToken}` } })).statusCode, 403, 'so they cannot change the settings')
+  t.equal((await app.inject({ url: '/admin/api/online', headers: { authorization: `Bearer ${staffToken}` } })).statusCode, 200, 'and still watch')
+  t.equal(claimsOf(render({ hook: 'token', options, staff: { id: 1, admin: true } })).role, 'admin', 'Perfex admins get role admin')
+  t.equal(claimsOf(phpOk([MINT, 'admin', '5', 'Ann', SECRET, '600', 'staff'])).role, 'staff', 'mint.php takes a role')
 })

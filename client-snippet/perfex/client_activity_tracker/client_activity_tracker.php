@@ -71,6 +71,30 @@ function cat_staff_can_view()
     return function_exists('staff_can') && staff_can('view', CAT_MODULE_NAME);
 }
 
+/** The admin token's role for the logged-in staff member: Perfex admins may change the server's settings, other staff only watch. */
+function cat_staff_role()
+{
+    return is_admin() ? 'admin' : 'staff';
+}
+
+/**
+ * The presence server's dashboard with its settings panel open, for a Perfex admin:
+ * `SERVER/admin#token=ADMIN_JWT&panel=settings` (the token in the fragment, never sent to a
+ * server); '' when the module is not configured.
+ *
+ * @throws InvalidArgumentException when no usable secret is configured
+ */
+function cat_dashboard_settings_url($staffId, $name)
+{
+    $server = cat_server_url();
+    if ($server === '') {
+        return '';
+    }
+    $token = cat_tokens()->adminToken((string) $staffId, $name, CAT_ADMIN_TOKEN_TTL, 'admin');
+
+    return $server . '/admin#token=' . rawurlencode($token) . '&panel=settings';
+}
+
 /** The presence server's base URL (setting, else the environment's CAT_SERVER_URL), without a trailing slash; '' when unset or not http(s). */
 function cat_server_url()
 {

@@ -5,11 +5,11 @@
  * hand:
  *
  *   php mint.php client CONTACT_ID CLIENT_ID NAME COMPANY SECRET [TTL]
- *   php mint.php admin  STAFF_ID NAME SECRET [TTL]
+ *   php mint.php admin  STAFF_ID NAME SECRET [TTL [ROLE]]
  *
  * An empty NAME or COMPANY leaves the claim out. An empty SECRET falls back to the environment's
  * CAT_SECRET (which keeps it out of `ps`). TTL is in seconds, default 3600; a negative TTL
- * gives a token that has already expired.
+ * gives a token that has already expired. ROLE is admin or staff (absent: no role claim).
  */
 
 if (PHP_SAPI !== 'cli') {
@@ -22,7 +22,7 @@ require __DIR__ . '/../client_activity_tracker/libraries/CatTokens.php';
 function usage()
 {
     fwrite(STDERR, "usage: php mint.php client CONTACT_ID CLIENT_ID NAME COMPANY SECRET [TTL]\n"
-        . "       php mint.php admin STAFF_ID NAME SECRET [TTL]\n");
+        . "       php mint.php admin STAFF_ID NAME SECRET [TTL [ROLE]]\n");
     exit(2);
 }
 
@@ -51,10 +51,10 @@ try {
         [$contactId, $clientId, $name, $company, $secret] = $args;
         $tokens = new CatTokens(secret_of($secret));
         echo $tokens->clientToken($contactId, $clientId, $name, $company, ttl_of($args[5] ?? null)), "\n";
-    } elseif ($kind === 'admin' && (count($args) === 3 || count($args) === 4)) {
+    } elseif ($kind === 'admin' && count($args) >= 3 && count($args) <= 5) {
         [$staffId, $name, $secret] = $args;
         $tokens = new CatTokens(secret_of($secret));
-        echo $tokens->adminToken($staffId, $name, ttl_of($args[3] ?? null)), "\n";
+        echo $tokens->adminToken($staffId, $name, ttl_of($args[3] ?? null), $args[4] ?? null), "\n";
     } else {
         usage();
     }

@@ -8,7 +8,7 @@
  *
  *   php render.php SCENARIO_JSON
  *
- * SCENARIO_JSON: {"hook": "footer"|"widget"|"widgets_filter",
+ * SCENARIO_JSON: {"hook": "footer"|"widget"|"widgets_filter"|"settings"|"settings_url"|"token",
  *                 "options": {"cat_server_url": …, "cat_secret": …},
  *                 "contact": {"id", "clientId", "name", "company"} | null,
  *                 "loggedInAsClient": bool, "language": "german", "staff": {"id", "admin", "view"} | null}
@@ -165,6 +165,39 @@ function create_widget_id($id = null)
     return $id;
 }
 
+function base_url($path = '')
+{
+    return 'https://crm.example.com/' . $path;
+}
+
+function get_staff_user_id()
+{
+    return (string) $GLOBALS['cat_test']['staff']['id'];
+}
+
+function get_staff_full_name($id)
+{
+    return 'Staff ' . $id;
+}
+
+function init_head()
+{
+}
+
+function init_tail()
+{
+}
+
+function form_open($action, $attributes = [])
+{
+    return '<form method="post" action="' . htmlspecialchars($action, ENT_QUOTES, 'UTF-8') . '">';
+}
+
+function form_close()
+{
+    return '</form>';
+}
+
 require __DIR__ . '/../client_activity_tracker/client_activity_tracker.php';
 
 switch ($scenario['hook']) {
@@ -176,6 +209,22 @@ switch ($scenario['hook']) {
         break;
     case 'widget':
         require __DIR__ . '/../client_activity_tracker/views/widgets/online_clients.php';
+        break;
+    case 'settings':
+        // The module settings page, with what the controller gives it.
+        $title         = _l('cat_settings_title');
+        $server_url    = (string) get_option('cat_server_url');
+        $secret_source = cat_secret_source();
+        $server_set    = cat_server_url() !== '';
+        require __DIR__ . '/../client_activity_tracker/views/settings.php';
+        break;
+    case 'settings_url':
+        // Where server_settings redirects a Perfex admin.
+        echo cat_dashboard_settings_url(get_staff_user_id(), get_staff_full_name(get_staff_user_id())), "\n";
+        break;
+    case 'token':
+        // What the widget's token endpoint mints for the logged-in staff member.
+        echo cat_tokens()->adminToken(get_staff_user_id(), null, CAT_ADMIN_TOKEN_TTL, cat_staff_role()), "\n";
         break;
     default:
         fwrite(STDERR, "unknown hook\n");

@@ -3,7 +3,7 @@
  * appends its activity event to the memory event log and is published to the feed at once.
  */
 import type { ActivityEvent } from '../../activity/event-log/event-log.js'
-import type { FeedMessage, Heartbeat, HeartbeatResult, LeaveReason, Presence, PresenceChange, PresenceEngine, PresenceTimings, Snapshot } from '../presence-engine.js'
+import type { FeedMessage, Heartbeat, HeartbeatResult, LeaveReason, LiveTimings, Presence, PresenceChange, PresenceEngine, PresenceTimings, Snapshot } from '../presence-engine.js'
 import { DEFAULT_MAX_TABS } from '../presence-engine.js'
 import { tabMember } from '../redis/records.js'
 import { onePart, type SnapshotParts } from '../snapshot-parts.js'
@@ -32,8 +32,8 @@ class MemoryPresenceEngine implements PresenceEngine {
   readonly kind = 'memory'
   private readonly now: () => number
   private readonly events: MemoryPresenceEngineOptions['events']
-  private readonly timeouts: { presenceTimeoutMs: number; idleTimeoutMs: number }
-  private readonly gapAfterMs: number
+  private timeouts: { presenceTimeoutMs: number; idleTimeoutMs: number }
+  private gapAfterMs: number
   private readonly maxTabs: number
   private readonly contacts = new Map<string, ContactRecord>()
   private readonly listeners = new Set<(message: FeedMessage) => void>()
@@ -70,6 +70,11 @@ class MemoryPresenceEngine implements PresenceEngine {
     // beat (unknown tab), nav, visible: the tab is there and visible.
     if (record !== undefined && tab === undefined && record.tabs.size >= this.maxTabs) return 'refused'
     return this.show(beat, record, tab, at)
+  }
+
+  setTimings({ presenceTimeoutMs, idleTimeoutMs, gapAfterMs }: LiveTimings): void {
+    this.timeouts = { presenceTimeoutMs, idleTimeoutMs }
+    this.gapAfterMs = gapAfterMs
   }
 
   async end(contactId: string, reason: LeaveReason): Promise<boolean> {

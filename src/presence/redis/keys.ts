@@ -38,6 +38,8 @@ export interface SiteKeys {
   layout: string
   /** Pub/sub: contact ids whose consent changed. */
   consentChannel: string
+  /** Pub/sub: the saved live settings changed (each instance re-reads them from the database). */
+  settingsChannel: string
   /** The event stream of the layout before partitions, drained by the writers while it exists. */
   legacyEvents: string
 }
@@ -143,7 +145,7 @@ export function sitePartitions(site: string, partitions: number): PartitionKeys[
 
 export function siteKeys(site: string): SiteKeys {
   const prefix = `cat:{${site}}:`
-  return { layout: `${prefix}layout`, consentChannel: `${prefix}consent`, legacyEvents: `${prefix}events` }
+  return { layout: `${prefix}layout`, consentChannel: `${prefix}consent`, settingsChannel: `${prefix}settings`, legacyEvents: `${prefix}events` }
 }
 
 /** Every key holding presence state (not the event streams or the feed counters): what online contacts cost. */

@@ -16,7 +16,7 @@ import { Batcher } from './batcher.js'
 import type { RedisConnections } from './connections.js'
 import { RedisFeed } from './feed.js'
 import { DEFAULT_PARTITIONS, locate, sitePartitions, type PartitionKeys } from './keys.js'
-import { definePresenceScripts, type BeatGroup, type ScriptBeat } from './scripts.js'
+import { definePresenceScripts, type BeatGroup, type ScriptBeat, type ScriptSettings } from './scripts.js'
 import { readSnapshotParts } from './snapshot-reader.js'
 import { sweepExpired } from './sweep.js'
 
@@ -88,11 +88,20 @@ function inRunOrder<R>(groups: readonly Group[], results: readonly (readonly R[]
 }
 
 export async function createRedisPresenceEngine(connections: RedisConnections, options: RedisPresenceEngineOptions): Promise<RedisPresenceEngine> {
-  const { site, now, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs = DEFAULT_MAX_TABS, sweepBatch = 1000, partitions: count = DEFAULT_PARTITIONS } = options
+  const { site, now, maxTabs = DEFAULT_MAX_TABS, sweepBatch = 1000, partitions: count = DEFAULT_PARTITIONS } = options
   const { redis, call } = connections
   const partitions = sitePartitions(site, count)
   const cluster = connections.kind === 'cluster'
-  const scripts = definePresenceScripts(redis, { publishCommand: cluster ? 'SPUBLISH' : 'PUBLISH', presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs, replicaWait: connections.replicaWait })
+  // Read at each script call and snapshot: setTimings changes them in place.
+  const settings: ScriptSettings = {
+    publishCommand: cluster ? 'SPUBLISH' : 'PUBLISH',
+    presenceTimeoutMs: options.presenceTimeoutMs,
+    idleTimeoutMs: options.idleTimeoutMs,
+    gapAfterMs: options.gapAfterMs,
+    maxTabs,
+    replicaWait: connections.replicaWait,
+  }
+  const scripts = definePresenceScripts(redis, settings)
   const feed = await RedisFeed.open(connections, partitions.map((keys) => keys.feedChannel))
   // One Redis takes the groups of every partition in one call; a cluster a call per partition.
   const inGroups = async <R>(groups: Group[], send: (groups: BeatGroup[]) => Promise<R[]>): Promise<R[][]> => {
@@ -121,7 +130,7 @@ export async function createRedisPresenceEngine(connections: RedisConnections, o
       batcher.add({ fast, keys, partition, bucket: keys.bucket(bucket), at: now(), beat, resolve, reject })
     })
   const snapshotParts = (): SnapshotParts =>
-    readSnapshotParts({ redis, partitions, call, tabs: (keys, buckets) => scripts.snapshotTabs(keys, buckets), presenceTimeoutMs, idleTimeoutMs, readUpTo: (partition, position) => feed.readUpTo(partition, position) })
+    readSnapshotParts({ redis, partitions, call, tabs: (keys, buckets) => scripts.snapshotTabs(keys, buckets), presenceTimeoutMs: settings.presenceTimeoutMs, idleTimeoutMs: settings.idleTimeoutMs, readUpTo: (partition, position) => feed.readUpTo(partition, position) })
 
   return {
     kind: 'redis',
@@ -137,6 +146,12 @@ export async function createRedisPresenceEngine(connections: RedisConnections, o
         if (beat.event === 'beat' && (await enqueue(true, beat)) === 1) return 'unchanged'
         return enqueue(false, beat) as Promise<HeartbeatResult>
       })
+    },
+
+    setTimings({ presenceTimeoutMs, idleTimeoutMs, gapAfterMs }) {
+      settings.presenceTimeoutMs = presenceTimeoutMs
+      settings.idleTimeoutMs = idleTimeoutMs
+      settings.gapAfterMs = gapAfterMs
     },
 
     async end(contactId: string, reason: LeaveReason): Promise<boolean> {

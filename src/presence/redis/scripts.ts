@@ -27,6 +27,10 @@ export interface ScriptBeat {
   beat: Heartbeat
 }
 
+/**
+ * What the scripts are called with. The timings are read at each call, so a change to them
+ * (the live settings) applies to the next call.
+ */
 export interface ScriptSettings {
   /** PUBLISH on one Redis, SPUBLISH on a cluster (the feed channels are shard channels there). */
   publishCommand: 'PUBLISH' | 'SPUBLISH'
@@ -61,7 +65,7 @@ export interface PresenceScripts {
 }
 
 export function definePresenceScripts(connection: Redis, settings: ScriptSettings): PresenceScripts {
-  const { publishCommand, presenceTimeoutMs, idleTimeoutMs, gapAfterMs, maxTabs } = settings
+  const { publishCommand, maxTabs } = settings
   const redis = connection as ScriptedRedis
   // A call on `keys`' partition, followed by the wait for a replica (on a cluster, to the master of its slot).
   const replicated = <T>(keys: PartitionKeys, send: (target: ScriptedRedis) => Promise<T>): Promise<T> =>
@@ -82,7 +86,7 @@ export function definePresenceScripts(connection: Redis, settings: ScriptSetting
   return {
     beat(groups) {
       const keyArgs: (string | number)[] = [0]
-      const args: (string | number)[] = [presenceTimeoutMs, gapAfterMs, groups.length]
+      const args: (string | number)[] = [settings.presenceTimeoutMs, settings.gapAfterMs, groups.length]
       for (const { keys, beats } of groups) {
         keyArgs.push(keys.due)
         for (const queued of beats) keyArgs.push(queued.bucket)
@@ -100,7 +104,7 @@ export function definePresenceScripts(connection: Redis, settings: ScriptSetting
     heartbeat(groups) {
       const keyArgs: (string | number)[] = [0]
       const first = groups[0] as BeatGroup
-      const args: (string | number)[] = [(first.beats[0] as ScriptBeat).at, presenceTimeoutMs, idleTimeoutMs, first.keys.feedChannel, publishCommand, gapAfterMs, maxTabs, groups.length]
+      const args: (string | number)[] = [(first.beats[0] as ScriptBeat).at, settings.presenceTimeoutMs, settings.idleTimeoutMs, first.keys.feedChannel, publishCommand, settings.gapAfterMs, maxTabs, groups.length]
       for (const { keys, beats } of groups) {
         keyArgs.push(...commonKeys(keys))
         for (const queued of beats) keyArgs.push(queued.bucket)
@@ -112,10 +116,10 @@ export function definePresenceScripts(connection: Redis, settings: ScriptSetting
       return replicated(first.keys, (target) => target.catHeartbeat(...keyArgs, ...args))
     },
     end(keys, bucket, at, contactId, reason) {
-      return replicated(keys, (target) => target.catEnd(...commonKeys(keys), bucket, at, presenceTimeoutMs, idleTimeoutMs, keys.feedChannel, publishCommand, contactId, reason))
+      return replicated(keys, (target) => target.catEnd(...commonKeys(keys), bucket, at, settings.presenceTimeoutMs, settings.idleTimeoutMs, keys.feedChannel, publishCommand, contactId, reason))
     },
     sweep(keys, buckets, at, limit) {
-      return replicated(keys, (target) => target.catSweep(4 + buckets.length, ...commonKeys(keys), ...buckets, at, presenceTimeoutMs, idleTimeoutMs, keys.feedChannel, publishCommand, limit))
+      return replicated(keys, (target) => target.catSweep(4 + buckets.length, ...commonKeys(keys), ...buckets, at, settings.presenceTimeoutMs, settings.idleTimeoutMs, keys.feedChannel, publishCommand, limit))
     },
     async snapshotTabs(keys, buckets) {
       const [position, ...tabs] = await redis.catSnapshotTabs(String(1 + buckets.length), keys.seq, ...buckets)

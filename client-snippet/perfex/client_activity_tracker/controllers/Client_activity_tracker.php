@@ -5,8 +5,10 @@ defined('BASEPATH') or exit('No direct script access allowed');
 /**
  * admin/client_activity_tracker/…  (AdminController: staff only; others go to the login page).
  *
- *   settings  GET/POST  the module settings (admins only)
- *   token     GET       {"token": ADMIN_JWT} for the dashboard widget (staff who may view)
+ *   settings         GET/POST  the module settings (admins only)
+ *   server_settings  GET       redirects to the presence server's settings panel with a fresh admin token (admins only)
+ *   token            GET       {"token": ADMIN_JWT} for the dashboard widget (staff who may view;
+ *                              role `admin` for Perfex admins, `staff` for the others)
  */
 class Client_activity_tracker extends AdminController
 {
@@ -54,7 +56,33 @@ class Client_activity_tracker extends AdminController
             'title'         => _l('cat_settings_title'),
             'server_url'    => (string) get_option('cat_server_url'),
             'secret_source' => cat_secret_source(),
+            // The option or the environment's CAT_SERVER_URL: the link to the server's settings needs one.
+            'server_set'    => cat_server_url() !== '',
         ]);
+    }
+
+    /**
+     * The presence server's live settings (timeouts, heartbeat interval, retention): its
+     * dashboard with the settings panel open. A redirect, so the token is minted when the link is
+     * followed and never sits in a page.
+     */
+    public function server_settings()
+    {
+        if (!is_admin()) {
+            access_denied(CAT_MODULE_NAME);
+        }
+        try {
+            $staffId = get_staff_user_id();
+            $url     = cat_dashboard_settings_url($staffId, get_staff_full_name($staffId));
+        } catch (Throwable $e) {
+            log_message('error', 'client_activity_tracker: no admin token: ' . $e->getMessage());
+            $url = '';
+        }
+        if ($url === '') {
+            set_alert('danger', _l('cat_widget_not_configured'));
+            redirect(admin_url(CAT_MODULE_NAME . '/settings'));
+        }
+        redirect($url);
     }
 
     /** A fresh admin token for the logged-in staff member; the widget calls this whenever it needs one. */
@@ -68,7 +96,7 @@ class Client_activity_tracker extends AdminController
 
         try {
             $staffId = get_staff_user_id();
-            $token   = cat_tokens()->adminToken((string) $staffId, get_staff_full_name($staffId), CAT_ADMIN_TOKEN_TTL);
+            $token   = cat_tokens()->adminToken((string) $staffId, get_staff_full_name($staffId), CAT_ADMIN_TOKEN_TTL, cat_staff_role());
         } catch (Throwable $e) {
             log_message('error', 'client_activity_tracker: no admin token: ' . $e->getMessage());
             $this->json(503, ['error' => ['code' => 'not_configured', 'message' => 'the module has no usable secret']]);

@@ -81,8 +81,10 @@ final class CatTokens
      * @param int|string  $staffId Perfex staff id (tblstaff.staffid)
      * @param string|null $name    display name, optional
      * @param int         $ttl     lifetime in seconds
+     * @param string|null $role    'admin' (may change the server's settings; the server's default
+     *                             when absent) or 'staff' (watches and reads only)
      */
-    public function adminToken($staffId, $name = null, $ttl = 3600)
+    public function adminToken($staffId, $name = null, $ttl = 3600, $role = null)
     {
         $claims = [
             'aud' => self::AUD_ADMIN,
@@ -91,6 +93,12 @@ final class CatTokens
         $name = self::text($name);
         if ($name !== null) {
             $claims['name'] = $name;
+        }
+        if ($role !== null) {
+            if ($role !== 'admin' && $role !== 'staff') {
+                throw new InvalidArgumentException("CatTokens: role must be 'admin' or 'staff'");
+            }
+            $claims['role'] = $role;
         }
 
         return $this->sign($claims, $ttl);

@@ -40,6 +40,17 @@ $cat_origin = ($cat_base['scheme'] ?? 'https') . '://' . ($cat_base['host'] ?? '
                         <?php echo form_close(); ?>
                     </div>
                 </div>
+                <div class="panel_s" id="cat-server-settings">
+                    <div class="panel-body">
+                        <h4 class="tw-mt-0 tw-font-semibold"><?php echo $cat_e(_l('cat_server_settings')); ?></h4>
+                        <p><?php echo $cat_e(_l('cat_server_settings_help')); ?></p>
+                        <?php if ($server_set) { ?>
+                        <a class="btn btn-default" href="<?php echo $cat_e(admin_url(CAT_MODULE_NAME . '/server_settings')); ?>" target="_blank" rel="noopener noreferrer"><?php echo $cat_e(_l('cat_server_settings_open')); ?></a>
+                        <?php } else { ?>
+                        <p class="text-muted"><?php echo $cat_e(_l('cat_server_settings_unset')); ?></p>
+                        <?php } ?>
+                    </div>
+                </div>
             </div>
         </div>
     </div>

@@ -18,3 +18,7 @@ $lang['cat_settings_saved']         = 'Settings saved.';
 $lang['cat_widget_title']           = 'Clients online now';
 $lang['cat_widget_not_configured']  = 'The Client Activity Tracker is not configured yet: set the presence server URL and the shared secret.';
 $lang['cat_widget_open_settings']   = 'Open the settings';
+$lang['cat_server_settings']        = 'Presence server settings';
+$lang['cat_server_settings_help']   = 'The presence timeout, idle timeout, heartbeat interval, dashboard update window and activity retention are changed on the presence server\'s dashboard; every instance applies a change within 5 seconds.';
+$lang['cat_server_settings_open']   = 'Open the presence server settings';
+$lang['cat_server_settings_unset']  = 'Set the presence server URL above first.';
