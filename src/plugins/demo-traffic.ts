@@ -39,8 +39,8 @@ export const demoTrafficPlugin = fp<DemoTrafficPluginOptions>(async (app, option
     app.decorate('demoTraffic', undefined)
     return
   }
-  /** The heartbeat interval in force: the one place the simulation reads it from. */
-  const heartbeatIntervalS = (): number => config.heartbeatIntervalS
+  /** The heartbeat interval in force (live settings): the one place the simulation reads it from. */
+  const heartbeatIntervalS = (): number => app.settings.current.heartbeatIntervalS
   const traffic = createDemoTraffic({
     contacts: demoContacts(config.demoTraffic),
     send: async ({ method, url, headers, payload }) => {
@@ -58,4 +58,4 @@ export const demoTrafficPlugin = fp<DemoTrafficPluginOptions>(async (app, option
   app.decorate('demoTraffic', traffic)
   app.addHook('onReady', async () => traffic.start())
   app.addHook('preClose', async () => traffic.stop())
-}, { name: 'demo-traffic', dependencies: ['core'] })
+}, { name: 'demo-traffic', dependencies: ['core', 'settings'] })

@@ -101,6 +101,13 @@ t.test('demo mode: consent and heartbeats work; an erasure answers 403 demo_mode
   t.match(online.json(), { online: [{ contactId: 'demo-keep' }] }, 'still online')
   const beat = await app.inject(heartbeatUrl({ token, sid: 'demotab01' }))
   t.equal(beat.statusCode, 204, 'and still beating')
+
+  const save = await app.inject({ method: 'PUT', url: '/admin/api/settings', headers: admin, payload: { presenceTimeoutS: 90 } })
+  t.equal(save.statusCode, 403, 'saving settings: 403')
+  t.match(save.json(), { error: { code: 'demo_mode' } }, 'saving settings: demo_mode')
+  const settings = await app.inject({ url: '/admin/api/settings', headers: admin })
+  t.equal(settings.statusCode, 200, 'the settings are read')
+  t.not(settings.json().presenceTimeoutS, 90, 'and unchanged')
   t.notOk(dash.messages.some((m) => m.left !== undefined && m.left.length > 0), 'no dashboard saw a leave')
 })
 
