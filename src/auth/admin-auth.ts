@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { AUDIENCES, type Role, type TokenClaims, type TokenVerifier } from './tokens.js'
 import { AppError } from '../errors/errors.js'
 import { limitRoutes } from '../limits/route-limits.js'
+import { assertLicensed } from '../license/license-gate.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -31,17 +32,28 @@ export function requireAdmin(request: FastifyRequest, what: string): void {
   if (claims === undefined || roleOf(claims) !== 'admin') throw new AppError('forbidden', `${what} needs an admin token (role "admin"); this token's role is "staff"`)
 }
 
+export interface StaffOnlyOptions {
+  /**
+   * `required` (the default): with licensing on and the licence neither active nor in grace,
+   * reads (GET, HEAD) answer 402 license_required after the token is verified; changes such
+   * as an erasure stay available. `exempt`: the licence routes themselves.
+   */
+  license?: 'required' | 'exempt'
+}
+
 /**
  * Every route of `app`'s context needs a staff token (401 otherwise), and each staff member
  * has CAT_RATE_LIMIT_ADMIN requests a minute over the whole admin API (429 beyond).
  */
-export async function staffOnly(app: FastifyInstance): Promise<void> {
+export async function staffOnly(app: FastifyInstance, options: StaffOnlyOptions = {}): Promise<void> {
   const { tokens } = app
+  const license = options.license === 'exempt' || !app.hasDecorator('license') ? undefined : app.license
   await limitRoutes(app, { kind: 'admin', max: app.config.rateLimits.admin, what: 'admin API requests of this staff member' })
   if (!app.hasRequestDecorator('staff')) app.decorateRequest('staff', undefined)
   app.addHook('onRequest', async (request) => {
     const claims = verifyBearer(tokens, request)
     request.staff = claims
     request.limitKey = `staff:${claims.sub}`
+    if (license !== undefined && (request.method === 'GET' || request.method === 'HEAD')) assertLicensed(license)
   })
 }
