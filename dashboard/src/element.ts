@@ -6,6 +6,7 @@
  */
 import { Connection, type ConnectionState } from './connection'
 import { Drawer } from './drawer'
+import { LicensePanel } from './license-panel'
 import { createI18n, pickLang, type I18n } from './i18n'
 import { renderSparkline } from './sparkline'
 import { OnlineState, type Changes } from './state'
@@ -81,6 +82,8 @@ export class OnlineClientsElement extends HTMLElement {
   private ticker: ReturnType<typeof setInterval> | undefined
   private statsTimer: ReturnType<typeof setInterval> | undefined
   private drawer: Drawer | null = null
+  private license: LicensePanel | null = null
+  private licenseButton: HTMLButtonElement | null = null
   private ui: {
     wrap: HTMLElement
     count: HTMLElement
@@ -158,6 +161,27 @@ export class OnlineClientsElement extends HTMLElement {
     return (await res.json()) as T
   }
 
+  /** A REST call with the token, for the licence panel: its status and JSON body. */
+  private async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+    const token = await this.token()
+    const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {}
+    if (body !== undefined) headers['content-type'] = 'application/json'
+    const res = await fetch(this.server + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store' })
+    return { status: res.status, body: await res.json().catch(() => null) }
+  }
+
+  /** The token's role claim, read (not verified: the server does that) to offer the key entry to admins only. */
+  private async tokenRole(): Promise<'admin' | 'staff' | null> {
+    const token = await this.token()
+    try {
+      const part = (token ?? '').split('.')[1] ?? ''
+      const claims = JSON.parse(atob(part.replace(/-/g, '+').replace(/_/g, '/'))) as { role?: unknown }
+      return claims.role === 'staff' ? 'staff' : 'admin'
+    } catch {
+      return null
+    }
+  }
+
   private startConnection(): void {
     this.connection?.stop()
     this.connection = new Connection({
@@ -216,7 +240,28 @@ export class OnlineClientsElement extends HTMLElement {
     filter.autocomplete = 'off'
     filter.addEventListener('input', () => this.setFilter(filter.value))
     label.append(el('span', undefined, t('filterLabel')), filter)
-    top.append(countBox, conn, sparksBox, label)
+    // Shown once the server says licensing is on.
+    const licenseButton = el('button', 'licbtn', t('licenseButton'))
+    licenseButton.type = 'button'
+    licenseButton.hidden = true
+    licenseButton.setAttribute('aria-expanded', 'false')
+    licenseButton.onclick = () => {
+      this.license?.show(!this.license.open)
+      licenseButton.setAttribute('aria-expanded', String(this.license?.open === true))
+    }
+    top.append(countBox, conn, sparksBox, label, licenseButton)
+    const license = new LicensePanel(i18n, {
+      request: (method, path, body) => this.request(method, path, body),
+      role: () => this.tokenRole(),
+      onActivated: () => this.connection?.reconnectNow(),
+      onState: (view) => {
+        licenseButton.hidden = !view.enabled
+        licenseButton.dataset.state = view.state
+      },
+    })
+    const reopen = this.license?.open === true
+    this.license = license
+    this.licenseButton = licenseButton
 
     const banner = el('div', 'banner')
     banner.setAttribute('role', 'alert')
@@ -235,7 +280,8 @@ export class OnlineClientsElement extends HTMLElement {
     list.setAttribute('aria-label', t('heading'))
 
     this.drawer = new Drawer(i18n, { get: (path) => this.get(path) })
-    wrap.append(top, banner, shown, head, notice, list)
+    wrap.append(top, license.element, banner, shown, head, notice, list)
+    if (reopen) license.show(true)
     this.shadow.replaceChildren(style, wrap, this.drawer.element)
     this.ui = { wrap, count, conn, filter, notice, banner, bannerText, shown, head, list, sparks }
 
@@ -272,7 +318,18 @@ export class OnlineClientsElement extends HTMLElement {
     if (!this.ui) return
     const { i18n } = this
     this.ui.wrap.dataset.state = state.kind
-    this.ui.conn.textContent = state.kind === 'live' ? i18n.t('live') : state.kind === 'loading' ? i18n.t('loading') : state.kind === 'refused' ? i18n.t('refused') : i18n.t('disconnected')
+    const refusedText = state.kind === 'refused' && state.reason === 'license' ? i18n.t('licenseRequired') : i18n.t('refused')
+    this.ui.conn.textContent = state.kind === 'live' ? i18n.t('live') : state.kind === 'loading' ? i18n.t('loading') : state.kind === 'refused' ? refusedText : i18n.t('disconnected')
+    if (state.kind === 'refused' && state.reason === 'license') {
+      // What to do instead of "Access refused": the licence and, for admins, the key entry.
+      if (!(previous.kind === 'refused' && previous.reason === 'license')) {
+        this.license?.show(true)
+        this.licenseButton?.setAttribute('aria-expanded', 'true')
+      }
+    } else if (state.kind === 'live' && previous.kind !== 'live') {
+      // Learns whether licensing is on (the button) and shows a grace period's days left.
+      void this.license?.refresh()
+    }
     if (state.kind === 'refused') {
       // Refused: no data stays on screen.
       this.apply(this.state.applySnapshot([]))
@@ -299,7 +356,10 @@ export class OnlineClientsElement extends HTMLElement {
     const visible = this.filter === '' ? size : this.order.reduce((n, row) => n + (row.li.hidden ? 0 : 1), 0)
     let title = ''
     let detail = ''
-    if (state.kind === 'refused') {
+    if (state.kind === 'refused' && state.reason === 'license') {
+      title = i18n.t('licenseRequired')
+      detail = i18n.t('licenseRequiredDetail')
+    } else if (state.kind === 'refused') {
       title = i18n.t('refused')
       detail = i18n.t(state.reason === 'origin' ? 'refusedOrigin' : 'refusedToken') + (state.stopped ? ` ${i18n.t('refusedStopped')}` : '')
     } else if (size === 0 && state.kind === 'loading') title = i18n.t('loading')
