@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { KeyObject } from 'node:crypto'
 import { DOMAIN_PATTERN, LICENSE_KEY_PATTERN, signLease, type LeaseStatus } from '../../src/license/lease.js'
 import type { KeyStore } from './key-store.js'
@@ -41,7 +41,7 @@ function statusOf(row: { revokedAt: number | null; domains: string[]; validUntil
  * Keys never reach its log (only their last four characters).
  */
 export function buildLicenseServer({ store, privateKey, now = Date.now, logger = false }: LicenseServerOptions): FastifyInstance {
-  const app = Fastify({ logger, disableRequestLogging: true, bodyLimit: 4096 })
+  const app = Fastify({ logger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: 4096 })
 
   app.setErrorHandler((error: { validation?: unknown; statusCode?: number; message: string }, request, reply) => {
     if (error.validation !== undefined) return reply.code(400).send({ error: { code: 'invalid_request', message: error.message } })
