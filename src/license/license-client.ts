@@ -1,4 +1,4 @@
-import { request } from 'undici'
+import { request, type Dispatcher } from 'undici'
 import type { SignedLease } from './lease.js'
 
 /** The licence server's answer: a signed lease (whatever its status), or why there is none. */
@@ -12,6 +12,8 @@ export interface ActivationRequest {
   domain: string
   instanceId: string
   timeoutMs: number
+  /** The connection pool; the licence manager's own, closed with the app. */
+  dispatcher: Dispatcher
 }
 
 /**
@@ -20,10 +22,11 @@ export interface ActivationRequest {
  * no answer, another body or a 5xx is `unreachable`. The key travels in the body only, never
  * in a URL, and no reason names it.
  */
-export async function requestLease({ serverUrl, key, domain, instanceId, timeoutMs }: ActivationRequest): Promise<ActivationAnswer> {
+export async function requestLease({ serverUrl, key, domain, instanceId, timeoutMs, dispatcher }: ActivationRequest): Promise<ActivationAnswer> {
   try {
     const response = await request(`${serverUrl}/v1/activate`, {
       method: 'POST',
+      dispatcher,
       headers: { 'content-type': 'application/json', accept: 'application/json' },
       body: JSON.stringify({ key, domain, instanceId }),
       headersTimeout: timeoutMs,

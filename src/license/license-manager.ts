@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { Agent } from 'undici'
 import type { LicenseConfig } from '../config/config.js'
 import type { ActivityStore } from '../activity/activity-store.js'
 import { AppError } from '../errors/errors.js'
@@ -41,6 +42,8 @@ export interface LicenseManager {
   validate(): Promise<void>
   /** Resolves once the background work started so far is done (tests). */
   settled(): Promise<void>
+  /** Waits for the work in flight and closes the connections to the licence server. */
+  close(): Promise<void>
 }
 
 /** Backoff of the failed attempt number `failures` (1, 2, …): 1 min doubling to 1 h, jittered in its upper half. */
@@ -79,6 +82,9 @@ export function createLicenseManager(options: LicenseManagerOptions): LicenseMan
   let view = evaluateLicense(license, undefined, now())
   let licensed = isLicensed(view)
   let chain: Promise<unknown> = Promise.resolve()
+  // A pool of its own, made at the first call, so closing the app leaves no keep-alive socket
+  // to the licence server.
+  let agent: Agent | undefined
 
   const refresh = (): void => {
     const previous = view
@@ -125,7 +131,7 @@ export function createLicenseManager(options: LicenseManagerOptions): LicenseMan
 
   const ask = (key: string): Promise<ActivationAnswer> => {
     if (license === undefined) throw new Error('licensing is off')
-    return requestLease({ serverUrl: license.serverUrl, key, domain: license.domain, instanceId, timeoutMs })
+    return requestLease({ serverUrl: license.serverUrl, key, domain: license.domain, instanceId, timeoutMs, dispatcher: (agent ??= new Agent({ connect: { timeout: timeoutMs } })) })
   }
 
   const validateNow = async (): Promise<void> => {
@@ -193,6 +199,10 @@ export function createLicenseManager(options: LicenseManagerOptions): LicenseMan
     tick: () => exclusive(tickNow),
     validate: () => exclusive(validateNow),
     settled: () => exclusive(async () => undefined),
+    close: () => exclusive(async () => {
+      await agent?.close()
+      agent = undefined
+    }),
     activate: (key) => exclusive(async () => {
       if (license === undefined) throw new AppError('invalid_request', 'Licensing is off on this server (CAT_LICENSE_SERVER_URL is unset): there is nothing to activate.')
       const answer = await ask(key)

@@ -37,6 +37,6 @@ export const licensePlugin = fp<LicenseOptions>(async (app, { instanceId, pollMs
   const timer = pollMs > 0 ? setInterval(() => void manager.tick(), pollMs).unref() : undefined
   app.addHook('onClose', async () => {
     clearInterval(timer)
-    await manager.settled()
+    await manager.close()
   })
 }, { name: 'license', dependencies: ['core', 'database'] })

@@ -7,9 +7,10 @@
  */
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { adminToken, buildTestApp, clientToken, createClock, ensureConsent, heartbeatUrl } from '../helpers/app.js'
+import { adminToken, buildTestApp, clientToken, createClock, ensureConsent, heartbeatUrl, testConfig } from '../helpers/app.js'
+import { buildApp } from '../../src/app.js'
 import { connectDashboard } from '../helpers/ws.js'
-import { createTestMysqlDatabase } from '../helpers/database.js'
+import { createTestDataDir, createTestMysqlDatabase } from '../helpers/database.js'
 import { createKeyPair, DAY_MS, DOMAIN, startLicenseServer, type TestLicenseServer } from '../helpers/license.js'
 import { LICENSE_STATE_NAME } from '../../src/license/license-manager.js'
 
@@ -286,11 +287,54 @@ t.test('MariaDB: an activation on one instance reaches another; a restart with t
 t.test('the licence loop re-reads the stored licence by itself every few seconds', async (t) => {
   const clock = createClock(Date.now())
   const server = await startLicenseServer(t, clock)
-  const dataDir = (await import('../helpers/database.js')).createTestDataDir(t, 'license-poll')
+  const dataDir = createTestDataDir(t, 'license-poll')
   const writer = await buildTestApp(t, { now: clock.now, licensePollMs: 0, env: server.env({ CAT_DATA_DIR: dataDir }) })
   const reader = await buildTestApp(t, { now: clock.now, licensePollMs: 50, env: server.env({ CAT_DATA_DIR: dataDir }) })
   await activate(writer, server.issue())
   const deadline = Date.now() + 5000
   while (reader.license.view.state !== 'active' && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
   t.equal(reader.license.view.state, 'active')
+})
+
+t.test('no licence key reaches a log line: activation, failures, refusals, state changes', async (t) => {
+  const clock = createClock(Date.now())
+  const server = await startLicenseServer(t, clock)
+  const lines: string[] = []
+  const key = server.issue()
+  const envKey = server.issue()
+  const app = await buildTestApp(t, { now: clock.now, licensePollMs: 0, logStream: { write: (line: string) => void lines.push(line) }, env: server.env({ LOG_LEVEL: 'debug', CAT_LICENSE_KEY: envKey }) })
+  await app.license.settled()
+  await activate(app, 'CAT-NOPE0-NOPE0-NOPE0-NOPE0')
+  await activate(app, key)
+  await server.proxy.stop()
+  await activate(app, key)
+  clock.advance(DAY_MS)
+  await app.license.tick()
+  await server.proxy.start()
+  await activate(app, key)
+  t.ok(lines.some((line) => line.includes('licence: grace')), 'the state changes are logged')
+  t.ok(lines.length > 3)
+  for (const secret of [key, envKey, 'CAT-NOPE0-NOPE0-NOPE0-NOPE0']) t.notOk(lines.some((line) => line.includes(secret)), 'no key in the log')
+})
+
+t.test('app.close() with licensing on leaves no open handle: the loop stops, the connections to the licence server close', async (t) => {
+  const clock = createClock(Date.now())
+  const server = await startLicenseServer(t, clock)
+  const dataDir = createTestDataDir(t, 'license-close')
+  const key = server.issue()
+  const resources = (): Record<string, number> => {
+    const counts: Record<string, number> = {}
+    for (const kind of process.getActiveResourcesInfo()) counts[kind] = (counts[kind] ?? 0) + 1
+    return counts
+  }
+  const before = resources()
+  const app = await buildApp(testConfig(server.env({ CAT_DATA_DIR: dataDir, CAT_LICENSE_KEY: key })), { now: clock.now, licensePollMs: 20, sweepIntervalMs: 0, activityLoops: false })
+  await app.ready()
+  await app.license.settled()
+  t.equal(app.license.view.state, 'active', 'activated over a keep-alive connection')
+  await app.close()
+  // Handles of the subtests before may still be closing: none may be left above the count before.
+  const extra = (): string[] => Object.entries(resources()).filter(([kind, n]) => n > (before[kind] ?? 0)).map(([kind, n]) => `${kind}: ${n} > ${before[kind] ?? 0}`)
+  for (let i = 0; i < 200 && extra().length > 0; i += 1) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.same(extra(), [], 'no handle beyond those before the app existed')
 })
