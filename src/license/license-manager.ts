@@ -42,6 +42,8 @@ export interface LicenseManager {
   validate(): Promise<void>
   /** Resolves once the background work started so far is done (tests). */
   settled(): Promise<void>
+  /** Calls `listener` whenever `licensed` changes; returns the function that stops it. */
+  onChange(listener: (licensed: boolean) => void): () => void
   /** Waits for the work in flight and closes the connections to the licence server. */
   close(): Promise<void>
 }
@@ -82,6 +84,7 @@ export function createLicenseManager(options: LicenseManagerOptions): LicenseMan
   let view = evaluateLicense(license, undefined, now())
   let licensed = isLicensed(view)
   let chain: Promise<unknown> = Promise.resolve()
+  const listeners = new Set<(licensed: boolean) => void>()
   // A pool of its own, made at the first call, so closing the app leaves no keep-alive socket
   // to the licence server.
   let agent: Agent | undefined
@@ -90,6 +93,7 @@ export function createLicenseManager(options: LicenseManagerOptions): LicenseMan
     const previous = view
     view = evaluateLicense(license, record, now(), pending)
     licensed = isLicensed(view)
+    if (isLicensed(previous) !== licensed) for (const listener of listeners) listener(licensed)
     if (previous.state !== view.state) {
       const line = { state: view.state, previous: previous.state, message: view.message }
       if (licensed) log.info(line, `licence: ${view.state}`)
@@ -199,6 +203,10 @@ export function createLicenseManager(options: LicenseManagerOptions): LicenseMan
     tick: () => exclusive(tickNow),
     validate: () => exclusive(validateNow),
     settled: () => exclusive(async () => undefined),
+    onChange(listener) {
+      listeners.add(listener)
+      return () => void listeners.delete(listener)
+    },
     close: () => exclusive(async () => {
       await agent?.close()
       agent = undefined

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
-import { AppError } from '../errors/errors.js'
+import { AppError, CLOSE_CODES } from '../errors/errors.js'
 import { AUDIENCES, MAX_TOKEN_LENGTH } from '../auth/tokens.js'
 import { isAllowedOrigin } from './origin.js'
 import { assertLicensed } from '../license/license-gate.js'
@@ -10,6 +10,14 @@ const WsQuery = Type.Object({ token: Type.Optional(Type.String({ maxLength: MAX_
 
 export async function adminWsRoutes(app: FastifyInstance): Promise<void> {
   const { config, tokens, hub, license } = app
+  // A licence that stops serving the staff side closes the dashboards already open: they
+  // reconnect, get the 402 and show the licence.
+  const stopWatching = license.onChange((licensed) => {
+    if (licensed) return
+    const { code, reason } = CLOSE_CODES.licenseRequired
+    for (const client of app.websocketServer.clients) client.close(code, reason)
+  })
+  app.addHook('onClose', async () => stopWatching())
   app.get<{ Querystring: Static<typeof WsQuery> }>('/admin/ws', {
     websocket: true,
     schema: {

@@ -144,8 +144,11 @@ t.test('re-validation after 24 h; the server down for 6 days is grace with days 
   t.match(grace.message, /cannot be reached \(ECONNREFUSED.*1 more day/)
   t.same(await staffSide(app), { online: 200, ws: 101, widget: 200, message: '' })
 
+  const open = await connectDashboard(app, adminToken({}, app.now()))
+  await open.waitFor((m) => m.type === 'snapshot')
   clock.set(validatedAt + 8 * DAY_MS)
   await app.license.tick()
+  t.same(await open.closed, { code: 4402, reason: 'license required' }, 'a dashboard open when the grace ends is closed with 4402')
   const expired = await licenseOf(app)
   t.match(expired, { state: 'expired', daysLeft: null })
   t.match(expired.message, /grace are over/)
