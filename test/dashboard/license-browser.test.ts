@@ -2,7 +2,7 @@
  * The dashboard's licence panel in real headless Chromium against a running server with
  * licensing on and the real licence server on loopback (issue 18, "How it is judged"): with no
  * key the page explains the 402 and offers the key entry; a key issued with the vendor's admin
- * command is activated there, and the live list appears.
+ * command is activated there, and the live list appears; revoked, the list gives way to the licence.
  */
 import t from 'tap'
 import { existsSync, readFileSync } from 'node:fs'
@@ -90,4 +90,14 @@ t.test('no key: the dashboard says what to do; the key issued by the admin comma
   t.notMatch(await shadowText(page), en.licenseRequiredDetail, 'the 402 explanation is gone')
   t.equal((await app.inject({ url: '/admin/api/online', headers: { authorization: `Bearer ${adminToken()}` } })).statusCode, 200)
   t.equal((await app.inject('/admin/widget.js')).statusCode, 200, 'the embeddable widget is served again')
+
+  // The vendor revokes the key: at the next validation the open dashboard is closed (4402),
+  // reconnects, is refused with 402 and shows the licence instead of the list.
+  const revoked = await runTs('license-server/src/cli.ts', ['revoke', key], { PATH: process.env.PATH, HOME: process.env.HOME, LICENSE_SERVER_DB: server.dbFile })
+  t.equal(revoked.stdout.trim(), `${key} revoked`)
+  await app.license.validate()
+  await page.locator('cat-online-clients[data-state="refused"]').waitFor({ timeout: 10_000 })
+  await panel(page).getByText(en.licenseStateInvalid!, { exact: true }).waitFor()
+  t.match(await shadowText(page), en.licenseRequiredDetail, 'the 402 explanation again')
+  t.equal(await widget(page).locator('li').count(), 0, 'no contact shown any more')
 })
