@@ -10,6 +10,7 @@ import { metricsPlugin } from './plugins/metrics.js'
 import { openapiPlugin } from './plugins/openapi.js'
 import { pressurePlugin } from './plugins/pressure.js'
 import { databasePlugin } from './plugins/database.js'
+import { licensePlugin } from './plugins/license.js'
 import { sharedStatePlugin } from './plugins/shared-state.js'
 import { limitsPlugin } from './plugins/limits.js'
 import { settingsPlugin } from './plugins/settings.js'
@@ -26,6 +27,7 @@ import { heartbeatRoutes } from './routes/heartbeat.js'
 import { adminApiRoutes } from './routes/admin-api.js'
 import { adminActivityRoutes } from './routes/admin-activity.js'
 import { settingsRoutes } from './routes/settings.js'
+import { adminLicenseRoutes } from './routes/admin-license.js'
 import { dashboardRoutes } from './routes/dashboard.js'
 import { metricsRoutes } from './routes/metrics.js'
 import { openapiRoutes } from './routes/openapi.js'
@@ -35,6 +37,8 @@ import type { Scheduler } from './demo/scheduler.js'
 export interface AppDeps {
   /** The clock; tests inject one to move time without sleeping. */
   now?: () => number
+  /** ms between each instance's re-reads of the stored licence (and validations when due); 0 leaves it to the caller (tests). */
+  licensePollMs?: number
   /** Where log lines go (tests capture them); stdout by default. */
   logStream?: DestinationStream
   /** ms between sweeps of expired presence; 0 leaves sweeping to the caller (tests). */
@@ -144,6 +148,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await app.register(metricsPlugin)
     await app.register(pressurePlugin, { sampleIntervalMs: deps.pressureSampleMs })
     await app.register(databasePlugin)
+    await app.register(licensePlugin, { instanceId: deps.instanceId, pollMs: deps.licensePollMs })
     await app.register(sharedStatePlugin, { instanceId: deps.instanceId })
     await app.register(limitsPlugin)
     await app.register(settingsPlugin, { refreshEveryMs: deps.settingsRefreshMs })
@@ -161,6 +166,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await app.register(adminApiRoutes)
     await app.register(adminActivityRoutes)
     await app.register(settingsRoutes)
+    await app.register(adminLicenseRoutes)
     await app.register(dashboardRoutes)
     await app.register(metricsRoutes)
     await app.register(openapiRoutes)

@@ -4,7 +4,8 @@
  *
  * A browser is not told why an upgrade was refused (the socket just closes), so a socket that
  * closes before its first snapshot is followed by one small authenticated REST request that
- * tells a refusal (401/403, or an origin the server does not allow) from a server that is down.
+ * tells a refusal (401/403, 402 for the licence, or an origin the server does not allow) from a
+ * server that is down.
  */
 import type { DiffMessage, SnapshotMessage } from './types'
 
@@ -13,6 +14,8 @@ export type ConnectionState =
   | { kind: 'live' }
   | { kind: 'disconnected'; retryInMs: number }
   | { kind: 'refused'; reason: 'token' | 'origin'; stopped: boolean }
+  /** 402 license_required: the licence is neither active nor in grace; retried with backoff, at once after an activation (reconnectNow). */
+  | { kind: 'refused'; reason: 'license'; stopped: false; message: string }
 
 export interface ConnectionOptions {
   server: string
@@ -175,6 +178,8 @@ export class Connection {
           this.retry(generation, { kind: 'refused', reason: 'token', stopped: false })
         } else if (verdict === 'forbidden') {
           this.retry(generation, { kind: 'refused', reason: 'origin', stopped: false })
+        } else if (typeof verdict === 'object') {
+          this.retry(generation, { kind: 'refused', reason: 'license', stopped: false, message: verdict.license })
         } else {
           this.retry(generation, { kind: 'disconnected', retryInMs: 0 })
         }
@@ -197,11 +202,15 @@ export class Connection {
   }
 
   /** Why did the upgrade fail? One authenticated REST request answers it. */
-  private async probe(token: string): Promise<'unauthorized' | 'forbidden' | 'down' | 'ok'> {
+  private async probe(token: string): Promise<'unauthorized' | 'forbidden' | 'down' | 'ok' | { license: string }> {
     try {
       const res = await fetch(this.url('/admin/api/stats/online?range=1h'), { headers: { authorization: `Bearer ${token}` }, cache: 'no-store' })
       if (res.status === 401) return 'unauthorized'
       if (res.status === 403) return 'forbidden'
+      if (res.status === 402) {
+        const body = (await res.json().catch(() => null)) as { error?: { message?: string } } | null
+        return { license: body?.error?.message ?? '' }
+      }
       return res.ok ? 'ok' : 'down'
     } catch {
       // A CORS refusal looks like a network error; a no-cors request tells them apart.

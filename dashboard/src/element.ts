@@ -8,6 +8,7 @@
 import { Connection, type ConnectionState } from './connection'
 import { Drawer } from './drawer'
 import { SettingsPanel } from './settings'
+import { LicensePanel } from './license-panel'
 import { createI18n, pickLang, type I18n } from './i18n'
 import { renderSparkline } from './sparkline'
 import { OnlineState, type Changes } from './state'
@@ -29,7 +30,7 @@ const SCRIPT_ORIGIN = ((): string => {
 
 /**
  * The role claim of an admin token, read without verifying it (the server checks every request):
- * it only decides whether the settings are offered. Absent means admin.
+ * it only decides whether the settings and the licence key entry are offered. Absent means admin.
  */
 function tokenRole(token: string | null): 'admin' | 'staff' | null {
   if (!token) return null
@@ -100,6 +101,8 @@ export class OnlineClientsElement extends HTMLElement {
   private settings: SettingsPanel | null = null
   /** The token's role, once read: the settings are offered to `admin` only. */
   private accessRole: 'admin' | 'staff' | null = null
+  private license: LicensePanel | null = null
+  private licenseButton: HTMLButtonElement | null = null
   private ui: {
     wrap: HTMLElement
     count: HTMLElement
@@ -198,7 +201,7 @@ export class OnlineClientsElement extends HTMLElement {
   }
 
   /** A REST call with the token: the status and the parsed JSON body (null when none). */
-  private async request(method: 'GET' | 'PUT', path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+  private async request(method: 'GET' | 'PUT' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
     const token = await this.token()
     const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {}
     if (body !== undefined) headers['content-type'] = 'application/json'
@@ -222,6 +225,11 @@ export class OnlineClientsElement extends HTMLElement {
     const res = await fetch(this.server + path, { headers: token ? { authorization: `Bearer ${token}` } : {}, cache: 'no-store' })
     if (!res.ok) throw new Error(`HTTP ${res.status}`)
     return (await res.json()) as T
+  }
+
+  /** The token's role claim, read (not verified: the server does that) to offer changes to admins only. */
+  private async tokenRole(): Promise<'admin' | 'staff' | null> {
+    return tokenRole(await this.token())
   }
 
   private startConnection(): void {
@@ -288,7 +296,28 @@ export class OnlineClientsElement extends HTMLElement {
     settingsButton.setAttribute('part', 'settings-button')
     settingsButton.setAttribute('aria-controls', 'settings')
     settingsButton.onclick = () => this.toggleSettings()
-    top.append(countBox, conn, sparksBox, label, settingsButton)
+    // Shown once the server says licensing is on.
+    const licenseButton = el('button', 'licbtn', t('licenseButton'))
+    licenseButton.type = 'button'
+    licenseButton.hidden = true
+    licenseButton.setAttribute('aria-expanded', 'false')
+    licenseButton.onclick = () => {
+      this.license?.show(!this.license.open)
+      licenseButton.setAttribute('aria-expanded', String(this.license?.open === true))
+    }
+    top.append(countBox, conn, sparksBox, label, licenseButton, settingsButton)
+    const license = new LicensePanel(i18n, {
+      request: (method, path, body) => this.request(method, path, body),
+      role: () => this.tokenRole(),
+      onActivated: () => this.connection?.reconnectNow(),
+      onState: (view) => {
+        licenseButton.hidden = !view.enabled
+        licenseButton.dataset.state = view.state
+      },
+    })
+    const reopenLicense = this.license?.open === true
+    this.license = license
+    this.licenseButton = licenseButton
 
     const banner = el('div', 'banner')
     banner.setAttribute('role', 'alert')
@@ -309,7 +338,8 @@ export class OnlineClientsElement extends HTMLElement {
     this.drawer = new Drawer(i18n, { get: (path) => this.get(path) })
     const reopen = this.settings?.open ?? false
     this.settings = new SettingsPanel(i18n, { request: (method, path, body) => this.request(method, path, body) })
-    wrap.append(top, this.settings.element, banner, shown, head, notice, list)
+    wrap.append(top, license.element, this.settings.element, banner, shown, head, notice, list)
+    if (reopenLicense) license.show(true)
     this.shadow.replaceChildren(style, wrap, this.drawer.element)
     this.ui = { wrap, count, conn, filter, notice, banner, bannerText, shown, head, list, sparks, settingsButton }
     if (reopen && this.accessRole === 'admin') this.settings.show()
@@ -348,7 +378,18 @@ export class OnlineClientsElement extends HTMLElement {
     if (!this.ui) return
     const { i18n } = this
     this.ui.wrap.dataset.state = state.kind
-    this.ui.conn.textContent = state.kind === 'live' ? i18n.t('live') : state.kind === 'loading' ? i18n.t('loading') : state.kind === 'refused' ? i18n.t('refused') : i18n.t('disconnected')
+    const refusedText = state.kind === 'refused' && state.reason === 'license' ? i18n.t('licenseRequired') : i18n.t('refused')
+    this.ui.conn.textContent = state.kind === 'live' ? i18n.t('live') : state.kind === 'loading' ? i18n.t('loading') : state.kind === 'refused' ? refusedText : i18n.t('disconnected')
+    if (state.kind === 'refused' && state.reason === 'license') {
+      // What to do instead of "Access refused": the licence and, for admins, the key entry.
+      if (!(previous.kind === 'refused' && previous.reason === 'license')) {
+        this.license?.show(true)
+        this.licenseButton?.setAttribute('aria-expanded', 'true')
+      }
+    } else if (state.kind === 'live' && previous.kind !== 'live') {
+      // Learns whether licensing is on (the button) and shows a grace period's days left.
+      void this.license?.refresh()
+    }
     if (state.kind === 'refused') {
       // Refused: no data stays on screen.
       this.apply(this.state.applySnapshot([]))
@@ -375,7 +416,10 @@ export class OnlineClientsElement extends HTMLElement {
     const visible = this.filter === '' ? size : this.order.reduce((n, row) => n + (row.li.hidden ? 0 : 1), 0)
     let title = ''
     let detail = ''
-    if (state.kind === 'refused') {
+    if (state.kind === 'refused' && state.reason === 'license') {
+      title = i18n.t('licenseRequired')
+      detail = i18n.t('licenseRequiredDetail')
+    } else if (state.kind === 'refused') {
       title = i18n.t('refused')
       detail = i18n.t(state.reason === 'origin' ? 'refusedOrigin' : 'refusedToken') + (state.stopped ? ` ${i18n.t('refusedStopped')}` : '')
     } else if (size === 0 && state.kind === 'loading') title = i18n.t('loading')

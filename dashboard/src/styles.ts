@@ -84,6 +84,32 @@ li.new .row{animation:hl 4s ease-out}
 .ok{margin:0;color:var(--active);font-size:12px}
 .err{margin:8px 0 0;color:var(--bad);font-size:13px}
 .err:empty,.ok:empty{display:none}
+.licbtn{font:inherit;font-size:12px;padding:5px 10px;border:1px solid var(--line);border-radius:6px;background:transparent;color:inherit;cursor:pointer}
+.licbtn[hidden]{display:none}
+.licbtn[data-state=grace]{border-color:var(--idle);color:var(--idle)}
+.licbtn[data-state=unlicensed],.licbtn[data-state=expired],.licbtn[data-state=invalid],.licbtn[data-state=domain_mismatch]{border-color:var(--bad);color:var(--bad)}
+.lic{padding:14px 16px;border-bottom:1px solid var(--line);background:color-mix(in srgb,var(--accent) 4%,var(--bg))}
+.lic[hidden]{display:none}
+.lic h3{margin:0 0 6px;font-size:15px}
+.lic p{margin:4px 0}
+.lic p:empty{display:none}
+.ls strong{font-weight:650}
+.lic[data-state=active] .ls strong{color:var(--active)}
+.lic[data-state=grace] .ls strong{color:var(--idle)}
+.lic[data-state=unlicensed] .ls strong,.lic[data-state=expired] .ls strong,.lic[data-state=invalid] .ls strong,.lic[data-state=domain_mismatch] .ls strong{color:var(--bad)}
+.lf{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;margin:8px 0;font-size:13px}
+.lf:empty{display:none}
+.lf dt{color:var(--muted)}
+.lf dd{margin:0}
+.ld{font-size:12px;color:var(--muted)}
+.lk{display:flex;flex-wrap:wrap;align-items:flex-end;gap:8px;margin-top:10px}
+.lk[hidden]{display:none}
+.lk label{display:flex;flex-direction:column;gap:2px;font-size:12px;color:var(--muted)}
+.lk input{width:22rem;font-family:ui-monospace,SFMono-Regular,Menlo,monospace}
+.primary{font:inherit;padding:6px 14px;border:1px solid var(--accent);border-radius:6px;background:var(--accent);color:#fff;cursor:pointer}
+.primary:disabled{opacity:.6;cursor:default}
+.lr{font-size:13px}
+.w[data-state=refused] .lic ~ .notice strong{color:var(--bad)}
 .drawer{position:fixed;inset:0 0 0 auto;width:min(440px,100vw);background:var(--bg);border-inline-start:1px solid var(--line);box-shadow:-12px 0 32px rgba(15,23,42,.14);display:flex;flex-direction:column;z-index:2147483000}
 .drawer[hidden]{display:none}
 .dh{display:flex;gap:12px;align-items:flex-start;padding:16px;border-bottom:1px solid var(--line)}

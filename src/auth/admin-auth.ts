@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
 import { AUDIENCES, type Role, type TokenClaims, type TokenVerifier } from './tokens.js'
 import { AppError } from '../errors/errors.js'
 import { limitRoutes } from '../limits/route-limits.js'
+import { assertLicensed } from '../license/license-gate.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -39,6 +40,15 @@ function changes(method: RouteOptions['method']): boolean {
   return (typeof method === 'string' ? [method] : method).some((m) => !READ_METHODS.has(m.toUpperCase()))
 }
 
+export interface StaffOnlyOptions {
+  /**
+   * `required` (the default): with licensing on and the licence neither active nor in grace,
+   * reads (GET, HEAD) answer 402 license_required after the token is verified; changes such
+   * as an erasure stay available. `exempt`: the licence routes themselves.
+   */
+  license?: 'required' | 'exempt'
+}
+
 /**
  * Every route of `app`'s context needs a staff token (401 otherwise), and each staff member
  * has CAT_RATE_LIMIT_ADMIN requests a minute over the whole admin API (429 beyond).
@@ -46,9 +56,10 @@ function changes(method: RouteOptions['method']): boolean {
  * HEAD and OPTIONS answers 403 demo_mode once its token is verified, before its route runs,
  * whichever route it is; a bad token is still a 401. Its OpenAPI description lists demo_mode.
  */
-export async function staffOnly(app: FastifyInstance): Promise<void> {
+export async function staffOnly(app: FastifyInstance, options: StaffOnlyOptions = {}): Promise<void> {
   const { tokens } = app
   const readOnly = app.config.demoMode
+  const license = options.license === 'exempt' || !app.hasDecorator('license') ? undefined : app.license
   await limitRoutes(app, { kind: 'admin', max: app.config.rateLimits.admin, what: 'admin API requests of this staff member' })
   if (!app.hasRequestDecorator('staff')) app.decorateRequest('staff', undefined)
   app.addHook('onRoute', (route) => {
@@ -62,5 +73,6 @@ export async function staffOnly(app: FastifyInstance): Promise<void> {
     request.staff = claims
     request.limitKey = `staff:${claims.sub}`
     if (readOnly && !READ_METHODS.has(request.method)) throw new AppError('demo_mode', 'This server runs in demo mode: the staff side is read-only; nothing was changed.')
+    if (license !== undefined && (request.method === 'GET' || request.method === 'HEAD')) assertLicensed(license)
   })
 }

@@ -59,6 +59,8 @@ export const CLOSE_CODES = {
   policyViolation: { code: 1008, reason: 'unknown message', reconnect: 'after fixing the client' },
   /** A snapshot failed in the middle of its message (the presence store went away): reconnect with backoff. */
   snapshotInterrupted: { code: 1011, reason: 'snapshot interrupted', reconnect: 'with backoff' },
+  /** The licence stopped serving the staff side (docs/licensing.md): reconnecting gets 402 license_required until it is active again. */
+  licenseRequired: { code: 4402, reason: 'license required', reconnect: 'with backoff; the upgrade answers 402 until the licence is active' },
   /** The client's message was larger than allowed. */
   messageTooBig: { code: 1009, reason: 'message too big', reconnect: 'after fixing the client' },
 } as const

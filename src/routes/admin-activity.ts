@@ -5,7 +5,7 @@ import { PresenceSchema } from './admin-api.js'
 import { AppError } from '../errors/errors.js'
 import { eraseContact } from '../activity/erase-contact.js'
 import { bucketPoints, STATS_RANGES, type StatsRange } from '../activity/online-stats.js'
-import { ADMIN_API, ADMIN_API_ERRORS, noContent } from './openapi.js'
+import { ADMIN_API, ADMIN_API_ERRORS, ADMIN_READ_ERRORS, noContent } from './openapi.js'
 
 const Id = Type.String({ minLength: 1, maxLength: 128 })
 const ActivityQuerySchema = Type.Object(
@@ -55,7 +55,7 @@ export async function adminActivityRoutes(app: FastifyInstance): Promise<void> {
     return { from, to, limit: q.limit, cursor: q.cursor }
   }
   const activitySchema = { ...ADMIN_API, querystring: ActivityQuerySchema, response: { 200: ActivityResponse } }
-  const config = { docs: { errors: ['invalid_request', ...ADMIN_API_ERRORS] as const } }
+  const config = { docs: { errors: ['invalid_request', ...ADMIN_READ_ERRORS] as const } }
 
   app.get<{ Params: { contactId: string }; Querystring: ActivityQuerystring }>('/admin/api/contacts/:contactId/activity', {
     schema: { ...activitySchema, summary: "A contact's sessions, newest first, paged", params: Type.Object({ contactId: Id }) },
@@ -105,7 +105,7 @@ export async function adminActivityRoutes(app: FastifyInstance): Promise<void> {
       summary: "Erases a contact: ends its presence, deletes its rows and its consent ledger",
       params: Type.Object({ contactId: Id }),
     },
-    config: { docs: { errors: [...config.docs.errors, 'forbidden'] as const, responses: { 204: noContent('Erased.') } } },
+    config: { docs: { errors: ['invalid_request', ...ADMIN_API_ERRORS, 'forbidden'] as const, responses: { 204: noContent('Erased.') } } },
   }, async (request, reply) => {
     requireAdmin(request, 'Erasing a contact')
     await eraseContact({ store: activity, engine: presence, eventLog: app.eventLog, consentBus: app.consentBus, now }, request.params.contactId)

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { staffOnly } from '../auth/admin-auth.js'
-import { ADMIN_API, ADMIN_API_ERRORS } from './openapi.js'
+import { ADMIN_API, ADMIN_READ_ERRORS } from './openapi.js'
 
 export const PresenceSchema = Type.Object({
   contactId: Type.String(),
@@ -22,7 +22,7 @@ export async function adminApiRoutes(app: FastifyInstance): Promise<void> {
 
   app.get('/admin/api/online', {
     schema: { ...ADMIN_API, summary: 'Who is online now', response: { 200: Type.Object({ at: Type.Number(), online: Type.Array(PresenceSchema) }) } },
-    config: { docs: { errors: ADMIN_API_ERRORS } },
+    config: { docs: { errors: ADMIN_READ_ERRORS } },
   }, async (_request, reply) => {
     const snapshot = await presence.snapshot()
     void reply.header('Cache-Control', 'no-store')

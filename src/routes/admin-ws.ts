@@ -1,26 +1,35 @@
 import type { FastifyInstance } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
-import { AppError } from '../errors/errors.js'
+import { AppError, CLOSE_CODES } from '../errors/errors.js'
 import { AUDIENCES, MAX_TOKEN_LENGTH } from '../auth/tokens.js'
 import { isAllowedOrigin } from './origin.js'
+import { assertLicensed } from '../license/license-gate.js'
 import { noContent } from './openapi.js'
 
 const WsQuery = Type.Object({ token: Type.Optional(Type.String({ maxLength: MAX_TOKEN_LENGTH })) }, { additionalProperties: true })
 
 export async function adminWsRoutes(app: FastifyInstance): Promise<void> {
-  const { config, tokens, hub } = app
+  const { config, tokens, hub, license } = app
+  // A licence that stops serving the staff side closes the dashboards already open: they
+  // reconnect, get the 402 and show the licence.
+  const stopWatching = license.onChange((licensed) => {
+    if (licensed) return
+    const { code, reason } = CLOSE_CODES.licenseRequired
+    for (const client of app.websocketServer.clients) client.close(code, reason)
+  })
+  app.addHook('onClose', async () => stopWatching())
   app.get<{ Querystring: Static<typeof WsQuery> }>('/admin/ws', {
     websocket: true,
     schema: {
       summary: "The dashboards' WebSocket: a snapshot of who is online, then diffs",
-      description: 'An HTTP upgrade (Connection: Upgrade, Upgrade: websocket). A missing or bad token is refused with 401, a foreign Origin with 403, both before the upgrade. Messages and close codes: see the README, "Admin side".',
+      description: 'An HTTP upgrade (Connection: Upgrade, Upgrade: websocket). A missing or bad token is refused with 401, a foreign Origin with 403, a licence neither active nor in grace with 402, all before the upgrade. Messages and close codes: see the README, "Admin side".',
       tags: ['admin'],
       security: [{ adminQueryToken: [] }],
       querystring: WsQuery,
     },
     config: {
       docs: {
-        errors: ['invalid_request', 'invalid_token', 'forbidden', 'rate_limited'],
+        errors: ['invalid_request', 'invalid_token', 'license_required', 'forbidden', 'rate_limited'],
         responses: { 101: noContent('Switching Protocols: the WebSocket is open.') },
       },
     },
@@ -33,6 +42,7 @@ export async function adminWsRoutes(app: FastifyInstance): Promise<void> {
       }
       if (app.draining) throw new AppError('unavailable', 'This instance is draining.', { retryAfterS: 1 })
       tokens.verify((request.query as { token?: string }).token, AUDIENCES.admin, request.ip)
+      assertLicensed(license)
     },
   }, (socket) => {
     hub.add(socket)

@@ -6,6 +6,7 @@ import { findProjectRoot } from '../activity/database.js'
 import { createStaticAsset, sendJavaScriptAsset, type StaticAsset } from './static-asset.js'
 import { WIDGET_HEADERS, pageHeaders, securityHeadersPlugin } from '../plugins/security-headers.js'
 import { javaScriptAssetResponses, text } from './openapi.js'
+import { assertLicensed } from '../license/license-gate.js'
 
 /** The bundled <cat-online-clients> (dashboard/build.mjs), read once at start. */
 export function loadDashboardWidget(root: string = findProjectRoot()): StaticAsset {
@@ -58,7 +59,7 @@ h1 span{color:#5b6478;font-weight:400}
 code{font:13px ui-monospace,SFMono-Regular,Menlo,monospace;background:#eef1f6;padding:1px 4px;border-radius:4px}
 cat-online-clients{--cat-max-height:calc(100vh - 210px)}
 </style>
-<script src="/admin/widget.js"></script>
+<script src="/admin/dashboard.js"></script>
 </head><body><main>
 <h1>Client Activity Tracker <span>· admin dashboard</span></h1>
 <p id="no-token" hidden>No admin token in this link. Open the dashboard with the link the server prints at start (<code>/admin#token=…</code>), or mint a token with <code>npx cat-presence token --aud admin --sub ID</code> and append it as <code>#token=…</code>.</p>
@@ -72,9 +73,22 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
   const widget = loadDashboardWidget()
   await app.register(securityHeadersPlugin)
 
+  const { license } = app
+  // The embeddable widget is part of the licensed staff side: 402 outside active and grace.
   app.get('/admin/widget.js', {
     helmet: WIDGET_HEADERS,
-    schema: { summary: 'The <cat-online-clients> custom element', tags: ['dashboard'] },
+    schema: { summary: 'The <cat-online-clients> custom element', description: 'With licensing on and the licence neither active nor in grace: 402 license_required.', tags: ['dashboard'] },
+    config: { docs: { errors: ['license_required'], responses: javaScriptAssetResponses } },
+  }, async (request, reply) => {
+    assertLicensed(license)
+    return sendJavaScriptAsset(request, reply, widget)
+  })
+
+  // The dashboard page's own copy of the widget, served in every licence state: the page is
+  // where the licence is shown and a key entered, so it must load when the widget may not.
+  app.get('/admin/dashboard.js', {
+    helmet: WIDGET_HEADERS,
+    schema: { summary: "The dashboard page's script (the widget, served in every licence state)", tags: ['dashboard'] },
     config: { docs: { responses: javaScriptAssetResponses } },
   }, async (request, reply) => sendJavaScriptAsset(request, reply, widget))
 

@@ -63,6 +63,8 @@ export function text(description: string, contentType: string, headers: Record<s
 /** The admin REST API's: an admin bearer token; 401 without one, 429 past CAT_RATE_LIMIT_ADMIN. */
 export const ADMIN_API = { tags: ['admin'], security: [{ adminBearer: [] }] }
 export const ADMIN_API_ERRORS = ['invalid_token', 'rate_limited'] as const
+/** An admin API read: also 402 license_required while the licence is neither active nor in grace. */
+export const ADMIN_READ_ERRORS = [...ADMIN_API_ERRORS, 'license_required'] as const
 
 /** A JavaScript asset (routes/static-asset.ts): 200 with its bytes, gzip when accepted, 304 on a matching ETag. */
 export const javaScriptAssetResponses = {

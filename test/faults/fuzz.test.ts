@@ -26,6 +26,8 @@ const ROUTES = [
   '/clients/cat_consent_js',
   '/admin',
   '/admin/widget.js',
+  '/admin/dashboard.js',
+  '/admin/api/license',
   '/admin/ws',
   '/admin/api/online',
   '/admin/api/stats/online',

@@ -44,12 +44,15 @@ t.test('GET /admin/widget.js: the bundle, with an ETag, 304 on If-None-Match, gz
   t.comment(`widget.js: ${bundle.length} bytes, ${gz.rawPayload.length} gzipped`)
 })
 
-t.test('GET /admin: an HTML page without a token, loading /admin/widget.js from this server and nothing else', async (t) => {
+t.test('GET /admin: an HTML page without a token, loading /admin/dashboard.js (the widget) from this server and nothing else', async (t) => {
   const app = await buildTestApp(t)
   const res = await app.inject({ url: '/admin' })
   t.equal(res.statusCode, 200)
   t.match(res.headers['content-type'], /^text\/html; charset=utf-8$/)
-  t.match(res.body, /<script src="\/admin\/widget\.js"><\/script>/)
+  t.match(res.body, /<script src="\/admin\/dashboard\.js"><\/script>/)
+  const script = await app.inject({ url: '/admin/dashboard.js' })
+  t.equal(script.statusCode, 200)
+  t.ok(script.rawPayload.equals(bundle), "the page's script is the widget's bundle")
   t.match(res.body, /location\.hash/, 'the token comes from the fragment')
   t.notMatch(res.body, /eyJ/, 'no JWT in the HTML')
   t.notMatch(res.body, /https?:\/\//, 'no absolute URL: nothing from a CDN')

@@ -108,6 +108,9 @@ t.test('demo mode: consent and heartbeats work; an erasure answers 403 demo_mode
   const settings = await app.inject({ url: '/admin/api/settings', headers: admin })
   t.equal(settings.statusCode, 200, 'the settings are read')
   t.not(settings.json().presenceTimeoutS, 90, 'and unchanged')
+  const activate = await app.inject({ method: 'POST', url: '/admin/api/license', headers: admin, payload: { key: 'CAT-demo-key-0001' } })
+  t.equal(activate.statusCode, 403, 'activating a licence: 403')
+  t.match(activate.json(), { error: { code: 'demo_mode' } }, 'activating a licence: demo_mode')
   t.notOk(dash.messages.some((m) => m.left !== undefined && m.left.length > 0), 'no dashboard saw a leave')
 })
 
