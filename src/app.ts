@@ -13,6 +13,7 @@ import { databasePlugin } from './plugins/database.js'
 import { sharedStatePlugin } from './plugins/shared-state.js'
 import { limitsPlugin } from './plugins/limits.js'
 import { activityJobsPlugin, activityWriterPlugin } from './plugins/activity.js'
+import { webhooksPlugin, type WebhooksOptions } from './plugins/webhooks.js'
 import { hubPlugin } from './plugins/hub.js'
 import { consentPlugin } from './plugins/consent.js'
 import { sweeperPlugin } from './plugins/sweeper.js'
@@ -48,6 +49,8 @@ export interface AppDeps {
   pressureSampleMs?: number
   /** The HTTP server's timeouts; tests shorten them. Defaults: HTTP_TIMEOUTS. */
   httpTimeouts?: Partial<HttpTimeouts>
+  /** The webhook deliverer's backoff, horizon and lease, ms; tests shorten them. */
+  webhookTimings?: WebhooksOptions['timings']
   /** Sees every route as it is registered (the OpenAPI test checks each is documented). */
   onRoute?: onRouteHookHandler
 }
@@ -137,6 +140,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await app.register(sharedStatePlugin, { instanceId: deps.instanceId })
     await app.register(limitsPlugin)
     await app.register(activityWriterPlugin, { loops, consumerName: deps.instanceId })
+    await app.register(webhooksPlugin, { consumerName: deps.instanceId, timings: deps.webhookTimings })
     await app.register(hubPlugin, { sendBufferBytes: deps.sendBufferBytes })
     await app.register(consentPlugin)
     await app.register(activityJobsPlugin, { loops })

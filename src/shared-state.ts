@@ -10,6 +10,7 @@ import { GAP_GRACE_MS, type PresenceEngine, type PresenceTimings } from './prese
 import { createMemoryPresenceEngine } from './presence/memory/memory-presence-engine.js'
 import { openRedisConnections, type RedisConnectionOptions } from './presence/redis/connections.js'
 import { DEFAULT_PARTITIONS, siteKeys } from './presence/redis/keys.js'
+import { memoryWebhookLease, redisWebhookLease, type WebhookLease } from './webhooks/webhook-lease.js'
 import { claimLayout } from './presence/redis/layout.js'
 import { redisCounters, type SharedCounters } from './limits/counters.js'
 import { createRedisPresenceEngine, type RedisPresenceEngine, type RedisPresenceEngineOptions } from './presence/redis/redis-presence-engine.js'
@@ -25,6 +26,8 @@ export interface SharedState<Engine extends PresenceEngine = PresenceEngine> {
   readonly consentBus: ConsentBus
   /** Rate-limit counts the instances share; undefined in memory (one instance). */
   readonly counters?: SharedCounters
+  /** The lease of the instance that delivers the webhooks, held under this holder's name (always held in memory). */
+  webhookLease(holder: string): WebhookLease
   /** Closes the three and the connections they share. */
   close(): Promise<void>
 }
@@ -52,6 +55,7 @@ export function openMemoryState(options: MemoryStateOptions): SharedState {
     presence,
     eventLog,
     consentBus,
+    webhookLease: () => memoryWebhookLease(),
     async close() {
       await presence.close()
       consentBus.close()
@@ -81,6 +85,7 @@ export async function openRedisState(options: RedisStateOptions): Promise<Shared
       presence,
       eventLog,
       consentBus,
+      webhookLease: (holder) => redisWebhookLease(connections.redis, keys.webhookLease, holder),
       counters: redisCounters(connections.redis, connections.call, options.site, partitions),
       async close() {
         await presence.close()

@@ -4,6 +4,7 @@ import type { ActivityEventLog } from '../activity/event-log/event-log.js'
 import type { ConsentBus } from '../consent/consent-bus.js'
 import { openSharedState } from '../shared-state.js'
 import type { SharedCounters } from '../limits/counters.js'
+import type { WebhookLease } from '../webhooks/webhook-lease.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -14,6 +15,8 @@ declare module 'fastify' {
     consentBus: ConsentBus
     /** Rate-limit counts the instances share; undefined in memory. */
     sharedCounters: SharedCounters | undefined
+    /** The lease of the instance that delivers the webhooks, under a holder's name. */
+    webhookLease: (holder: string) => WebhookLease
   }
 }
 
@@ -32,4 +35,5 @@ export const sharedStatePlugin = fp<SharedStateOptions>(async (app, { instanceId
   app.decorate('eventLog', shared.eventLog)
   app.decorate('consentBus', shared.consentBus)
   app.decorate('sharedCounters', shared.counters)
+  app.decorate('webhookLease', (holder: string) => shared.webhookLease(holder))
 }, { name: 'shared-state', dependencies: ['core'] })
