@@ -124,6 +124,17 @@ async function redisApp(t: Test, clock: Clock, receiver: Receiver, debounceS = 5
 /** Lets the deliverer's loop run for `ms` of real time (nothing should arrive meanwhile). */
 const settle = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 
+async function streamLength(site: string): Promise<number> {
+  const redis = new Redis(REDIS_URL)
+  try {
+    let total = 0
+    for (const key of await redis.keys(`cat:{${site}:*}:*`)) if ((await redis.type(key)) === 'stream') total += await redis.xlen(key)
+    return total
+  } finally {
+    redis.disconnect()
+  }
+}
+
 async function pendingInGroup(site: string): Promise<number> {
   const redis = new Redis(REDIS_URL)
   try {
@@ -234,6 +245,9 @@ t.test('the receiver down for 30 s, then back: every event arrives at least once
     clock.advance(1_000)
     await settle(40)
   }
+  // The activity writer writes them meanwhile: the entries stay in the streams for the webhooks.
+  while ((await app.activityWriter.writeOnce(0)) > 0);
+  t.equal(await streamLength(site), 4, 'written, not yet delivered: the four kept')
   const failures = await app.inject('/metrics')
   const failed = Number(/cat_webhook_failures_total (\d+)/.exec(failures.body)?.[1])
   t.ok(failed >= 3 && failed <= 20, `retried with backoff while down (${failed} attempts in 30 s)`)
@@ -246,6 +260,7 @@ t.test('the receiver down for 30 s, then back: every event arrives at least once
   t.strictSame([...ids].sort(), ['joined d1', 'joined d2', 'joined d3', 'left d1'])
   t.equal(receiver.forged.length, 0, 'no forged or unsigned POST')
   t.equal(await pendingInGroup(site), 0)
+  t.equal(await streamLength(site), 0, 'written and delivered: gone from the streams')
 })
 
 t.test('a batch the receiver refuses for the whole retry horizon is dropped, counted and logged without the secret', async (t) => {

@@ -18,3 +18,5 @@ $lang['cat_settings_saved']         = 'Settings saved.';
 $lang['cat_widget_title']           = 'Clients online now';
 $lang['cat_widget_not_configured']  = 'The Client Activity Tracker is not configured yet: set the presence server URL and the shared secret.';
 $lang['cat_widget_open_settings']   = 'Open the settings';
+$lang['cat_notification_on_portal']            = '%s of %s is on the portal now';
+$lang['cat_notification_on_portal_no_company'] = '%s is on the portal now';
