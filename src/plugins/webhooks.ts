@@ -13,12 +13,17 @@ export interface WebhooksOptions {
 
 /**
  * Presence webhooks (CAT_WEBHOOK_URL): joins and leaves POSTed from the event log, by the one
- * instance that holds the site's webhook lease. Off when the URL is unset. Closed before the
+ * instance that holds the site's webhook lease. Off when the URL is unset (and then the
+ * webhooks' consumer group is removed: every instance of a site has the same setting). Closed before the
  * shared state, whose log and lease it uses.
  */
 export const webhooksPlugin = fp<WebhooksOptions>(async (app, { consumerName, timings = {} }) => {
   const webhook = app.config.webhook
-  if (webhook === undefined) return
+  if (webhook === undefined) {
+    // Off: a group left from when they were on would keep every entry in the streams.
+    await app.eventLog.removeGroup(WEBHOOK_GROUP)
+    return
+  }
   const name = `${consumerName ?? `cat-${process.pid}-${randomBytes(3).toString('hex')}`}-webhooks`
   const source = await app.eventLog.consumer(name, { group: WEBHOOK_GROUP })
   const sender = createWebhookSender({ url: webhook.url, secret: webhook.secret, timeoutMs: timings.timeoutMs })

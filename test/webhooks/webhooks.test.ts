@@ -337,3 +337,21 @@ t.test('kill -9 of the delivering instance while it holds a leave: the other ins
   t.equal(receiver.forged.length, 0)
   t.equal(await pendingInGroup(site), 0)
 })
+
+t.test('webhooks turned off: their group goes, and the written entries that waited for it leave the streams', async (t) => {
+  const clock = createClock(T0)
+  const receiver = await startReceiver(t)
+  const { app, site } = await redisApp(t, clock, receiver, 0)
+  await receiver.down()
+  await beat(app, clock, 'off', 'nav')
+  await settle(200)
+  while ((await app.activityWriter.writeOnce(0)) > 0);
+  t.ok((await streamLength(site)) > 0, 'kept for the webhooks')
+  await app.close()
+
+  const off = await buildTestApp(t, { site, now: clock.now })
+  t.equal(await streamLength(site), 0, 'gone once the webhooks are off')
+  await beat(off, clock, 'off2', 'nav')
+  while ((await off.activityWriter.writeOnce(0)) > 0);
+  t.equal(await streamLength(site), 0, 'and new entries leave as they are written')
+})

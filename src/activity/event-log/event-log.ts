@@ -66,6 +66,11 @@ export interface ConsumerOptions {
 export interface ActivityEventLog {
   /** A consumer of the events, named uniquely per instance, in the writers' group or another. */
   consumer(name: string, options?: ConsumerOptions): Promise<ActivityEventSource>
+  /**
+   * Removes a consumer group other than the writers' (webhooks turned off), so that entries
+   * no longer wait for it; what it had not acknowledged is forgotten.
+   */
+  removeGroup(group: string): Promise<void>
   /** Drops a contact's events that are not yet written (erasure); returns how many. */
   discard(contactId: string): Promise<number>
   /** The newest `count` events, oldest first (for inspection and tests). */

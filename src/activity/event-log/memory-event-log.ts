@@ -66,6 +66,11 @@ export function createMemoryEventLog(options: MemoryEventLogOptions = {}): Memor
       })
     },
 
+    async removeGroup(group) {
+      others.delete(group)
+      wakers.delete(group)
+    },
+
     async tail(count) {
       return queue.slice(-count)
     },

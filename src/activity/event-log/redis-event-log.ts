@@ -115,6 +115,14 @@ export async function createRedisEventLog(connections: RedisConnections, options
       return new RedisEventSource(consumerGroups, groupOf, reader, name, connections.commandTimeoutMs, connections.kind === 'cluster')
     },
 
+    async removeGroup(group) {
+      if (group === WRITER_GROUP) throw new Error('the writers\' group is not removed')
+      // 1 where the group was there; a stream that does not exist has no group.
+      const destroyed = await call(() => Promise.all(streams.map((stream) => (redis.xgroup('DESTROY', stream.key, group) as Promise<number>).catch(() => 0))))
+      // Entries the writers are done with and that waited only for the removed group.
+      await call(() => Promise.all(groups.filter((_writers, i) => destroyed[i] === 1).map((writers) => deleteWritten(writers))))
+    },
+
     async tail(count) {
       const all = await call(() => Promise.all(streams.map(async (stream) => (await redis.xrevrange(stream.key, '+', '-', 'COUNT', count)).map(([id, fields]) => parseEvent(stream.eventId(id), fields)))))
       return all.flat().sort(byEntryId).slice(-count)
@@ -142,6 +150,33 @@ function byEntryId(a: ActivityEvent, b: ActivityEvent): number {
   const [msA = 0, seqA = 0] = a.id.split('-').map(Number)
   const [msB = 0, seqB = 0] = b.id.split('-').map(Number)
   return msA - msB || seqA - seqB
+}
+
+/** Deletes the entries of a stream that the writers have read and acknowledged (when no other group needs them). */
+async function deleteWritten(writers: ConsumerGroup): Promise<void> {
+  const { redis, stream } = writers
+  const info = (await redis.xinfo('GROUPS', stream.key)) as unknown[][]
+  const groupNames = info.map((fields) => fields[fields.indexOf('name') + 1])
+  if (groupNames.some((name) => name !== WRITER_GROUP)) return
+  const mine = info.find((fields) => fields[fields.indexOf('name') + 1] === WRITER_GROUP)
+  if (mine === undefined) return
+  const lastDelivered = String(mine[mine.indexOf('last-delivered-id') + 1])
+  const pending = new Set<string>()
+  let start = '-'
+  for (;;) {
+    const page = (await redis.xpending(stream.key, WRITER_GROUP, start, '+', DISCARD_PAGE)) as [string, ...unknown[]][]
+    for (const [id] of page) pending.add(id)
+    if (page.length < DISCARD_PAGE) break
+    start = `(${(page[page.length - 1] as [string])[0]}`
+  }
+  start = '-'
+  for (;;) {
+    const entries = await redis.xrange(stream.key, start, lastDelivered, 'COUNT', DISCARD_PAGE)
+    const done = entries.map(([id]) => id).filter((id) => !pending.has(id))
+    if (done.length > 0) await redis.xdel(stream.key, ...done)
+    if (entries.length < DISCARD_PAGE) return
+    start = `(${(entries[entries.length - 1] as [string, string[]])[0]}`
+  }
 }
 
 async function discardFrom(group: ConsumerGroup, contactId: string): Promise<number> {
