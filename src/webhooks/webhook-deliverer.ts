@@ -30,7 +30,10 @@ export interface WebhookDelivererOptions {
   retryMaxMs?: number
   /** ms a batch is retried from its first failure before its events are dropped. */
   horizonMs?: number
-  /** ms the lease lasts unless renewed (a dead deliverer is replaced after at most this); renewed every third of it. */
+  /**
+   * ms the lease lasts unless renewed (a dead deliverer is replaced after at most this); renewed
+   * every third of it, between POSTs: a POST's timeout stays below the other two thirds.
+   */
   leaseMs?: number
   /** Events taken over from a deliverer that died, at most, when the lease changes hands. */
   takeOverCount?: number
@@ -56,7 +59,7 @@ interface Pending {
 export function createWebhookDeliverer(options: WebhookDelivererOptions): WebhookDeliverer {
   const {
     source, lease, send, log, now = Date.now, debounceMs, batchSize = 100, waitMs = 250, retryMinMs = 1_000, retryMaxMs = 60_000,
-    horizonMs = 3_600_000, leaseMs = 10_000, takeOverCount = 100_000, maxBuffered = 10_000, random = Math.random, onDelivered, onDropped, onFailed,
+    horizonMs = 3_600_000, leaseMs = 15_000, takeOverCount = 100_000, maxBuffered = 10_000, random = Math.random, onDelivered, onDropped, onFailed,
   } = options
 
   /** Per contact with a leave held: that leave first, then what came after it, in order. */

@@ -16,13 +16,13 @@ export interface WebhookSender {
 export interface WebhookSenderOptions {
   url: string
   secret: string
-  /** ms an attempt may take, connecting included, before it counts as failed. */
+  /** ms an attempt may take, connecting included, before it counts as failed (below two thirds of the deliverer's lease). */
   timeoutMs?: number
   /** Connections kept to the receiver; batches go one at a time, so few are needed. */
   connections?: number
 }
 
-export function createWebhookSender({ url, secret, timeoutMs = 10_000, connections = 2 }: WebhookSenderOptions): WebhookSender {
+export function createWebhookSender({ url, secret, timeoutMs = 5_000, connections = 2 }: WebhookSenderOptions): WebhookSender {
   const target = new URL(url)
   const pool = new Pool(target.origin, { connections, connectTimeout: timeoutMs, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
   const path = target.pathname + target.search
