@@ -334,6 +334,8 @@ t.test('kill -9 of the delivering instance while it holds a leave: the other ins
   const left = await until('the leave, delivered by the second instance', () => receiver.events().find((e) => e.type === 'left'), 30_000)
   t.match(left, { contactId: 'killed', name: 'Maria Schneider', company: 'Nordwind Logistik', reason: 'leave' })
   t.not(await redis.get(leaseKey), holder, 'the lease changed hands')
+  await settle(500)
+  t.strictSame(receiver.events().map((e) => e.type), ['joined', 'left'], 'each event once, though two instances ran')
   t.equal(receiver.forged.length, 0)
   t.equal(await pendingInGroup(site), 0)
 })
