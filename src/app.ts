@@ -15,6 +15,7 @@ import { sharedStatePlugin } from './plugins/shared-state.js'
 import { limitsPlugin } from './plugins/limits.js'
 import { settingsPlugin } from './plugins/settings.js'
 import { activityJobsPlugin, activityWriterPlugin } from './plugins/activity.js'
+import { webhooksPlugin, type WebhooksOptions } from './plugins/webhooks.js'
 import { hubPlugin } from './plugins/hub.js'
 import { consentPlugin } from './plugins/consent.js'
 import { sweeperPlugin } from './plugins/sweeper.js'
@@ -58,6 +59,8 @@ export interface AppDeps {
   pressureSampleMs?: number
   /** The HTTP server's timeouts; tests shorten them. Defaults: HTTP_TIMEOUTS. */
   httpTimeouts?: Partial<HttpTimeouts>
+  /** The webhook deliverer's backoff, horizon and lease, ms; tests shorten them. */
+  webhookTimings?: WebhooksOptions['timings']
   /** Sees every route as it is registered (the OpenAPI test checks each is documented). */
   onRoute?: onRouteHookHandler
   /** The timers of the demo traffic (CAT_DEMO_TRAFFIC); tests drive them with their clock. */
@@ -153,6 +156,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     await app.register(limitsPlugin)
     await app.register(settingsPlugin, { refreshEveryMs: deps.settingsRefreshMs })
     await app.register(activityWriterPlugin, { loops, consumerName: deps.instanceId })
+    await app.register(webhooksPlugin, { consumerName: deps.instanceId, timings: deps.webhookTimings })
     await app.register(hubPlugin, { sendBufferBytes: deps.sendBufferBytes })
     await app.register(consentPlugin)
     await app.register(activityJobsPlugin, { loops })

@@ -10,6 +10,7 @@ import { GAP_GRACE_MS, type LiveTimings, type PresenceEngine, type PresenceTimin
 import { createMemoryPresenceEngine } from './presence/memory/memory-presence-engine.js'
 import { openRedisConnections, type RedisConnectionOptions } from './presence/redis/connections.js'
 import { DEFAULT_PARTITIONS, siteKeys } from './presence/redis/keys.js'
+import { memoryWebhookLease, redisWebhookLease, type WebhookLease } from './webhooks/webhook-lease.js'
 import { claimLayout } from './presence/redis/layout.js'
 import { redisCounters, type SharedCounters } from './limits/counters.js'
 import { createRedisPresenceEngine, type RedisPresenceEngine, type RedisPresenceEngineOptions } from './presence/redis/redis-presence-engine.js'
@@ -28,6 +29,8 @@ export interface SharedState<Engine extends PresenceEngine = PresenceEngine> {
   readonly counters?: SharedCounters
   /** Notices of saved live settings between the instances; undefined in memory (one instance). */
   readonly settingsBus?: SettingsBus
+  /** The lease of the instance that delivers the webhooks, held under this holder's name (always held in memory). */
+  webhookLease(holder: string): WebhookLease
   /** Closes the three and the connections they share. */
   close(): Promise<void>
 }
@@ -55,6 +58,7 @@ export function openMemoryState(options: MemoryStateOptions): SharedState {
     presence,
     eventLog,
     consentBus,
+    webhookLease: () => memoryWebhookLease(),
     async close() {
       await presence.close()
       consentBus.close()
@@ -85,6 +89,7 @@ export async function openRedisState(options: RedisStateOptions): Promise<Shared
       presence,
       eventLog,
       consentBus,
+      webhookLease: (holder) => redisWebhookLease(connections.redis, keys.webhookLease, holder),
       counters: redisCounters(connections.redis, connections.call, options.site, partitions),
       settingsBus,
       async close() {

@@ -163,6 +163,12 @@ const EnvSchema = Type.Object({
   CAT_DEMO_MODE: Type.Union(['0', '1', 'on', 'off', 'true', 'false'].map((v) => Type.Literal(v)), { default: '0', description: '1 or 0 (on/off, true/false)' }),
   /** Simulated contacts browsing the demo portal (demo mode only). */
   CAT_DEMO_TRAFFIC: Type.Integer({ minimum: 0, maximum: 10_000, default: 0, description: 'a whole number of simulated contacts, 0-10000' }),
+  /** Where presence webhooks are POSTed; unset: webhooks off. */
+  CAT_WEBHOOK_URL: Type.Optional(Type.String({ pattern: '^https?://', description: 'an http:// or https:// URL such as https://crm.example.com/cat_webhook' })),
+  /** The HMAC-SHA256 key of the webhooks' CAT-Signature header; required with CAT_WEBHOOK_URL. */
+  CAT_WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 16, description: 'a secret of at least 16 characters' })),
+  /** A leave and a join of one contact within this many seconds cancel out (a page reload notifies nobody). */
+  CAT_WEBHOOK_DEBOUNCE_S: Type.Integer({ minimum: 0, maximum: 3600, default: 5, description: 'whole seconds, 0-3600' }),
   /** pino level. */
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), {
     default: 'info',
@@ -241,7 +247,19 @@ export interface Config {
   readonly demoMode: boolean
   /** CAT_DEMO_TRAFFIC: simulated contacts browsing the demo portal; 0 outside demo mode. */
   readonly demoTraffic: number
+  /** Presence webhooks; undefined (off) unless CAT_WEBHOOK_URL is set. */
+  readonly webhook: WebhookConfig | undefined
   readonly logLevel: Env['LOG_LEVEL']
+}
+
+/** Presence webhooks (CAT_WEBHOOK_*). */
+export interface WebhookConfig {
+  /** CAT_WEBHOOK_URL, normalised. */
+  readonly url: string
+  /** CAT_WEBHOOK_SECRET: signs each POST; never logged. */
+  readonly secret: string
+  /** CAT_WEBHOOK_DEBOUNCE_S in ms: a leave is held this long, and a join of the contact within it cancels both. */
+  readonly debounceMs: number
 }
 
 export interface LicenseConfig {
@@ -264,7 +282,7 @@ const MIN_SECRET_LENGTH = 16
 
 function fail(name: string, expected: string, value: unknown): never {
   // Secrets and URLs that may carry a password are never repeated back.
-  const hidden = name === 'CAT_SECRET' || name === 'REDIS_URL' || name === 'DATABASE_URL' || name === 'CAT_LICENSE_KEY' || (typeof value === 'string' && value.includes('@'))
+  const hidden = name === 'CAT_SECRET' || name === 'CAT_WEBHOOK_SECRET' || name === 'CAT_WEBHOOK_URL' || name === 'REDIS_URL' || name === 'DATABASE_URL' || name === 'CAT_LICENSE_KEY' || (typeof value === 'string' && value.includes('@'))
   const shown = hidden ? '(hidden)' : JSON.stringify(value)
   throw new ConfigError(`${name}: expected ${expected}, got ${shown}`)
 }
@@ -398,6 +416,24 @@ function parseLicense(env: Env): LicenseConfig | undefined {
   })
 }
 
+function parseWebhook(env: Env): WebhookConfig | undefined {
+  if (env.CAT_WEBHOOK_URL === undefined) {
+    if (env.CAT_WEBHOOK_SECRET !== undefined) throw new ConfigError('CAT_WEBHOOK_SECRET: set without CAT_WEBHOOK_URL (the URL webhooks are POSTed to)')
+    return undefined
+  }
+  let url: URL
+  try {
+    url = new URL(env.CAT_WEBHOOK_URL)
+  } catch {
+    fail('CAT_WEBHOOK_URL', 'an http:// or https:// URL such as https://crm.example.com/cat_webhook', env.CAT_WEBHOOK_URL)
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.username !== '' || url.password !== '' || url.hash !== '') {
+    fail('CAT_WEBHOOK_URL', 'an http:// or https:// URL without credentials or #fragment', env.CAT_WEBHOOK_URL)
+  }
+  if (env.CAT_WEBHOOK_SECRET === undefined) throw new ConfigError('CAT_WEBHOOK_SECRET: required when CAT_WEBHOOK_URL is set (a secret of at least 16 characters the receiver verifies CAT-Signature with)')
+  return Object.freeze({ url: url.href, secret: env.CAT_WEBHOOK_SECRET, debounceMs: env.CAT_WEBHOOK_DEBOUNCE_S * 1000 })
+}
+
 /** Reads and validates the environment once; throws ConfigError with one line naming the variable. */
 export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, unknown> = {}
@@ -488,6 +524,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     license,
     demoMode,
     demoTraffic: demoMode ? env.CAT_DEMO_TRAFFIC : 0,
+    webhook: parseWebhook(env),
     logLevel: env.LOG_LEVEL,
   })
 }

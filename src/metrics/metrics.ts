@@ -74,6 +74,12 @@ export interface Metrics {
   readonly feedResyncs: CountingChild
   readonly activityWritten: CountingChild
   readonly activityWriteErrors: CountingChild
+  /** Presence webhook events delivered (the receiver answered 2xx). */
+  readonly webhookDelivered: CountingChild
+  /** Presence webhook events given up after the retry horizon. */
+  readonly webhookDropped: CountingChild
+  /** Presence webhook POSTs that failed (non-2xx, timeout, refused; retried). */
+  readonly webhookFailures: CountingChild
   rateLimited(route: RateLimitedRoute): CountingChild
   /** Where the gauges read from; set once the parts they read are built. */
   setSources(sources: MetricSources): void
@@ -122,7 +128,7 @@ export function createMetrics(enabled: boolean): Metrics {
   const feedResyncs = new Counter({ name: 'cat_feed_resyncs_total', help: 'Times the presence feed lost continuity (a gap, a reconnect) and the dashboards re-read it.', registers: [registry] })
   new Gauge({
     name: 'cat_activity_backlog_events',
-    help: 'Activity events waiting to be written to the database (the whole site).',
+    help: 'Activity events waiting to be written to the database, or with webhooks on to be delivered (the whole site).',
     registers: [registry],
     async collect() {
       if (sources !== undefined) this.set(await sources.backlog())
@@ -130,6 +136,9 @@ export function createMetrics(enabled: boolean): Metrics {
   })
   const activityWritten = new Counter({ name: 'cat_activity_written_total', help: 'Activity events this instance wrote to the database.', registers: [registry] })
   const activityWriteErrors = new Counter({ name: 'cat_activity_write_errors_total', help: 'Batch writes of activity events that failed (retried).', registers: [registry] })
+  const webhookDelivered = new Counter({ name: 'cat_webhook_delivered_total', help: 'Presence webhook events this instance delivered (the receiver answered 2xx).', registers: [registry] })
+  const webhookDropped = new Counter({ name: 'cat_webhook_dropped_total', help: 'Presence webhook events this instance gave up on after retrying for the retry horizon.', registers: [registry] })
+  const webhookFailures = new Counter({ name: 'cat_webhook_failures_total', help: 'Presence webhook POSTs that failed: non-2xx, timeout or no connection (retried).', registers: [registry] })
   const rateLimited = new Counter({ name: 'cat_rate_limited_total', help: 'Requests refused with 429, by route.', labelNames: ['route'] as const, registers: [registry] })
   if (enabled) collectDefaultMetrics({ register: registry })
 
@@ -152,6 +161,9 @@ export function createMetrics(enabled: boolean): Metrics {
     feedResyncs: enabled ? feedResyncs : NOTHING,
     activityWritten: enabled ? activityWritten : NOTHING,
     activityWriteErrors: enabled ? activityWriteErrors : NOTHING,
+    webhookDelivered: enabled ? webhookDelivered : NOTHING,
+    webhookDropped: enabled ? webhookDropped : NOTHING,
+    webhookFailures: enabled ? webhookFailures : NOTHING,
     rateLimited: (route) => limitedChildren.get(route) ?? NOTHING,
     setSources(next) {
       sources = next

@@ -5,6 +5,7 @@ import type { ConsentBus } from '../consent/consent-bus.js'
 import { openSharedState } from '../shared-state.js'
 import type { SharedCounters } from '../limits/counters.js'
 import type { SettingsBus } from '../settings/settings-bus.js'
+import type { WebhookLease } from '../webhooks/webhook-lease.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -17,6 +18,8 @@ declare module 'fastify' {
     sharedCounters: SharedCounters | undefined
     /** Notices of saved live settings between the instances; undefined in memory. */
     settingsBus: SettingsBus | undefined
+    /** The lease of the instance that delivers the webhooks, under a holder's name. */
+    webhookLease: (holder: string) => WebhookLease
   }
 }
 
@@ -36,4 +39,5 @@ export const sharedStatePlugin = fp<SharedStateOptions>(async (app, { instanceId
   app.decorate('consentBus', shared.consentBus)
   app.decorate('sharedCounters', shared.counters)
   app.decorate('settingsBus', shared.settingsBus)
+  app.decorate('webhookLease', (holder: string) => shared.webhookLease(holder))
 }, { name: 'shared-state', dependencies: ['core'] })

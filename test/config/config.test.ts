@@ -347,3 +347,24 @@ t.test('CAT_DEMO_MODE and CAT_DEMO_TRAFFIC', async (t) => {
   t.throws(() => loadConfig({ CAT_DEMO_MODE: '1', CAT_DEMO_TRAFFIC: '10001' }), /^CAT_DEMO_TRAFFIC: expected a whole number of simulated contacts, 0-10000/)
   t.throws(() => loadConfig({ CAT_DEMO_TRAFFIC: '5' }), /^CAT_DEMO_TRAFFIC: simulated contacts need CAT_DEMO_MODE=1/)
 })
+
+t.test('CAT_WEBHOOK_URL, CAT_WEBHOOK_SECRET and CAT_WEBHOOK_DEBOUNCE_S', async (t) => {
+  const secret = 'webhook-secret-0123456789'
+  t.equal(loadConfig({}).webhook, undefined, 'off by default')
+  t.strictSame(loadConfig({ CAT_WEBHOOK_URL: 'https://crm.example.com/client_activity_tracker/cat_webhook', CAT_WEBHOOK_SECRET: secret }).webhook, {
+    url: 'https://crm.example.com/client_activity_tracker/cat_webhook',
+    secret,
+    debounceMs: 5000,
+  })
+  t.equal(loadConfig({ CAT_WEBHOOK_URL: 'http://127.0.0.1:8080/hook?x=1', CAT_WEBHOOK_SECRET: secret, CAT_WEBHOOK_DEBOUNCE_S: '0' }).webhook?.debounceMs, 0)
+  t.throws(() => loadConfig({ CAT_WEBHOOK_URL: 'https://crm.example.com/hook' }), /^CAT_WEBHOOK_SECRET: required when CAT_WEBHOOK_URL is set/)
+  t.throws(() => loadConfig({ CAT_WEBHOOK_SECRET: secret }), /^CAT_WEBHOOK_SECRET: set without CAT_WEBHOOK_URL/)
+  for (const bad of ['ftp://crm.example.com/hook', 'crm.example.com', 'https://user:pass@crm.example.com/hook', 'https://crm.example.com/hook#x']) {
+    t.throws(() => loadConfig({ CAT_WEBHOOK_URL: bad, CAT_WEBHOOK_SECRET: secret }), /^CAT_WEBHOOK_URL: expected an http:\/\/ or https:\/\/ URL.*\(hidden\)$/, bad)
+  }
+  const short = 'short-secret'
+  t.throws(() => loadConfig({ CAT_WEBHOOK_URL: 'https://crm.example.com/hook', CAT_WEBHOOK_SECRET: short }), /^CAT_WEBHOOK_SECRET: expected a secret of at least 16 characters, got \(hidden\)$/)
+  for (const bad of ['3601', '-1', 'five']) {
+    t.throws(() => loadConfig({ CAT_WEBHOOK_URL: 'https://crm.example.com/hook', CAT_WEBHOOK_SECRET: secret, CAT_WEBHOOK_DEBOUNCE_S: bad }), /^CAT_WEBHOOK_DEBOUNCE_S: expected whole seconds, 0-3600/, bad)
+  }
+})

@@ -40,7 +40,8 @@ function presence(over: Partial<Presence> & { since: number; lastSeen: number })
 
 /** An activity event as stored, without its id (ids are checked separately). */
 function event(type: ActivityEvent['type'], at: number, over: Partial<Omit<ActivityEvent, 'id'>> = {}): Omit<ActivityEvent, 'id'> {
-  return { type, contactId: CONTACT, clientId: CLIENT, sid: SID1, path: '/clients/tickets', title: 'Tickets', at, ...over }
+  const names = type === 'end' ? { name: NAME, company: COMPANY } : {}
+  return { type, contactId: CONTACT, clientId: CLIENT, sid: SID1, path: '/clients/tickets', title: 'Tickets', at, ...names, ...over }
 }
 
 async function waitUntil<T>(what: string, check: () => T | undefined, timeoutMs = WAIT_MS): Promise<T> {
@@ -622,7 +623,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
         title: '',
       }
       const base = { since: T0, ...odd }
-      // Only a join event carries name and company.
+      // Only join and end events carry name and company.
       const { name: _name, company: _company, ...ids } = odd
       t.equal(await engine.heartbeat(beat('nav', odd)), 'joined')
       t.strictSame(last(await h.settled()), joined(presence({ ...base, lastSeen: T0 })))
@@ -653,7 +654,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
 
       t.equal(await engine.end(odd.contactId, 'withdrawn'), true)
       t.strictSame(last(await h.settled()), left({ contactId: odd.contactId, at: clock.now(), reason: 'withdrawn' }))
-      t.strictSame((await h.events()).at(-1), event('end', clock.now(), { ...ids, ...page2, sid: '', reason: 'withdrawn' }))
+      t.strictSame((await h.events()).at(-1), event('end', clock.now(), { ...odd, ...page2, sid: '', reason: 'withdrawn' }))
       t.strictSame((await engine.snapshot()).online, [])
     })
 

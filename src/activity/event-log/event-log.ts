@@ -20,7 +20,7 @@ export interface ActivityEvent {
   title: string
   /** Server time of the event, ms. For `end` by expiry: the last time the contact was seen. */
   at: number
-  /** join only. */
+  /** join and end (the webhooks' `left` names the contact too). */
   name?: string
   company?: string
   /** end only. */
@@ -49,14 +49,28 @@ export interface ActivityEventSource {
   close(): Promise<void>
 }
 
+export interface ConsumerOptions {
+  /**
+   * The consumer group (the Redis log's WRITER_GROUP, WEBHOOK_GROUP): every group gets each
+   * event once, handed to one of its consumers, at its own pace; an event leaves the log when
+   * every group acknowledged it. Default: the activity writers'.
+   */
+  group?: string
+}
+
 /**
  * The activity events on their way to the durable log: the presence engine appends them (in
  * the same step as the presence change), the activity writer reads and acknowledges them.
  * Memory and Redis implementations sit beside this file.
  */
 export interface ActivityEventLog {
-  /** A consumer of the events, named uniquely per instance. */
-  consumer(name: string): Promise<ActivityEventSource>
+  /** A consumer of the events, named uniquely per instance, in the writers' group or another. */
+  consumer(name: string, options?: ConsumerOptions): Promise<ActivityEventSource>
+  /**
+   * Removes a consumer group other than the writers' (webhooks turned off), so that entries
+   * no longer wait for it; what it had not acknowledged is forgotten.
+   */
+  removeGroup(group: string): Promise<void>
   /** Drops a contact's events that are not yet written (erasure); returns how many. */
   discard(contactId: string): Promise<number>
   /** The newest `count` events, oldest first (for inspection and tests). */

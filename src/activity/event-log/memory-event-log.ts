@@ -1,8 +1,12 @@
 /**
- * The event log in this process's memory (one instance): a queue the memory presence engine
- * appends to and one consumer, the activity writer, reads.
+ * The event log in this process's memory (one instance): the memory presence engine appends to
+ * a queue per consumer group, which that group's one consumer reads (the activity writer's
+ * from the start; another group's, the webhooks', from when it is opened).
  */
 import type { ActivityEvent, ActivityEventLog, ActivityEventSource } from './event-log.js'
+
+/** The writers' group: the queue whose length is the backlog. */
+const WRITER_GROUP = 'cat-writers'
 
 export interface MemoryEventLogOptions {
   /** Events kept for the activity writer; the oldest are dropped past this. */
@@ -20,10 +24,14 @@ export function createMemoryEventLog(options: MemoryEventLogOptions = {}): Memor
   const { maxQueuedEvents = 1_000_000 } = options
   /** What is not yet written, oldest first. */
   const queue: ActivityEvent[] = []
+  /** The queues of the other groups, by group name: what each has not acknowledged. */
+  const others = new Map<string, ActivityEvent[]>()
   let lastEventMs = 0
   let eventSeq = 0
   /** Wakes a reader waiting for events. */
   let wake: (() => void) | undefined
+  /** Wakes the other groups' waiting readers. */
+  const wakers = new Map<string, () => void>()
 
   return {
     append(event) {
@@ -33,15 +41,34 @@ export function createMemoryEventLog(options: MemoryEventLogOptions = {}): Memor
       } else {
         eventSeq += 1
       }
-      queue.push({ id: `${lastEventMs}-${eventSeq}`, ...event })
+      const appended = { id: `${lastEventMs}-${eventSeq}`, ...event }
+      queue.push(appended)
       if (queue.length > maxQueuedEvents) queue.shift()
+      for (const [group, other] of others) {
+        other.push(appended)
+        if (other.length > maxQueuedEvents) other.shift()
+        wakers.get(group)?.()
+      }
       wake?.()
     },
 
-    async consumer(): Promise<ActivityEventSource> {
-      return new MemoryEventSource(queue, (waiter) => {
-        wake = waiter
+    async consumer(_name, { group } = {}): Promise<ActivityEventSource> {
+      if (group === undefined || group === WRITER_GROUP) {
+        return new MemoryEventSource(queue, (waiter) => {
+          wake = waiter
+        })
+      }
+      let other = others.get(group)
+      if (other === undefined) others.set(group, (other = []))
+      return new MemoryEventSource(other, (waiter) => {
+        if (waiter === undefined) wakers.delete(group)
+        else wakers.set(group, waiter)
       })
+    },
+
+    async removeGroup(group) {
+      others.delete(group)
+      wakers.delete(group)
     },
 
     async tail(count) {
@@ -53,6 +80,11 @@ export function createMemoryEventLog(options: MemoryEventLogOptions = {}): Memor
     },
 
     async discard(contactId) {
+      for (const other of others.values()) {
+        let keep = 0
+        for (const event of other) if (event.contactId !== contactId) other[keep++] = event
+        other.length = keep
+      }
       const before = queue.length
       let keep = 0
       for (const event of queue) if (event.contactId !== contactId) queue[keep++] = event
@@ -61,6 +93,7 @@ export function createMemoryEventLog(options: MemoryEventLogOptions = {}): Memor
     },
 
     close() {
+      for (const waker of wakers.values()) waker()
       wake?.()
     },
   }

@@ -9,10 +9,19 @@
 import type { RedisClient as Redis } from '../../presence/redis/connections.js'
 import type { LeaveReason } from '../../presence/presence-engine.js'
 import type { RedisConnections } from '../../presence/redis/connections.js'
-import type { ActivityEvent, ActivityEventLog, ActivityEventSource, ActivityEventType } from './event-log.js'
+import { readFileSync } from 'node:fs'
+import type { ActivityEvent, ActivityEventLog, ActivityEventSource, ActivityEventType, ConsumerOptions } from './event-log.js'
 
 /** The consumer group of the activity writers, one per stream. */
 export const WRITER_GROUP = 'cat-writers'
+
+/** The consumer group of the webhook deliverers, one per stream: it reads the same entries at its own pace. */
+export const WEBHOOK_GROUP = 'cat-webhooks'
+
+/** Every group that may read the streams: an erased contact's entries are acknowledged in each. */
+const ALL_GROUPS = [WRITER_GROUP, WEBHOOK_GROUP]
+
+type AckDeleteRedis = Redis & { catAckDelete(stream: string, group: string, ...entryIds: string[]): Promise<number> }
 
 /** Entries looked at per call while discarding a contact's events. */
 const DISCARD_PAGE = 1000
@@ -80,25 +89,38 @@ export interface RedisEventLogOptions {
 }
 
 export async function createRedisEventLog(connections: RedisConnections, options: RedisEventLogOptions): Promise<ActivityEventLog> {
-  const { redis, call } = connections
+  const { call } = connections
+  const redis = connections.redis as AckDeleteRedis
+  // Entries leave a stream once every group is done with them (lua/ack-delete.lua).
+  redis.defineCommand('catAckDelete', { numberOfKeys: 1, lua: readFileSync(new URL('../../presence/redis/lua/ack-delete.lua', import.meta.url), 'utf8') })
   const streams = options.streams.map((key, partition) => new Stream(key, `-${partition}`))
   if (options.legacyStream !== undefined && (await redis.exists(options.legacyStream)) === 1) streams.push(new Stream(options.legacyStream, ''))
-  const groups = streams.map((stream) => new ConsumerGroup(redis, stream))
-  // An event id's third part is its partition, the number of its stream; an id of two parts is
-  // of the stream before partitions, the last one.
-  const groupOf = (eventId: string): ConsumerGroup => {
-    const partition = eventId.split('-')[2]
-    const group = partition === undefined ? (streams.length > options.streams.length ? groups.at(-1) : undefined) : groups[Number(partition)]
-    if (group === undefined) throw new Error(`event id ${eventId} is of no stream of this log`)
-    return group
-  }
+  const groupsOf = (name: string): ConsumerGroup[] => streams.map((stream) => new ConsumerGroup(redis, stream, name))
+  const groups = groupsOf(WRITER_GROUP)
   return {
-    async consumer(name) {
+    async consumer(name, { group: groupName = WRITER_GROUP }: ConsumerOptions = {}) {
+      const consumerGroups = groupName === WRITER_GROUP ? groups : groupsOf(groupName)
+      // An event id's third part is its partition, the number of its stream; an id of two parts is
+      // of the stream before partitions, the last one.
+      const groupOf = (eventId: string): ConsumerGroup => {
+        const partition = eventId.split('-')[2]
+        const group = partition === undefined ? (streams.length > options.streams.length ? consumerGroups.at(-1) : undefined) : consumerGroups[Number(partition)]
+        if (group === undefined) throw new Error(`event id ${eventId} is of no stream of this log`)
+        return group
+      }
       // Its own connection: XREADGROUP … BLOCK holds the connection while it waits. No command
       // timeout on it (a read that waits would hit it); each read has a deadline of its own.
-      const reader = await connections.open('writer')
-      await Promise.all(groups.map((group) => group.create()))
-      return new RedisEventSource(groups, groupOf, reader, name, connections.commandTimeoutMs, connections.kind === 'cluster')
+      const reader = await connections.open(groupName === WRITER_GROUP ? 'writer' : 'webhooks')
+      await Promise.all(consumerGroups.map((group) => group.create()))
+      return new RedisEventSource(consumerGroups, groupOf, reader, name, connections.commandTimeoutMs, connections.kind === 'cluster')
+    },
+
+    async removeGroup(group) {
+      if (group === WRITER_GROUP) throw new Error('the writers\' group is not removed')
+      // 1 where the group was there; a stream that does not exist has no group.
+      const destroyed = await call(() => Promise.all(streams.map((stream) => (redis.xgroup('DESTROY', stream.key, group) as Promise<number>).catch(() => 0))))
+      // Entries the writers are done with and that waited only for the removed group.
+      await call(() => Promise.all(groups.filter((_writers, i) => destroyed[i] === 1).map((writers) => deleteWritten(writers))))
     },
 
     async tail(count) {
@@ -106,7 +128,8 @@ export async function createRedisEventLog(connections: RedisConnections, options
       return all.flat().sort(byEntryId).slice(-count)
     },
 
-    // A written event is deleted from its stream (ackAndDelete): what the streams hold is what is not yet written.
+    // A written event is deleted from its stream once every group is done with it (ackAndDelete):
+    // what the streams hold is what is not yet written, or, with webhooks on, not yet delivered.
     async backlog() {
       const lengths = await call(() => Promise.all(streams.map((stream) => redis.xlen(stream.key))))
       return lengths.reduce((sum, length) => sum + length, 0)
@@ -129,6 +152,33 @@ function byEntryId(a: ActivityEvent, b: ActivityEvent): number {
   return msA - msB || seqA - seqB
 }
 
+/** Deletes the entries of a stream that the writers have read and acknowledged (when no other group needs them). */
+async function deleteWritten(writers: ConsumerGroup): Promise<void> {
+  const { redis, stream } = writers
+  const info = (await redis.xinfo('GROUPS', stream.key)) as unknown[][]
+  const groupNames = info.map((fields) => fields[fields.indexOf('name') + 1])
+  if (groupNames.some((name) => name !== WRITER_GROUP)) return
+  const mine = info.find((fields) => fields[fields.indexOf('name') + 1] === WRITER_GROUP)
+  if (mine === undefined) return
+  const lastDelivered = String(mine[mine.indexOf('last-delivered-id') + 1])
+  const pending = new Set<string>()
+  let start = '-'
+  for (;;) {
+    const page = (await redis.xpending(stream.key, WRITER_GROUP, start, '+', DISCARD_PAGE)) as [string, ...unknown[]][]
+    for (const [id] of page) pending.add(id)
+    if (page.length < DISCARD_PAGE) break
+    start = `(${(page[page.length - 1] as [string])[0]}`
+  }
+  start = '-'
+  for (;;) {
+    const entries = await redis.xrange(stream.key, start, lastDelivered, 'COUNT', DISCARD_PAGE)
+    const done = entries.map(([id]) => id).filter((id) => !pending.has(id))
+    if (done.length > 0) await redis.xdel(stream.key, ...done)
+    if (entries.length < DISCARD_PAGE) return
+    start = `(${(entries[entries.length - 1] as [string, string[]])[0]}`
+  }
+}
+
 async function discardFrom(group: ConsumerGroup, contactId: string): Promise<number> {
   const { redis, stream } = group
   let start = '-'
@@ -137,7 +187,10 @@ async function discardFrom(group: ConsumerGroup, contactId: string): Promise<num
     const entries = await redis.xrange(stream.key, start, '+', 'COUNT', DISCARD_PAGE)
     const mine = entries.filter(([, fields]) => parseEvent('', fields).contactId === contactId).map(([id]) => id)
     if (mine.length > 0) {
-      await group.ackAndDelete(mine)
+      // Erased: gone for every group, whatever each has read.
+      const erase = redis.multi()
+      for (const name of ALL_GROUPS) erase.xack(stream.key, name, ...mine)
+      await erase.xdel(stream.key, ...mine).exec()
       discarded += mine.length
     }
     if (entries.length < DISCARD_PAGE) return discarded
@@ -145,22 +198,25 @@ async function discardFrom(group: ConsumerGroup, contactId: string): Promise<num
   }
 }
 
-/** The writers' consumer group of a stream. */
+/** A consumer group of a stream. */
 class ConsumerGroup {
-  constructor(readonly redis: Redis, readonly stream: Stream) {}
+  constructor(readonly redis: AckDeleteRedis, readonly stream: Stream, readonly name: string) {}
 
-  /** Creates the group, from the start of the stream, unless it exists. */
+  /**
+   * Creates the group unless it exists: the writers' from the start of the stream (whatever is
+   * in it is unwritten), another from its end (webhooks start with the events after they are on).
+   */
   async create(): Promise<void> {
     try {
-      await this.redis.xgroup('CREATE', this.stream.key, WRITER_GROUP, '0', 'MKSTREAM')
+      await this.redis.xgroup('CREATE', this.stream.key, this.name, this.name === WRITER_GROUP ? '0' : '$', 'MKSTREAM')
     } catch (error) {
       if (!String(error).includes('BUSYGROUP')) throw error
     }
   }
 
-  /** Written entries (by entry id) leave the stream at once; nothing unwritten is ever trimmed. */
+  /** Entries this group is done with (by entry id) leave the stream when no other group needs them; nothing needed is ever trimmed. */
   async ackAndDelete(entryIds: readonly string[]): Promise<void> {
-    await this.redis.multi().xack(this.stream.key, WRITER_GROUP, ...entryIds).xdel(this.stream.key, ...entryIds).exec()
+    await this.redis.catAckDelete(this.stream.key, this.name, ...entryIds)
   }
 }
 
@@ -199,7 +255,7 @@ class RedisEventSource implements ActivityEventSource {
         }
         this.recoverAfter.set(group, (entries[entries.length - 1] as Entry)[0])
         const gone = entries.filter(([, fields]) => fields === null).map(([id]) => id)
-        if (gone.length > 0) await group.redis.xack(group.stream.key, WRITER_GROUP, ...gone)
+        if (gone.length > 0) await group.redis.xack(group.stream.key, group.name, ...gone)
         recovered.push(...eventsOf(group.stream, entries))
       }
     }
@@ -233,7 +289,7 @@ class RedisEventSource implements ActivityEventSource {
     for (const group of this.groups) {
       if (events.length >= count) break
       const { redis, stream } = group
-      const reply = (await withGroups([group], () => redis.xautoclaim(stream.key, WRITER_GROUP, this.name, minIdleMs, '0-0', 'COUNT', count - events.length))) as [string, Entry[]]
+      const reply = (await withGroups([group], () => redis.xautoclaim(stream.key, group.name, this.name, minIdleMs, '0-0', 'COUNT', count - events.length))) as [string, Entry[]]
       events.push(...eventsOf(stream, reply[1]))
     }
     return events
@@ -277,7 +333,7 @@ class RedisEventSource implements ActivityEventSource {
         timer = setTimeout(() => reject(new Error(`Redis did not answer a read within ${deadline} ms`)), deadline)
       })
       const block = waitMs > 0 ? ['BLOCK', waitMs] : []
-      const reply = this.reader.call('XREADGROUP', 'GROUP', WRITER_GROUP, this.name, 'COUNT', count, ...block, 'STREAMS', ...groups.map((group) => group.stream.key), ...ids) as Promise<Reply>
+      const reply = this.reader.call('XREADGROUP', 'GROUP', (groups[0] as ConsumerGroup).name, this.name, 'COUNT', count, ...block, 'STREAMS', ...groups.map((group) => group.stream.key), ...ids) as Promise<Reply>
       return Promise.race([reply, late]).finally(() => clearTimeout(timer))
     }
     return withGroups(groups, read)

@@ -198,7 +198,7 @@ class MemoryPresenceEngine implements PresenceEngine {
 
   private endContact(contactId: string, record: ContactRecord, sid: string, at: number, reason: LeaveReason): void {
     this.contacts.delete(contactId)
-    this.append('end', contactId, record, sid, at, { reason })
+    this.append('end', contactId, record, sid, at, { reason, name: record.name, company: record.company })
     this.publish({ kind: 'left', left: { contactId, at, reason } })
   }
 

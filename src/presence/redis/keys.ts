@@ -42,6 +42,8 @@ export interface SiteKeys {
   settingsChannel: string
   /** The event stream of the layout before partitions, drained by the writers while it exists. */
   legacyEvents: string
+  /** The webhook deliverer's lease: the name of the instance that delivers (webhook-lease.ts). */
+  webhookLease: string
 }
 
 /** CAT_REDIS_PARTITIONS's default: 8 partitions per master on a cluster of 3 masters. */
@@ -145,7 +147,7 @@ export function sitePartitions(site: string, partitions: number): PartitionKeys[
 
 export function siteKeys(site: string): SiteKeys {
   const prefix = `cat:{${site}}:`
-  return { layout: `${prefix}layout`, consentChannel: `${prefix}consent`, settingsChannel: `${prefix}settings`, legacyEvents: `${prefix}events` }
+  return { layout: `${prefix}layout`, consentChannel: `${prefix}consent`, settingsChannel: `${prefix}settings`, legacyEvents: `${prefix}events`, webhookLease: `${prefix}webhooks:lease` }
 }
 
 /** Every key holding presence state (not the event streams or the feed counters): what online contacts cost. */

@@ -7,7 +7,7 @@ round-trips. tabs: one entry per tab in the order they opened, joined by " ": "0
 (visible) or "1" .. sid (hidden); sids are 8-64 of A-Z a-z 0-9 _ - (route schema).
 
 Stream entry fields: type (join|nav|hidden|visible|leave|gap|end), contact, client, sid, path,
-title, at (ms); join adds name, company; end adds reason (timeout|leave|idle|withdrawn); gap
+title, at (ms); join adds name, company; end adds reason (timeout|leave|idle|withdrawn), name, company; gap
 adds from (ms).
 Feed message: a JSON array of the changes one script call made, in order, each
 {n=position, t=now, k="joined"|"updated", p=presence} or {n=position, t=now, k="left", l={contactId, at, reason}},
@@ -137,6 +137,6 @@ end
 -- Removes a contact whose last tab is gone: the session ends, dashboards see `left`.
 local function end_contact(contact, rec, sid, at, reason)
   redis.call('HDEL', CONTACTS, contact)
-  append('end', contact, rec, sid, at, { 'reason', reason })
+  append('end', contact, rec, sid, at, { 'reason', reason, 'name', rec.name, 'company', rec.company })
   publish('left', { contactId = contact, at = at, reason = reason })
 end

@@ -22,3 +22,5 @@ $lang['cat_server_settings']        = 'Presence server settings';
 $lang['cat_server_settings_help']   = 'The presence timeout, idle timeout, heartbeat interval, dashboard update window and activity retention are changed on the presence server\'s dashboard; every instance applies a change within 5 seconds.';
 $lang['cat_server_settings_open']   = 'Open the presence server settings';
 $lang['cat_server_settings_unset']  = 'Set the presence server URL above first.';
+$lang['cat_notification_on_portal']            = '%s of %s is on the portal now';
+$lang['cat_notification_on_portal_no_company'] = '%s is on the portal now';

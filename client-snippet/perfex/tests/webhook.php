@@ -1,0 +1,101 @@
+<?php
+
+/**
+ * Runs the module's webhook receiver (libraries/CatWebhook.php) outside Perfex, against
+ * stand-ins for the Perfex functions it calls, for test/perfex/perfex-webhook.test.ts.
+ *
+ *   php webhook.php SCENARIO_JSON
+ *
+ * SCENARIO_JSON: {"options": {name: value}, "admins": {clientId: [staffId, …]},
+ *                 "requests": [{"header": string|null, "body": string, "now": unix seconds}]}
+ * Prints {"responses": [[status, body]…], "notifications": [add_notification's arguments…],
+ * "pushed": [[staff ids]…], "descriptions": [the text Perfex would show…], "options": {…}}.
+ */
+
+if (PHP_SAPI !== 'cli') {
+    http_response_code(404);
+    exit(1);
+}
+
+define('BASEPATH', __DIR__);
+
+$scenario = json_decode($argv[1] ?? '', true);
+if (!is_array($scenario)) {
+    fwrite(STDERR, "usage: php webhook.php SCENARIO_JSON\n");
+    exit(2);
+}
+$GLOBALS['cat_test'] = ['options' => $scenario['options'] ?? [], 'notifications' => [], 'pushed' => []];
+
+$lang = [];
+require __DIR__ . '/../client_activity_tracker/language/english/client_activity_tracker_lang.php';
+$GLOBALS['cat_lang'] = $lang;
+
+function get_option($name)
+{
+    return $GLOBALS['cat_test']['options'][$name] ?? '';
+}
+
+function update_option($name, $value)
+{
+    $GLOBALS['cat_test']['options'][$name] = $value;
+
+    return true;
+}
+
+function add_notification($values)
+{
+    $GLOBALS['cat_test']['notifications'][] = $values;
+
+    return true;
+}
+
+function pusher_trigger_notification($users)
+{
+    $GLOBALS['cat_test']['pushed'][] = $users;
+}
+
+/** As Perfex's: the line's labels go through vsprintf (an array) or sprintf. */
+function _l($line, $label = '')
+{
+    $text = $GLOBALS['cat_lang'][$line] ?? $line;
+
+    return is_array($label) && count($label) > 0 ? vsprintf($text, $label) : sprintf($text, $label);
+}
+
+final class CatTestClients
+{
+    private $admins;
+
+    public function __construct(array $admins)
+    {
+        $this->admins = $admins;
+    }
+
+    /** As Perfex's: the rows of customer_admins for the customer. */
+    public function get_admins($id)
+    {
+        return array_map(function ($staff) use ($id) {
+            return ['staff_id' => (string) $staff, 'customer_id' => (string) $id, 'date_assigned' => '2026-01-01 00:00:00'];
+        }, $this->admins[$id] ?? []);
+    }
+}
+
+require __DIR__ . '/../client_activity_tracker/libraries/CatWebhook.php';
+
+$clients   = new CatTestClients($scenario['admins'] ?? []);
+$responses = [];
+foreach ($scenario['requests'] ?? [] as $request) {
+    $responses[] = CatWebhook::handle(cat_webhook_secret(), $request['header'] ?? null, $request['body'] ?? '', (int) $request['now'], $clients);
+}
+// What Perfex's notification list shows: _l(description, unserialize(additional_data)), unescaped.
+$descriptions = array_map(function ($n) {
+    return _l($n['description'], unserialize($n['additional_data']));
+}, $GLOBALS['cat_test']['notifications']);
+
+echo json_encode([
+    'responses'     => $responses,
+    'notifications' => $GLOBALS['cat_test']['notifications'],
+    'pushed'        => $GLOBALS['cat_test']['pushed'],
+    'descriptions'  => $descriptions,
+    'options'       => $GLOBALS['cat_test']['options'],
+]);
