@@ -4,15 +4,14 @@
  * no violation, while the heartbeat and the snippet keep only the headers they need.
  */
 import t from 'tap'
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { adminToken, buildTestApp, clientToken, ensureConsent, heartbeatUrl, until } from '../helpers/app.js'
 import { wsBase } from '../helpers/ws.js'
 import { findProjectRoot } from '../../src/activity/database.js'
+import { launchChromium } from '../helpers/browser.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/test-services.sh (apt-get install chromium)`)
 t.setTimeout(180_000)
 const snippetEn = JSON.parse(readFileSync(join(findProjectRoot(), 'client-snippet', 'lang', 'en.json'), 'utf8')) as Record<string, string>
 
@@ -51,11 +50,7 @@ t.test('headers: a CSP, no-referrer and nosniff on the pages; the widget loadabl
 })
 
 t.test('in Chromium: the dashboard and the demo portal work under their CSP, with no violation', async (t) => {
-  const browser: Browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-gpu', '--no-first-run', '--disable-component-update', '--disable-sync'],
-  })
-  t.teardown(() => browser.close())
+  const browser: Browser = await launchChromium(t)
   const context = await browser.newContext()
   // Every violation the page reports, and every console line that names the policy.
   await context.addInitScript(() => {

@@ -5,14 +5,11 @@
  * the timeout is changed in headless Chromium, in the panel served by one of them.
  */
 import t from 'tap'
-import { existsSync } from 'node:fs'
-import { chromium } from 'playwright-core'
 import { adminToken, cleanRedisSite, clientToken, REDIS_URL, uniqueSite } from '../helpers/app.js'
 import { createTestMysqlDatabase } from '../helpers/database.js'
 import { startInstance, type Instance } from '../helpers/instance.js'
+import { launchChromium } from '../helpers/browser.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/test-services.sh (apt-get install chromium)`)
 t.setTimeout(180_000)
 
 const OLD_TIMEOUT_S = 40
@@ -59,8 +56,7 @@ t.test('the presence timeout saved in one instance\'s dashboard applies on all t
     t.equal(body.presenceTimeoutS, OLD_TIMEOUT_S, `${instance.origin} starts with the environment's timeout`)
   }
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-gpu', '--no-first-run', '--disable-component-update', '--disable-sync'] })
-  t.teardown(() => browser.close())
+  const browser = await launchChromium(t)
   const page = await browser.newPage({ locale: 'en-US' })
   await page.goto(`${first.origin}/admin#token=${adminToken()}&panel=settings`)
   const timeoutInput = page.locator('cat-online-clients input[name="presenceTimeoutS"]')

@@ -10,18 +10,17 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
-import { chromium, type Browser, type BrowserContext, type Locator, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Locator, Page } from 'playwright-core'
 import { adminToken, buildTestApp, cleanRedisSite, clientToken, ensureConsent, heartbeatUrl, uniqueSite } from '../helpers/app.js'
 import { createTestMysqlDatabase } from '../helpers/database.js'
 import { findProjectRoot } from '../../src/activity/database.js'
+import { launchChromium } from '../helpers/browser.js'
 
-const CHROMIUM = '/usr/bin/chromium'
 const root = findProjectRoot()
 const en = JSON.parse(readFileSync(join(root, 'dashboard', 'lang', 'en.json'), 'utf8')) as Record<string, string>
 const de = JSON.parse(readFileSync(join(root, 'dashboard', 'lang', 'de.json'), 'utf8')) as Record<string, string>
 
 // scripts/test-services.sh installs it; a missing browser is a failure, not a skip.
-if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/test-services.sh (apt-get install chromium)`)
 // A browser, a server restart and 5 000 contacts: more than tap's default 120 s on a busy 2-CPU runner.
 t.setTimeout(300_000)
 
@@ -80,11 +79,7 @@ const base = `http://127.0.0.1:${port}`
 host.server = base
 host.token = adminToken()
 
-const browser: Browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-gpu', '--no-first-run', '--disable-component-update', '--disable-sync'],
-})
-t.teardown(() => browser.close())
+const browser: Browser = await launchChromium(t)
 
 async function newPage(tt: Teardown, viewport = { width: 1280, height: 800 }): Promise<{ context: BrowserContext; page: Page; sockets: string[] }> {
   const context = await browser.newContext({ viewport, locale: 'en-US' })

@@ -5,16 +5,15 @@
  * contact in `left` and `joined` of one diff, close code 1012, refused reconnects and their backoff.
  */
 import t from 'tap'
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { WebSocketServer, type WebSocket } from 'ws'
-import { chromium, type Page } from 'playwright-core'
+import { type Page } from 'playwright-core'
 import { findProjectRoot } from '../../src/activity/database.js'
+import { launchChromium } from '../helpers/browser.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/test-services.sh (apt-get install chromium)`)
 const widgetJs = readFileSync(join(findProjectRoot(), 'dashboard', 'dist', 'widget.js'))
 
 interface Conn {
@@ -106,11 +105,7 @@ function presence(id: string, extra: Record<string, unknown> = {}): Record<strin
   return { contactId: id, clientId: `k-${id}`, name: `Name ${id}`, company: `Company ${id}`, path: `/p/${id}`, title: `Title ${id}`, state: 'active', since: NOW, lastSeen: NOW, tabs: 1, ...extra }
 }
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-gpu', '--no-first-run', '--disable-component-update', '--disable-sync'],
-})
-t.teardown(() => browser.close())
+const browser = await launchChromium(t)
 const context = await browser.newContext({ locale: 'en-US' })
 const page: Page = await context.newPage()
 t.teardown(() => context.close())

@@ -5,18 +5,17 @@
  * command is activated there, and the live list appears; revoked, the list gives way to the licence.
  */
 import t from 'tap'
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { adminToken, buildTestApp, clientToken, ensureConsent, heartbeatUrl } from '../helpers/app.js'
 import { startLicenseServer, DOMAIN } from '../helpers/license.js'
 import { runTs } from '../helpers/run-ts.js'
 import { findProjectRoot } from '../../src/activity/database.js'
+import { launchChromium } from '../helpers/browser.js'
 
-const CHROMIUM = '/usr/bin/chromium'
 const en = JSON.parse(readFileSync(join(findProjectRoot(), 'dashboard', 'lang', 'en.json'), 'utf8')) as Record<string, string>
-if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/test-services.sh (apt-get install chromium)`)
 t.setTimeout(180_000)
 
 const server = await startLicenseServer(t, { now: Date.now })
@@ -24,11 +23,7 @@ const app = await buildTestApp(t, { licensePollMs: 0, env: server.env({ CAT_HEAR
 await app.listen({ port: 0, host: '127.0.0.1' })
 const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
 
-const browser: Browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-gpu', '--no-first-run', '--disable-component-update', '--disable-sync'],
-})
-t.teardown(() => browser.close())
+const browser: Browser = await launchChromium(t)
 
 async function open(t: { teardown(fn: () => unknown): void }, token: string): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US' })

@@ -4,29 +4,24 @@
  * shown inline, absent for staff tokens; the licence section's mount point at its top.
  */
 import t from 'tap'
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
 import { adminToken, buildTestApp } from '../helpers/app.js'
 import { findProjectRoot } from '../../src/activity/database.js'
+import { launchChromium } from '../helpers/browser.js'
 
-const CHROMIUM = '/usr/bin/chromium'
 const root = findProjectRoot()
 const en = JSON.parse(readFileSync(join(root, 'dashboard', 'lang', 'en.json'), 'utf8')) as Record<string, string>
 const de = JSON.parse(readFileSync(join(root, 'dashboard', 'lang', 'de.json'), 'utf8')) as Record<string, string>
-if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/test-services.sh (apt-get install chromium)`)
 t.setTimeout(120_000)
 
 const app = await buildTestApp(t)
 await app.listen({ port: 0, host: '127.0.0.1' })
 const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
 
-const browser: Browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-gpu', '--no-first-run', '--disable-component-update', '--disable-sync'],
-})
-t.teardown(() => browser.close())
+const browser: Browser = await launchChromium(t)
 
 async function open(tt: { teardown(fn: () => unknown): void }, fragment: string, locale = 'en-US'): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale })

@@ -4,15 +4,13 @@
  * the page's link to the dashboard, and sees the simulated contacts and themself on it, live.
  */
 import t from 'tap'
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { chromium } from 'playwright-core'
 import { findProjectRoot } from '../../src/activity/database.js'
 import { createTestDataDir } from '../helpers/database.js'
 import { startInstance } from '../helpers/instance.js'
+import { launchChromium } from '../helpers/browser.js'
 
-const CHROMIUM = '/usr/bin/chromium'
-if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/test-services.sh (apt-get install chromium)`)
 const snippetEn = JSON.parse(readFileSync(join(findProjectRoot(), 'client-snippet', 'lang', 'en.json'), 'utf8')) as Record<string, string>
 const CONTACTS = 20
 
@@ -24,11 +22,7 @@ t.test('a visitor of /demo watches the simulated contacts and themself on the re
     CAT_HEARTBEAT_INTERVAL_S: '2',
     CAT_DATA_DIR: createTestDataDir(t, 'demo-browser'),
   })
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-gpu', '--no-first-run', '--disable-component-update', '--disable-sync'],
-  })
-  t.teardown(() => browser.close())
+  const browser = await launchChromium(t)
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US' })
   const portal = await context.newPage()
   await portal.goto(`${instance.origin}/demo`)

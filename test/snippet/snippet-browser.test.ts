@@ -4,18 +4,18 @@
  */
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
-import { chromium, type Browser, type BrowserContext, type Page, type Request, type Route } from 'playwright-core'
+import type { Browser, BrowserContext, Page, Request, Route } from 'playwright-core'
 import { adminToken, buildTestApp, cleanRedisSite, clientToken, uniqueSite, until } from '../helpers/app.js'
 import { connectDashboard, wsBase, type Message } from '../helpers/ws.js'
 import { findProjectRoot } from '../../src/activity/database.js'
 import type { CatStringKey } from '../../client-snippet/src/strings.js'
+import { launchChromium } from '../helpers/browser.js'
 
-const CHROMIUM = '/usr/bin/chromium'
 const INTERVAL_MS = 1000
 // "No request in the next interval": the page's clock run 1.5 intervals ahead (the loop jitters ±10 %).
 const QUIET_MS = INTERVAL_MS * 1.5
@@ -24,7 +24,6 @@ const root = findProjectRoot()
 const en = JSON.parse(readFileSync(join(root, 'client-snippet', 'lang', 'en.json'), 'utf8')) as Record<CatStringKey, string>
 
 // scripts/test-services.sh installs it; a missing browser is a failure, not a skip.
-if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/test-services.sh (apt-get install chromium)`)
 // The server serves client-snippet/dist/snippet.js: built from the current source first
 // (the build replaces the file atomically, so the size test may build it at the same time).
 execFileSync(process.execPath, [join(root, 'client-snippet', 'build.mjs')], { stdio: 'inherit' })
@@ -80,11 +79,7 @@ const dash = await connectDashboard(app, adminToken())
 t.teardown(() => dash.close())
 await dash.waitFor((m) => m.type === 'snapshot')
 
-const browser: Browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-gpu', '--no-first-run', '--disable-component-update', '--disable-sync'],
-})
-t.teardown(() => browser.close())
+const browser: Browser = await launchChromium(t)
 
 interface Visit {
   context: BrowserContext
