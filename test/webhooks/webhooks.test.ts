@@ -15,26 +15,18 @@ import { REDIS_URL, buildTestApp, cleanRedisSite, clientToken, createClock, ensu
 import { startInstance } from '../helpers/instance.js'
 import { createTestDataDir } from '../helpers/database.js'
 import { siteKeys } from '../../src/presence/redis/keys.js'
+import type { WebhookBatch, WebhookEvent } from '../../src/webhooks/webhook-event.js'
 
 const WEBHOOK_SECRET = 'webhook-secret-0123456789'
 const T0 = 1_800_000_000_000
 type Clock = ReturnType<typeof createClock>
 
-interface SentEvent {
-  id: string
-  type: 'joined' | 'left'
-  contactId: string
-  clientId: string
-  name: string
-  company: string
-  path: string
-  at: number
-  reason?: string
-}
+/** What the receiver is sent: the batch as the service describes it (the test checks each field it reads). */
+type SentEvent = WebhookEvent
 interface Received {
   headers: IncomingHttpHeaders
   body: string
-  batch: { id: string; sentAt: number; events: SentEvent[] }
+  batch: WebhookBatch
 }
 
 interface Receiver {
