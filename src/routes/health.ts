@@ -40,7 +40,7 @@ export async function readinessChecks(app: FastifyInstance): Promise<Record<stri
   checks.activityWriter = app.activityWriter.stalled ? 'stalled' : 'ok'
   if (app.draining) checks.instance = 'draining'
   // Shedding requests (plugins/pressure.ts): out of the balancer until it recovers.
-  if (app.isUnderPressure()) checks.load = 'overloaded'
+  if (app.overloaded()) checks.load = 'overloaded'
   return checks
 }
 
