@@ -81,8 +81,11 @@ t.test('Redis frozen: heartbeats answer 503 with Retry-After, queued ones too; t
   // The first heartbeats go to Redis in one call, which stays unanswered…
   const sent = Promise.all(first.flatMap((sub) => [beat(app, clock.now(), sub), beat(app, clock.now(), sub, 'nav', '/two')]))
   const engine = app.presence as RedisPresenceEngine
-  // A script call, not any command: the writer's own calls share this connection.
-  const scriptSent = (): true | undefined => ((engine.redis as Redis).commandQueue.toArray().some((item) => item.command.name === 'evalsha' || item.command.name === 'eval') ? true : undefined)
+  // A heartbeat script's call, not any command nor any script: the writer's own calls (its
+  // reads, and its acks, a script too) share this connection.
+  const redis = engine.redis as Redis & { scriptsSet: Record<string, { sha: string }> }
+  const heartbeatShas = new Set(['catBeat', 'catHeartbeat'].map((name) => redis.scriptsSet[name]?.sha))
+  const scriptSent = (): true | undefined => (redis.commandQueue.toArray().some((item) => item.command.name === 'evalsha' && heartbeatShas.has(String(item.command.args[0]))) ? true : undefined)
   await until('the first call is on its way', async () => scriptSent())
   // …and these queue behind it.
   const queued = Promise.all(behind.map((sub) => beat(app, clock.now(), sub, 'nav', '/queued')))
