@@ -12,6 +12,12 @@ import type { FastifyInstance } from 'fastify'
 import { buildTestApp, heartbeatUrl, SECRET } from '../helpers/app.js'
 import { findProjectRoot } from '../../src/activity/database.js'
 
+/**
+ * PHP runs synchronously here and holds the event loop the app shares, for a second or more on a
+ * busy machine: overload shedding would read that as load and answer 503. It is off in this file.
+ */
+const PHP_BLOCKS = { CAT_MAX_EVENT_LOOP_DELAY_MS: '0' }
+
 const root = findProjectRoot()
 const PERFEX = join(root, 'client-snippet', 'perfex')
 const SID = 'perfex-tab-0001'
@@ -111,7 +117,7 @@ t.test('the tokens CatTokens signs have the contract header and claims', async (
 })
 
 t.test('a client token from PHP is accepted: consent, heartbeat, and the dashboard shows its name and company', async (t) => {
-  const app = await buildTestApp(t)
+  const app = await buildTestApp(t, { env: PHP_BLOCKS })
   const contacts = [
     { contactId: '42', clientId: '7', name: 'Zoë Müller', company: 'Société Générale' },
     { contactId: '43', clientId: '8', name: 'Łukasz Żółć', company: '株式会社テスト' },
@@ -133,14 +139,14 @@ t.test('a client token from PHP is accepted: consent, heartbeat, and the dashboa
 })
 
 t.test('an admin token from PHP works on /admin/api/online', async (t) => {
-  const app = await buildTestApp(t)
+  const app = await buildTestApp(t, { env: PHP_BLOCKS })
   const list = await online(app, phpAdminToken({ staffId: '1', name: 'Zoë Admin' }))
   t.equal(list.status, 200)
   t.same(list.body.online, [])
 })
 
 t.test('a tampered token is refused with 401: one payload character changed, signature kept', async (t) => {
-  const app = await buildTestApp(t)
+  const app = await buildTestApp(t, { env: PHP_BLOCKS })
   const token = phpClientToken({ contactId: '42', clientId: '7', name: 'Zoë Müller', company: 'Société Générale' })
   const [header, payload, signature] = token.split('.') as [string, string, string]
   const i = Math.floor(payload.length / 2)
@@ -167,7 +173,7 @@ t.test('a tampered token is refused with 401: one payload character changed, sig
 })
 
 t.test('a token of the wrong audience, expired, or signed with another secret is refused', async (t) => {
-  const app = await buildTestApp(t)
+  const app = await buildTestApp(t, { env: PHP_BLOCKS })
   const client = phpClientToken({ contactId: '42', clientId: '7', name: 'Zoë Müller', company: 'Société Générale' })
   const asAdmin = await online(app, client)
   t.equal(asAdmin.status, 401, 'a client token presented as admin')
@@ -190,7 +196,7 @@ t.test('a token of the wrong audience, expired, or signed with another secret is
 t.test('rotation: CatTokens signs with the first secret of a comma list, and says kid "0"', async (t) => {
   const next = 'next-secret-0123456789abcdef'
   // The server mid-rotation: the new secret first (it signs and is kid 0), the old one still verifies.
-  const app = await buildTestApp(t, { env: { CAT_SECRET: `${next},${SECRET}` } })
+  const app = await buildTestApp(t, { env: { ...PHP_BLOCKS, CAT_SECRET: `${next},${SECRET}` } })
   const token = phpClientToken({ contactId: '42', clientId: '7', secret: `${next},${SECRET}` })
   t.equal(await consent(app, token), 204, 'Perfex configured with the same list: its first secret, kid 0')
   const old = phpClientToken({ contactId: '43', clientId: '7', secret: SECRET })
@@ -216,7 +222,7 @@ function attribute(html: string, name: string): string | undefined {
 }
 
 t.test('the customers-area footer hook embeds the snippet with a client token the server accepts', async (t) => {
-  const app = await buildTestApp(t)
+  const app = await buildTestApp(t, { env: PHP_BLOCKS })
   const options = { cat_server_url: 'https://presence.example.com/', cat_secret: SECRET }
   const contact = { id: '42', clientId: '7', name: 'Zoë "<b>" Müller', company: 'Société Générale & Co' }
   const html = render({ hook: 'footer', options, contact, language: 'german' })
@@ -256,7 +262,7 @@ t.test('the dashboard widget: registered for staff who may view, rendering the e
 })
 
 t.test('the module settings page links to the presence server\'s settings panel; the link mints an admin token the server takes, widget tokens of other staff are role staff', async (t) => {
-  const app = await buildTestApp(t)
+  const app = await buildTestApp(t, { env: PHP_BLOCKS })
   const options = { cat_server_url: 'https://presence.example.com/', cat_secret: SECRET }
   const page = render({ hook: 'settings', options, staff: { id: 1, admin: true } })
   t.match(page, '<a class="btn btn-default" href="https://crm.example.com/admin/client_activity_tracker/server_settings" target="_blank" rel="noopener noreferrer">Open the presence server settings</a>', 'a link to the module\'s redirect')
