@@ -36,7 +36,11 @@ export interface LicenseManager {
   load(): Promise<void>
   /** Re-reads the stored licence (another instance may have changed it), re-evaluates, and validates when due. */
   tick(): Promise<void>
-  /** Activates `key` with the licence server now and stores the lease; 503 unavailable when the server cannot be reached. */
+  /**
+   * Activates `key` with the licence server now and stores the lease; 503 unavailable when the
+   * server cannot be reached, 400 when the answer is not a working licence while another key's is
+   * in force (that one stays).
+   */
   activate(key: string): Promise<LicenseView>
   /** Validates the stored key now, whatever the schedule. */
   validate(): Promise<void>
@@ -222,8 +226,14 @@ export function createLicenseManager(options: LicenseManagerOptions): LicenseMan
         }
         throw new AppError('unavailable', `The licence server could not be reached (${answer.reason}); nothing changed. Try again later.`, { retryAfterS: 60 })
       }
+      const next = leaseRecord(key, answer)
+      const outcome = evaluateLicense(license, next, now())
+      // A mistyped or foreign key does not take the place of a licence in force.
+      if (!isLicensed(outcome) && licensed && record !== undefined && record.key !== key) {
+        throw new AppError('invalid_request', `This key cannot be activated here (${outcome.state}: ${outcome.message}); the licence in force is unchanged.`)
+      }
       pending = undefined
-      await save(leaseRecord(key, answer))
+      await save(next)
       refresh()
       return view
     }),
