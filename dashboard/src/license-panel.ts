@@ -5,21 +5,10 @@
  * 402 license_required.
  */
 import type { I18n, StringKey } from './i18n'
+import type { LicenseState, LicenseView } from '../../src/license/license-view.js'
 
-export type LicenseState = 'unlicensed' | 'active' | 'grace' | 'expired' | 'invalid' | 'domain_mismatch'
-
-/** GET /admin/api/license. */
-export interface LicenseView {
-  enabled: boolean
-  state: LicenseState
-  domain: string | null
-  validUntil: number | null
-  graceUntil: number | null
-  checkedAt: number | null
-  daysLeft: number | null
-  keyHint: string | null
-  message: string
-}
+/** GET /admin/api/license, as the server describes it. */
+export type { LicenseState, LicenseView } from '../../src/license/license-view.js'
 
 export interface LicenseApi {
   /** A REST call with the admin token: the status and the JSON body (null when none). */
