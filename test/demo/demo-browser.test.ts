@@ -25,7 +25,9 @@ t.test('a visitor of /demo watches the simulated contacts and themself on the re
   const browser = await launchChromium(t)
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'en-US' })
   const portal = await context.newPage()
-  await portal.goto(`${instance.origin}/demo`)
+  const page = await portal.goto(`${instance.origin}/demo`)
+  // What the portal answered, named when it is not the page (the test then stops here).
+  t.equal(page?.status(), 200, `GET /demo: ${page === null ? 'no response' : (await page.text()).slice(0, 300)}`)
   const visitor = await portal.locator('p strong').first().textContent()
   t.match(visitor, /^demo-[a-z0-9]+$/, 'the visitor is a demo contact')
   await portal.getByRole('button', { name: snippetEn.accept, exact: true }).click()
