@@ -50,6 +50,13 @@ run_suite() {
   pass=$(sed -nE 's/.*pass: ([0-9]+).*/\1/p' <<<"$summary")
   fail=$(sed -nE 's/.*fail: ([0-9]+).*/\1/p' <<<"$summary")
   echo
+  # The failures again, at the end where a reader of the tail looks: each failing assertion
+  # with the lines that explain it, under the file it is in.
+  if grep -qE '^\s*not ok ' "$log"; then
+    echo "$label: what failed"
+    grep -E -A 24 '^\s*not ok ' "$log" | head -n 200 || true
+    echo
+  fi
   echo "$label: ${pass:-0} passed, ${fail:-0} failed"
   passed=$((passed + ${pass:-0}))
   failed=$((failed + ${fail:-0}))

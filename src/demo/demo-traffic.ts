@@ -13,6 +13,8 @@ export interface DemoRequest {
 export interface DemoAnswer {
   statusCode: number
   body: string
+  /** The answer's Retry-After, in seconds, when it has one (a shed or rate-limited request). */
+  retryAfterS?: number
 }
 
 export interface DemoTrafficOptions {
@@ -174,11 +176,31 @@ export function createDemoTraffic(options: DemoTrafficOptions): DemoTraffic {
     return statusCode !== 401 && statusCode !== 403
   }
 
-  /** The snippet's consent step: the decision in force, and `granted` when there is none yet. */
+  /** No answer, too many requests, or a server error: worth asking again shortly. */
+  const transient = (answer: DemoAnswer): boolean => answer.statusCode === 0 || answer.statusCode === 429 || answer.statusCode >= 500
+
+  /**
+   * The snippet's consent step: the decision in force, and `granted` when there is none yet.
+   * A transient refusal (an overloaded instance sheds the simulated load too) is asked again
+   * after its Retry-After, else after an interval, so a busy start leaves no contact away for
+   * minutes. False when refused for good, or stopped meanwhile.
+   */
   const consent = async (contact: DemoContact, token: string): Promise<boolean> => {
+    for (;;) {
+      const answer = await consentOnce(contact, token)
+      if (answer === true) return true
+      if (!transient(answer)) return false
+      const waitMs = (answer.retryAfterS ?? heartbeatIntervalS()) * SECOND * between(random, 1, 1.5)
+      if (!(await sleep(waitMs))) return false
+    }
+  }
+
+  /** One try of the consent step: true once granted, else the answer that refused it. */
+  const consentOnce = async (contact: DemoContact, token: string): Promise<true | DemoAnswer> => {
     const version = consentVersion(contact.locale)
     if (granted.get(contact.id) === version) return true
     const found = await request('consent-check', { method: 'GET', url: `/clients/cat_consent?${new URLSearchParams({ token })}` }, [200, 404])
+    if (transient(found)) return found
     if (found.statusCode === 200) {
       const decision = JSON.parse(found.body) as { decision?: string; version?: string }
       if (decision.decision === 'granted' && decision.version === version) {
@@ -188,7 +210,7 @@ export function createDemoTraffic(options: DemoTrafficOptions): DemoTraffic {
     }
     const payload = JSON.stringify({ token, decision: 'granted', version, locale: contact.locale })
     const posted = await request('consent', { method: 'POST', url: '/clients/cat_consent', headers: { 'content-type': 'text/plain' }, payload })
-    if (posted.statusCode !== 204) return false
+    if (posted.statusCode !== 204) return posted
     granted.set(contact.id, version)
     return true
   }

@@ -45,7 +45,8 @@ export const demoTrafficPlugin = fp<DemoTrafficPluginOptions>(async (app, option
     contacts: demoContacts(config.demoTraffic),
     send: async ({ method, url, headers, payload }) => {
       const res = await app.inject({ method, url, headers, payload })
-      return { statusCode: res.statusCode, body: res.body }
+      const retryAfterS = Number(res.headers['retry-after'])
+      return { statusCode: res.statusCode, body: res.body, ...(retryAfterS > 0 ? { retryAfterS } : {}) }
     },
     mintToken: (contact) => signToken({ aud: 'client', sub: contact.id, clientId: contact.clientId, name: contact.name, company: contact.company, ttlS: TOKEN_TTL_S }, config.secrets, app.now()),
     consentVersion: (locale) => app.snippet.get(locale).version,

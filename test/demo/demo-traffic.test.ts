@@ -9,7 +9,9 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from '../../src/app.js'
 import type { FeedMessage, Presence } from '../../src/presence/presence-engine.js'
-import { DEMO_COMPANIES } from '../../src/demo/demo-population.js'
+import { DEMO_COMPANIES, demoContacts } from '../../src/demo/demo-population.js'
+import { createDemoTraffic } from '../../src/demo/demo-traffic.js'
+import { seededRandom } from '../../src/demo/random.js'
 import { adminToken, buildTestApp, cleanRedisSite, createClock, testConfig, uniqueSite, until } from '../helpers/app.js'
 import { createTestDataDir } from '../helpers/database.js'
 import { createManualScheduler } from '../helpers/manual-scheduler.js'
@@ -165,4 +167,39 @@ t.test('with real timers: the contacts join within the interval, and app.close()
   const added = (): Record<string, number> => Object.fromEntries(Object.entries(resources()).filter(([kind, n]) => n > (before[kind] ?? 0)))
   for (let i = 0; i < 200 && Object.keys(added()).length > 0; i += 1) await new Promise((resolve) => setTimeout(resolve, 10))
   t.same(added(), {}, 'no handle beyond those open before the app existed')
+})
+
+t.test('an overloaded instance sheds a contact\'s consent: the contact asks again after Retry-After, not minutes later', async (t) => {
+  const clock = createClock()
+  const scheduler = createManualScheduler(clock)
+  const sent: { at: number; kind: string; status: number }[] = []
+  // Shed (503, Retry-After: 5) for the first 12 s, as @fastify/under-pressure does; then answered.
+  const shedUntil = clock.now() + 12_000
+  const traffic = createDemoTraffic({
+    contacts: demoContacts(3),
+    send: async ({ method, url }) => {
+      const kind = url.startsWith('/cat_heartbeat') ? new URLSearchParams(url.split('?')[1]).get('event') ?? '' : `${method} consent`
+      const answer = clock.now() < shedUntil ? { statusCode: 503, body: '{}', retryAfterS: 5 } : { statusCode: kind === 'GET consent' ? 404 : 204, body: '' }
+      sent.push({ at: clock.now(), kind, status: answer.statusCode })
+      return answer
+    },
+    mintToken: (contact) => `token-of-${contact.id}`,
+    consentVersion: () => 'v1',
+    heartbeatIntervalS: () => 30,
+    now: clock.now,
+    scheduler,
+    random: seededRandom(3),
+    log: { info: () => {}, warn: () => {}, debug: () => {} },
+  })
+  const start = clock.now()
+  traffic.start()
+  await scheduler.advance(30_000, () => traffic.settled())
+  const shed = sent.filter((s) => s.status === 503)
+  t.ok(shed.some((s) => s.kind === 'GET consent'), 'consent checks were shed')
+  t.ok(shed.every((s) => s.kind === 'GET consent'), 'a shed check is not followed by a post of the decision')
+  const navs = sent.filter((s) => s.kind === 'nav' && s.status === 204)
+  t.equal(navs.length, 3, 'every contact is online within the first interval after the shedding stops')
+  t.ok(navs.every((s) => s.at - start <= 12_000 + 7_500), `each within 1.5 x Retry-After of the end of the shedding: ${navs.map((s) => s.at - start).join(', ')} ms`)
+  await traffic.stop()
+  t.equal(scheduler.pending(), 0, 'stopped: no timer left')
 })

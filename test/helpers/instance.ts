@@ -27,10 +27,13 @@ export interface Instance {
 /**
  * Starts one instance on a free port and resolves once it listens. The listening address is
  * read from Fastify's own "Server listening at" log line (LOG_LEVEL=info); the process is
- * killed at teardown if it still runs.
+ * killed at teardown if it still runs. Overload shedding is off unless `env` sets
+ * CAT_MAX_EVENT_LOOP_DELAY_MS: the suite runs its files side by side with browsers and PHP, and
+ * a loop held back by that is the test machine's load, not the instance's (test/app/overload
+ * tests shedding itself).
  */
 export async function startInstance(t: Teardown, env: Record<string, string>): Promise<Instance> {
-  const childEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, CAT_SECRET: SECRET, LOG_LEVEL: 'info', PORT: '0', HOST: '127.0.0.1', ...env }
+  const childEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, CAT_SECRET: SECRET, LOG_LEVEL: 'info', PORT: '0', HOST: '127.0.0.1', CAT_MAX_EVENT_LOOP_DELAY_MS: '0', ...env }
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   const exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }))
