@@ -2,7 +2,7 @@ import Fastify, { LogController, type FastifyHttpOptions, type FastifyInstance, 
 import type { Server } from 'node:http'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config/config.js'
-import { MAX_ID_LENGTH } from './auth/tokens.js'
+import { MAX_ADMIN_TOKEN_LENGTH, MAX_ID_LENGTH } from './auth/tokens.js'
 import { clientErrorHandler, frameworkErrors } from './errors/edge-errors.js'
 import { lazyChildLogger, loggerOptions } from './log/logger.js'
 import { corePlugin } from './plugins/core.js'
@@ -92,6 +92,9 @@ export interface HttpTimeouts {
  */
 export const HTTP_TIMEOUTS: HttpTimeouts = { headersMs: 5_000, requestMs: 10_000, keepAliveMs: 72_000, checkIntervalMs: 1_000, drainMs: 5_000 }
 
+/** The most bytes of a request's line and headers: the longest admin token and 16 KiB more (Node's own default). */
+export const MAX_HEADER_BYTES = MAX_ADMIN_TOKEN_LENGTH + 16 * 1024
+
 /** The Fastify options production uses; tests build the app through the same function. */
 export function appOptions(config: Config, deps: AppDeps = {}): FastifyHttpOptions<Server> {
   const timeouts = { ...HTTP_TIMEOUTS, ...deps.httpTimeouts }
@@ -124,6 +127,9 @@ export function appOptions(config: Config, deps: AppDeps = {}): FastifyHttpOptio
       connectionsCheckingInterval: timeouts.checkIntervalMs,
       // guardRequests answers a missing Host with the JSON 400; Node's own has no body.
       requireHostHeader: false,
+      // Room for the longest admin token (a `clients` claim of thousands of ids) in a header
+      // or the WebSocket's URL, and the rest of the request's headers.
+      maxHeaderSize: MAX_HEADER_BYTES,
     },
     clientErrorHandler,
     frameworkErrors,

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig } from './config/config.js'
 import { parseTtl, signToken } from './auth/tokens.js'
 
-const USAGE = `usage: cat-presence token --aud admin|client --sub ID [--client-id ID] [--name N] [--company C] [--role admin|staff] [--ttl 1h]
+const USAGE = `usage: cat-presence token --aud admin|client --sub ID [--client-id ID] [--name N] [--company C] [--role admin|staff] [--clients ID,ID,…] [--ttl 1h]
 
 Mints a token signed with the first secret of CAT_SECRET (which must be set).`
 
@@ -26,6 +26,7 @@ export function run(argv: string[], env: NodeJS.ProcessEnv): string {
         name: { type: 'string' },
         company: { type: 'string' },
         role: { type: 'string' },
+        clients: { type: 'string' },
         ttl: { type: 'string', default: '1h' },
       },
       strict: true,
@@ -37,6 +38,9 @@ export function run(argv: string[], env: NodeJS.ProcessEnv): string {
   if (values.sub === undefined || values.sub === '') fail('--sub is required')
   if (values.aud === 'client' && (values['client-id'] === undefined || values['client-id'] === '')) fail('--client-id is required for a client token')
   if (values.role !== undefined && (values.aud !== 'admin' || (values.role !== 'admin' && values.role !== 'staff'))) fail('--role is admin or staff, for an admin token')
+  if (values.clients !== undefined && values.aud !== 'admin') fail('--clients is for an admin token')
+  // `--clients ""` is an empty list: the token sees no client.
+  const clients = values.clients === undefined ? undefined : values.clients.split(',').map((id) => id.trim()).filter((id) => id !== '')
   let ttlS: number
   try {
     ttlS = parseTtl(values.ttl ?? '1h')
@@ -54,7 +58,7 @@ export function run(argv: string[], env: NodeJS.ProcessEnv): string {
     throw error
   }
   return signToken(
-    { aud: values.aud, sub: values.sub, clientId: values['client-id'], name: values.name, company: values.company, role: values.role as 'admin' | 'staff' | undefined, ttlS },
+    { aud: values.aud, sub: values.sub, clientId: values['client-id'], name: values.name, company: values.company, role: values.role as 'admin' | 'staff' | undefined, clients, ttlS },
     secrets,
   )
 }

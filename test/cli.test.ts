@@ -48,6 +48,17 @@ t.test('mints an admin token, signed with the first of several secrets', async (
   t.throws(() => createTokenVerifier({ secrets: [OLD_SECRET], now: Date.now }).verify(token, AUDIENCES.admin), { code: 'invalid_token' }, 'not signed with the second secret')
 })
 
+t.test('mints an admin token that sees only the clients of --clients', async (t) => {
+  const { code, stdout, stderr } = await cli(['token', '--aud', 'admin', '--sub', 'staff-4', '--role', 'staff', '--clients', '12, 40,7'], CLI_SECRET)
+  t.equal(code, 0, stderr)
+  const claims = createTokenVerifier({ secrets: [CLI_SECRET], now: Date.now }).verify(stdout.trim(), AUDIENCES.admin)
+  t.equal(claims.role, 'staff')
+  t.same([...(claims.visibility?.clients ?? [])].sort(), ['12', '40', '7'])
+  t.ok(claims.visibility?.sees('40') === true && claims.visibility.sees('41') === false, 'sees 40, not 41')
+  const none = await cli(['token', '--aud', 'admin', '--sub', 'staff-5', '--clients', ''], CLI_SECRET)
+  t.equal(createTokenVerifier({ secrets: [CLI_SECRET], now: Date.now }).verify(none.stdout.trim(), AUDIENCES.admin).visibility?.clients?.size, 0, '--clients "": no client')
+})
+
 t.test('failures exit non-zero with a clear message on stderr', async (t) => {
   const cases: [string, string[], string | undefined, RegExp][] = [
     ['missing CAT_SECRET', ['token', '--aud', 'admin', '--sub', '1'], undefined, /CAT_SECRET/],
@@ -55,6 +66,7 @@ t.test('failures exit non-zero with a clear message on stderr', async (t) => {
     ['missing --sub', ['token', '--aud', 'admin'], CLI_SECRET, /--sub/],
     ['client without --client-id', ['token', '--aud', 'client', '--sub', '1'], CLI_SECRET, /--client-id/],
     ['bad --ttl', ['token', '--aud', 'admin', '--sub', '1', '--ttl', 'soon'], CLI_SECRET, /--ttl/],
+    ['--clients on a client token', ['token', '--aud', 'client', '--sub', '1', '--client-id', '2', '--clients', '2'], CLI_SECRET, /--clients is for an admin token/],
     ['unknown option', ['token', '--aud', 'admin', '--sub', '1', '--bogus'], CLI_SECRET, /bogus/],
     ['unknown command', ['mint', '--aud', 'admin', '--sub', '1'], CLI_SECRET, /unknown command "mint"/],
   ]

@@ -29,6 +29,12 @@ export interface ActivityPage {
   nextCursor: string | null
 }
 
+/** When a session began and ended (null while open), ms. */
+export interface SessionSpan {
+  startedAt: number
+  endedAt: number | null
+}
+
 export interface OnlinePoint {
   /** The start of the minute or bucket, ms. */
   t: number
@@ -72,9 +78,15 @@ export interface ActivityStore {
    * still fold each contact's events in the order they were started).
    */
   write(events: readonly ActivityEvent[], onLocked?: () => void): Promise<void>
-  contactActivity(contactId: string, query: ActivityQuery): Promise<ActivityPage>
+  /** A contact's sessions; with `clients`, only its sessions with those clients. */
+  contactActivity(contactId: string, query: ActivityQuery, clients?: readonly string[]): Promise<ActivityPage>
   clientActivity(clientId: string, query: ActivityQuery): Promise<ActivityPage>
-  exportContact(contactId: string): Promise<ContactExport>
+  /** Everything stored about a contact; with `clients`, only what it did as a contact of those clients. */
+  exportContact(contactId: string, clients?: readonly string[]): Promise<ContactExport>
+  /** Every client the contact is known as a contact of, in the activity log and the consent ledger. */
+  contactClients(contactId: string): Promise<string[]>
+  /** When the sessions of contacts of `clients` overlapping [from, to) began and ended (null: not yet), ms. */
+  sessionSpans(clients: readonly string[], from: number, to: number): Promise<SessionSpan[]>
   /** Appends a decision to the consent ledger. */
   recordConsent(record: ConsentRecord): Promise<void>
   /** The decision in force: the newest. */

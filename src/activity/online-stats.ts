@@ -1,4 +1,4 @@
-import type { OnlinePoint } from './activity-store.js'
+import type { OnlinePoint, SessionSpan } from './activity-store.js'
 
 /** The ranges of /admin/api/stats/online: how far back, and how wide one point is. */
 export const STATS_RANGES = {
@@ -16,6 +16,24 @@ export function bucketPoints(samples: readonly OnlinePoint[], bucketMs: number):
     const last = points[points.length - 1]
     if (last !== undefined && last.t === bucketStart) last.online = Math.max(last.online, sample.online)
     else points.push({ t: bucketStart, online: sample.online })
+  }
+  return points
+}
+
+/**
+ * How many of `spans` were open at each of `instants` (ascending): begun at or before it and
+ * not ended by it. One pass over the instants and the sorted starts and ends.
+ */
+export function onlineAt(instants: readonly number[], spans: readonly SessionSpan[]): OnlinePoint[] {
+  const starts = spans.map((span) => span.startedAt).sort((a, b) => a - b)
+  const ends = spans.flatMap((span) => (span.endedAt === null ? [] : [span.endedAt])).sort((a, b) => a - b)
+  const points: OnlinePoint[] = []
+  let started = 0
+  let ended = 0
+  for (const t of instants) {
+    while (started < starts.length && (starts[started] as number) <= t) started += 1
+    while (ended < ends.length && (ends[ended] as number) <= t) ended += 1
+    points.push({ t, online: started - ended })
   }
   return points
 }

@@ -3,6 +3,7 @@ import { AUDIENCES, type Role, type TokenClaims, type TokenVerifier } from './to
 import { AppError } from '../errors/errors.js'
 import { limitRoutes } from '../limits/route-limits.js'
 import { assertLicensed } from '../license/license-gate.js'
+import { visibilityOf, type Visibility } from './visibility.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -30,6 +31,14 @@ export function roleOf(claims: TokenClaims): Role {
 export function requireAdmin(request: FastifyRequest, what: string): void {
   const claims = request.staff
   if (claims === undefined || roleOf(claims) !== 'admin') throw new AppError('forbidden', `${what} needs an admin token (role "admin"); this token's role is "staff"`)
+}
+
+/** Sees no client: what a request without verified staff claims sees, should one reach a route. */
+const NO_CLIENT = visibilityOf([])
+
+/** The clients whose contacts the staff member of `request` (a staffOnly route) sees. */
+export function staffVisibility(request: FastifyRequest): Visibility {
+  return request.staff?.visibility ?? NO_CLIENT
 }
 
 /** The methods that only read: every other one changes something. */

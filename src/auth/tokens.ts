@@ -2,6 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto'
 import { AppError } from '../errors/errors.js'
 import type { ClientClaims, ClientContacts } from './client-contacts.js'
 import type { AuthFailureGuard } from '../limits/auth-failures.js'
+import { EVERY_CLIENT, visibilityOf, type Visibility } from './visibility.js'
 
 /**
  * JWT HS256, written here rather than taken from a library: tokens have exactly one
@@ -16,8 +17,16 @@ export type Audience = (typeof AUDIENCES)[keyof typeof AUDIENCES]
 
 /** Seconds of clock skew allowed on `exp`, `nbf` and `iat`. */
 export const CLOCK_SKEW_S = 30
-/** Tokens longer than this are refused unread. */
+/** Client tokens longer than this are refused unread. */
 export const MAX_TOKEN_LENGTH = 4096
+/**
+ * Admin tokens longer than this are refused unread: room for a `clients` claim of 10 000 ids
+ * of up to 12 digits. The HTTP server's header limit (app.ts) lets such a token through as a
+ * header or in the WebSocket's URL.
+ */
+export const MAX_ADMIN_TOKEN_LENGTH = 256 * 1024
+/** The most ids a `clients` claim may list. */
+export const MAX_CLIENTS_CLAIM = 20_000
 /** Longest `sub` and `client_id`, in UTF-16 code units (JavaScript's `length`); no control characters. */
 export const MAX_ID_LENGTH = 128
 const MAX_NAME_LENGTH = 200
@@ -46,6 +55,8 @@ export interface TokenClaims {
   exp: number
   /** Admin tokens only: `admin` (the default when the claim is absent) or `staff` (watch and read only). */
   readonly role?: Role
+  /** Admin tokens only: the clients whose contacts the token sees (the `clients` claim; every client without it). */
+  readonly visibility?: Visibility
 }
 
 /** What an admin token may do: `admin` everything, `staff` watch and read. */
@@ -59,6 +70,9 @@ interface Verified {
   name: string | undefined
   company: string | undefined
   role: Role | undefined
+  visibility: Visibility
+  /** Characters of the `clients` claim's ids, for the cache's estimate. */
+  clientsLength: number
   exp: number
   nbf: number | undefined
   iat: number | undefined
@@ -94,6 +108,14 @@ function roleClaim(value: unknown): Role | undefined {
   invalid('claim role must be "admin" or "staff"')
 }
 
+/** The `clients` claim: an array of client ids (strings, or integers as Perfex's ids are). */
+function clientsClaim(value: unknown): string[] | undefined {
+  if (value === undefined || value === null) return undefined
+  if (!Array.isArray(value)) invalid('claim clients must be an array of client ids')
+  if (value.length > MAX_CLIENTS_CLAIM) invalid(`claim clients lists more than ${MAX_CLIENTS_CLAIM} clients`)
+  return value.map((id: unknown) => idClaim(id, 'clients'))
+}
+
 function textClaim(value: unknown, name: string): string | undefined {
   if (value === undefined || value === null) return undefined
   if (typeof value !== 'string') invalid(`claim ${name} must be a string`)
@@ -110,8 +132,10 @@ function optionalTime(value: unknown, name: string): number | undefined {
 
 /** The cache's estimate of an entry's memory: the token (one byte a character), its kept strings (two), the rest. */
 function entryBytes(token: string, verified: Verified): number {
-  const kept = verified.sub.length + (verified.clientId?.length ?? 0) + (verified.name?.length ?? 0) + (verified.company?.length ?? 0)
-  return token.length + 2 * kept + ENTRY_OVERHEAD_BYTES
+  const kept = verified.sub.length + (verified.clientId?.length ?? 0) + (verified.name?.length ?? 0) + (verified.company?.length ?? 0) + verified.clientsLength
+  // A listed client costs its string and a slot in the claim's set.
+  const listed = verified.visibility.clients?.size ?? 0
+  return token.length + 2 * kept + 32 * listed + ENTRY_OVERHEAD_BYTES
 }
 
 function hmac(secret: string, signingInput: string): Buffer {
@@ -126,6 +150,8 @@ export interface SignInput {
   company?: string
   /** Admin tokens: `staff` for a read-only staff member; absent means `admin`. */
   role?: Role
+  /** Admin tokens: the only clients whose contacts the token sees; absent means every client. */
+  clients?: readonly string[]
   /** Lifetime in seconds. */
   ttlS: number
 }
@@ -141,6 +167,7 @@ export function signToken(input: SignInput, secrets: readonly string[], nowMs: n
   if (input.name !== undefined) payload.name = input.name
   if (input.company !== undefined) payload.company = input.company
   if (input.role !== undefined) payload.role = input.role
+  if (input.clients !== undefined) payload.clients = input.clients
   const signingInput = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`
   return `${signingInput}.${hmac(secret, signingInput).toString('base64url')}`
 }
@@ -202,6 +229,7 @@ export function createTokenVerifier({ secrets, now, cacheBytes = TOKEN_CACHE_BYT
     if (typeof payload.exp !== 'number' || !Number.isFinite(payload.exp)) invalid('token has no exp')
     const aud = payload.aud
     const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : []
+    const clients = clientsClaim(payload.clients)
     return {
       audiences,
       sub: idClaim(payload.sub, 'sub'),
@@ -209,6 +237,8 @@ export function createTokenVerifier({ secrets, now, cacheBytes = TOKEN_CACHE_BYT
       name: textClaim(payload.name, 'name'),
       company: textClaim(payload.company, 'company'),
       role: roleClaim(payload.role),
+      visibility: clients === undefined ? EVERY_CLIENT : visibilityOf(clients),
+      clientsLength: clients === undefined ? 0 : clients.reduce((sum, id) => sum + id.length, 0),
       exp: payload.exp,
       nbf: optionalTime(payload.nbf, 'nbf'),
       iat: optionalTime(payload.iat, 'iat'),
@@ -228,7 +258,7 @@ export function createTokenVerifier({ secrets, now, cacheBytes = TOKEN_CACHE_BYT
     let claims = verified.claims[audience]
     if (claims === undefined) {
       const base = { aud: audience, sub: verified.sub, clientId: verified.clientId, name: verified.name, company: verified.company, exp: verified.exp }
-      claims = Object.freeze(audience === AUDIENCES.admin ? { ...base, role: verified.role ?? 'admin' } : base)
+      claims = Object.freeze(audience === AUDIENCES.admin ? { ...base, role: verified.role ?? 'admin', visibility: verified.visibility } : base)
       verified.claims[audience] = claims
     }
     return claims
@@ -269,13 +299,14 @@ export function createTokenVerifier({ secrets, now, cacheBytes = TOKEN_CACHE_BYT
   }
 
   function verifyToken(token: string | undefined, audience: Audience, address: string | undefined): TokenClaims {
-    if (token !== undefined && token !== '' && token.length <= MAX_TOKEN_LENGTH) {
+    const maxLength = audience === AUDIENCES.admin ? MAX_ADMIN_TOKEN_LENGTH : MAX_TOKEN_LENGTH
+    if (token !== undefined && token !== '' && token.length <= maxLength) {
       const claims = known(token, audience)
       if (claims !== undefined) return claims
     }
     if (address !== undefined) guard?.check(address)
     if (token === undefined || token === '') invalid('token is missing')
-    if (token.length > MAX_TOKEN_LENGTH) invalid(`token is longer than ${MAX_TOKEN_LENGTH} characters`)
+    if (token.length > maxLength) invalid(`token is longer than ${maxLength} characters`)
     return verifyNew(token, audience)
   }
 

@@ -1,5 +1,6 @@
 import type { WebSocket } from 'ws'
 import { SnapshotHandoff } from './snapshot-handoff.js'
+import type { Visibility } from '../auth/visibility.js'
 
 /** WebSocket.OPEN */
 export const OPEN = 1
@@ -15,8 +16,10 @@ export interface Connection {
   snapshotBytes: number
   /** It answered the last keepalive ping. */
   alive: boolean
+  /** The clients whose contacts its token sees: it gets theirs only. */
+  readonly visibility: Visibility
 }
 
-export function newConnection(socket: WebSocket): Connection {
-  return { socket, seq: 0, handoff: new SnapshotHandoff(), snapshotBytes: 0, alive: true }
+export function newConnection(socket: WebSocket, visibility: Visibility): Connection {
+  return { socket, seq: 0, handoff: new SnapshotHandoff(), snapshotBytes: 0, alive: true, visibility }
 }

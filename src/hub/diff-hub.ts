@@ -4,7 +4,8 @@ import { CLOSE_CODES } from '../errors/errors.js'
 import type { FeedMessage, PresenceEngine } from '../presence/presence-engine.js'
 import { newConnection, type Connection } from './connection.js'
 import { startKeepalive } from './keepalive.js'
-import { Sender, diffText } from './sender.js'
+import { Sender, foldDiff, type FoldedDiff } from './sender.js'
+import { EVERY_CLIENT, type Visibility } from '../auth/visibility.js'
 import { handOutWindow, type FeedChange } from './snapshot-handoff.js'
 import { SnapshotStream } from './snapshot-stream.js'
 
@@ -26,8 +27,11 @@ export interface DiffHubOptions {
 }
 
 export interface DiffHub {
-  /** Takes over an authenticated dashboard socket: snapshot first, then diffs. */
-  add(socket: WebSocket): void
+  /**
+   * Takes over an authenticated dashboard socket: snapshot first, then diffs, of the contacts
+   * of the clients `visibility` sees (every client by default).
+   */
+  add(socket: WebSocket, visibility?: Visibility): void
   readonly size: number
   /** Changes the diff window (a live setting); the window open now keeps its length. */
   setDiffInterval(ms: number): void
@@ -59,8 +63,9 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
   }
   const sender = new Sender(sendBufferBytes, drop, log)
   const snapshots = new SnapshotStream({ engine, sender, connections, drop, retryMinMs, retryMaxMs, now, log })
-  const serialise = (changes: readonly FeedChange[]): Buffer | undefined => diffText(changes, now)
-  const send = (conn: Connection, text: Buffer): void => sender.sendDiff(conn, text)
+  // Folded once per shared feed position; each visibility's text made once from the fold.
+  const serialise = (changes: readonly FeedChange[]): FoldedDiff | undefined => foldDiff(changes, now)
+  const send = (conn: Connection, folded: FoldedDiff): void => sender.sendDiff(conn, folded)
   /** The changes of the current window, in feed order. */
   let window: FeedChange[] = []
   let flushTimer: NodeJS.Timeout | undefined
@@ -92,8 +97,8 @@ export function createDiffHub(options: DiffHubOptions): DiffHub {
   const stopKeepalive = startKeepalive(connections, keepaliveMs, drop)
 
   return {
-    add(socket) {
-      const conn = newConnection(socket)
+    add(socket, visibility = EVERY_CLIENT) {
+      const conn = newConnection(socket, visibility)
       connections.add(conn)
       socket.on('pong', () => {
         conn.alive = true

@@ -1,20 +1,50 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { CLOSE_CODES } from '../errors/errors.js'
-import { coalesce } from './coalesce.js'
+import type { Left, Presence } from '../presence/presence-engine.js'
+import type { Visibility } from '../auth/visibility.js'
+import { coalesce, type Diff } from './coalesce.js'
 import { OPEN, type Connection } from './connection.js'
 import type { FeedChange } from './snapshot-handoff.js'
 
 /** A diff this long goes as fragments (head, then the shared text) rather than one copy per socket. */
 const FRAGMENT_ABOVE = 64 * 1024
 
+/** A leave as dashboards get it: the contract's fields, without the client it was filtered by. */
+const leftOnWire = (left: Left): Omit<Left, 'clientId'> => ({ contactId: left.contactId, at: left.at, reason: left.reason })
+const presenceClient = (presence: Presence): string => presence.clientId
+
 /**
- * The text of a diff after its seq (`,"at":…,"joined":…,"updated":…,"left":…}`), serialised
- * and encoded once for every socket that gets it; undefined when the changes cancel out.
+ * A run of changes folded into one diff (coalesce), once; its text after the seq
+ * (`,"at":…,"joined":…,"updated":…,"left":…}`) is serialised and encoded once per visibility
+ * (the clients a dashboard's token sees) and shared by every socket of that visibility.
  */
-export function diffText(changes: readonly FeedChange[], now: () => number): Buffer | undefined {
+export class FoldedDiff {
+  private readonly texts = new Map<string, Buffer | undefined>()
+
+  constructor(
+    private readonly diff: Diff,
+    private readonly at: number,
+  ) {}
+
+  /** The text for sockets of `visibility`; undefined when none of the changes is theirs to see. */
+  textFor(visibility: Visibility): Buffer | undefined {
+    if (this.texts.has(visibility.key)) return this.texts.get(visibility.key)
+    const { diff } = this
+    const joined = visibility.all ? diff.joined : diff.joined.filter((p) => visibility.sees(presenceClient(p)))
+    const updated = visibility.all ? diff.updated : diff.updated.filter((p) => visibility.sees(presenceClient(p)))
+    const left = visibility.all ? diff.left : diff.left.filter((l) => visibility.sees(l.clientId))
+    const text = joined.length + updated.length + left.length === 0
+      ? undefined
+      : Buffer.from(`,"at":${this.at},"joined":${JSON.stringify(joined)},"updated":${JSON.stringify(updated)},"left":${JSON.stringify(left.map(leftOnWire))}}`)
+    this.texts.set(visibility.key, text)
+    return text
+  }
+}
+
+/** The changes folded into one diff; undefined when they cancel out. */
+export function foldDiff(changes: readonly FeedChange[], now: () => number): FoldedDiff | undefined {
   const diff = coalesce(changes.map((c) => c.change))
-  if (diff === undefined) return undefined
-  return Buffer.from(`,"at":${now()},"joined":${JSON.stringify(diff.joined)},"updated":${JSON.stringify(diff.updated)},"left":${JSON.stringify(diff.left)}}`)
+  return diff === undefined ? undefined : new FoldedDiff(diff, now())
 }
 
 /** Begins messages on dashboard sockets, and sends diffs. */
@@ -50,11 +80,13 @@ export class Sender {
   }
 
   /**
-   * A diff, `text` from diffText. A long one goes as two fragments, the socket's head and then
-   * the shared text as it is, rather than a copy per socket.
+   * A diff, the text of `folded` for the socket's visibility (nothing when there is none). A
+   * long one goes as two fragments, the socket's head and then the shared text as it is,
+   * rather than a copy per socket.
    */
-  sendDiff(conn: Connection, text: Buffer): void {
-    if (!this.begin(conn)) return
+  sendDiff(conn: Connection, folded: FoldedDiff): void {
+    const text = folded.textFor(conn.visibility)
+    if (text === undefined || !this.begin(conn)) return
     if (text.length < FRAGMENT_ABOVE) {
       conn.socket.send(Buffer.concat([this.head(conn, 'diff'), text]), { binary: false })
       return

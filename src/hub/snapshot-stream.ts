@@ -3,9 +3,21 @@ import { CLOSE_CODES } from '../errors/errors.js'
 import type { PresenceEngine } from '../presence/presence-engine.js'
 import type { SnapshotParts } from '../presence/snapshot-parts.js'
 import { OPEN, type Connection } from './connection.js'
-import { diffText, type Sender } from './sender.js'
+import { foldDiff, type Sender } from './sender.js'
+import type { Visibility } from '../auth/visibility.js'
 
 const COMMA = 0x2c
+
+/** The sockets by the visibility of their tokens: those of one visibility get the same text. */
+function byVisibility(conns: readonly Connection[]): Map<Visibility, Connection[]> {
+  const groups = new Map<string, [Visibility, Connection[]]>()
+  for (const conn of conns) {
+    const group = groups.get(conn.visibility.key)
+    if (group === undefined) groups.set(conn.visibility.key, [conn.visibility, [conn]])
+    else group[1].push(conn)
+  }
+  return new Map(groups.values())
+}
 
 export interface SnapshotStreamOptions {
   engine: PresenceEngine
@@ -23,8 +35,8 @@ export interface SnapshotStreamOptions {
 /**
  * Reads snapshots for the sockets that ask for one and streams each part as it is read, as
  * fragments of one message (`{"type":"snapshot","seq":…,"at":…,"online":[` + the parts +
- * `]}`) to every socket that waits for it: each part serialised and encoded once, then sent
- * as it is. One read at a time; the sockets that ask meanwhile share the next. A read that
+ * `]}`) to every socket that waits for it: each part serialised and encoded once per
+ * visibility (the contacts of the clients the sockets' tokens see), then sent as it is. One read at a time; the sockets that ask meanwhile share the next. A read that
  * fails is tried again with backoff.
  */
 export class SnapshotStream {
@@ -98,21 +110,27 @@ export class SnapshotStream {
         conn.socket.send(Buffer.concat([sender.head(conn, 'snapshot'), rest]), { binary: false, fin: false })
       }
     }
-    let bytes = 0
+    // Per visibility (the clients a token sees): the bytes of the array sent so far, shared by its sockets.
+    const sentBytes = new Map<string, number>()
     for await (const part of reader.parts) {
       if (part.length === 0) continue
-      const json = Buffer.from(JSON.stringify(part))
-      // `[a,b]`: the first part opens the array, the later ones go on with `,a,b`; `]` ends it.
-      if (bytes > 0) json[0] = COMMA
-      const body = json.subarray(0, json.length - 1)
-      bytes += body.length
       beginAll()
-      for (const conn of open()) conn.socket.send(body, { binary: false, fin: false })
+      for (const [visibility, conns] of byVisibility(open())) {
+        const visible = visibility.all ? part : part.filter((p) => visibility.sees(p.clientId))
+        if (visible.length === 0) continue
+        const json = Buffer.from(JSON.stringify(visible))
+        // `[a,b]`: the first part opens the array, the later ones go on with `,a,b`; `]` ends it.
+        const before = sentBytes.get(visibility.key) ?? 0
+        if (before > 0) json[0] = COMMA
+        const body = json.subarray(0, json.length - 1)
+        sentBytes.set(visibility.key, before + body.length)
+        for (const conn of conns) conn.socket.send(body, { binary: false, fin: false })
+      }
     }
     beginAll()
-    const end = Buffer.from(bytes === 0 ? '[]}' : ']}')
     for (const conn of open()) {
-      conn.socket.send(end, { binary: false, fin: true })
+      const bytes = sentBytes.get(conn.visibility.key) ?? 0
+      conn.socket.send(Buffer.from(bytes === 0 ? '[]}' : ']}'), { binary: false, fin: true })
       this.goLive(conn, reader, bytes)
     }
   }
@@ -122,7 +140,7 @@ export class SnapshotStream {
     conn.snapshotBytes = bytes
     const newer = conn.handoff.readEnds(reader)
     if (newer === undefined) return
-    const catchUp = diffText(newer, this.options.now)
+    const catchUp = foldDiff(newer, this.options.now)
     if (catchUp !== undefined) this.options.sender.sendDiff(conn, catchUp)
   }
 

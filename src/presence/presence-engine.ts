@@ -40,6 +40,8 @@ export interface Presence {
 
 export interface Left {
   contactId: string
+  /** The contact's client: a dashboard that sees only some clients gets the leaves of theirs. Not sent to dashboards. */
+  clientId: string
   at: number
   reason: LeaveReason
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import { Type } from '@sinclair/typebox'
-import { staffOnly } from '../auth/admin-auth.js'
+import { staffOnly, staffVisibility } from '../auth/admin-auth.js'
+import { visibleOnly } from '../auth/visibility.js'
 import { ADMIN_API, ADMIN_READ_ERRORS } from './openapi.js'
 
 export const PresenceSchema = Type.Object({
@@ -23,9 +24,9 @@ export async function adminApiRoutes(app: FastifyInstance): Promise<void> {
   app.get('/admin/api/online', {
     schema: { ...ADMIN_API, summary: 'Who is online now', response: { 200: Type.Object({ at: Type.Number(), online: Type.Array(PresenceSchema) }) } },
     config: { docs: { errors: ADMIN_READ_ERRORS } },
-  }, async (_request, reply) => {
+  }, async (request, reply) => {
     const snapshot = await presence.snapshot()
     void reply.header('Cache-Control', 'no-store')
-    return { at: now(), online: snapshot.online }
+    return { at: now(), online: visibleOnly(snapshot.online, staffVisibility(request), (p) => p.clientId) }
   })
 }

@@ -1,12 +1,13 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Visibility } from '../auth/visibility.js'
 import { Type, type Static } from '@sinclair/typebox'
 import { AppError, CLOSE_CODES } from '../errors/errors.js'
-import { AUDIENCES, MAX_TOKEN_LENGTH } from '../auth/tokens.js'
+import { AUDIENCES, MAX_ADMIN_TOKEN_LENGTH } from '../auth/tokens.js'
 import { isAllowedOrigin } from './origin.js'
 import { assertLicensed } from '../license/license-gate.js'
 import { noContent } from './openapi.js'
 
-const WsQuery = Type.Object({ token: Type.Optional(Type.String({ maxLength: MAX_TOKEN_LENGTH })) }, { additionalProperties: true })
+const WsQuery = Type.Object({ token: Type.Optional(Type.String({ maxLength: MAX_ADMIN_TOKEN_LENGTH })) }, { additionalProperties: true })
 
 export async function adminWsRoutes(app: FastifyInstance): Promise<void> {
   const { config, tokens, hub, license } = app
@@ -18,6 +19,8 @@ export async function adminWsRoutes(app: FastifyInstance): Promise<void> {
     for (const client of app.websocketServer.clients) client.close(code, reason)
   })
   app.addHook('onClose', async () => stopWatching())
+  /** The clients each upgrading request's token sees, from its verification to its socket. */
+  const visibilities = new WeakMap<FastifyRequest, Visibility>()
   app.get<{ Querystring: Static<typeof WsQuery> }>('/admin/ws', {
     websocket: true,
     schema: {
@@ -41,10 +44,15 @@ export async function adminWsRoutes(app: FastifyInstance): Promise<void> {
         throw new AppError('forbidden', `Origin ${origin} is not allowed`)
       }
       if (app.draining) throw new AppError('unavailable', 'This instance is draining.', { retryAfterS: 1 })
-      tokens.verify((request.query as { token?: string }).token, AUDIENCES.admin, request.ip)
+      const claims = tokens.verify((request.query as { token?: string }).token, AUDIENCES.admin, request.ip)
       assertLicensed(license)
+      if (claims.visibility !== undefined) visibilities.set(request, claims.visibility)
     },
-  }, (socket) => {
-    hub.add(socket)
+  }, (socket, request) => {
+    const visibility = visibilities.get(request)
+    visibilities.delete(request)
+    // Never reached without a verified token; were it, the socket would see nobody rather than everybody.
+    if (visibility === undefined) return socket.close(CLOSE_CODES.policyViolation.code, CLOSE_CODES.policyViolation.reason)
+    hub.add(socket, visibility)
   })
 }

@@ -8,6 +8,7 @@ import type WebSocket from 'ws'
 import type { Socket } from 'node:net'
 import { Writable } from 'node:stream'
 import { ERRORS } from '../../src/errors/errors.js'
+import { MAX_HEADER_BYTES } from '../../src/app.js'
 import { adminToken, buildTestApp, clientToken } from '../helpers/app.js'
 import { connectDashboard } from '../helpers/ws.js'
 import { listenPort, parseResponse, rawConnect, rawRequest, type RawResponse } from '../helpers/raw-http.js'
@@ -33,8 +34,8 @@ t.test('what Node\'s parser and Fastify\'s router refuse is answered in the cata
   const port = await listenPort(app)
   const token = clientToken()
   const cases: [string, string, keyof typeof ERRORS, RegExp?][] = [
-    ['headers over 16 KiB', `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 'headers_too_large'],
-    ['a request line over 16 KiB', `GET /cat_heartbeat?token=${token}&title=${'t'.repeat(17_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 'headers_too_large'],
+    ['headers over MAX_HEADER_BYTES', `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(MAX_HEADER_BYTES + 10)}\r\n\r\n`, 'headers_too_large'],
+    ['a request line over MAX_HEADER_BYTES', `GET /cat_heartbeat?token=${token}&title=${'t'.repeat(MAX_HEADER_BYTES + 10)} HTTP/1.1\r\nHost: x\r\n\r\n`, 'headers_too_large'],
     ['not HTTP at all', 'HELLO THERE\r\n\r\n', 'invalid_request'],
     ['a header line without a colon', 'GET /healthz HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n', 'invalid_request'],
     ['Content-Length and Transfer-Encoding together', 'POST /cat_heartbeat HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 'invalid_request'],

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { AppError } from '../../src/errors/errors.js'
-import { AUDIENCES, MAX_TOKEN_LENGTH, createTokenVerifier, parseTtl, signToken, type Audience, type TokenVerifier } from '../../src/auth/tokens.js'
+import { AUDIENCES, MAX_ADMIN_TOKEN_LENGTH, MAX_CLIENTS_CLAIM, MAX_TOKEN_LENGTH, createTokenVerifier, parseTtl, signToken, type Audience, type TokenVerifier } from '../../src/auth/tokens.js'
 
 const NEW_SECRET = 'new-secret-0123456789abcdef'
 const OLD_SECRET = 'old-secret-fedcba9876543210'
@@ -313,4 +313,27 @@ t.test('parseTtl', async (t) => {
   for (const bad of ['abc', '0', '0h', '1w', '', '-5', '1.5h', 'h']) {
     t.throws(() => parseTtl(bad), { message: /^--ttl: / }, `${JSON.stringify(bad)} is refused`)
   }
+})
+
+t.test('the clients claim of an admin token: the clients it sees', async (t) => {
+  const { v } = verifier()
+  const admin = (extra: Record<string, unknown>): string => handToken({ alg: 'HS256' }, { aud: 'cat:admin', sub: 'staff-1', exp: T0_S + 3600, ...extra }, NEW_SECRET)
+  const all = v.verify(admin({}), AUDIENCES.admin).visibility
+  t.ok(all?.all === true && all.sees('anything'), 'no claim: every client')
+  const some = v.verify(admin({ clients: [12, '40', 'acme'] }), AUDIENCES.admin).visibility
+  t.same([...(some?.clients ?? [])].sort(), ['12', '40', 'acme'], 'integers are read as ids, as client_id is')
+  t.ok(some?.sees('12') === true && some.sees('13') === false, 'sees those listed only')
+  t.equal(v.verify(admin({ clients: [] }), AUDIENCES.admin).visibility?.sees('12'), false, 'an empty list sees nobody')
+  t.equal(v.verify(admin({ clients: ['acme', '12', '40'], name: 'other token' }), AUDIENCES.admin).visibility?.key, some?.key, 'the same clients in another order: the same key')
+  t.not(v.verify(admin({ clients: ['12', '40'] }), AUDIENCES.admin).visibility?.key, some?.key, 'other clients: another key')
+  t.match(refused(t, v, admin({ clients: 'acme' }), AUDIENCES.admin, 'not an array'), /clients must be an array/)
+  t.match(refused(t, v, admin({ clients: ['ok', ''] }), AUDIENCES.admin, 'an empty id'), /clients/)
+  t.match(refused(t, v, admin({ clients: ['ok', { id: 1 }] }), AUDIENCES.admin, 'an object'), /clients/)
+  t.match(refused(t, v, admin({ clients: Array.from({ length: MAX_CLIENTS_CLAIM + 1 }, (_, i) => i) }), AUDIENCES.admin, 'too many'), /more than 20000/)
+
+  const large = admin({ clients: Array.from({ length: 10_000 }, (_, i) => `client-${100_000 + i}`) })
+  t.ok(large.length > MAX_TOKEN_LENGTH * 30, `an admin token of ${large.length} characters`)
+  t.equal(v.verify(large, AUDIENCES.admin).visibility?.clients?.size, 10_000, 'is verified')
+  t.match(refused(t, v, admin({ clients: ['x'.repeat(100)], name: 'y'.repeat(MAX_ADMIN_TOKEN_LENGTH) }), AUDIENCES.admin, 'over the admin bound'), /longer than 262144/)
+  t.match(refused(t, v, handToken({ alg: 'HS256' }, clientPayload({ name: 'x'.repeat(MAX_TOKEN_LENGTH) }), NEW_SECRET), AUDIENCES.client, 'a client token keeps its bound'), /longer than 4096/)
 })

@@ -76,8 +76,8 @@ export function clientToken(claims: { sub?: string; clientId?: string; name?: st
   )
 }
 
-export function adminToken(claims: { sub?: string; ttlS?: number; role?: 'admin' | 'staff' } = {}, nowMs = Date.now(), secrets: readonly string[] = [SECRET]): string {
-  return signToken({ aud: 'admin', sub: claims.sub ?? 'staff-1', name: 'Staff', role: claims.role, ttlS: claims.ttlS ?? 3600 }, secrets, nowMs)
+export function adminToken(claims: { sub?: string; ttlS?: number; role?: 'admin' | 'staff'; clients?: readonly string[] } = {}, nowMs = Date.now(), secrets: readonly string[] = [SECRET]): string {
+  return signToken({ aud: 'admin', sub: claims.sub ?? 'staff-1', name: 'Staff', role: claims.role, clients: claims.clients, ttlS: claims.ttlS ?? 3600 }, secrets, nowMs)
 }
 
 export function heartbeatUrl(params: Record<string, string | undefined>): string {

@@ -151,7 +151,7 @@ const kinds = (changes: ChangeMessage[]): string[] => changes.map((m) => m.chang
 const last = (changes: ChangeMessage[]): PresenceChange | undefined => changes.at(-1)?.change
 const joined = (p: Presence): PresenceChange => ({ kind: 'joined', presence: p })
 const updated = (p: Presence): PresenceChange => ({ kind: 'updated', presence: p })
-const left = (l: Partial<Left> & { at: number; reason: Left['reason'] }): PresenceChange => ({ kind: 'left', left: { contactId: CONTACT, ...l } })
+const left = (l: Partial<Left> & { at: number; reason: Left['reason'] }): PresenceChange => ({ kind: 'left', left: { contactId: CONTACT, clientId: CLIENT, ...l } })
 const byContact = (online: Presence[]): Presence[] => [...online].sort((a, b) => (a.contactId < b.contactId ? -1 : a.contactId > b.contactId ? 1 : 0))
 
 function engineContract(name: string, makeEngine: MakeEngine): void {
@@ -653,7 +653,7 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       t.strictSame((await h.events()).at(-1), event('leave', T0 + GAP + 1, { ...ids, ...page2 }))
 
       t.equal(await engine.end(odd.contactId, 'withdrawn'), true)
-      t.strictSame(last(await h.settled()), left({ contactId: odd.contactId, at: clock.now(), reason: 'withdrawn' }))
+      t.strictSame(last(await h.settled()), left({ contactId: odd.contactId, clientId: odd.clientId, at: clock.now(), reason: 'withdrawn' }))
       t.strictSame((await h.events()).at(-1), event('end', clock.now(), { ...odd, ...page2, sid: '', reason: 'withdrawn' }))
       t.strictSame((await engine.snapshot()).online, [])
     })

@@ -1,9 +1,9 @@
-import { and, asc, desc, eq, gte, inArray, lt, or, type SQL } from 'drizzle-orm'
+import { and, asc, desc, eq, gte, inArray, isNull, lt, or, type Column, type SQL } from 'drizzle-orm'
 import { AppError } from '../../errors/errors.js'
 import type { LeaveReason } from '../../presence/presence-engine.js'
 import * as mysqlTables from '../schema-mysql.js'
 import { fromEventRow } from '../batch/contact-rows.js'
-import type { ActivityPage, ActivityQuery, ActivityStore, ConsentDecision, ConsentRecord, ContactExport, SessionView } from '../activity-store.js'
+import type { ActivityPage, ActivityQuery, ActivityStore, ConsentDecision, ConsentRecord, ContactExport, SessionSpan, SessionView } from '../activity-store.js'
 import type { StoreContext } from './store-context.js'
 
 type SessionSelect = typeof mysqlTables.sessions.$inferSelect
@@ -54,11 +54,14 @@ function sessionView(session: SessionSelect, pages: PageSelect[], at: number): S
   }
 }
 
-type StoreReads = Pick<ActivityStore, 'contactActivity' | 'clientActivity' | 'exportContact' | 'latestConsent' | 'onlineSamples'>
+type StoreReads = Pick<ActivityStore, 'contactActivity' | 'clientActivity' | 'exportContact' | 'contactClients' | 'sessionSpans' | 'latestConsent' | 'onlineSamples'>
+
+/** Ids per `IN (…)` list: well within every database's limit on bound parameters. */
+const IN_LIST_CHUNK = 1000
 
 /** The store's reads: sessions page by page, a contact's export, the consent in force, the online samples. */
 export function storeReads({ tables, db, now }: StoreContext): StoreReads {
-  const { sessions, pageVisits, events, consents, onlineSamples } = tables
+  const { sessions, pageVisits, events, consents, onlineSamples, contacts } = tables
 
   async function sessionsWhere(where: SQL | undefined, limit: number): Promise<SessionSelect[]> {
     return db.select().from(sessions).where(where).orderBy(desc(sessions.startedAt), desc(sessions.id)).limit(limit)
@@ -91,19 +94,43 @@ export function storeReads({ tables, db, now }: StoreContext): StoreReads {
   }
 
   return {
-    contactActivity(contactId, query) {
-      return activity(eq(sessions.contactId, contactId), query)
+    contactActivity(contactId, query, clients) {
+      const where = eq(sessions.contactId, contactId)
+      return activity(clients === undefined ? where : (and(where, inArray(sessions.clientId, [...clients])) as SQL), query)
     },
 
     clientActivity(clientId, query) {
       return activity(eq(sessions.clientId, clientId), query)
     },
 
-    async exportContact(contactId): Promise<ContactExport> {
-      const sessionViews = await withPages(await sessionsWhere(eq(sessions.contactId, contactId), Number.MAX_SAFE_INTEGER))
-      const contactEvents = (await db.select().from(events).where(eq(events.contactId, contactId)).orderBy(asc(events.id))).map(fromEventRow)
-      const contactConsents = await db.select().from(consents).where(eq(consents.contactId, contactId)).orderBy(asc(consents.at), asc(consents.id))
+    async exportContact(contactId, clients): Promise<ContactExport> {
+      const of = (table: { contactId: Column; clientId: Column }): SQL => {
+        const where = eq(table.contactId, contactId)
+        return clients === undefined ? where : (and(where, inArray(table.clientId, [...clients])) as SQL)
+      }
+      const sessionViews = await withPages(await sessionsWhere(of(sessions), Number.MAX_SAFE_INTEGER))
+      const contactEvents = (await db.select().from(events).where(of(events)).orderBy(asc(events.id))).map(fromEventRow)
+      const contactConsents = await db.select().from(consents).where(of(consents)).orderBy(asc(consents.at), asc(consents.id))
       return { contactId, sessions: sessionViews, events: contactEvents.map(({ id: _id, ...rest }) => rest), consents: contactConsents.map(consentFromRow) }
+    },
+
+    async contactClients(contactId) {
+      const found = await Promise.all([
+        db.selectDistinct({ clientId: contacts.clientId }).from(contacts).where(eq(contacts.contactId, contactId)),
+        db.selectDistinct({ clientId: sessions.clientId }).from(sessions).where(eq(sessions.contactId, contactId)),
+        db.selectDistinct({ clientId: consents.clientId }).from(consents).where(eq(consents.contactId, contactId)),
+      ])
+      return [...new Set(found.flat().map((row) => row.clientId))]
+    },
+
+    async sessionSpans(clients, from, to) {
+      const spans: SessionSpan[] = []
+      for (let i = 0; i < clients.length; i += IN_LIST_CHUNK) {
+        const chunk = clients.slice(i, i + IN_LIST_CHUNK)
+        spans.push(...(await db.select({ startedAt: sessions.startedAt, endedAt: sessions.endedAt }).from(sessions)
+          .where(and(inArray(sessions.clientId, chunk), lt(sessions.startedAt, to), or(isNull(sessions.endedAt), gte(sessions.endedAt, from))))))
+      }
+      return spans
     },
 
     async latestConsent(contactId) {

@@ -199,7 +199,7 @@ class MemoryPresenceEngine implements PresenceEngine {
   private endContact(contactId: string, record: ContactRecord, sid: string, at: number, reason: LeaveReason): void {
     this.contacts.delete(contactId)
     this.append('end', contactId, record, sid, at, { reason, name: record.name, company: record.company })
-    this.publish({ kind: 'left', left: { contactId, at, reason } })
+    this.publish({ kind: 'left', left: { contactId, clientId: record.clientId, at, reason } })
   }
 
   /** Every tab expiry is set through this: `ms`, with the bound lowered to it if need be. */

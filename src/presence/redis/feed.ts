@@ -16,7 +16,7 @@ interface WireChange {
   t?: number
   k: 'joined' | 'updated' | 'left'
   p?: Presence
-  l?: { contactId: string; at: number; reason: LeaveReason }
+  l?: { contactId: string; clientId?: string; at: number; reason: LeaveReason }
 }
 
 /** A presence decoded from Lua's cjson (keys in hash order), its keys put in the order of Presence. */
@@ -37,7 +37,8 @@ function inPresenceOrder(p: Presence): Presence {
 
 function changeOf(wire: WireChange): PresenceChange | undefined {
   if (wire.k === 'left' && wire.l !== undefined) {
-    return { kind: 'left', left: { contactId: String(wire.l.contactId), at: wire.l.at, reason: wire.l.reason } }
+    // A leave without its client (published by an instance of an older version) is seen only by dashboards that see every client.
+    return { kind: 'left', left: { contactId: String(wire.l.contactId), clientId: wire.l.clientId === undefined ? '' : String(wire.l.clientId), at: wire.l.at, reason: wire.l.reason } }
   }
   if ((wire.k === 'joined' || wire.k === 'updated') && wire.p !== undefined) return { kind: wire.k, presence: inPresenceOrder(wire.p) }
   return undefined

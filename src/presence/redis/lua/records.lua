@@ -10,7 +10,7 @@ Stream entry fields: type (join|nav|hidden|visible|leave|gap|end), contact, clie
 title, at (ms); join adds name, company; end adds reason (timeout|leave|idle|withdrawn), name, company; gap
 adds from (ms).
 Feed message: a JSON array of the changes one script call made, in order, each
-{n=position, t=now, k="joined"|"updated", p=presence} or {n=position, t=now, k="left", l={contactId, at, reason}},
+{n=position, t=now, k="joined"|"updated", p=presence} or {n=position, t=now, k="left", l={contactId, clientId, at, reason}},
 t the call's time (the metrics' diff latency) (short keys on the wire only: feed.ts reads them); the scripts that publish call flush_feed
 before they return.
 ]]
@@ -138,5 +138,5 @@ end
 local function end_contact(contact, rec, sid, at, reason)
   redis.call('HDEL', CONTACTS, contact)
   append('end', contact, rec, sid, at, { 'reason', reason, 'name', rec.name, 'company', rec.company })
-  publish('left', { contactId = contact, at = at, reason = reason })
+  publish('left', { contactId = contact, clientId = rec.clientId, at = at, reason = reason })
 end
