@@ -267,6 +267,8 @@ t.test('the module settings page links to the presence server\'s settings panel;
   const page = render({ hook: 'settings', options, staff: { id: 1, admin: true } })
   t.match(page, '<a class="btn btn-default" href="https://crm.example.com/admin/client_activity_tracker/server_settings" target="_blank" rel="noopener noreferrer">Open the presence server settings</a>', 'a link to the module\'s redirect')
   t.notMatch(page, /eyJ/, 'no token in the page: it is minted when the link is followed')
+  // Perfex's _l() runs sprintf with its own label argument (tests/lang.php stands in for it).
+  t.match(page, "must include this CRM&#039;s origin (https://crm.example.com).", 'the help names this CRM\'s origin, passed to _l() as its label')
   const unset = render({ hook: 'settings', options: { cat_secret: SECRET }, staff: { id: 1, admin: true } })
   t.notMatch(unset, /server_settings/, 'no link without a server URL')
   t.match(unset, 'Set the presence server URL above first.')

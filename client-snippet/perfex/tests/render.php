@@ -27,6 +27,7 @@ if (!is_array($scenario)) {
     exit(2);
 }
 $GLOBALS['cat_test'] = $scenario + ['options' => [], 'contact' => null, 'loggedInAsClient' => false, 'staff' => null];
+require __DIR__ . '/lang.php';
 if (isset($scenario['language'])) {
     $GLOBALS['language'] = $scenario['language'];
 }
@@ -95,14 +96,6 @@ function register_activation_hook($module, $fn)
 
 function register_language_files($module, $files)
 {
-    $lang = [];
-    require __DIR__ . '/../client_activity_tracker/language/english/client_activity_tracker_lang.php';
-    $GLOBALS['cat_lang'] = $lang;
-}
-
-function _l($key)
-{
-    return $GLOBALS['cat_lang'][$key] ?? $key;
 }
 
 function get_option($name)

@@ -26,9 +26,7 @@ if (!is_array($scenario)) {
 }
 $GLOBALS['cat_test'] = ['options' => $scenario['options'] ?? [], 'notifications' => [], 'pushed' => []];
 
-$lang = [];
-require __DIR__ . '/../client_activity_tracker/language/english/client_activity_tracker_lang.php';
-$GLOBALS['cat_lang'] = $lang;
+require __DIR__ . '/lang.php';
 
 function get_option($name)
 {
@@ -52,14 +50,6 @@ function add_notification($values)
 function pusher_trigger_notification($users)
 {
     $GLOBALS['cat_test']['pushed'][] = $users;
-}
-
-/** As Perfex's: the line's labels go through vsprintf (an array) or sprintf. */
-function _l($line, $label = '')
-{
-    $text = $GLOBALS['cat_lang'][$line] ?? $line;
-
-    return is_array($label) && count($label) > 0 ? vsprintf($text, $label) : sprintf($text, $label);
 }
 
 final class CatTestClients

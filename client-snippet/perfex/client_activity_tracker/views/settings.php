@@ -19,7 +19,7 @@ $cat_origin = ($cat_base['scheme'] ?? 'https') . '://' . ($cat_base['host'] ?? '
                             <label for="cat_server_url"><?php echo $cat_e(_l('cat_server_url')); ?></label>
                             <input type="url" class="form-control" id="cat_server_url" name="cat_server_url"
                                 value="<?php echo $cat_e($server_url); ?>" placeholder="https://presence.example.com">
-                            <p class="help-block"><?php echo $cat_e(sprintf(_l('cat_server_url_help'), $cat_origin)); ?></p>
+                            <p class="help-block"><?php echo $cat_e(_l('cat_server_url_help', $cat_origin)); ?></p>
                         </div>
                         <div class="form-group">
                             <label for="cat_secret"><?php echo $cat_e(_l('cat_secret')); ?></label>
