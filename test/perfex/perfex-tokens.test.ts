@@ -204,16 +204,46 @@ t.test('rotation: CatTokens signs with the first secret of a comma list, and say
 })
 
 interface Scenario {
-  hook: 'footer' | 'widget' | 'widgets_filter' | 'settings' | 'settings_url' | 'token'
+  hook: 'footer' | 'widget' | 'widgets_filter' | 'settings' | 'settings_url' | 'controller'
   options?: Record<string, string>
   contact?: { id: string; clientId: string; name: string; company: string } | null
   loggedInAsClient?: boolean
   language?: string
-  staff?: { id: number; admin?: boolean; view?: boolean } | null
+  /** view: the module's permission; viewCustomers: core's staff_can('view', 'customers'). */
+  staff?: { id: number; admin?: boolean; view?: boolean; viewCustomers?: boolean } | null
+  /** Rows of Perfex tables, by full name (db_prefix() is "tbl"). */
+  db?: { tblcustomer_admins?: { staff_id: string; customer_id: string; date_assigned: string }[] }
+  uri?: string
+  post?: Record<string, string>
 }
 
 function render(scenario: Scenario): string {
   return phpOk([RENDER, JSON.stringify(scenario)])
+}
+
+interface ControllerResult {
+  status: number | null
+  headers: string[]
+  output: string
+  redirect: string | null
+  alerts: [string, string][]
+  options: Record<string, string>
+  session: Record<string, unknown>
+}
+
+/** Runs the admin controller's method named by `uri` (admin/client_activity_tracker/METHOD). */
+function controller(scenario: Omit<Scenario, 'hook'> & { uri: string }): ControllerResult {
+  return JSON.parse(render({ ...scenario, hook: 'controller' })) as ControllerResult
+}
+
+/** The widget's token endpoint, as the widget's page names it. */
+const TOKEN_URI = 'admin/client_activity_tracker/token'
+
+/** What the widget's token endpoint answers the staff member of the scenario. */
+function widgetToken(scenario: Omit<Scenario, 'hook'>): string {
+  const res = controller({ ...scenario, uri: TOKEN_URI })
+  if (res.status !== 200) throw new Error(`the token endpoint answered ${res.status}: ${res.output}`)
+  return (JSON.parse(res.output) as { token: string }).token
 }
 
 function attribute(html: string, name: string): string | undefined {
@@ -281,10 +311,49 @@ t.test('the module settings page links to the presence server\'s settings panel;
   const settings = await app.inject({ url: '/admin/api/settings', headers: { authorization: `Bearer ${token}` } })
   t.equal(settings.statusCode, 200, 'the server answers its settings to that token')
 
-  const staffToken = render({ hook: 'token', options, staff: { id: 2, view: true } })
+  const staffToken = widgetToken({ options, staff: { id: 2, view: true, viewCustomers: true } })
   t.equal(claimsOf(staffToken).role, 'staff', 'staff who may only view get role staff')
   t.equal((await app.inject({ url: '/admin/api/settings', headers: { authorization: `Bearer ${staffToken}` } })).statusCode, 403, 'so they cannot change the settings')
   t.equal((await app.inject({ url: '/admin/api/online', headers: { authorization: `Bearer ${staffToken}` } })).statusCode, 200, 'and still watch')
-  t.equal(claimsOf(render({ hook: 'token', options, staff: { id: 1, admin: true } })).role, 'admin', 'Perfex admins get role admin')
+  t.equal(claimsOf(widgetToken({ options, staff: { id: 1, admin: true } })).role, 'admin', 'Perfex admins get role admin')
   t.equal(claimsOf(phpOk([MINT, 'admin', '5', 'Ann', SECRET, '600', 'staff'])).role, 'staff', 'mint.php takes a role')
+})
+
+t.test('the clients claim: staff who see only their assigned customers get exactly those, others none; the server takes the token', async (t) => {
+  const app = await buildTestApp(t, { env: PHP_BLOCKS })
+  const options = { cat_server_url: 'https://presence.example.com', cat_secret: SECRET }
+  // customer_admins as Perfex keeps it: staff 2 looks after customers 12 and 40 (listed twice
+  // when assigned twice), staff 3 after 13, staff 5 after 12.
+  const db = {
+    tblcustomer_admins: [
+      { staff_id: '2', customer_id: '12', date_assigned: '2026-01-01 00:00:00' },
+      { staff_id: '3', customer_id: '13', date_assigned: '2026-01-01 00:00:00' },
+      { staff_id: '2', customer_id: '40', date_assigned: '2026-01-02 00:00:00' },
+      { staff_id: '5', customer_id: '12', date_assigned: '2026-01-02 00:00:00' },
+      { staff_id: '2', customer_id: '12', date_assigned: '2026-01-03 00:00:00' },
+    ],
+  }
+  const restricted = claimsOf(widgetToken({ options, db, staff: { id: 2, view: true } }))
+  t.same(restricted.clients, ['12', '40'], 'staff without staff_can(view, customers): their customer_admins rows, once each, as strings')
+  t.equal(restricted.role, 'staff')
+  t.same(claimsOf(widgetToken({ options, db, staff: { id: 4, view: true } })).clients, [], 'assigned to no customer: an empty list, they see nobody')
+  t.notOk('clients' in claimsOf(widgetToken({ options, db, staff: { id: 2, view: true, viewCustomers: true } })), 'staff_can(view, customers): no claim, every customer')
+  t.notOk('clients' in claimsOf(widgetToken({ options, db, staff: { id: 1, admin: true } })), 'an admin: no claim, every customer')
+
+  const token = widgetToken({ options, db, staff: { id: 2, view: true } })
+  const list = await online(app, token)
+  t.equal(list.status, 200, 'the server takes a token with the clients claim')
+
+  const minted = phpOk([MINT, 'admin', '7', 'Ann', SECRET, '600', 'staff', '["12", 40, "12"]'])
+  t.same(claimsOf(minted).clients, ['12', '40'], 'mint.php takes the client ids as a JSON array')
+  t.notOk('clients' in claimsOf(phpOk([MINT, 'admin', '7', 'Ann', SECRET, '600', 'staff'])), 'and leaves the claim out without one')
+  t.equal(php([MINT, 'admin', '7', 'Ann', SECRET, '600', 'staff', '[""]']).status, 1, 'an empty client id is refused')
+})
+
+t.test('CatTokens.php refuses to run without BASEPATH, as Perfex asks of every module file', async (t) => {
+  const file = join(PERFEX, 'client_activity_tracker', 'libraries', 'CatTokens.php')
+  const res = php(['-r', `require ${JSON.stringify(file)}; echo class_exists('CatTokens') ? 'loaded' : 'absent';`])
+  t.equal(res.stdout, 'No direct script access allowed', 'a direct request stops at the guard')
+  const defined = php(['-r', `define('BASEPATH', '/'); require ${JSON.stringify(file)}; echo class_exists('CatTokens') ? 'loaded' : 'absent';`])
+  t.equal(defined.stdout, 'loaded', 'with BASEPATH defined (inside Perfex, or by mint.php) it loads')
 })

@@ -78,6 +78,47 @@ function cat_staff_role()
 }
 
 /**
+ * The customers the logged-in staff member sees, by Perfex's own rule (controllers/admin/Clients.php,
+ * models/Misc_model.php): null for admins and staff with staff_can('view', 'customers'), who see
+ * every customer; else the ids of the customers that list them in customer_admins, as strings
+ * (none assigned: an empty array, and they see nobody). Read from the table by staff_id: core has
+ * no helper that lists them, and Clients_model::get_staff_members_that_can_access_customer()
+ * compares customer_id with a literal '.$id.' and matches nobody.
+ *
+ * Nothing in Perfex fires when assignments change, so this is read when an admin token is minted;
+ * the token's lifetime (CAT_ADMIN_TOKEN_TTL) bounds how long a removed assignment still shows.
+ */
+function cat_staff_clients()
+{
+    if (is_admin() || staff_can('view', 'customers')) {
+        return null;
+    }
+    $CI   = &get_instance();
+    $rows = $CI->db->select('customer_id')
+        ->where('staff_id', get_staff_user_id())
+        ->get(db_prefix() . 'customer_admins')
+        ->result_array();
+    $ids = [];
+    foreach ($rows as $row) {
+        $ids[(string) $row['customer_id']] = true;
+    }
+
+    return array_map('strval', array_keys($ids));
+}
+
+/**
+ * An admin token for the logged-in staff member: their role, and the customers they see.
+ *
+ * @throws InvalidArgumentException when no usable secret is configured
+ */
+function cat_staff_admin_token()
+{
+    $staffId = get_staff_user_id();
+
+    return cat_tokens()->adminToken((string) $staffId, get_staff_full_name($staffId), CAT_ADMIN_TOKEN_TTL, cat_staff_role(), cat_staff_clients());
+}
+
+/**
  * The presence server's dashboard with its settings panel open, for a Perfex admin:
  * `SERVER/admin#token=ADMIN_JWT&panel=settings` (the token in the fragment, never sent to a
  * server); '' when the module is not configured.

@@ -8,10 +8,17 @@
  *
  *   php render.php SCENARIO_JSON
  *
- * SCENARIO_JSON: {"hook": "footer"|"widget"|"widgets_filter"|"settings"|"settings_url"|"token",
+ * SCENARIO_JSON: {"hook": "footer"|"widget"|"widgets_filter"|"settings"|"settings_url"|"controller",
  *                 "options": {"cat_server_url": …, "cat_secret": …},
  *                 "contact": {"id", "clientId", "name", "company"} | null,
- *                 "loggedInAsClient": bool, "language": "german", "staff": {"id", "admin", "view"} | null}
+ *                 "loggedInAsClient": bool, "language": "german",
+ *                 "staff": {"id", "admin", "view", "viewCustomers"} | null,
+ *                 "db": {"tblcustomer_admins": [{"staff_id", "customer_id", "date_assigned"}…]},
+ *                 "uri": "admin/client_activity_tracker/METHOD", "post": {…}}
+ *
+ * "view" is the module's own permission (client_activity_tracker, view), "viewCustomers" core's
+ * (customers, view). "controller" runs the admin controller's method named by the third segment
+ * of "uri" and prints {"status", "headers", "output", "redirect", "alerts", "options", "session"}.
  */
 
 if (PHP_SAPI !== 'cli') {
@@ -64,11 +71,107 @@ final class CatTestHooks
     }
 }
 
+/** CodeIgniter's session, holding what "Login as client" sets when loggedInAsClient is true. */
 final class CatTestSession
 {
+    public $data = [];
+
+    public function __construct()
+    {
+        if ($GLOBALS['cat_test']['loggedInAsClient']) {
+            $contact    = $GLOBALS['cat_test']['contact'] ?? ['id' => '1', 'clientId' => '1'];
+            $this->data = [
+                'client_user_id'      => (string) $contact['clientId'],
+                'contact_user_id'     => (string) $contact['id'],
+                'client_logged_in'    => true,
+                'logged_in_as_client' => true,
+            ];
+        }
+    }
+
     public function userdata($key)
     {
-        return $key === 'logged_in_as_client' ? (bool) $GLOBALS['cat_test']['loggedInAsClient'] : null;
+        return $this->data[$key] ?? null;
+    }
+
+    public function has_userdata($key)
+    {
+        return isset($this->data[$key]);
+    }
+
+    public function unset_userdata($key)
+    {
+        unset($this->data[$key]);
+    }
+}
+
+/**
+ * The part of CodeIgniter's query builder the module uses: select(), where($column, $value) and
+ * get($table), whose result_array() and row() give the matching rows of the scenario's "db", every
+ * value a string as MySQL gives them.
+ */
+final class CatTestDb
+{
+    private $tables;
+    private $select = null;
+    private $where  = [];
+
+    public function __construct(array $tables)
+    {
+        $this->tables = $tables;
+    }
+
+    public function select($columns)
+    {
+        $this->select = array_map('trim', explode(',', $columns));
+
+        return $this;
+    }
+
+    public function where($column, $value)
+    {
+        $this->where[$column] = (string) $value;
+
+        return $this;
+    }
+
+    public function get($table)
+    {
+        $rows = [];
+        foreach ($this->tables[$table] ?? [] as $row) {
+            $row = array_map('strval', $row);
+            foreach ($this->where as $column => $value) {
+                if (($row[$column] ?? null) !== $value) {
+                    continue 2;
+                }
+            }
+            $rows[] = $this->select === null ? $row : array_intersect_key($row, array_flip($this->select));
+        }
+        // As CodeIgniter's, a query resets the builder.
+        $this->select = null;
+        $this->where  = [];
+
+        return new CatTestDbResult($rows);
+    }
+}
+
+final class CatTestDbResult
+{
+    private $rows;
+
+    public function __construct(array $rows)
+    {
+        $this->rows = $rows;
+    }
+
+    public function result_array()
+    {
+        return $this->rows;
+    }
+
+    public function row()
+    {
+        return isset($this->rows[0]) ? (object) $this->rows[0] : null;
     }
 }
 
@@ -85,6 +188,7 @@ function &get_instance()
     if ($ci === null) {
         $ci          = new stdClass();
         $ci->session = new CatTestSession();
+        $ci->db      = new CatTestDb($GLOBALS['cat_test']['db'] ?? []);
     }
 
     return $ci;
@@ -98,9 +202,21 @@ function register_language_files($module, $files)
 {
 }
 
+function db_prefix()
+{
+    return 'tbl';
+}
+
 function get_option($name)
 {
     return $GLOBALS['cat_test']['options'][$name] ?? '';
+}
+
+function update_option($name, $value, $autoload = null)
+{
+    $GLOBALS['cat_test']['options'][$name] = $value;
+
+    return true;
 }
 
 function log_message($level, $message)
@@ -138,14 +254,32 @@ function is_staff_logged_in()
     return $GLOBALS['cat_test']['staff'] !== null;
 }
 
-function is_admin()
+function is_admin($staffid = '')
 {
     return !empty($GLOBALS['cat_test']['staff']['admin']);
 }
 
-function staff_can($capability, $feature)
+/** As Perfex's (application/helpers/admin_helper.php): admins have every permission; others the ones they are given. */
+function staff_can($capability, $feature = null, $staff_id = '')
 {
-    return $capability === 'view' && $feature === 'client_activity_tracker' && !empty($GLOBALS['cat_test']['staff']['view']);
+    if (is_admin()) {
+        return true;
+    }
+    $staff       = $GLOBALS['cat_test']['staff'] ?? [];
+    $permissions = [];
+    if (!empty($staff['view'])) {
+        $permissions[] = ['feature' => 'client_activity_tracker', 'capability' => 'view'];
+    }
+    if (!empty($staff['viewCustomers'])) {
+        $permissions[] = ['feature' => 'customers', 'capability' => 'view'];
+    }
+    foreach ($permissions as $permission) {
+        if ($permission['feature'] === $feature && $permission['capability'] === $capability) {
+            return true;
+        }
+    }
+
+    return false;
 }
 
 function admin_url($path = '')
@@ -215,9 +349,9 @@ switch ($scenario['hook']) {
         // Where server_settings redirects a Perfex admin.
         echo cat_dashboard_settings_url(get_staff_user_id(), get_staff_full_name(get_staff_user_id())), "\n";
         break;
-    case 'token':
-        // What the widget's token endpoint mints for the logged-in staff member.
-        echo cat_tokens()->adminToken(get_staff_user_id(), null, CAT_ADMIN_TOKEN_TTL, cat_staff_role()), "\n";
+    case 'controller':
+        require __DIR__ . '/controller.php';
+        echo json_encode(cat_test_run_controller((string) ($scenario['uri'] ?? ''), $scenario['post'] ?? []), JSON_UNESCAPED_SLASHES), "\n";
         break;
     default:
         fwrite(STDERR, "unknown hook\n");

@@ -95,8 +95,7 @@ class Client_activity_tracker extends AdminController
         }
 
         try {
-            $staffId = get_staff_user_id();
-            $token   = cat_tokens()->adminToken((string) $staffId, get_staff_full_name($staffId), CAT_ADMIN_TOKEN_TTL, cat_staff_role());
+            $token = cat_staff_admin_token();
         } catch (Throwable $e) {
             log_message('error', 'client_activity_tracker: no admin token: ' . $e->getMessage());
             $this->json(503, ['error' => ['code' => 'not_configured', 'message' => 'the module has no usable secret']]);
