@@ -236,8 +236,8 @@ function controller(scenario: Omit<Scenario, 'hook'> & { uri: string }): Control
   return JSON.parse(render({ ...scenario, hook: 'controller' })) as ControllerResult
 }
 
-/** The widget's token endpoint, as the widget's page names it. */
-const TOKEN_URI = 'admin/client_activity_tracker/token'
+/** The widget's token endpoint; the widget test checks that its page names this one. */
+const TOKEN_URI = 'admin/client_activity_tracker/notifications_check'
 
 /** What the widget's token endpoint answers the staff member of the scenario. */
 function widgetToken(scenario: Omit<Scenario, 'hook'>): string {
@@ -282,7 +282,7 @@ t.test('the dashboard widget: registered for staff who may view, rendering the e
   t.match(html, /^<div class="widget" id="widget-cat_online_clients"/, 'one root element, as Perfex requires of a widget view')
   t.match(html, '<script src="https://presence.example.com/admin/widget.js"></script>')
   t.match(html, '<cat-online-clients id="cat-online-clients" server="https://presence.example.com"></cat-online-clients>')
-  t.match(html, 'var tokenUrl = "https://crm.example.com/admin/client_activity_tracker/token";')
+  t.match(html, `var tokenUrl = "https://crm.example.com/${TOKEN_URI}";`)
   t.match(html, 'element.tokenProvider = tokenProvider;')
   t.notMatch(html, /eyJ/, 'no token in the page: the provider fetches one')
 
@@ -356,4 +356,29 @@ t.test('CatTokens.php refuses to run without BASEPATH, as Perfex asks of every m
   t.equal(res.stdout, 'No direct script access allowed', 'a direct request stops at the guard')
   const defined = php(['-r', `define('BASEPATH', '/'); require ${JSON.stringify(file)}; echo class_exists('CatTokens') ? 'loaded' : 'absent';`])
   t.equal(defined.stdout, 'loaded', 'with BASEPATH defined (inside Perfex, or by mint.php) it loads')
+})
+
+t.test('the widget\'s token refresh leaves a staff member\'s "Login as client" session alone, as core spares notifications_check', async (t) => {
+  const options = { cat_server_url: 'https://presence.example.com', cat_secret: SECRET }
+  const contact = { id: '42', clientId: '7', name: 'Zoë Müller', company: 'Société Générale' }
+  const staff = { id: 1, admin: true }
+  const loggedInAs = { client_user_id: '7', contact_user_id: '42', client_logged_in: true, logged_in_as_client: true }
+
+  const html = render({ hook: 'widget', options, staff })
+  const tokenUrl = /var tokenUrl = "https:\/\/crm\.example\.com\/([^"]+)";/.exec(html)?.[1] ?? ''
+  const refresh = controller({ options, staff, contact, loggedInAsClient: true, uri: tokenUrl })
+  t.equal(refresh.status, 200, `the widget's URL (${tokenUrl}) answers a token`)
+  t.ok((JSON.parse(refresh.output) as { token?: string }).token, 'with a token')
+  t.strictSame(refresh.session, loggedInAs, 'and the customers-area session the staff member opened is still there')
+
+  // The stand-in AdminController clears those keys on any other admin URL, as core's does.
+  const other = controller({ options, staff, contact, loggedInAsClient: true, uri: 'admin/client_activity_tracker/settings' })
+  t.strictSame(other.session, {}, 'any other admin URL ends it (core\'s AdminController)')
+  t.equal(controller({ options, staff, uri: 'admin/client_activity_tracker/token' }).status, 404, 'the old URL is gone')
+
+  const denied = controller({ options, staff: { id: 3 }, uri: tokenUrl })
+  t.equal(denied.status, 403, 'staff without the view permission get no token')
+  const unconfigured = controller({ options: { cat_server_url: options.cat_server_url }, staff, uri: tokenUrl })
+  t.equal(unconfigured.status, 503, 'no secret: 503')
+  t.ok(unconfigured.headers.includes('Cache-Control: no-store'))
 })

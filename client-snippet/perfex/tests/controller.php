@@ -184,6 +184,6 @@ function cat_test_run_controller($uri, array $post)
         'redirect' => $redirect,
         'alerts'   => $GLOBALS['cat_test']['alerts'],
         'options'  => $GLOBALS['cat_test']['options'],
-        'session'  => $CI->session->data,
+        'session'  => (object) $CI->session->data,
     ];
 }

@@ -5,10 +5,10 @@ defined('BASEPATH') or exit('No direct script access allowed');
 /**
  * admin/client_activity_tracker/…  (AdminController: staff only; others go to the login page).
  *
- *   settings         GET/POST  the module settings (admins only)
- *   server_settings  GET       redirects to the presence server's settings panel with a fresh admin token (admins only)
- *   token            GET       {"token": ADMIN_JWT} for the dashboard widget (staff who may view;
- *                              role `admin` for Perfex admins, `staff` for the others)
+ *   settings             GET/POST  the module settings (admins only)
+ *   server_settings      GET       redirects to the presence server's settings panel with a fresh admin token (admins only)
+ *   notifications_check  GET       {"token": ADMIN_JWT} for the dashboard widget (staff who may view;
+ *                                  role `admin` for Perfex admins, `staff` for the others)
  */
 class Client_activity_tracker extends AdminController
 {
@@ -85,8 +85,18 @@ class Client_activity_tracker extends AdminController
         redirect($url);
     }
 
-    /** A fresh admin token for the logged-in staff member; the widget calls this whenever it needs one. */
-    public function token()
+    /**
+     * A fresh admin token for the logged-in staff member; the widget calls this whenever it needs one.
+     *
+     * Named so because AdminController's constructor ends a staff member's "Login as client"
+     * session (it unsets client_user_id, contact_user_id, client_logged_in and logged_in_as_client)
+     * on every admin URL whose third segment is not `notifications_check`, the name of core's own
+     * polling endpoint. Under any other name each token refresh of the widget would log the
+     * staff member's customers-area tab out. Core also never stores a URL containing
+     * `notifications_check` as the page to return to after login, so a refresh after the session
+     * expired does not send the staff member to this JSON once they log in again.
+     */
+    public function notifications_check()
     {
         if (!cat_staff_can_view()) {
             $this->json(403, ['error' => ['code' => 'forbidden', 'message' => 'no permission to view client activity']]);

@@ -28,7 +28,7 @@ $cat_ready  = $cat_server !== '' && cat_secret_source() !== '';
             <cat-online-clients id="cat-online-clients" server="<?php echo $cat_e($cat_server); ?>"></cat-online-clients>
             <script>
                 (function () {
-                    var tokenUrl = <?php echo json_encode(admin_url(CAT_MODULE_NAME . '/token'), JSON_UNESCAPED_SLASHES | JSON_HEX_TAG | JSON_HEX_AMP | JSON_HEX_APOS | JSON_HEX_QUOT); ?>;
+                    var tokenUrl = <?php echo json_encode(admin_url(CAT_MODULE_NAME . '/notifications_check'), JSON_UNESCAPED_SLASHES | JSON_HEX_TAG | JSON_HEX_AMP | JSON_HEX_APOS | JSON_HEX_QUOT); ?>;
                     var element = document.getElementById('cat-online-clients');
                     if (!element || !window.customElements) return;
                     // A fresh admin token from this CRM's session, each time the widget asks (connect,
