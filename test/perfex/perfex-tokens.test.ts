@@ -280,7 +280,8 @@ t.test('the dashboard widget: registered for staff who may view, rendering the e
 
   const html = render({ hook: 'widget', options: { cat_server_url: 'https://presence.example.com/', cat_secret: SECRET }, staff: { id: 1, admin: true } })
   t.match(html, /^<div class="widget" id="widget-cat_online_clients"/, 'one root element, as Perfex requires of a widget view')
-  t.match(html, '<script src="https://presence.example.com/admin/widget.js"></script>')
+  t.match(html, '<script src="https://presence.example.com/admin/widget.js" async></script>', 'widget.js loads async: a slow or down server does not hold up the dashboard')
+  t.match(html, "window.customElements.whenDefined('cat-online-clients')", 'and the token provider waits for the element to be defined')
   t.match(html, '<cat-online-clients id="cat-online-clients" server="https://presence.example.com"></cat-online-clients>')
   t.match(html, `var tokenUrl = "https://crm.example.com/${TOKEN_URI}";`)
   t.match(html, 'element.tokenProvider = tokenProvider;')
