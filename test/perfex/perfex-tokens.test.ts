@@ -204,7 +204,7 @@ t.test('rotation: CatTokens signs with the first secret of a comma list, and say
 })
 
 interface Scenario {
-  hook: 'footer' | 'widget' | 'widgets_filter' | 'settings' | 'settings_url' | 'controller'
+  hook: 'footer' | 'head' | 'page' | 'helper' | 'widget' | 'widgets_filter' | 'settings' | 'settings_url' | 'controller'
   options?: Record<string, string>
   contact?: { id: string; clientId: string; name: string; company: string } | null
   loggedInAsClient?: boolean
@@ -382,4 +382,25 @@ t.test('the widget\'s token refresh leaves a staff member\'s "Login as client" s
   const unconfigured = controller({ options: { cat_server_url: options.cat_server_url }, staff, uri: tokenUrl })
   t.equal(unconfigured.status, 503, 'no secret: 503')
   t.ok(unconfigured.headers.includes('Cache-Control: no-store'))
+})
+
+t.test('Client Portal Builder pages: the head hook and cat_consent_snippet() embed the snippet, once per page', async (t) => {
+  const app = await buildTestApp(t, { env: PHP_BLOCKS })
+  const options = { cat_server_url: 'https://presence.example.com', cat_secret: SECRET }
+  const contact = { id: '42', clientId: '7', name: 'Zoë Müller', company: 'Société Générale' }
+  const tag = /^<script src="https:\/\/presence\.example\.com\/clients\/cat_consent_js" data-token="[A-Za-z0-9_\-.]+" defer><\/script>$/
+
+  const head = render({ hook: 'head', options, contact })
+  t.match(head, tag, 'app_customers_head, which pages with their own layout still print, embeds it')
+  t.equal(await consent(app, attribute(head, 'data-token') ?? ''), 204, 'with a token the server takes')
+
+  const page = render({ hook: 'page', options, contact })
+  t.equal(page.match(/<script /g)?.length, 1, 'a theme page, with both hooks, gets it once')
+  t.match(page, /^<script [^\n]+\n<!-- body -->$/, 'in the head')
+
+  const helper = render({ hook: 'helper', options, contact })
+  t.equal(helper.match(/<script /g)?.length, 1, 'cat_consent_snippet() gives it once, then \'\', and the footer hook adds nothing')
+  t.match(helper, tag)
+  t.equal(render({ hook: 'helper', options, contact: null }), '', 'nothing for a visitor')
+  t.equal(render({ hook: 'head', options, contact, loggedInAsClient: true }), '', 'nothing for staff using "Login as client"')
 })

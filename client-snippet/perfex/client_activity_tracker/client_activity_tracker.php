@@ -22,7 +22,11 @@ register_activation_hook(CAT_MODULE_NAME, 'cat_activation_hook');
 register_language_files(CAT_MODULE_NAME, [CAT_MODULE_NAME]);
 
 hooks()->add_action('admin_init', 'cat_admin_init');
-hooks()->add_action('app_customers_footer', 'cat_customers_footer');
+// Themes print app_customers_head in <head> and app_customers_footer at the end of index.php;
+// pages that bring their own layout (Client Portal Builder pages) may have only the head, or
+// call cat_consent_snippet() themselves. The snippet is printed once, wherever it comes first.
+hooks()->add_action('app_customers_head', 'cat_customers_snippet');
+hooks()->add_action('app_customers_footer', 'cat_customers_snippet');
 hooks()->add_filter('get_dashboard_widgets', 'cat_dashboard_widgets');
 hooks()->add_filter('module_' . CAT_MODULE_NAME . '_action_links', 'cat_module_action_links');
 
@@ -230,30 +234,56 @@ function cat_snippet_lang()
     return $map[$language] ?? '';
 }
 
+/** app_customers_head and app_customers_footer: prints the consent snippet, if this page has not had it yet. */
+function cat_customers_snippet()
+{
+    echo cat_consent_snippet();
+}
+
 /**
- * app_customers_footer: for a logged-in contact, the consent snippet with a client token.
- * Nothing for visitors, for staff logged in as a client, or while the module is not configured;
- * a problem is logged and never breaks the portal page.
+ * The consent snippet for the logged-in contact, `<script src="…/clients/cat_consent_js" data-token="…"
+ * defer></script>`, to print in a customers-area page; a page that is not rendered through the
+ * theme (a custom or Client Portal Builder page) can `echo cat_consent_snippet();` anywhere in its
+ * HTML. It gives the tag once per request, and '' after that (the hooks print it too, and one
+ * page runs one snippet). Also '' for visitors, for staff logged in as a client, and while the
+ * module is not configured; a problem is logged and never breaks the page.
+ *
+ * @return string
  */
-function cat_customers_footer()
+function cat_consent_snippet()
+{
+    static $given = false;
+    if ($given) {
+        return '';
+    }
+    $html = cat_snippet_tag();
+    if ($html !== '') {
+        $given = true;
+    }
+
+    return $html;
+}
+
+/** The snippet's tag for the logged-in contact, or '' when there is none to give. */
+function cat_snippet_tag()
 {
     if (!function_exists('is_client_logged_in') || !is_client_logged_in()) {
-        return;
+        return '';
     }
     $CI = &get_instance();
     if (isset($CI->session) && $CI->session->userdata('logged_in_as_client')) {
-        return; // staff using "Login as client": not the contact, and must not answer the consent banner for them
+        return ''; // staff using "Login as client": not the contact, and must not answer the consent banner for them
     }
     $server = cat_server_url();
     if ($server === '') {
-        return;
+        return '';
     }
 
     try {
         $contactId = get_contact_user_id();
         $clientId  = get_client_user_id();
         if (empty($contactId) || empty($clientId)) {
-            return;
+            return '';
         }
         $token = cat_tokens()->clientToken(
             (string) $contactId,
@@ -267,13 +297,13 @@ function cat_customers_footer()
             log_message('error', 'client_activity_tracker: no snippet: ' . $e->getMessage());
         }
 
-        return;
+        return '';
     }
 
     $lang = cat_snippet_lang();
     $src  = $server . '/clients/cat_consent_js' . ($lang !== '' ? '?lang=' . $lang : '');
 
-    echo '<script src="' . htmlspecialchars($src, ENT_QUOTES, 'UTF-8') . '" data-token="'
+    return '<script src="' . htmlspecialchars($src, ENT_QUOTES, 'UTF-8') . '" data-token="'
         . htmlspecialchars($token, ENT_QUOTES, 'UTF-8') . '" defer></script>' . "\n";
 }
 

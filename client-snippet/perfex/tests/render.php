@@ -8,7 +8,7 @@
  *
  *   php render.php SCENARIO_JSON
  *
- * SCENARIO_JSON: {"hook": "footer"|"widget"|"widgets_filter"|"settings"|"settings_url"|"controller",
+ * SCENARIO_JSON: {"hook": "footer"|"head"|"page"|"helper"|"widget"|"widgets_filter"|"settings"|"settings_url"|"controller",
  *                 "options": {"cat_server_url": …, "cat_secret": …},
  *                 "contact": {"id", "clientId", "name", "company"} | null,
  *                 "loggedInAsClient": bool, "language": "german",
@@ -329,6 +329,21 @@ require __DIR__ . '/../client_activity_tracker/client_activity_tracker.php';
 
 switch ($scenario['hook']) {
     case 'footer':
+        hooks()->do_action('app_customers_footer');
+        break;
+    case 'head':
+        hooks()->do_action('app_customers_head');
+        break;
+    case 'page':
+        // A theme page: the head hook in <head>, the footer hook before </body>.
+        hooks()->do_action('app_customers_head');
+        echo "<!-- body -->\n";
+        hooks()->do_action('app_customers_footer');
+        break;
+    case 'helper':
+        // A custom page calling the public helper twice, then the footer hook.
+        echo cat_consent_snippet();
+        echo cat_consent_snippet();
         hooks()->do_action('app_customers_footer');
         break;
     case 'widgets_filter':
