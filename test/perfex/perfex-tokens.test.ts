@@ -204,8 +204,11 @@ t.test('rotation: CatTokens signs with the first secret of a comma list, and say
 })
 
 interface Scenario {
-  hook: 'footer' | 'head' | 'page' | 'helper' | 'widget' | 'widgets_filter' | 'settings' | 'settings_url' | 'controller'
+  hook: 'footer' | 'head' | 'page' | 'helper' | 'widget' | 'widgets_filter' | 'settings' | 'settings_url' | 'controller' | 'install' | 'uninstall' | 'uninstall_hook' | 'migrate' | 'secrets'
+  /** Settings as an admin enters them; the harness stores the secrets among them encrypted, as the settings page does. */
   options?: Record<string, string>
+  /** Values put into the options table as they are. */
+  rawOptions?: Record<string, string>
   contact?: { id: string; clientId: string; name: string; company: string } | null
   loggedInAsClient?: boolean
   language?: string
@@ -403,4 +406,53 @@ t.test('Client Portal Builder pages: the head hook and cat_consent_snippet() emb
   t.match(helper, tag)
   t.equal(render({ hook: 'helper', options, contact: null }), '', 'nothing for a visitor')
   t.equal(render({ hook: 'head', options, contact, loggedInAsClient: true }), '', 'nothing for staff using "Login as client"')
+})
+
+t.test('the secrets are stored encrypted with Perfex\'s encryption library, read back decrypted, and 2.0.0\'s plain ones are encrypted on upgrade', async (t) => {
+  const next = 'next-secret-0123456789abcdef'
+  const webhookSecret = 'webhook-secret-0123456789'
+  const app = await buildTestApp(t, { env: { ...PHP_BLOCKS, CAT_SECRET: next } })
+  const staff = { id: 1, admin: true }
+
+  const saved = controller({ staff, uri: 'admin/client_activity_tracker/settings', post: { cat_server_url: 'https://presence.example.com', cat_secret: next, cat_webhook_secret: webhookSecret } })
+  t.equal(saved.redirect, 'https://crm.example.com/admin/client_activity_tracker/settings')
+  t.strictSame(saved.alerts, [['success', 'Settings saved.']])
+  const stored = saved.options
+  for (const [option, plain] of [['cat_secret', next], ['cat_webhook_secret', webhookSecret]] as const) {
+    t.ok((stored[option] ?? '').length > 128, `${option} is stored as CI_Encryption ciphertext`)
+    t.notMatch(stored[option] ?? '', plain, `${option} is not stored in plain text`)
+  }
+  t.strictSame(JSON.parse(render({ hook: 'secrets', rawOptions: stored })), { cat_secret: next, cat_webhook_secret: webhookSecret, source: 'option' }, 'the module reads them back')
+  const token = widgetToken({ rawOptions: stored, staff })
+  t.equal((await online(app, token)).status, 200, 'and signs with the decrypted secret')
+
+  const plain = php([RENDER, JSON.stringify({ hook: 'secrets', rawOptions: { cat_secret: next, cat_webhook_secret: webhookSecret } })])
+  t.strictSame(JSON.parse(plain.stdout), { cat_secret: '', cat_webhook_secret: '', source: '' }, 'a value that does not decrypt is not used as a secret')
+  t.match(plain.stderr, /cat_secret does not decrypt/, 'it is logged')
+
+  const short = controller({ staff, rawOptions: stored, uri: 'admin/client_activity_tracker/settings', post: { cat_webhook_secret: 'short' } })
+  t.strictSame(short.alerts, [['danger', 'The secret must be at least 16 characters long.']])
+  t.equal(short.options.cat_webhook_secret, stored.cat_webhook_secret, 'a short secret is not stored')
+  const cleared = controller({ staff, rawOptions: stored, uri: 'admin/client_activity_tracker/settings', post: { cat_webhook_secret_clear: '1' } })
+  t.equal(cleared.options.cat_webhook_secret, '', 'the clear box empties it')
+  t.equal(cleared.options.cat_secret, stored.cat_secret, 'and leaves the other')
+
+  // An install upgraded from 2.0.0, which stored both in plain text.
+  const legacy = { cat_server_url: 'https://presence.example.com', cat_secret: next, cat_webhook_secret: webhookSecret, cat_webhook_notified: '{}' }
+  for (const hook of ['migrate', 'install'] as const) {
+    const after = JSON.parse(render({ hook, rawOptions: legacy })) as Record<string, string>
+    t.notMatch(after.cat_secret ?? '', next, `${hook}: the plain secret is encrypted`)
+    t.strictSame(JSON.parse(render({ hook: 'secrets', rawOptions: after })), { cat_secret: next, cat_webhook_secret: webhookSecret, source: 'option' }, `${hook}: and reads back as it was`)
+    t.equal(after.cat_server_url, legacy.cat_server_url, `${hook}: other options are kept`)
+  }
+  const twice = JSON.parse(render({ hook: 'install', rawOptions: stored })) as Record<string, string>
+  t.equal(twice.cat_secret, stored.cat_secret, 're-activating leaves an encrypted secret as it is')
+})
+
+t.test('uninstalling removes the module\'s options, through uninstall.php as Perfex 3.1.6 runs it and through the uninstall hook', async (t) => {
+  const options = { cat_server_url: 'https://presence.example.com', cat_secret: SECRET, cat_webhook_secret: 'webhook-secret-0123456789' }
+  const installed = JSON.parse(render({ hook: 'install', options, rawOptions: { companyname: 'Acme' } })) as Record<string, string>
+  t.strictSame(Object.keys(installed).sort(), ['cat_secret', 'cat_server_url', 'cat_webhook_notified', 'cat_webhook_secret', 'companyname'], 'activation adds the module\'s four options')
+  t.strictSame(JSON.parse(render({ hook: 'uninstall', options, rawOptions: { companyname: 'Acme' } })), { companyname: 'Acme' }, 'App_modules::uninstall() includes uninstall.php: every module option is gone, others stay')
+  t.strictSame(JSON.parse(render({ hook: 'uninstall_hook', options, rawOptions: { companyname: 'Acme' } })), { companyname: 'Acme' }, 'the registered uninstall hook does the same')
 })

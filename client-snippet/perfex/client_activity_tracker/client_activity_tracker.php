@@ -5,7 +5,7 @@ defined('BASEPATH') or exit('No direct script access allowed');
 /*
 Module Name: Client Activity Tracker
 Description: Shows staff which customer contacts are on the customers area right now (after their consent), live on the admin dashboard, through the Client Activity Tracker presence server.
-Version: 2.0.0
+Version: 2.1.0
 Requires at least: 3.0.*
 Author: Client Activity Tracker
 */
@@ -17,8 +17,10 @@ define('CAT_CLIENT_TOKEN_TTL', 8 * 3600);
 define('CAT_ADMIN_TOKEN_TTL', 3600);
 
 require_once __DIR__ . '/libraries/CatTokens.php';
+require_once __DIR__ . '/libraries/CatSecrets.php';
 
 register_activation_hook(CAT_MODULE_NAME, 'cat_activation_hook');
+register_uninstall_hook(CAT_MODULE_NAME, 'cat_uninstall_hook');
 register_language_files(CAT_MODULE_NAME, [CAT_MODULE_NAME]);
 
 hooks()->add_action('admin_init', 'cat_admin_init');
@@ -33,6 +35,17 @@ hooks()->add_filter('module_' . CAT_MODULE_NAME . '_action_links', 'cat_module_a
 function cat_activation_hook()
 {
     require_once __DIR__ . '/install.php';
+}
+
+/**
+ * Removes the module's options. Perfex 3.1.6 uninstalls only a deactivated module, whose init file
+ * it no longer loads, and it includes the module's uninstall.php when there is one instead of
+ * firing this hook; so uninstall.php does the work, and this hook runs the same file for anything
+ * that fires uninstall_client_activity_tracker_module with the module loaded.
+ */
+function cat_uninstall_hook()
+{
+    require_once __DIR__ . '/uninstall.php';
 }
 
 /** Settings link in Setup, and the staff permission that gates the widget and admin tokens. */
@@ -166,10 +179,10 @@ function cat_valid_server_url($url)
         && !isset($parts['user']);
 }
 
-/** CAT_SECRET: the module setting, else the environment. May be a comma list; CatTokens signs with the first. */
+/** CAT_SECRET: the module setting (stored encrypted), else the environment. May be a comma list; CatTokens signs with the first. */
 function cat_secret()
 {
-    $secret = trim((string) get_option('cat_secret'));
+    $secret = CatSecrets::read('cat_secret');
     if ($secret === '') {
         $secret = trim((string) getenv('CAT_SECRET'));
     }
@@ -177,10 +190,20 @@ function cat_secret()
     return $secret;
 }
 
+/** Where the webhook secret comes from, for the settings page: 'option', 'env' or ''. */
+function cat_webhook_secret_source()
+{
+    if (CatSecrets::read('cat_webhook_secret') !== '') {
+        return 'option';
+    }
+
+    return trim((string) getenv('CAT_WEBHOOK_SECRET')) !== '' ? 'env' : '';
+}
+
 /** Where the secret comes from, for the settings page: 'option', 'env' or ''. */
 function cat_secret_source()
 {
-    if (trim((string) get_option('cat_secret')) !== '') {
+    if (CatSecrets::read('cat_secret') !== '') {
         return 'option';
     }
 

@@ -8,13 +8,19 @@
  *
  *   php render.php SCENARIO_JSON
  *
- * SCENARIO_JSON: {"hook": "footer"|"head"|"page"|"helper"|"widget"|"widgets_filter"|"settings"|"settings_url"|"controller",
+ * SCENARIO_JSON: {"hook": "footer"|"head"|"page"|"helper"|"widget"|"widgets_filter"|"settings"|"settings_url"|"controller"
+ *                         |"install"|"uninstall"|"uninstall_hook"|"migrate"|"secrets",
  *                 "options": {"cat_server_url": …, "cat_secret": …},
  *                 "contact": {"id", "clientId", "name", "company"} | null,
  *                 "loggedInAsClient": bool, "language": "german",
  *                 "staff": {"id", "admin", "view", "viewCustomers"} | null,
  *                 "db": {"tblcustomer_admins": [{"staff_id", "customer_id", "date_assigned"}…]},
  *                 "uri": "admin/client_activity_tracker/METHOD", "post": {…}}
+ *
+ * "options" are the settings as an admin enters them: the secrets among them are stored encrypted
+ * first, as the settings page stores them; "rawOptions" are put in the options table as they are.
+ * "uninstall" uninstalls the module as Perfex's App_modules::uninstall() does, after install.php
+ * ran; "uninstall_hook" fires the module's uninstall hook instead; both print the options left.
  *
  * "view" is the module's own permission (client_activity_tracker, view), "viewCustomers" core's
  * (customers, view). "controller" runs the admin controller's method named by the third segment
@@ -35,6 +41,7 @@ if (!is_array($scenario)) {
 }
 $GLOBALS['cat_test'] = $scenario + ['options' => [], 'contact' => null, 'loggedInAsClient' => false, 'staff' => null];
 require __DIR__ . '/lang.php';
+require __DIR__ . '/encryption.php';
 if (isset($scenario['language'])) {
     $GLOBALS['language'] = $scenario['language'];
 }
@@ -189,6 +196,7 @@ function &get_instance()
         $ci          = new stdClass();
         $ci->session = new CatTestSession();
         $ci->db      = new CatTestDb($GLOBALS['cat_test']['db'] ?? []);
+        $ci->encryption = new CatTestEncryption();
     }
 
     return $ci;
@@ -196,6 +204,12 @@ function &get_instance()
 
 function register_activation_hook($module, $fn)
 {
+    hooks()->add_action('activate_' . $module . '_module', $fn);
+}
+
+function register_uninstall_hook($module, $fn)
+{
+    hooks()->add_action('uninstall_' . $module . '_module', $fn);
 }
 
 function register_language_files($module, $files)
@@ -217,6 +231,30 @@ function update_option($name, $value, $autoload = null)
     $GLOBALS['cat_test']['options'][$name] = $value;
 
     return true;
+}
+
+/** As Perfex's: keeps a value that is already there. */
+function add_option($name, $value = '', $autoload = 1)
+{
+    if (array_key_exists($name, $GLOBALS['cat_test']['options'])) {
+        return false;
+    }
+    $GLOBALS['cat_test']['options'][$name] = $value;
+
+    return true;
+}
+
+function delete_option($name)
+{
+    $had = array_key_exists($name, $GLOBALS['cat_test']['options']);
+    unset($GLOBALS['cat_test']['options'][$name]);
+
+    return $had;
+}
+
+function site_url($path = '')
+{
+    return 'https://crm.example.com/' . $path;
 }
 
 function log_message($level, $message)
@@ -327,6 +365,15 @@ function form_close()
 
 require __DIR__ . '/../client_activity_tracker/client_activity_tracker.php';
 
+// The secrets as the settings page stores them (encrypted), then any raw option values.
+$cat_plain = $GLOBALS['cat_test']['options'];
+foreach (CatSecrets::OPTIONS as $cat_option) {
+    if (isset($cat_plain[$cat_option])) {
+        CatSecrets::store($cat_option, $cat_plain[$cat_option]);
+    }
+}
+$GLOBALS['cat_test']['options'] = array_merge($GLOBALS['cat_test']['options'], $scenario['rawOptions'] ?? []);
+
 switch ($scenario['hook']) {
     case 'footer':
         hooks()->do_action('app_customers_footer');
@@ -356,13 +403,52 @@ switch ($scenario['hook']) {
         // The module settings page, with what the controller gives it.
         $title         = _l('cat_settings_title');
         $server_url    = (string) get_option('cat_server_url');
-        $secret_source = cat_secret_source();
-        $server_set    = cat_server_url() !== '';
+        $secret_source  = cat_secret_source();
+        $webhook_source = cat_webhook_secret_source();
+        $server_set     = cat_server_url() !== '';
         require __DIR__ . '/../client_activity_tracker/views/settings.php';
         break;
     case 'settings_url':
         // Where server_settings redirects a Perfex admin.
         echo cat_dashboard_settings_url(get_staff_user_id(), get_staff_full_name(get_staff_user_id())), "\n";
+        break;
+    case 'install':
+        // Activation: Perfex includes the init file and fires activate_client_activity_tracker_module.
+        hooks()->do_action('activate_client_activity_tracker_module');
+        echo json_encode((object) $GLOBALS['cat_test']['options'], JSON_UNESCAPED_SLASHES), "\n";
+        break;
+    case 'uninstall':
+        // App_modules::uninstall() (Perfex 3.1.6), after the module was installed and deactivated.
+        hooks()->do_action('activate_client_activity_tracker_module');
+        $cat_path = __DIR__ . '/../client_activity_tracker/';
+        if (file_exists($cat_path . 'uninstall.php')) {
+            include_once $cat_path . 'uninstall.php';
+        } else {
+            hooks()->do_action('uninstall_client_activity_tracker_module');
+        }
+        echo json_encode((object) $GLOBALS['cat_test']['options'], JSON_UNESCAPED_SLASHES), "\n";
+        break;
+    case 'uninstall_hook':
+        hooks()->do_action('activate_client_activity_tracker_module');
+        hooks()->do_action('uninstall_client_activity_tracker_module');
+        echo json_encode((object) $GLOBALS['cat_test']['options'], JSON_UNESCAPED_SLASHES), "\n";
+        break;
+    case 'migrate':
+        // The module's migrations, as App_module_migration runs them from 2.0.0 to the files' version.
+        class App_module_migration
+        {
+        }
+        foreach (glob(__DIR__ . '/../client_activity_tracker/migrations/*_version_*.php') as $cat_file) {
+            include_once $cat_file;
+            $cat_class = 'Migration_Version_' . explode('_', basename($cat_file, '.php'))[0];
+            (new $cat_class())->up();
+        }
+        echo json_encode((object) $GLOBALS['cat_test']['options'], JSON_UNESCAPED_SLASHES), "\n";
+        break;
+    case 'secrets':
+        // What the module reads back (the webhook controller loads CatWebhook.php).
+        require_once __DIR__ . '/../client_activity_tracker/libraries/CatWebhook.php';
+        echo json_encode(['cat_secret' => cat_secret(), 'cat_webhook_secret' => cat_webhook_secret(), 'source' => cat_secret_source()]), "\n";
         break;
     case 'controller':
         require __DIR__ . '/controller.php';

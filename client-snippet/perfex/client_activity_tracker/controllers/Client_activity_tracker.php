@@ -33,16 +33,18 @@ class Client_activity_tracker extends AdminController
                 update_option('cat_server_url', $url);
             }
 
-            // Not XSS-filtered: a secret is used as it is typed, and never printed back.
-            $secret = trim((string) $this->input->post('cat_secret', false));
-            if ($this->input->post('cat_secret_clear')) {
-                update_option('cat_secret', '');
-            } elseif ($secret !== '') {
-                if (strlen($secret) < CatTokens::MIN_SECRET_LENGTH) {
-                    set_alert('danger', _l('cat_secret_too_short'));
-                    $ok = false;
-                } else {
-                    update_option('cat_secret', $secret);
+            // Secrets are not XSS-filtered (used as typed, never printed back) and are stored encrypted.
+            foreach (CatSecrets::OPTIONS as $option) {
+                $secret = trim((string) $this->input->post($option, false));
+                if ($this->input->post($option . '_clear')) {
+                    CatSecrets::store($option, '');
+                } elseif ($secret !== '') {
+                    if (strlen($secret) < CatTokens::MIN_SECRET_LENGTH) {
+                        set_alert('danger', _l('cat_secret_too_short'));
+                        $ok = false;
+                    } else {
+                        CatSecrets::store($option, $secret);
+                    }
                 }
             }
 
@@ -53,11 +55,12 @@ class Client_activity_tracker extends AdminController
         }
 
         $this->load->view('settings', [
-            'title'         => _l('cat_settings_title'),
-            'server_url'    => (string) get_option('cat_server_url'),
-            'secret_source' => cat_secret_source(),
+            'title'          => _l('cat_settings_title'),
+            'server_url'     => (string) get_option('cat_server_url'),
+            'secret_source'  => cat_secret_source(),
+            'webhook_source' => cat_webhook_secret_source(),
             // The option or the environment's CAT_SERVER_URL: the link to the server's settings needs one.
-            'server_set'    => cat_server_url() !== '',
+            'server_set'     => cat_server_url() !== '',
         ]);
     }
 
