@@ -204,16 +204,49 @@ t.test('rotation: CatTokens signs with the first secret of a comma list, and say
 })
 
 interface Scenario {
-  hook: 'footer' | 'widget' | 'widgets_filter' | 'settings' | 'settings_url' | 'token'
+  hook: 'footer' | 'head' | 'page' | 'helper' | 'widget' | 'widgets_filter' | 'settings' | 'settings_url' | 'controller' | 'install' | 'uninstall' | 'uninstall_hook' | 'migrate' | 'secrets'
+  /** Settings as an admin enters them; the harness stores the secrets among them encrypted, as the settings page does. */
   options?: Record<string, string>
+  /** Values put into the options table as they are. */
+  rawOptions?: Record<string, string>
   contact?: { id: string; clientId: string; name: string; company: string } | null
   loggedInAsClient?: boolean
   language?: string
-  staff?: { id: number; admin?: boolean; view?: boolean } | null
+  /** view: the module's permission; viewCustomers: core's staff_can('view', 'customers'). */
+  staff?: { id: number; admin?: boolean; view?: boolean; viewCustomers?: boolean } | null
+  /** Rows of Perfex tables, by full name (db_prefix() is "tbl"). */
+  db?: { tblcustomer_admins?: { staff_id: string; customer_id: string; date_assigned: string }[] }
+  uri?: string
+  post?: Record<string, string>
 }
 
 function render(scenario: Scenario): string {
   return phpOk([RENDER, JSON.stringify(scenario)])
+}
+
+interface ControllerResult {
+  status: number | null
+  headers: string[]
+  output: string
+  redirect: string | null
+  alerts: [string, string][]
+  options: Record<string, string>
+  session: Record<string, unknown>
+}
+
+/** Runs the admin controller's method named by `uri` (admin/client_activity_tracker/METHOD). */
+function controller(scenario: Omit<Scenario, 'hook'> & { uri: string }): ControllerResult {
+  return JSON.parse(render({ ...scenario, hook: 'controller' })) as ControllerResult
+}
+
+/** The widget's token endpoint; the widget test checks that its page names this one. */
+const TOKEN_URI = 'admin/client_activity_tracker/notifications_check'
+
+/** What the widget's token endpoint answers the staff member of the scenario. */
+function widgetToken(scenario: Omit<Scenario, 'hook'>): string {
+  const res = controller({ ...scenario, uri: TOKEN_URI })
+  if (res.status !== 200) throw new Error(`the token endpoint answered ${res.status}: ${res.output}`)
+  return (JSON.parse(res.output) as { token: string }).token
 }
 
 function attribute(html: string, name: string): string | undefined {
@@ -250,9 +283,10 @@ t.test('the dashboard widget: registered for staff who may view, rendering the e
 
   const html = render({ hook: 'widget', options: { cat_server_url: 'https://presence.example.com/', cat_secret: SECRET }, staff: { id: 1, admin: true } })
   t.match(html, /^<div class="widget" id="widget-cat_online_clients"/, 'one root element, as Perfex requires of a widget view')
-  t.match(html, '<script src="https://presence.example.com/admin/widget.js"></script>')
+  t.match(html, '<script src="https://presence.example.com/admin/widget.js" async></script>', 'widget.js loads async: a slow or down server does not hold up the dashboard')
+  t.match(html, "window.customElements.whenDefined('cat-online-clients')", 'and the token provider waits for the element to be defined')
   t.match(html, '<cat-online-clients id="cat-online-clients" server="https://presence.example.com"></cat-online-clients>')
-  t.match(html, 'var tokenUrl = "https://crm.example.com/admin/client_activity_tracker/token";')
+  t.match(html, `var tokenUrl = "https://crm.example.com/${TOKEN_URI}";`)
   t.match(html, 'element.tokenProvider = tokenProvider;')
   t.notMatch(html, /eyJ/, 'no token in the page: the provider fetches one')
 
@@ -267,6 +301,8 @@ t.test('the module settings page links to the presence server\'s settings panel;
   const page = render({ hook: 'settings', options, staff: { id: 1, admin: true } })
   t.match(page, '<a class="btn btn-default" href="https://crm.example.com/admin/client_activity_tracker/server_settings" target="_blank" rel="noopener noreferrer">Open the presence server settings</a>', 'a link to the module\'s redirect')
   t.notMatch(page, /eyJ/, 'no token in the page: it is minted when the link is followed')
+  // Perfex's _l() runs sprintf with its own label argument (tests/lang.php stands in for it).
+  t.match(page, "must include this CRM&#039;s origin (https://crm.example.com).", 'the help names this CRM\'s origin, passed to _l() as its label')
   const unset = render({ hook: 'settings', options: { cat_secret: SECRET }, staff: { id: 1, admin: true } })
   t.notMatch(unset, /server_settings/, 'no link without a server URL')
   t.match(unset, 'Set the presence server URL above first.')
@@ -279,10 +315,144 @@ t.test('the module settings page links to the presence server\'s settings panel;
   const settings = await app.inject({ url: '/admin/api/settings', headers: { authorization: `Bearer ${token}` } })
   t.equal(settings.statusCode, 200, 'the server answers its settings to that token')
 
-  const staffToken = render({ hook: 'token', options, staff: { id: 2, view: true } })
+  const staffToken = widgetToken({ options, staff: { id: 2, view: true, viewCustomers: true } })
   t.equal(claimsOf(staffToken).role, 'staff', 'staff who may only view get role staff')
   t.equal((await app.inject({ url: '/admin/api/settings', headers: { authorization: `Bearer ${staffToken}` } })).statusCode, 403, 'so they cannot change the settings')
   t.equal((await app.inject({ url: '/admin/api/online', headers: { authorization: `Bearer ${staffToken}` } })).statusCode, 200, 'and still watch')
-  t.equal(claimsOf(render({ hook: 'token', options, staff: { id: 1, admin: true } })).role, 'admin', 'Perfex admins get role admin')
+  t.equal(claimsOf(widgetToken({ options, staff: { id: 1, admin: true } })).role, 'admin', 'Perfex admins get role admin')
   t.equal(claimsOf(phpOk([MINT, 'admin', '5', 'Ann', SECRET, '600', 'staff'])).role, 'staff', 'mint.php takes a role')
+})
+
+t.test('the clients claim: staff who see only their assigned customers get exactly those, others none; the server takes the token', async (t) => {
+  const app = await buildTestApp(t, { env: PHP_BLOCKS })
+  const options = { cat_server_url: 'https://presence.example.com', cat_secret: SECRET }
+  // customer_admins as Perfex keeps it: staff 2 looks after customers 12 and 40 (listed twice
+  // when assigned twice), staff 3 after 13, staff 5 after 12.
+  const db = {
+    tblcustomer_admins: [
+      { staff_id: '2', customer_id: '12', date_assigned: '2026-01-01 00:00:00' },
+      { staff_id: '3', customer_id: '13', date_assigned: '2026-01-01 00:00:00' },
+      { staff_id: '2', customer_id: '40', date_assigned: '2026-01-02 00:00:00' },
+      { staff_id: '5', customer_id: '12', date_assigned: '2026-01-02 00:00:00' },
+      { staff_id: '2', customer_id: '12', date_assigned: '2026-01-03 00:00:00' },
+    ],
+  }
+  const restricted = claimsOf(widgetToken({ options, db, staff: { id: 2, view: true } }))
+  t.same(restricted.clients, ['12', '40'], 'staff without staff_can(view, customers): their customer_admins rows, once each, as strings')
+  t.equal(restricted.role, 'staff')
+  t.same(claimsOf(widgetToken({ options, db, staff: { id: 4, view: true } })).clients, [], 'assigned to no customer: an empty list, they see nobody')
+  t.notOk('clients' in claimsOf(widgetToken({ options, db, staff: { id: 2, view: true, viewCustomers: true } })), 'staff_can(view, customers): no claim, every customer')
+  t.notOk('clients' in claimsOf(widgetToken({ options, db, staff: { id: 1, admin: true } })), 'an admin: no claim, every customer')
+
+  const token = widgetToken({ options, db, staff: { id: 2, view: true } })
+  const list = await online(app, token)
+  t.equal(list.status, 200, 'the server takes a token with the clients claim')
+
+  const minted = phpOk([MINT, 'admin', '7', 'Ann', SECRET, '600', 'staff', '["12", 40, "12"]'])
+  t.same(claimsOf(minted).clients, ['12', '40'], 'mint.php takes the client ids as a JSON array')
+  t.notOk('clients' in claimsOf(phpOk([MINT, 'admin', '7', 'Ann', SECRET, '600', 'staff'])), 'and leaves the claim out without one')
+  t.equal(php([MINT, 'admin', '7', 'Ann', SECRET, '600', 'staff', '[""]']).status, 1, 'an empty client id is refused')
+})
+
+t.test('CatTokens.php refuses to run without BASEPATH, as Perfex asks of every module file', async (t) => {
+  const file = join(PERFEX, 'client_activity_tracker', 'libraries', 'CatTokens.php')
+  const res = php(['-r', `require ${JSON.stringify(file)}; echo class_exists('CatTokens') ? 'loaded' : 'absent';`])
+  t.equal(res.stdout, 'No direct script access allowed', 'a direct request stops at the guard')
+  const defined = php(['-r', `define('BASEPATH', '/'); require ${JSON.stringify(file)}; echo class_exists('CatTokens') ? 'loaded' : 'absent';`])
+  t.equal(defined.stdout, 'loaded', 'with BASEPATH defined (inside Perfex, or by mint.php) it loads')
+})
+
+t.test('the widget\'s token refresh leaves a staff member\'s "Login as client" session alone, as core spares notifications_check', async (t) => {
+  const options = { cat_server_url: 'https://presence.example.com', cat_secret: SECRET }
+  const contact = { id: '42', clientId: '7', name: 'Zoë Müller', company: 'Société Générale' }
+  const staff = { id: 1, admin: true }
+  const loggedInAs = { client_user_id: '7', contact_user_id: '42', client_logged_in: true, logged_in_as_client: true }
+
+  const html = render({ hook: 'widget', options, staff })
+  const tokenUrl = /var tokenUrl = "https:\/\/crm\.example\.com\/([^"]+)";/.exec(html)?.[1] ?? ''
+  const refresh = controller({ options, staff, contact, loggedInAsClient: true, uri: tokenUrl })
+  t.equal(refresh.status, 200, `the widget's URL (${tokenUrl}) answers a token`)
+  t.ok((JSON.parse(refresh.output) as { token?: string }).token, 'with a token')
+  t.strictSame(refresh.session, loggedInAs, 'and the customers-area session the staff member opened is still there')
+
+  // The stand-in AdminController clears those keys on any other admin URL, as core's does.
+  const other = controller({ options, staff, contact, loggedInAsClient: true, uri: 'admin/client_activity_tracker/settings' })
+  t.strictSame(other.session, {}, 'any other admin URL ends it (core\'s AdminController)')
+  t.equal(controller({ options, staff, uri: 'admin/client_activity_tracker/token' }).status, 404, 'the old URL is gone')
+
+  const denied = controller({ options, staff: { id: 3 }, uri: tokenUrl })
+  t.equal(denied.status, 403, 'staff without the view permission get no token')
+  const unconfigured = controller({ options: { cat_server_url: options.cat_server_url }, staff, uri: tokenUrl })
+  t.equal(unconfigured.status, 503, 'no secret: 503')
+  t.ok(unconfigured.headers.includes('Cache-Control: no-store'))
+})
+
+t.test('Client Portal Builder pages: the head hook and cat_consent_snippet() embed the snippet, once per page', async (t) => {
+  const app = await buildTestApp(t, { env: PHP_BLOCKS })
+  const options = { cat_server_url: 'https://presence.example.com', cat_secret: SECRET }
+  const contact = { id: '42', clientId: '7', name: 'Zoë Müller', company: 'Société Générale' }
+  const tag = /^<script src="https:\/\/presence\.example\.com\/clients\/cat_consent_js" data-token="[A-Za-z0-9_\-.]+" defer><\/script>$/
+
+  const head = render({ hook: 'head', options, contact })
+  t.match(head, tag, 'app_customers_head, which pages with their own layout still print, embeds it')
+  t.equal(await consent(app, attribute(head, 'data-token') ?? ''), 204, 'with a token the server takes')
+
+  const page = render({ hook: 'page', options, contact })
+  t.equal(page.match(/<script /g)?.length, 1, 'a theme page, with both hooks, gets it once')
+  t.match(page, /^<script [^\n]+\n<!-- body -->$/, 'in the head')
+
+  const helper = render({ hook: 'helper', options, contact })
+  t.equal(helper.match(/<script /g)?.length, 1, 'cat_consent_snippet() gives it once, then \'\', and the footer hook adds nothing')
+  t.match(helper, tag)
+  t.equal(render({ hook: 'helper', options, contact: null }), '', 'nothing for a visitor')
+  t.equal(render({ hook: 'head', options, contact, loggedInAsClient: true }), '', 'nothing for staff using "Login as client"')
+})
+
+t.test('the secrets are stored encrypted with Perfex\'s encryption library, read back decrypted, and 2.0.0\'s plain ones are encrypted on upgrade', async (t) => {
+  const next = 'next-secret-0123456789abcdef'
+  const webhookSecret = 'webhook-secret-0123456789'
+  const app = await buildTestApp(t, { env: { ...PHP_BLOCKS, CAT_SECRET: next } })
+  const staff = { id: 1, admin: true }
+
+  const saved = controller({ staff, uri: 'admin/client_activity_tracker/settings', post: { cat_server_url: 'https://presence.example.com', cat_secret: next, cat_webhook_secret: webhookSecret } })
+  t.equal(saved.redirect, 'https://crm.example.com/admin/client_activity_tracker/settings')
+  t.strictSame(saved.alerts, [['success', 'Settings saved.']])
+  const stored = saved.options
+  for (const [option, plain] of [['cat_secret', next], ['cat_webhook_secret', webhookSecret]] as const) {
+    t.ok((stored[option] ?? '').length > 128, `${option} is stored as CI_Encryption ciphertext`)
+    t.notMatch(stored[option] ?? '', plain, `${option} is not stored in plain text`)
+  }
+  t.strictSame(JSON.parse(render({ hook: 'secrets', rawOptions: stored })), { cat_secret: next, cat_webhook_secret: webhookSecret, source: 'option' }, 'the module reads them back')
+  const token = widgetToken({ rawOptions: stored, staff })
+  t.equal((await online(app, token)).status, 200, 'and signs with the decrypted secret')
+
+  const plain = php([RENDER, JSON.stringify({ hook: 'secrets', rawOptions: { cat_secret: next, cat_webhook_secret: webhookSecret } })])
+  t.strictSame(JSON.parse(plain.stdout), { cat_secret: '', cat_webhook_secret: '', source: '' }, 'a value that does not decrypt is not used as a secret')
+  t.match(plain.stderr, /cat_secret does not decrypt/, 'it is logged')
+
+  const short = controller({ staff, rawOptions: stored, uri: 'admin/client_activity_tracker/settings', post: { cat_webhook_secret: 'short' } })
+  t.strictSame(short.alerts, [['danger', 'The secret must be at least 16 characters long.']])
+  t.equal(short.options.cat_webhook_secret, stored.cat_webhook_secret, 'a short secret is not stored')
+  const cleared = controller({ staff, rawOptions: stored, uri: 'admin/client_activity_tracker/settings', post: { cat_webhook_secret_clear: '1' } })
+  t.equal(cleared.options.cat_webhook_secret, '', 'the clear box empties it')
+  t.equal(cleared.options.cat_secret, stored.cat_secret, 'and leaves the other')
+
+  // An install upgraded from 2.0.0, which stored both in plain text.
+  const legacy = { cat_server_url: 'https://presence.example.com', cat_secret: next, cat_webhook_secret: webhookSecret, cat_webhook_notified: '{}' }
+  for (const hook of ['migrate', 'install'] as const) {
+    const after = JSON.parse(render({ hook, rawOptions: legacy })) as Record<string, string>
+    t.notMatch(after.cat_secret ?? '', next, `${hook}: the plain secret is encrypted`)
+    t.strictSame(JSON.parse(render({ hook: 'secrets', rawOptions: after })), { cat_secret: next, cat_webhook_secret: webhookSecret, source: 'option' }, `${hook}: and reads back as it was`)
+    t.equal(after.cat_server_url, legacy.cat_server_url, `${hook}: other options are kept`)
+  }
+  const twice = JSON.parse(render({ hook: 'install', rawOptions: stored })) as Record<string, string>
+  t.equal(twice.cat_secret, stored.cat_secret, 're-activating leaves an encrypted secret as it is')
+})
+
+t.test('uninstalling removes the module\'s options, through uninstall.php as Perfex 3.1.6 runs it and through the uninstall hook', async (t) => {
+  const options = { cat_server_url: 'https://presence.example.com', cat_secret: SECRET, cat_webhook_secret: 'webhook-secret-0123456789' }
+  const installed = JSON.parse(render({ hook: 'install', options, rawOptions: { companyname: 'Acme' } })) as Record<string, string>
+  t.strictSame(Object.keys(installed).sort(), ['cat_secret', 'cat_server_url', 'cat_webhook_notified', 'cat_webhook_secret', 'companyname'], 'activation adds the module\'s four options')
+  t.strictSame(JSON.parse(render({ hook: 'uninstall', options, rawOptions: { companyname: 'Acme' } })), { companyname: 'Acme' }, 'App_modules::uninstall() includes uninstall.php: every module option is gone, others stay')
+  t.strictSame(JSON.parse(render({ hook: 'uninstall_hook', options, rawOptions: { companyname: 'Acme' } })), { companyname: 'Acme' }, 'the registered uninstall hook does the same')
 })

@@ -33,10 +33,14 @@ interface Outcome {
   options: Record<string, string>
 }
 
-function run(requests: Request[], admins: Record<string, number[]> = { 'client-7': [3, 5] }, options: Record<string, string> = { cat_webhook_secret: SECRET }): Outcome {
+/**
+ * Runs the receiver. `options` are as an admin enters them (tests/webhook.php stores the webhook
+ * secret encrypted, as the settings page does); `rawOptions` go into the options table as they are.
+ */
+function run(requests: Request[], admins: Record<string, number[]> = { 'client-7': [3, 5] }, options: Record<string, string> = { cat_webhook_secret: SECRET }, rawOptions: Record<string, string> = {}): Outcome {
   const env = { ...process.env }
   delete env.CAT_WEBHOOK_SECRET
-  const res = spawnSync('php', [RUNNER, JSON.stringify({ options, admins, requests })], { encoding: 'utf8', env })
+  const res = spawnSync('php', [RUNNER, JSON.stringify({ options, rawOptions, admins, requests })], { encoding: 'utf8', env })
   if (res.status !== 0) throw new Error(`php exited ${res.status}: ${res.stderr}`)
   return JSON.parse(res.stdout) as Outcome
 }
@@ -79,6 +83,15 @@ t.test('forged, unsigned, old and other-secret POSTs are refused and notify nobo
   t.strictSame(run([{ header: sign(body), body, now: NOW }], undefined, {}).responses[0]?.[0], 503, 'no secret configured: 503')
   const notBatch = '{"hello":1}'
   t.strictSame(run([{ header: sign(notBatch), body: notBatch, now: NOW }]).responses[0]?.[0], 400)
+})
+
+t.test('the webhook secret is stored encrypted and used decrypted; one stored in plain text is not used', async (t) => {
+  const body = batch([maria])
+  const out = run([{ header: sign(body), body, now: NOW }])
+  t.strictSame(out.responses, [[200, { ok: true }]], 'the encrypted secret verifies the signature')
+  t.notMatch(out.options.cat_webhook_secret ?? '', SECRET, 'the option does not hold the secret in plain text')
+  t.ok((out.options.cat_webhook_secret ?? '').length > 128, 'it holds CI_Encryption ciphertext')
+  t.strictSame(run([{ header: sign(body), body, now: NOW }], undefined, {}, { cat_webhook_secret: SECRET }).responses[0]?.[0], 503, 'a plain value does not decrypt: no secret, 503')
 })
 
 t.test('one notification per contact in ten minutes; left and unassigned customers notify nobody', async (t) => {

@@ -6,8 +6,10 @@
  *
  *   php webhook.php SCENARIO_JSON
  *
- * SCENARIO_JSON: {"options": {name: value}, "admins": {clientId: [staffId, …]},
+ * SCENARIO_JSON: {"options": {name: value}, "rawOptions": {name: value}, "admins": {clientId: [staffId, …]},
  *                 "requests": [{"header": string|null, "body": string, "now": unix seconds}]}
+ * "options" are as an admin enters them (the webhook secret is stored encrypted, as the settings
+ * page stores it); "rawOptions" go into the options table as they are.
  * Prints {"responses": [[status, body]…], "notifications": [add_notification's arguments…],
  * "pushed": [[staff ids]…], "descriptions": [the text Perfex would show…], "options": {…}}.
  */
@@ -26,9 +28,24 @@ if (!is_array($scenario)) {
 }
 $GLOBALS['cat_test'] = ['options' => $scenario['options'] ?? [], 'notifications' => [], 'pushed' => []];
 
-$lang = [];
-require __DIR__ . '/../client_activity_tracker/language/english/client_activity_tracker_lang.php';
-$GLOBALS['cat_lang'] = $lang;
+require __DIR__ . '/lang.php';
+require __DIR__ . '/encryption.php';
+
+function &get_instance()
+{
+    static $ci = null;
+    if ($ci === null) {
+        $ci             = new stdClass();
+        $ci->encryption = new CatTestEncryption();
+    }
+
+    return $ci;
+}
+
+function log_message($level, $message)
+{
+    fwrite(STDERR, "log {$level}: {$message}\n");
+}
 
 function get_option($name)
 {
@@ -54,14 +71,6 @@ function pusher_trigger_notification($users)
     $GLOBALS['cat_test']['pushed'][] = $users;
 }
 
-/** As Perfex's: the line's labels go through vsprintf (an array) or sprintf. */
-function _l($line, $label = '')
-{
-    $text = $GLOBALS['cat_lang'][$line] ?? $line;
-
-    return is_array($label) && count($label) > 0 ? vsprintf($text, $label) : sprintf($text, $label);
-}
-
 final class CatTestClients
 {
     private $admins;
@@ -81,6 +90,14 @@ final class CatTestClients
 }
 
 require __DIR__ . '/../client_activity_tracker/libraries/CatWebhook.php';
+
+// The webhook secret as the settings page stores it (encrypted); "rawOptions" go in as they are.
+foreach (CatSecrets::OPTIONS as $option) {
+    if (isset($GLOBALS['cat_test']['options'][$option])) {
+        CatSecrets::store($option, $GLOBALS['cat_test']['options'][$option]);
+    }
+}
+$GLOBALS['cat_test']['options'] = array_merge($GLOBALS['cat_test']['options'], $scenario['rawOptions'] ?? []);
 
 $clients   = new CatTestClients($scenario['admins'] ?? []);
 $responses = [];

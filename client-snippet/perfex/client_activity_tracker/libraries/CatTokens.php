@@ -1,13 +1,18 @@
 <?php
 
+// Perfex asks every module file to refuse a direct request; outside Perfex, define BASEPATH first.
+defined('BASEPATH') or exit('No direct script access allowed');
+
 /**
  * Signs the JWTs the Client Activity Tracker presence server accepts:
  * HS256 only, header {"alg":"HS256","typ":"JWT","kid":"0"}, claims aud/sub/client_id/name/
- * company/iat/exp.
+ * company/iat/exp, and role/clients on admin tokens.
  *
  * Plain PHP 7.4+ with the standard `hash` and `json` extensions; no Perfex dependency, so it
- * can be used (and tested) on its own:
+ * can be used (and tested) on its own, once BASEPATH is defined:
  *
+ *     define('BASEPATH', __DIR__);
+ *     require 'CatTokens.php';
  *     $tokens = new CatTokens(getenv('CAT_SECRET'));
  *     $jwt    = $tokens->clientToken(42, 7, 'Zoë Müller', 'Société Générale');
  */
@@ -83,8 +88,11 @@ final class CatTokens
      * @param int         $ttl     lifetime in seconds
      * @param string|null $role    'admin' (may change the server's settings; the server's default
      *                             when absent) or 'staff' (watches and reads only)
+     * @param array|null  $clients the client (company) ids whose contacts the token sees, sent as
+     *                             strings in the `clients` claim (an empty array: none); null
+     *                             leaves the claim out, and the token sees every client
      */
-    public function adminToken($staffId, $name = null, $ttl = 3600, $role = null)
+    public function adminToken($staffId, $name = null, $ttl = 3600, $role = null, $clients = null)
     {
         $claims = [
             'aud' => self::AUD_ADMIN,
@@ -99,6 +107,16 @@ final class CatTokens
                 throw new InvalidArgumentException("CatTokens: role must be 'admin' or 'staff'");
             }
             $claims['role'] = $role;
+        }
+        if ($clients !== null) {
+            if (!is_array($clients)) {
+                throw new InvalidArgumentException('CatTokens: clients must be an array of client ids, or null');
+            }
+            $ids = [];
+            foreach ($clients as $clientId) {
+                $ids[self::id($clientId, 'clientId')] = true;
+            }
+            $claims['clients'] = array_map('strval', array_keys($ids));
         }
 
         return $this->sign($claims, $ttl);

@@ -2,6 +2,8 @@
 
 defined('BASEPATH') or exit('No direct script access allowed');
 
+require_once __DIR__ . '/CatSecrets.php';
+
 /**
  * The presence server's webhooks (its CAT_WEBHOOK_URL pointing at
  * https://crm.example.com/client_activity_tracker/cat_webhook): verifies CAT-Signature and, for
@@ -121,10 +123,10 @@ final class CatWebhook
 }
 
 if (!function_exists('cat_webhook_secret')) {
-    /** The webhook secret (the server's CAT_WEBHOOK_SECRET): the module's option, else this environment's CAT_WEBHOOK_SECRET. */
+    /** The webhook secret (the server's CAT_WEBHOOK_SECRET): the module's option (stored encrypted), else this environment's CAT_WEBHOOK_SECRET. */
     function cat_webhook_secret()
     {
-        $secret = trim((string) get_option('cat_webhook_secret'));
+        $secret = CatSecrets::read('cat_webhook_secret');
 
         return $secret !== '' ? $secret : trim((string) getenv('CAT_WEBHOOK_SECRET'));
     }

@@ -19,7 +19,7 @@ $cat_origin = ($cat_base['scheme'] ?? 'https') . '://' . ($cat_base['host'] ?? '
                             <label for="cat_server_url"><?php echo $cat_e(_l('cat_server_url')); ?></label>
                             <input type="url" class="form-control" id="cat_server_url" name="cat_server_url"
                                 value="<?php echo $cat_e($server_url); ?>" placeholder="https://presence.example.com">
-                            <p class="help-block"><?php echo $cat_e(sprintf(_l('cat_server_url_help'), $cat_origin)); ?></p>
+                            <p class="help-block"><?php echo $cat_e(_l('cat_server_url_help', $cat_origin)); ?></p>
                         </div>
                         <div class="form-group">
                             <label for="cat_secret"><?php echo $cat_e(_l('cat_secret')); ?></label>
@@ -33,6 +33,21 @@ $cat_origin = ($cat_base['scheme'] ?? 'https') . '://' . ($cat_base['host'] ?? '
                             <div class="checkbox">
                                 <input type="checkbox" id="cat_secret_clear" name="cat_secret_clear" value="1">
                                 <label for="cat_secret_clear"><?php echo $cat_e(_l('cat_secret_clear')); ?></label>
+                            </div>
+                            <?php } ?>
+                        </div>
+                        <div class="form-group">
+                            <label for="cat_webhook_secret"><?php echo $cat_e(_l('cat_webhook_secret')); ?></label>
+                            <input type="password" class="form-control" id="cat_webhook_secret" name="cat_webhook_secret" value=""
+                                autocomplete="new-password" minlength="16">
+                            <p class="help-block"><?php echo $cat_e(_l('cat_webhook_secret_help', site_url(CAT_MODULE_NAME . '/cat_webhook'))); ?></p>
+                            <p class="help-block"><strong><?php
+                                echo $cat_e(_l($webhook_source === 'option' ? 'cat_webhook_secret_source_option' : ($webhook_source === 'env' ? 'cat_webhook_secret_source_env' : 'cat_webhook_secret_source_none')));
+                            ?></strong></p>
+                            <?php if ($webhook_source === 'option') { ?>
+                            <div class="checkbox">
+                                <input type="checkbox" id="cat_webhook_secret_clear" name="cat_webhook_secret_clear" value="1">
+                                <label for="cat_webhook_secret_clear"><?php echo $cat_e(_l('cat_webhook_secret_clear')); ?></label>
                             </div>
                             <?php } ?>
                         </div>

@@ -24,11 +24,12 @@ $cat_ready  = $cat_server !== '' && cat_secret_source() !== '';
                 <?php } ?>
             </p>
             <?php } else { ?>
-            <script src="<?php echo $cat_e($cat_server . '/admin/widget.js'); ?>"></script>
+            <?php // async: a slow or unreachable presence server must not hold up the rest of the dashboard. ?>
+            <script src="<?php echo $cat_e($cat_server . '/admin/widget.js'); ?>" async></script>
             <cat-online-clients id="cat-online-clients" server="<?php echo $cat_e($cat_server); ?>"></cat-online-clients>
             <script>
                 (function () {
-                    var tokenUrl = <?php echo json_encode(admin_url(CAT_MODULE_NAME . '/token'), JSON_UNESCAPED_SLASHES | JSON_HEX_TAG | JSON_HEX_AMP | JSON_HEX_APOS | JSON_HEX_QUOT); ?>;
+                    var tokenUrl = <?php echo json_encode(admin_url(CAT_MODULE_NAME . '/notifications_check'), JSON_UNESCAPED_SLASHES | JSON_HEX_TAG | JSON_HEX_AMP | JSON_HEX_APOS | JSON_HEX_QUOT); ?>;
                     var element = document.getElementById('cat-online-clients');
                     if (!element || !window.customElements) return;
                     // A fresh admin token from this CRM's session, each time the widget asks (connect,
@@ -46,8 +47,8 @@ $cat_ready  = $cat_server !== '' && cat_secret_source() !== '';
                             return body.token;
                         });
                     }
-                    // Set on the upgraded element, so the property reaches the element's own setter
-                    // (widget.js above is a blocking script, so it normally is upgraded already).
+                    // Set on the upgraded element, so the property reaches the element's own setter;
+                    // widget.js loads async, so the element is usually upgraded after this runs.
                     if (window.customElements.get('cat-online-clients')) {
                         element.tokenProvider = tokenProvider;
                     } else {
