@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process'
 import { readdirSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import type { FastifyInstance } from 'fastify'
-import { buildTestApp, heartbeatUrl, SECRET } from '../helpers/app.js'
+import { buildTestApp, clientToken, ensureConsent, heartbeatUrl, SECRET } from '../helpers/app.js'
 import { findProjectRoot } from '../../src/activity/database.js'
 
 /**
@@ -344,9 +344,18 @@ t.test('the clients claim: staff who see only their assigned customers get exact
   t.notOk('clients' in claimsOf(widgetToken({ options, db, staff: { id: 2, view: true, viewCustomers: true } })), 'staff_can(view, customers): no claim, every customer')
   t.notOk('clients' in claimsOf(widgetToken({ options, db, staff: { id: 1, admin: true } })), 'an admin: no claim, every customer')
 
+  // Contacts of customers 12, 13 and 40 online: staff 2 sees those of 12 and 40.
+  for (const [contact, customer] of [['c12', '12'], ['c13', '13'], ['c40', '40']] as const) {
+    const client = clientToken({ sub: contact, clientId: customer })
+    await ensureConsent(app, client)
+    const beat = await app.inject(heartbeatUrl({ token: client, sid: `tab-${contact}-0001`, event: 'nav', path: '/clients' }))
+    t.equal(beat.statusCode, 204)
+  }
   const token = widgetToken({ options, db, staff: { id: 2, view: true } })
   const list = await online(app, token)
   t.equal(list.status, 200, 'the server takes a token with the clients claim')
+  t.same(list.body.online?.map((p) => p.contactId).sort(), ['c12', 'c40'], 'and shows only the contacts of the customers assigned to the staff member')
+  t.equal((await online(app, widgetToken({ options, db, staff: { id: 1, admin: true } }))).body.online?.length, 3, 'an admin sees all three')
 
   const minted = phpOk([MINT, 'admin', '7', 'Ann', SECRET, '600', 'staff', '["12", 40, "12"]'])
   t.same(claimsOf(minted).clients, ['12', '40'], 'mint.php takes the client ids as a JSON array')
