@@ -239,6 +239,15 @@ t.test('deploy/nginx.conf in front of three instances: heartbeats and dashboards
     t.equal(await upgradeStatus(url, nginx.origin, {}), 101, 'same origin as the browser saw it: accepted')
     t.equal(await upgradeStatus(url, 'http://evil.example', { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'http' }), 403, 'another origin is refused, also when the client sends forwarding headers naming it')
   })
+  t.test('through nginx: an admin token listing 10 000 clients, in the Authorization header and in the WebSocket\'s URL', async (t) => {
+    const clients = [...Array.from({ length: 10_000 }, (_, i) => String(500_000 + i)), 'client-0']
+    const token = adminToken({ clients })
+    t.ok(token.length > 100_000, `${token.length} characters`)
+    const online = await get('/admin/api/online', { authorization: `Bearer ${token}` })
+    t.equal(online.status, 200, 'REST: 200')
+    t.same((JSON.parse(online.body) as { online: { contactId: string }[] }).online.map((p) => p.contactId), ['nx-0'], 'only contacts of the clients listed: client-0\'s nx-0, online since the POST heartbeat above')
+    t.equal(await upgradeStatus(`${nginx.origin.replace(/^http/, 'ws')}/admin/ws?token=${encodeURIComponent(token)}`, nginx.origin, {}), 101, 'WebSocket: accepted')
+  })
   for (let k = 1; k < CONTACTS; k += 1) {
     const res = await pool.request({ path: '/clients/cat_consent', method: 'POST', headers: { 'content-type': 'text/plain' }, body: JSON.stringify({ token: tokens[k], decision: 'granted', version: 'nginx', locale: 'en' }) })
     await res.body.text()
