@@ -21,7 +21,7 @@ import { OnlineState, groupKey, insertSorted, removeSorted, type Changes, type E
 import { STYLES } from './styles'
 import { GroupsView } from './groups'
 import { VirtualList, type ListRow } from './virtual-list'
-import type { StatsResponse } from './types'
+import type { DiffMessage, StatsResponse } from './types'
 
 export type TokenProvider = () => string | null | undefined | Promise<string | null | undefined>
 
@@ -102,6 +102,9 @@ export class OnlineClientsElement extends HTMLElement {
   private frame = 0
   /** A snapshot applied but not yet on screen: announced (`cat-snapshot`) once painted. */
   private snapshotPending: { online: number; receivedAt: number; renderMs: number } | null = null
+  /** A snapshot received and not yet applied; the diffs received since, in order (null: none waits). */
+  private snapshotTimer: ReturnType<typeof setTimeout> | undefined
+  private queued: DiffMessage[] | null = null
   private connection: Connection | null = null
   private connState: ConnectionState = { kind: 'loading' }
   /** Server clock minus browser clock, from the last message's `at`. */
@@ -171,6 +174,8 @@ export class OnlineClientsElement extends HTMLElement {
   }
 
   disconnectedCallback(): void {
+    clearTimeout(this.snapshotTimer)
+    this.queued = null
     this.connection?.stop()
     this.connection = null
     clearInterval(this.ticker)
@@ -255,13 +260,24 @@ export class OnlineClientsElement extends HTMLElement {
       onState: (state) => this.setConnState(state),
       onSnapshot: (message) => {
         this.skew = message.at - Date.now()
-        const started = performance.now()
-        this.apply(this.state.applySnapshot(message.online))
-        this.snapshotPending = { online: this.state.size, receivedAt: started, renderMs: performance.now() - started }
+        const receivedAt = performance.now()
+        // Applied in a task of its own, after the one that parsed it: a keystroke or a click
+        // waiting meanwhile is handled between the two. Diffs that come first wait behind it.
+        clearTimeout(this.snapshotTimer)
+        this.queued = []
+        this.snapshotTimer = setTimeout(() => {
+          const started = performance.now()
+          this.apply(this.state.applySnapshot(message.online))
+          this.snapshotPending = { online: this.state.size, receivedAt, renderMs: performance.now() - started }
+          const queued = this.queued ?? []
+          this.queued = null
+          for (const diff of queued) this.apply(this.state.applyDiff(diff))
+        }, 0)
       },
       onDiff: (message) => {
         this.skew = message.at - Date.now()
-        this.apply(this.state.applyDiff(message))
+        if (this.queued) this.queued.push(message)
+        else this.apply(this.state.applyDiff(message))
       },
     })
     this.connection.start()
@@ -414,7 +430,9 @@ export class OnlineClientsElement extends HTMLElement {
       void this.license?.refresh()
     }
     if (state.kind === 'refused') {
-      // Refused: no data stays on screen.
+      // Refused: no data stays on screen, nor comes later from a snapshot received before.
+      clearTimeout(this.snapshotTimer)
+      this.queued = null
       this.apply(this.state.applySnapshot([]))
       this.drawer?.close()
     }

@@ -1,17 +1,29 @@
 import type { DiffMessage, Presence } from './types'
 
-/** One online contact as the view holds it: the presence and what sorting and search read. */
-export interface Entry {
-  readonly p: Presence
+/**
+ * One online contact as the view holds it: the presence and what sorting and search read, each
+ * made on first use (a snapshot of 100 000 sorts mostly by `since` and is searched later, if at
+ * all: making both for every contact up front would double the strings it allocates).
+ */
+export class Entry {
+  private searchKey: string | undefined
+  private name: string | undefined
+
+  constructor(readonly p: Presence) {}
+
   /** Lower-cased name, company, page title and path, for the search. */
-  readonly key: string
+  get key(): string {
+    return (this.searchKey ??= `${this.p.name || this.p.contactId}\n${this.p.company}\n${this.p.title}\n${this.p.path}`.toLowerCase())
+  }
+
   /** Lower-cased display name, the tie-breaker of the order. */
-  readonly sortName: string
+  get sortName(): string {
+    return (this.name ??= (this.p.name || this.p.contactId).toLowerCase())
+  }
 }
 
 export function entryOf(p: Presence): Entry {
-  const name = (p.name || p.contactId).toLowerCase()
-  return { p, key: `${name}\n${p.company}\n${p.title}\n${p.path}`.toLowerCase(), sortName: name }
+  return new Entry(p)
 }
 
 /**
@@ -92,14 +104,20 @@ export class OnlineState {
 
   applySnapshot(online: readonly Presence[]): Changes {
     const joined = new Set<string>()
-    const previous = this.byId
-    if (!this.initial) for (const p of online) if (!previous.has(p.contactId)) joined.add(p.contactId)
+    const byId = this.byId
+    if (!this.initial) for (const p of online) if (!byId.has(p.contactId)) joined.add(p.contactId)
     this.initial = false
-    const next = new Map<string, Entry>()
-    for (const p of online) next.set(p.contactId, entryOf(p))
-    previous.clear()
-    for (const [id, entry] of next) previous.set(id, entry)
-    this.order = [...next.values()].sort(compare)
+    byId.clear()
+    const order: Entry[] = []
+    for (const p of online) {
+      const entry = new Entry(p)
+      // A contact twice in one snapshot (never sent so) is listed once, as its last copy.
+      const twice = byId.get(p.contactId)
+      byId.set(p.contactId, entry)
+      if (twice) order[order.indexOf(twice)] = entry
+      else order.push(entry)
+    }
+    this.order = order.sort(compare)
     this.groups.company.clear()
     this.groups.page.clear()
     for (const entry of this.order) this.count(entry, 1)
