@@ -17,7 +17,7 @@ import { SettingsPanel } from './settings'
 import { LicensePanel } from './license-panel'
 import { createI18n, pickLang, type I18n } from './i18n'
 import { renderSparkline } from './sparkline'
-import { OnlineState, groupKey, insertSorted, removeSorted, type Changes, type Entry, type Group, type GroupKind } from './state'
+import { OnlineState, firstInOrder, groupKey, insertSorted, removeSorted, type Changes, type Entry, type Group, type GroupKind } from './state'
 import { STYLES } from './styles'
 import { GroupsView } from './groups'
 import { VirtualList, type ListRow } from './virtual-list'
@@ -51,6 +51,10 @@ function tokenRole(token: string | null): 'admin' | 'staff' | null {
 }
 
 const HIGHLIGHT_MS = 4000
+/** Search keys made per idle callback after a snapshot. */
+const SEARCH_SLICE = 5000
+/** Rows of a large first snapshot shown before the rest of it is sorted: more than a screenful. */
+const FIRST_ROWS = 60
 const STATS_EVERY_MS = 5 * 60_000
 
 interface Row extends ListRow {
@@ -104,6 +108,9 @@ export class OnlineClientsElement extends HTMLElement {
   private snapshotPending: { online: number; receivedAt: number; renderMs: number } | null = null
   /** A snapshot received and not yet applied; the diffs received since, in order (null: none waits). */
   private snapshotTimer: ReturnType<typeof setTimeout> | undefined
+  private snapshotFrame = 0
+  /** The first rows of a snapshot not yet applied, shown meanwhile, and how many it holds. */
+  private provisional: { first: Entry[]; total: number } | null = null
   private queued: DiffMessage[] | null = null
   private connection: Connection | null = null
   private connState: ConnectionState = { kind: 'loading' }
@@ -175,7 +182,9 @@ export class OnlineClientsElement extends HTMLElement {
 
   disconnectedCallback(): void {
     clearTimeout(this.snapshotTimer)
+    cancelAnimationFrame(this.snapshotFrame)
     this.queued = null
+    this.provisional = null
     this.connection?.stop()
     this.connection = null
     clearInterval(this.ticker)
@@ -263,16 +272,31 @@ export class OnlineClientsElement extends HTMLElement {
         const receivedAt = performance.now()
         // Applied in a task of its own, after the one that parsed it: a keystroke or a click
         // waiting meanwhile is handled between the two. Diffs that come first wait behind it.
+        // Into an empty list, the first rows are shown at once, before everything is sorted, and
+        // the rest is applied after that frame.
         clearTimeout(this.snapshotTimer)
+        cancelAnimationFrame(this.snapshotFrame)
         this.queued = []
-        this.snapshotTimer = setTimeout(() => {
+        const first = this.state.size === 0 && message.online.length > FIRST_ROWS ? firstInOrder(message.online, FIRST_ROWS) : null
+        if (first) {
+          this.provisional = { first, total: message.online.length }
+          this.snapshotPending = { online: message.online.length, receivedAt, renderMs: 0 }
+          this.paint()
+        }
+        const later = (fn: () => void): void => {
+          if (!first) this.snapshotTimer = setTimeout(fn, 0)
+          else this.snapshotFrame = requestAnimationFrame(() => (this.snapshotTimer = setTimeout(fn, 0)))
+        }
+        later(() => {
+          this.provisional = null
           const started = performance.now()
           this.apply(this.state.applySnapshot(message.online))
-          this.snapshotPending = { online: this.state.size, receivedAt, renderMs: performance.now() - started }
+          if (!first) this.snapshotPending = { online: this.state.size, receivedAt, renderMs: performance.now() - started }
           const queued = this.queued ?? []
           this.queued = null
           for (const diff of queued) this.apply(this.state.applyDiff(diff))
-        }, 0)
+          this.prepareSearch(this.state.order)
+        })
       },
       onDiff: (message) => {
         this.skew = message.at - Date.now()
@@ -432,7 +456,9 @@ export class OnlineClientsElement extends HTMLElement {
     if (state.kind === 'refused') {
       // Refused: no data stays on screen, nor comes later from a snapshot received before.
       clearTimeout(this.snapshotTimer)
+      cancelAnimationFrame(this.snapshotFrame)
       this.queued = null
+      this.provisional = null
       this.apply(this.state.applySnapshot([]))
       this.drawer?.close()
     }
@@ -452,10 +478,10 @@ export class OnlineClientsElement extends HTMLElement {
     const { i18n } = this
     const { notice, count, shown, head, chip, chipText, views } = this.ui
     const state = this.connState
-    const size = this.state.size
+    const size = this.provisional?.total ?? this.state.size
     count.textContent = state.kind === 'refused' || (state.kind === 'loading' && size === 0) ? '–' : i18n.count(size)
     const grouped = this.mode !== 'list'
-    const visible = grouped ? this.groupsShown : this.view.length
+    const visible = grouped ? this.groupsShown : this.provisional?.total ?? this.view.length
     let title = ''
     let detail = ''
     if (state.kind === 'refused' && state.reason === 'license') {
@@ -564,12 +590,28 @@ export class OnlineClientsElement extends HTMLElement {
     })
   }
 
+  /**
+   * Makes the search keys of a snapshot's entries in idle time, a slice at a time, so the first
+   * keystroke searches at once instead of making 100 000 of them then.
+   */
+  private prepareSearch(order: readonly Entry[], from = 0): void {
+    const idle = typeof requestIdleCallback === 'function' ? requestIdleCallback : (fn: () => void) => setTimeout(fn, 50)
+    idle(() => {
+      if (order !== this.state.order || !this.isConnected) return
+      const to = Math.min(order.length, from + SEARCH_SLICE)
+      for (let i = from; i < to; i++) void (order[i] as Entry).key
+      if (to < order.length) this.prepareSearch(order, to)
+    })
+  }
+
   /** Brings the screen up to date with the model: the count, the rows in view or the groups. */
   private paint(): void {
     if (!this.ui) return
     cancelAnimationFrame(this.frame)
     this.frame = 0
-    if (this.mode === 'list') this.list?.render(this.view)
+    const provisional = this.provisional
+    if (provisional && this.mode === 'list') this.list?.render(provisional.first, provisional.total)
+    else if (this.mode === 'list') this.list?.render(this.view)
     else if (this.groupsView) this.groupsShown = this.groupsView.render(this.mode, this.state.groups[this.mode], this.filter)
     this.ui.banner.hidden = this.connState.kind !== 'disconnected' || this.state.size === 0
     this.refreshNotice()

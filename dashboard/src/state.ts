@@ -1,24 +1,18 @@
 import type { DiffMessage, Presence } from './types'
 
 /**
- * One online contact as the view holds it: the presence and what sorting and search read, each
- * made on first use (a snapshot of 100 000 sorts mostly by `since` and is searched later, if at
- * all: making both for every contact up front would double the strings it allocates).
+ * One online contact as the view holds it: the presence, and its search key made on first use
+ * (a snapshot of 100 000 is searched later, if at all: making every key up front would lengthen
+ * the wait for the first rows by as many strings).
  */
 export class Entry {
   private searchKey: string | undefined
-  private name: string | undefined
 
   constructor(readonly p: Presence) {}
 
   /** Lower-cased name, company, page title and path, for the search. */
   get key(): string {
     return (this.searchKey ??= `${this.p.name || this.p.contactId}\n${this.p.company}\n${this.p.title}\n${this.p.path}`.toLowerCase())
-  }
-
-  /** Lower-cased display name, the tie-breaker of the order. */
-  get sortName(): string {
-    return (this.name ??= (this.p.name || this.p.contactId).toLowerCase())
   }
 }
 
@@ -27,14 +21,28 @@ export function entryOf(p: Presence): Entry {
 }
 
 /**
- * Display order: newest presence first; ties by name, then id, so the order is total and
- * stable. Plain string comparison: an Intl collator costs a microsecond a call, which a sort
- * of 100 000 entries multiplies into a second.
+ * Display order: newest presence first; ties (one millisecond) by name, then id, so the order
+ * is total and stable. Plain string comparison: an Intl collator or lower-casing costs a
+ * microsecond a call, which a sort of 100 000 entries multiplies into a second.
  */
 export function compare(a: Entry, b: Entry): number {
-  if (a.p.since !== b.p.since) return b.p.since - a.p.since
-  if (a.sortName !== b.sortName) return a.sortName < b.sortName ? -1 : 1
-  return a.p.contactId < b.p.contactId ? -1 : a.p.contactId > b.p.contactId ? 1 : 0
+  const x = a.p
+  const y = b.p
+  if (x.since !== y.since) return y.since - x.since
+  if (x.name !== y.name) return x.name < y.name ? -1 : 1
+  return x.contactId < y.contactId ? -1 : x.contactId > y.contactId ? 1 : 0
+}
+
+/** The first `k` of `online` in display order, in one pass (the first rows, before the rest is sorted). */
+export function firstInOrder(online: readonly Presence[], k: number): Entry[] {
+  const top: Entry[] = []
+  for (const p of online) {
+    const entry = new Entry(p)
+    if (top.length === k && compare(entry, top[k - 1] as Entry) >= 0) continue
+    top.splice(position(top, entry), 0, entry)
+    if (top.length > k) top.pop()
+  }
+  return top
 }
 
 /** Where `entry` is, or would go, in `list` (sorted by compare). */
@@ -95,8 +103,21 @@ export class OnlineState {
   readonly byId = new Map<string, Entry>()
   /** Every entry in display order. */
   order: Entry[] = []
-  readonly groups: Record<GroupKind, Map<string, Group>> = { company: new Map(), page: new Map() }
+  private readonly counted: Record<GroupKind, Map<string, Group>> = { company: new Map(), page: new Map() }
+  /** Counted since the last snapshot: the counts are made when first asked for, then patched. */
+  private countedValid = false
   private initial = true
+
+  /** The contacts counted by company and by page. */
+  get groups(): Record<GroupKind, ReadonlyMap<string, Group>> {
+    if (!this.countedValid) {
+      this.counted.company.clear()
+      this.counted.page.clear()
+      this.countedValid = true
+      for (const entry of this.order) this.count(entry, 1)
+    }
+    return this.counted
+  }
 
   get size(): number {
     return this.byId.size
@@ -118,9 +139,7 @@ export class OnlineState {
       else order.push(entry)
     }
     this.order = order.sort(compare)
-    this.groups.company.clear()
-    this.groups.page.clear()
-    for (const entry of this.order) this.count(entry, 1)
+    this.countedValid = false
     return { replaced: true, changed: [], joined }
   }
 
@@ -158,10 +177,11 @@ export class OnlineState {
   }
 
   private count(entry: Entry, delta: 1 | -1): void {
+    if (!this.countedValid) return
     const { p } = entry
     for (const kind of ['company', 'page'] as const) {
       const key = groupKey(kind, p)
-      const groups = this.groups[kind]
+      const groups = this.counted[kind]
       let group = groups.get(key)
       if (!group) {
         if (delta < 0) continue

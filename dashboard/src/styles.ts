@@ -62,8 +62,7 @@ ul{list-style:none;margin:0;padding:0}
 .gmore{margin:0;padding:8px 16px;font-size:12px;color:var(--muted)}
 .gmore:empty{display:none}
 .row:hover{background:#f6f8fb}
-li.new .row{animation:hl 4s ease-out}
-@keyframes hl{from{background:var(--hl)}to{background:transparent}}
+li.new .row{background:var(--hl)}
 .c{display:flex;flex-direction:column;min-width:0}
 .c>span{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .name{font-weight:600}

@@ -41,6 +41,7 @@ export class VirtualList<R extends ListRow> {
   readonly element: HTMLDivElement
   readonly list: HTMLUListElement
   private items: readonly Entry[] = []
+  private total = 0
   private rendered = new Map<string, R>()
   private readonly spare: R[] = []
   /** The contact whose button is the list's tab stop. */
@@ -83,7 +84,7 @@ export class VirtualList<R extends ListRow> {
     if (this.frame !== 0) return
     this.frame = requestAnimationFrame(() => {
       this.frame = 0
-      this.render(this.items)
+      this.render(this.items, this.total)
     })
   }
 
@@ -92,16 +93,20 @@ export class VirtualList<R extends ListRow> {
     return value > 0 ? value : DEFAULT_ROW_PX
   }
 
-  /** Shows `items` (in display order): the rows in view are (re)filled, the others leave the document. */
-  render(items: readonly Entry[]): void {
+  /**
+   * Shows `items` (in display order): the rows in view are (re)filled, the others leave the
+   * document. `total`: how many the list holds when `items` are only its first (a snapshot's first
+   * rows, shown before the rest is sorted).
+   */
+  render(items: readonly Entry[], total = items.length): void {
     this.items = items
+    this.total = total
     const rowPx = this.rowHeight()
-    const total = items.length
     this.list.style.height = `${total * rowPx}px`
     const top = this.element.scrollTop
     const height = this.element.clientHeight || 520
     const first = Math.max(0, Math.floor(top / rowPx) - OVERSCAN)
-    const last = Math.min(total, Math.ceil((top + height) / rowPx) + OVERSCAN)
+    const last = Math.min(items.length, Math.ceil((top + height) / rowPx) + OVERSCAN)
     const wanted: number[] = []
     for (let i = first; i < last; i++) wanted.push(i)
     // The focused row and the drawer's opener stay, wherever they are in the list.
@@ -156,7 +161,7 @@ export class VirtualList<R extends ListRow> {
     this.rendered = next
     if (refocus) refocus.focus({ preventScroll: true })
     // One tab stop: the active row, or else the first one in view.
-    const stop = (this.activeId !== null ? next.get(this.activeId) : undefined) ?? next.get(items[Math.min(total - 1, Math.floor(top / rowPx))]?.p.contactId ?? '')
+    const stop = (this.activeId !== null ? next.get(this.activeId) : undefined) ?? next.get(items[Math.min(items.length - 1, Math.floor(top / rowPx))]?.p.contactId ?? '')
     for (const row of next.values()) {
       const tabIndex = row === stop ? 0 : -1
       if (row.button.tabIndex !== tabIndex) row.button.tabIndex = tabIndex
@@ -191,7 +196,7 @@ export class VirtualList<R extends ListRow> {
     if (index * rowPx < box.scrollTop) box.scrollTop = index * rowPx
     else if ((index + 1) * rowPx > box.scrollTop + box.clientHeight) box.scrollTop = (index + 1) * rowPx - box.clientHeight
     this.activeId = entry.p.contactId
-    this.render(this.items)
+    this.render(this.items, this.total)
     this.rendered.get(entry.p.contactId)?.button.focus({ preventScroll: true })
   }
 

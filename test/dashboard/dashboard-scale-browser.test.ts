@@ -47,10 +47,9 @@ for (let start = 0; start < N; start += 1000) {
 const online = (await app.presence.snapshot()).online
 if (online.length !== N) throw new Error(`${online.length} online after filling ${N}`)
 
-/** The widget's display order: newest first, then by name (lower-cased), then by id. */
+/** The widget's display order: newest first, then by name, then by id. */
 function displayOrder(list: readonly Presence[]): Presence[] {
-  const key = (p: Presence): string => (p.name || p.contactId).toLowerCase()
-  return [...list].sort((a, b) => b.since - a.since || (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0) || (a.contactId < b.contactId ? -1 : a.contactId > b.contactId ? 1 : 0))
+  return [...list].sort((a, b) => b.since - a.since || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) || (a.contactId < b.contactId ? -1 : a.contactId > b.contactId ? 1 : 0))
 }
 const searchKey = (p: Presence): string => `${p.name}\n${p.company}\n${p.title}\n${p.path}`.toLowerCase()
 
