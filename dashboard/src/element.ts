@@ -284,7 +284,8 @@ export class OnlineClientsElement extends HTMLElement {
           this.paint()
         }
         const later = (fn: () => void): void => {
-          if (!first) this.snapshotTimer = setTimeout(fn, 0)
+          // A hidden page draws no frames: there the rest follows at once, not when it is shown.
+          if (!first || document.visibilityState === 'hidden') this.snapshotTimer = setTimeout(fn, 0)
           else this.snapshotFrame = requestAnimationFrame(() => (this.snapshotTimer = setTimeout(fn, 0)))
         }
         later(() => {
