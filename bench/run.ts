@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only heartbeats,diff,expiry,writer,snippet,million,cluster [--merge]]`
+ * `npm run bench [-- --quick] [-- --only heartbeats,diff,expiry,writer,snippet,million,cluster,dashboard [--merge]]`
  * Runs every scenario of bench/scenarios against real Redis and MariaDB, then writes
  * bench/results/latest.json and latest.md (a --quick run: quick.json and quick.md) and, after
  * a full run of every scenario, puts the table into README.md between its bench markers.
@@ -23,6 +23,7 @@ import { writerScenario } from './scenarios/writer.js'
 import { snippetScenario } from './scenarios/snippet.js'
 import { millionScenario } from './scenarios/million.js'
 import { clusterScenario } from './scenarios/cluster.js'
+import { dashboardScenario } from './scenarios/dashboard.js'
 import type { Row, RunOptions, ScenarioResult } from './scenarios/types.js'
 
 const SCENARIOS: Record<string, (options: RunOptions) => Promise<ScenarioResult>> = {
@@ -33,6 +34,7 @@ const SCENARIOS: Record<string, (options: RunOptions) => Promise<ScenarioResult>
   snippet: snippetScenario,
   million: millionScenario,
   cluster: clusterScenario,
+  dashboard: dashboardScenario,
 }
 
 const START = '<!-- bench:start -->'

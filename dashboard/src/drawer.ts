@@ -29,10 +29,10 @@ export class Drawer {
   private opener: HTMLElement | null = null
 
   constructor(private readonly i18n: I18n, private readonly api: DrawerApi) {
-    const aside = el('aside', 'drawer')
-    aside.hidden = true
-    aside.setAttribute('role', 'dialog')
-    aside.setAttribute('aria-labelledby', 'cat-drawer-title')
+    const box = el('div', 'drawer')
+    box.hidden = true
+    box.setAttribute('role', 'dialog')
+    box.setAttribute('aria-labelledby', 'cat-drawer-title')
     const head = el('div', 'dh')
     const titles = el('div')
     this.heading = el('h3')
@@ -54,14 +54,14 @@ export class Drawer {
     this.moreButton.hidden = true
     this.moreButton.onclick = () => void this.load()
     body.append(this.list, this.message, this.moreButton)
-    aside.append(head, body)
-    aside.addEventListener('keydown', (event) => {
+    box.append(head, body)
+    box.addEventListener('keydown', (event) => {
       if (event.key === 'Escape') {
         event.stopPropagation()
         this.close()
       }
     })
-    this.element = aside
+    this.element = box
   }
 
   get openFor(): string | null {

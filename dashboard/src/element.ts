@@ -1,7 +1,13 @@
 /**
  * <cat-online-clients server="https://PRESENCE" token="ADMIN_JWT" lang="de" panel="settings">:
  * the live list of online contacts (a snapshot, then diffs, over the dashboard WebSocket), in a
- * shadow root, and for admin tokens the settings panel (`panel="settings"` opens it).
+ * shadow root: only the rows in view are in the document, a search by name, company or page
+ * narrows it, and the contacts are counted by company and by page; for admin tokens the
+ * settings panel (`panel="settings"` opens it).
+ *
+ * A message changes the model (state.ts: the contacts in display order, the group counts), patched
+ * per change; the screen follows once per animation frame, however many messages came, so a
+ * stream of diffs costs the main thread what it changes plus one repaint of the rows in view.
  * The token comes from `element.tokenProvider` (a function, asked before each connect and each
  * REST call) or else the `token` attribute.
  */
@@ -11,9 +17,11 @@ import { SettingsPanel } from './settings'
 import { LicensePanel } from './license-panel'
 import { createI18n, pickLang, type I18n } from './i18n'
 import { renderSparkline } from './sparkline'
-import { OnlineState, type Changes } from './state'
+import { OnlineState, firstInOrder, groupKey, insertSorted, removeSorted, type Changes, type Entry, type Group, type GroupKind } from './state'
 import { STYLES } from './styles'
-import type { Presence, StatsResponse } from './types'
+import { GroupsView } from './groups'
+import { VirtualList, type ListRow } from './virtual-list'
+import type { DiffMessage, StatsResponse } from './types'
 
 export type TokenProvider = () => string | null | undefined | Promise<string | null | undefined>
 
@@ -43,14 +51,13 @@ function tokenRole(token: string | null): 'admin' | 'staff' | null {
 }
 
 const HIGHLIGHT_MS = 4000
+/** Search keys made per idle callback after a snapshot. */
+const SEARCH_SLICE = 5000
+/** Rows of a large first snapshot shown before the rest of it is sorted: more than a screenful. */
+const FIRST_ROWS = 60
 const STATS_EVERY_MS = 5 * 60_000
 
-interface Row {
-  presence: Presence
-  /** Lower-cased name and company, for the filter. */
-  key: string
-  li: HTMLLIElement
-  button: HTMLButtonElement
+interface Row extends ListRow {
   name: HTMLElement
   company: HTMLElement
   title: HTMLElement
@@ -59,21 +66,24 @@ interface Row {
   tabs: HTMLElement
   dur: HTMLElement
   seen: HTMLElement
+  /** The contact whose join highlight this element shows, if any. */
+  highlighted: string | null
 }
+
+/** What the list shows: everyone, or those of one company or on one page. */
+interface GroupFilter {
+  kind: GroupKind
+  key: string
+  label: string
+}
+
+type Mode = 'list' | GroupKind
 
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] {
   const node = document.createElement(tag)
   if (className) node.className = className
   if (text !== undefined) node.textContent = text
   return node
-}
-
-const collator = new Intl.Collator(undefined, { numeric: true, sensitivity: 'base' })
-
-/** Display order: newest presence first; ties by name, then id, so the order is stable. */
-function compare(a: Presence, b: Presence): number {
-  if (a.since !== b.since) return b.since - a.since
-  return collator.compare(a.name, b.name) || (a.contactId < b.contactId ? -1 : a.contactId > b.contactId ? 1 : 0)
 }
 
 export class OnlineClientsElement extends HTMLElement {
@@ -85,11 +95,23 @@ export class OnlineClientsElement extends HTMLElement {
   private readonly shadow: ShadowRoot
   private i18n: I18n = createI18n('en', 'en')
   private readonly state = new OnlineState()
-  private readonly rows = new Map<string, Row>()
-  /** Rows in display order (newest first). */
-  private order: Row[] = []
-  private readonly onScreen = new Set<Row>()
-  private observer: IntersectionObserver | null = null
+  /** What the list shows, in display order: the state's own order when nothing narrows it. */
+  private view: Entry[] = this.state.order
+  private list: VirtualList<Row> | null = null
+  private groupsView: GroupsView | null = null
+  private mode: Mode = 'list'
+  private group: GroupFilter | null = null
+  /** Contacts highlighted as new, until when (browser clock). */
+  private readonly highlights = new Map<string, number>()
+  private frame = 0
+  /** A snapshot applied but not yet on screen: announced (`cat-snapshot`) once painted. */
+  private snapshotPending: { online: number; receivedAt: number; renderMs: number } | null = null
+  /** A snapshot received and not yet applied; the diffs received since, in order (null: none waits). */
+  private snapshotTimer: ReturnType<typeof setTimeout> | undefined
+  private snapshotFrame = 0
+  /** The first rows of a snapshot not yet applied, shown meanwhile, and how many it holds. */
+  private provisional: { first: Entry[]; total: number } | null = null
+  private queued: DiffMessage[] | null = null
   private connection: Connection | null = null
   private connState: ConnectionState = { kind: 'loading' }
   /** Server clock minus browser clock, from the last message's `at`. */
@@ -108,12 +130,14 @@ export class OnlineClientsElement extends HTMLElement {
     count: HTMLElement
     conn: HTMLElement
     filter: HTMLInputElement
+    views: Record<Mode, HTMLButtonElement>
+    chip: HTMLElement
+    chipText: HTMLElement
     notice: HTMLElement
     banner: HTMLElement
     bannerText: HTMLElement
     shown: HTMLElement
     head: HTMLElement
-    list: HTMLUListElement
     sparks: { svg: SVGSVGElement; caption: HTMLElement; range: '1h' | '24h' }[]
     settingsButton: HTMLButtonElement
   } | null = null
@@ -157,11 +181,16 @@ export class OnlineClientsElement extends HTMLElement {
   }
 
   disconnectedCallback(): void {
+    clearTimeout(this.snapshotTimer)
+    cancelAnimationFrame(this.snapshotFrame)
+    this.queued = null
+    this.provisional = null
     this.connection?.stop()
     this.connection = null
     clearInterval(this.ticker)
     clearInterval(this.statsTimer)
-    this.observer?.disconnect()
+    cancelAnimationFrame(this.frame)
+    this.frame = 0
   }
 
   attributeChangedCallback(name: string, previous: string | null, next: string | null): void {
@@ -240,15 +269,40 @@ export class OnlineClientsElement extends HTMLElement {
       onState: (state) => this.setConnState(state),
       onSnapshot: (message) => {
         this.skew = message.at - Date.now()
-        const started = performance.now()
-        this.apply(this.state.applySnapshot(message.online))
-        const applied = performance.now()
-        // For the host page (and the tests): a snapshot is on screen, and what it cost.
-        this.dispatchEvent(new CustomEvent('cat-snapshot', { detail: { online: this.state.size, receivedAt: started, renderMs: applied - started } }))
+        const receivedAt = performance.now()
+        // Applied in a task of its own, after the one that parsed it: a keystroke or a click
+        // waiting meanwhile is handled between the two. Diffs that come first wait behind it.
+        // Into an empty list, the first rows are shown at once, before everything is sorted, and
+        // the rest is applied after that frame.
+        clearTimeout(this.snapshotTimer)
+        cancelAnimationFrame(this.snapshotFrame)
+        this.queued = []
+        const first = this.state.size === 0 && message.online.length > FIRST_ROWS ? firstInOrder(message.online, FIRST_ROWS) : null
+        if (first) {
+          this.provisional = { first, total: message.online.length }
+          this.snapshotPending = { online: message.online.length, receivedAt, renderMs: 0 }
+          this.paint()
+        }
+        const later = (fn: () => void): void => {
+          // A hidden page draws no frames: there the rest follows at once, not when it is shown.
+          if (!first || document.visibilityState === 'hidden') this.snapshotTimer = setTimeout(fn, 0)
+          else this.snapshotFrame = requestAnimationFrame(() => (this.snapshotTimer = setTimeout(fn, 0)))
+        }
+        later(() => {
+          this.provisional = null
+          const started = performance.now()
+          this.apply(this.state.applySnapshot(message.online))
+          if (!first) this.snapshotPending = { online: this.state.size, receivedAt, renderMs: performance.now() - started }
+          const queued = this.queued ?? []
+          this.queued = null
+          for (const diff of queued) this.apply(this.state.applyDiff(diff))
+          this.prepareSearch(this.state.order)
+        })
       },
       onDiff: (message) => {
         this.skew = message.at - Date.now()
-        this.apply(this.state.applyDiff(message))
+        if (this.queued) this.queued.push(message)
+        else this.apply(this.state.applyDiff(message))
       },
     })
     this.connection.start()
@@ -259,7 +313,6 @@ export class OnlineClientsElement extends HTMLElement {
     const { lang, locale } = pickLang(this.getAttribute('lang'), document.documentElement.lang, navigator.language)
     const i18n = (this.i18n = createI18n(lang, locale))
     const t = i18n.t.bind(i18n)
-    this.observer?.disconnect()
     this.drawer?.close()
 
     const style = el('style', undefined, STYLES)
@@ -286,10 +339,23 @@ export class OnlineClientsElement extends HTMLElement {
     const filter = el('input')
     filter.type = 'search'
     filter.placeholder = t('filterPlaceholder')
-    filter.value = this.filter
+    filter.value = this.filterInput
     filter.autocomplete = 'off'
     filter.addEventListener('input', () => this.setFilter(filter.value))
     label.append(el('span', undefined, t('filterLabel')), filter)
+    // Everyone, or the counts by company or by page: a toggle of three pressed-or-not buttons.
+    const viewsBox = el('div', 'views')
+    viewsBox.setAttribute('role', 'group')
+    viewsBox.setAttribute('aria-label', t('viewLabel'))
+    const views = {} as Record<Mode, HTMLButtonElement>
+    for (const [mode, key] of [['list', 'viewList'], ['company', 'viewCompany'], ['page', 'viewPage']] as const) {
+      const button = el('button', 'vb', t(key))
+      button.type = 'button'
+      button.dataset.mode = mode
+      button.onclick = () => this.setMode(mode)
+      views[mode] = button
+      viewsBox.append(button)
+    }
     const settingsButton = el('button', 'gear', t('settings'))
     settingsButton.type = 'button'
     settingsButton.hidden = true
@@ -305,7 +371,7 @@ export class OnlineClientsElement extends HTMLElement {
       this.license?.show(!this.license.open)
       licenseButton.setAttribute('aria-expanded', String(this.license?.open === true))
     }
-    top.append(countBox, conn, sparksBox, label, licenseButton, settingsButton)
+    top.append(countBox, conn, sparksBox, label, viewsBox, licenseButton, settingsButton)
     const license = new LicensePanel(i18n, {
       request: (method, path, body) => this.request(method, path, body),
       role: () => this.tokenRole(),
@@ -328,47 +394,45 @@ export class OnlineClientsElement extends HTMLElement {
     banner.append(bannerText, retry)
     const notice = el('div', 'notice')
     notice.setAttribute('role', 'status')
-    const shown = el('div', 'shown')
+    const bar = el('div', 'bar')
+    const shown = el('span', 'shown')
+    shown.setAttribute('role', 'status')
+    const chip = el('span', 'chip')
+    const chipText = el('span')
+    const clear = el('button', 'x', '×')
+    clear.type = 'button'
+    clear.setAttribute('aria-label', t('clearGroup'))
+    clear.title = t('clearGroup')
+    clear.onclick = () => this.setGroup(null)
+    chip.append(chipText, clear)
+    bar.append(chip, shown)
     const head = el('div', 'head grid')
     head.setAttribute('aria-hidden', 'true')
     for (const key of ['colContact', 'colPage', 'colState', 'colSession', 'colLastSeen'] as const) head.append(el('span', undefined, t(key)))
-    const list = el('ul')
-    list.setAttribute('aria-label', t('heading'))
+    const list = new VirtualList<Row>({
+      label: t('heading'),
+      hint: t('listHint'),
+      create: () => this.createRow(),
+      fill: (row, entry) => this.fill(row, entry, Date.now() + this.skew),
+      lookup: (id) => this.state.byId.get(id),
+      keep: () => this.drawer?.openFor ?? null,
+    })
+    this.list = list
+    this.groupsView = new GroupsView(i18n, (kind, group) => this.pickGroup(kind, group))
 
     this.drawer = new Drawer(i18n, { get: (path) => this.get(path) })
     const reopen = this.settings?.open ?? false
     this.settings = new SettingsPanel(i18n, { request: (method, path, body) => this.request(method, path, body) })
-    wrap.append(top, license.element, this.settings.element, banner, shown, head, notice, list)
+    wrap.append(top, license.element, this.settings.element, banner, bar, head, notice, list.element, this.groupsView.element)
     if (reopenLicense) license.show(true)
     this.shadow.replaceChildren(style, wrap, this.drawer.element)
-    this.ui = { wrap, count, conn, filter, notice, banner, bannerText, shown, head, list, sparks, settingsButton }
+    this.ui = { wrap, count, conn, filter, views, chip, chipText, notice, banner, bannerText, shown, head, sparks, settingsButton }
     if (reopen && this.accessRole === 'admin') this.settings.show()
     void this.checkRole()
 
-    this.observer = typeof IntersectionObserver === 'function'
-      ? new IntersectionObserver((entries) => {
-        for (const entry of entries) {
-          const row = this.rowOf(entry.target)
-          if (!row) continue
-          if (entry.isIntersecting) {
-            this.onScreen.add(row)
-            this.paintTimes(row, Date.now() + this.skew)
-          } else this.onScreen.delete(row)
-        }
-      }, { rootMargin: '200px 0px' })
-      : null
-    // Rows are rebuilt in the new language.
-    this.rows.clear()
-    this.onScreen.clear()
-    this.order = []
-    this.apply({ removed: [], upserted: [...this.state.byId.values()], joined: new Set() })
     this.setConnState(this.connState)
     this.renderSparks(null)
-  }
-
-  private rowOf(target: Element): Row | undefined {
-    const id = (target as HTMLElement).dataset.id
-    return id === undefined ? undefined : this.rows.get(id)
+    this.paint()
   }
 
   private setConnState(state: ConnectionState): void {
@@ -391,7 +455,11 @@ export class OnlineClientsElement extends HTMLElement {
       void this.license?.refresh()
     }
     if (state.kind === 'refused') {
-      // Refused: no data stays on screen.
+      // Refused: no data stays on screen, nor comes later from a snapshot received before.
+      clearTimeout(this.snapshotTimer)
+      cancelAnimationFrame(this.snapshotFrame)
+      this.queued = null
+      this.provisional = null
       this.apply(this.state.applySnapshot([]))
       this.drawer?.close()
     }
@@ -405,15 +473,16 @@ export class OnlineClientsElement extends HTMLElement {
     this.refreshNotice()
   }
 
-  /** The notice in place of the list: loading, refused, disconnected, empty, no match. */
+  /** The notice in place of the list (loading, refused, disconnected, empty, no match), the count, the "shown" line. */
   private refreshNotice(): void {
     if (!this.ui) return
     const { i18n } = this
-    const { notice, count, shown, head } = this.ui
+    const { notice, count, shown, head, chip, chipText, views } = this.ui
     const state = this.connState
-    const size = this.state.size
+    const size = this.provisional?.total ?? this.state.size
     count.textContent = state.kind === 'refused' || (state.kind === 'loading' && size === 0) ? '–' : i18n.count(size)
-    const visible = this.filter === '' ? size : this.order.reduce((n, row) => n + (row.li.hidden ? 0 : 1), 0)
+    const grouped = this.mode !== 'list'
+    const visible = grouped ? this.groupsShown : this.provisional?.total ?? this.view.length
     let title = ''
     let detail = ''
     if (state.kind === 'refused' && state.reason === 'license') {
@@ -426,106 +495,139 @@ export class OnlineClientsElement extends HTMLElement {
     else if (size === 0 && state.kind === 'disconnected') title = i18n.t('disconnected')
     else if (size === 0) title = i18n.t('empty')
     else if (visible === 0) title = i18n.t('noMatch')
-    notice.replaceChildren()
-    if (title) {
-      notice.append(el('strong', undefined, title))
-      if (detail) notice.append(el('span', undefined, detail))
-    }
-    notice.hidden = title === ''
-    head.hidden = size === 0 || visible === 0
-    shown.hidden = this.filter === '' || size === 0
-    shown.textContent = i18n.t('shown', { shown: i18n.count(visible), total: i18n.count(size) })
-  }
-
-  private setFilter(value: string): void {
-    this.filter = value.trim().toLowerCase()
-    for (const row of this.order) row.li.hidden = !this.passesFilter(row)
-    this.refreshNotice()
-  }
-
-  private passesFilter(row: Row): boolean {
-    return this.filter === '' || row.key.includes(this.filter)
-  }
-
-  /** Applies one message's changes to the rows. */
-  private apply(changes: Changes): void {
-    if (!this.ui) return
-    for (const id of changes.removed) this.removeRow(id)
-    const many = changes.upserted.length > 50
-    if (many) {
-      // A snapshot: build what is new off-document, order everything once, then attach.
-      for (const p of changes.upserted) this.upsertRow(p, changes.joined.has(p.contactId), false)
-      this.order.sort((a, b) => compare(a.presence, b.presence))
-      const fragment = document.createDocumentFragment()
-      for (const row of this.order) fragment.append(row.li)
-      this.ui.list.append(fragment)
-    } else {
-      for (const p of changes.upserted) this.upsertRow(p, changes.joined.has(p.contactId), true)
-    }
-    this.ui.banner.hidden = this.connState.kind !== 'disconnected' || this.state.size === 0
-    this.refreshNotice()
-  }
-
-  private removeRow(id: string): void {
-    const row = this.rows.get(id)
-    if (!row) return
-    this.rows.delete(id)
-    this.onScreen.delete(row)
-    this.observer?.unobserve(row.li)
-    row.li.remove()
-    const index = this.order.indexOf(row)
-    if (index >= 0) this.order.splice(index, 1)
-    if (this.drawer?.openFor === id) {
-      // The drawer stays open: the log is still worth reading after the contact left.
-    }
-  }
-
-  private upsertRow(p: Presence, highlight: boolean, place: boolean): void {
-    let row = this.rows.get(p.contactId)
-    const now = Date.now() + this.skew
-    if (!row) {
-      row = this.createRow(p)
-      this.rows.set(p.contactId, row)
-      this.observer?.observe(row.li)
-      if (place) this.place(row)
-      else this.order.push(row)
-    } else {
-      const moved = row.presence.since !== p.since
-      row.presence = p
-      if (moved && place) {
-        this.order.splice(this.order.indexOf(row), 1)
-        this.place(row)
+    if (notice.dataset.title !== title || notice.dataset.detail !== detail) {
+      notice.dataset.title = title
+      notice.dataset.detail = detail
+      notice.replaceChildren()
+      if (title) {
+        notice.append(el('strong', undefined, title))
+        if (detail) notice.append(el('span', undefined, detail))
       }
     }
-    this.fill(row, now)
-    row.li.hidden = !this.passesFilter(row)
-    if (highlight) {
-      const li = row.li
-      li.classList.remove('new')
-      // Restart the animation.
-      void li.offsetWidth
-      li.classList.add('new')
-      setTimeout(() => li.classList.remove('new'), HIGHLIGHT_MS)
+    notice.hidden = title === ''
+    head.hidden = grouped || size === 0 || visible === 0
+    const narrowed = !grouped && (this.filter !== '' || this.group !== null)
+    shown.hidden = !narrowed || size === 0
+    setText(shown, narrowed ? i18n.t('shown', { shown: i18n.count(visible), total: i18n.count(size) }) : '')
+    chip.hidden = this.group === null || grouped
+    if (this.group) setText(chipText, i18n.t(this.group.kind === 'company' ? 'groupCompany' : 'groupPage', { name: this.group.label }))
+    for (const [mode, button] of Object.entries(views)) button.setAttribute('aria-pressed', String(mode === this.mode))
+    if (this.list) this.list.element.hidden = grouped || visible === 0
+    if (this.groupsView) this.groupsView.element.hidden = !grouped || visible === 0
+  }
+
+  /** Groups matching the search at the last paint. */
+  private groupsShown = 0
+
+  /** The search box as typed, kept across a change of language. */
+  private filterInput = ''
+
+  private setFilter(value: string): void {
+    this.filterInput = value
+    const next = value.trim().toLowerCase()
+    const narrower = this.filter !== '' && next.includes(this.filter)
+    this.filter = next
+    // A longer search only narrows what is listed: the list so far is searched, not everyone.
+    this.refilter(narrower)
+    this.list?.scrollToTop()
+    this.paint()
+  }
+
+  private setMode(mode: Mode): void {
+    this.mode = mode
+    this.paint()
+  }
+
+  /** A group chosen in the counts: its contacts listed. */
+  private pickGroup(kind: GroupKind, group: Group): void {
+    this.filterInput = ''
+    this.filter = ''
+    if (this.ui) this.ui.filter.value = ''
+    this.mode = 'list'
+    this.setGroup({ kind, key: group.key, label: group.label })
+    this.list?.focusIndex(0)
+  }
+
+  private setGroup(group: GroupFilter | null): void {
+    this.group = group
+    this.refilter(false)
+    this.list?.scrollToTop()
+    this.paint()
+    if (!group) this.ui?.filter.focus()
+  }
+
+  private listed(entry: Entry): boolean {
+    return (this.filter === '' || entry.key.includes(this.filter)) && (this.group === null || groupKey(this.group.kind, entry.p) === this.group.key)
+  }
+
+  /** Recomputes what the list shows: everyone (the state's order itself) or those matching. */
+  private refilter(narrower: boolean): void {
+    if (this.filter === '' && this.group === null) this.view = this.state.order
+    else this.view = (narrower && this.view !== this.state.order ? this.view : this.state.order).filter((entry) => this.listed(entry))
+  }
+
+  /** Applies one message's changes to the model of the list; the screen follows at the next frame. */
+  private apply(changes: Changes): void {
+    if (changes.replaced) this.refilter(false)
+    else if (this.view !== this.state.order) {
+      // A narrowed list is patched entry by entry, as the state's order is.
+      for (const { before, after } of changes.changed) {
+        if (before && this.listed(before)) removeSorted(this.view, before)
+        if (after && this.listed(after)) insertSorted(this.view, after)
+      }
+    }
+    if (changes.joined.size > 0) {
+      const until = performance.now() + HIGHLIGHT_MS
+      for (const id of changes.joined) this.highlights.set(id, until)
+    }
+    this.schedulePaint()
+  }
+
+  private schedulePaint(): void {
+    if (this.frame !== 0 || !this.ui) return
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0
+      this.paint()
+    })
+  }
+
+  /**
+   * Makes the search keys of a snapshot's entries in idle time, a slice at a time, so the first
+   * keystroke searches at once instead of making 100 000 of them then.
+   */
+  private prepareSearch(order: readonly Entry[], from = 0): void {
+    const idle = typeof requestIdleCallback === 'function' ? requestIdleCallback : (fn: () => void) => setTimeout(fn, 50)
+    idle(() => {
+      if (order !== this.state.order || !this.isConnected) return
+      const to = Math.min(order.length, from + SEARCH_SLICE)
+      for (let i = from; i < to; i++) void (order[i] as Entry).key
+      if (to < order.length) this.prepareSearch(order, to)
+    })
+  }
+
+  /** Brings the screen up to date with the model: the count, the rows in view or the groups. */
+  private paint(): void {
+    if (!this.ui) return
+    cancelAnimationFrame(this.frame)
+    this.frame = 0
+    const provisional = this.provisional
+    if (provisional && this.mode === 'list') this.list?.render(provisional.first, provisional.total)
+    else if (this.mode === 'list') this.list?.render(this.view)
+    else if (this.groupsView) this.groupsShown = this.groupsView.render(this.mode, this.state.groups[this.mode], this.filter)
+    this.ui.banner.hidden = this.connState.kind !== 'disconnected' || this.state.size === 0
+    this.refreshNotice()
+    const snapshot = this.snapshotPending
+    if (snapshot) {
+      this.snapshotPending = null
+      // For the host page (and the tests, the bench): a snapshot is in the document, and what applying it cost.
+      this.dispatchEvent(new CustomEvent('cat-snapshot', { detail: snapshot }))
     }
   }
 
-  /** Inserts the row where it belongs in the display order (binary search). */
-  private place(row: Row): void {
-    let low = 0
-    let high = this.order.length
-    while (low < high) {
-      const mid = (low + high) >> 1
-      if (compare((this.order[mid] as Row).presence, row.presence) < 0) low = mid + 1
-      else high = mid
-    }
-    this.order.splice(low, 0, row)
-    this.ui?.list.insertBefore(row.li, this.order[low + 1]?.li ?? null)
-  }
-
-  /** One row's markup, cloned per contact (much cheaper than building each, for 5 000 rows). */
+  /** One row's markup, cloned per element (much cheaper than building each). */
   private static template: HTMLLIElement | null = null
 
-  private createRow(p: Presence): Row {
+  private createRow(): Row {
     if (!OnlineClientsElement.template) {
       const li = el('li')
       li.innerHTML = '<button type="button" class="row grid" aria-haspopup="dialog">'
@@ -536,12 +638,11 @@ export class OnlineClientsElement extends HTMLElement {
       OnlineClientsElement.template = li
     }
     const li = OnlineClientsElement.template.cloneNode(true) as HTMLLIElement
-    li.dataset.id = p.contactId
     const button = li.firstChild as HTMLButtonElement
     const [who, page, stateCell, dur, seen] = Array.from(button.children) as HTMLElement[]
     const row: Row = {
-      presence: p,
-      key: '',
+      id: null,
+      entry: null,
       li,
       button,
       name: who!.firstChild as HTMLElement,
@@ -552,39 +653,60 @@ export class OnlineClientsElement extends HTMLElement {
       tabs: stateCell!.lastChild as HTMLElement,
       dur: dur!,
       seen: seen!,
+      highlighted: null,
     }
-    button.onclick = () => this.drawer?.open(row.presence, button)
+    button.onclick = () => {
+      if (row.entry) this.drawer?.open(row.entry.p, button)
+    }
     return row
   }
 
-  private fill(row: Row, now: number): void {
-    const p = row.presence
+  private fill(row: Row, entry: Entry, now: number): void {
+    const p = entry.p
     const { i18n } = this
-    row.key = `${p.name}\n${p.company}`.toLowerCase()
-    set(row.name, p.name || p.contactId)
-    set(row.company, p.company)
-    set(row.title, p.title || i18n.t('untitled'))
-    set(row.path, p.path)
-    row.title.title = p.title
-    row.path.title = p.path
-    set(row.badge, i18n.t(p.state))
-    row.badge.className = `badge ${p.state}`
-    set(row.tabs, p.tabs > 1 ? `×${p.tabs}` : '')
-    row.tabs.title = p.tabs > 1 ? i18n.t('tabs', { n: p.tabs }) : ''
-    if (this.onScreen.has(row) || !this.observer) this.paintTimes(row, now)
+    setText(row.name, p.name || p.contactId)
+    setText(row.company, p.company)
+    setText(row.title, p.title || i18n.t('untitled'))
+    setText(row.path, p.path)
+    if (row.title.title !== p.title) row.title.title = p.title
+    if (row.path.title !== p.path) row.path.title = p.path
+    setText(row.badge, i18n.t(p.state))
+    const badgeClass = `badge ${p.state}`
+    if (row.badge.className !== badgeClass) row.badge.className = badgeClass
+    setText(row.tabs, p.tabs > 1 ? `×${p.tabs}` : '')
+    const tabsTitle = p.tabs > 1 ? i18n.t('tabs', { n: p.tabs }) : ''
+    if (row.tabs.title !== tabsTitle) row.tabs.title = tabsTitle
+    this.paintTimes(row, p, now)
+    // The join highlight: on the element while it shows the contact that joined.
+    const until = this.highlights.get(p.contactId)
+    const lit = until !== undefined && until > performance.now() ? p.contactId : null
+    if (lit !== row.highlighted) {
+      row.highlighted = lit
+      row.li.classList.toggle('new', lit !== null)
+    }
   }
 
-  private paintTimes(row: Row, now: number): void {
-    const p = row.presence
-    set(row.dur, this.i18n.duration(now - p.since))
-    set(row.seen, this.i18n.ago(now - p.lastSeen))
-    row.seen.title = this.i18n.dateTime(p.lastSeen)
+  private paintTimes(row: Row, p: Entry['p'], now: number): void {
+    setText(row.dur, this.i18n.duration(now - p.since))
+    setText(row.seen, this.i18n.ago(now - p.lastSeen))
+    const seenTitle = this.i18n.dateTime(p.lastSeen)
+    if (row.seen.title !== seenTitle) row.seen.title = seenTitle
   }
 
-  /** Once a second: session durations and "last seen" of the rows on screen tick on. */
+  /** Once a second: session durations and "last seen" of the rows in the document tick on; highlights fade. */
   private tick(): void {
     const now = Date.now() + this.skew
-    for (const row of this.onScreen) this.paintTimes(row, now)
+    const clock = performance.now()
+    for (const [id, until] of this.highlights) if (until <= clock) this.highlights.delete(id)
+    if (!this.list || this.mode !== 'list') return
+    for (const row of this.list.rows.values()) {
+      if (!row.entry) continue
+      this.paintTimes(row, row.entry.p, now)
+      if (row.highlighted !== null && !this.highlights.has(row.highlighted)) {
+        row.highlighted = null
+        row.li.classList.remove('new')
+      }
+    }
   }
 
   private loadStats(): void {
@@ -619,7 +741,7 @@ export class OnlineClientsElement extends HTMLElement {
   }
 }
 
-/** Writes text only when it changed (cheap for 5 000 rows). */
-function set(node: HTMLElement, text: string): void {
+/** Writes text only when it changed. */
+function setText(node: HTMLElement, text: string): void {
   if (node.textContent !== text) node.textContent = text
 }

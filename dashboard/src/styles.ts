@@ -32,20 +32,37 @@ input:focus-visible,button:focus-visible{outline:2px solid var(--accent);outline
 .banner{display:flex;gap:12px;align-items:center;justify-content:center;padding:8px 16px;background:#fdecec;color:var(--bad);font-size:13px;border-bottom:1px solid var(--line)}
 .banner[hidden]{display:none}
 .banner button,.more{font:inherit;font-size:12px;padding:4px 10px;border:1px solid currentColor;border-radius:6px;background:transparent;color:inherit;cursor:pointer}
-.shown{font-size:12px;color:var(--muted);padding:6px 16px 0}
-.shown[hidden]{display:none}
+.bar{display:flex;flex-wrap:wrap;align-items:center;gap:6px 12px;padding:6px 16px 0;font-size:12px;color:var(--muted)}
+.bar:not(:has(>:not([hidden]))){display:none}
+.shown[hidden],.chip[hidden]{display:none}
+.chip{display:inline-flex;align-items:center;gap:4px;padding:2px 4px 2px 10px;border:1px solid var(--accent);border-radius:999px;color:var(--accent);font-weight:600}
+.chip .x{font-size:16px;padding:0 6px;color:inherit}
+.views{display:inline-flex;border:1px solid var(--line);border-radius:6px;overflow:hidden}
+.vb{font:inherit;font-size:12px;padding:5px 10px;border:0;border-inline-start:1px solid var(--line);background:var(--bg);color:inherit;cursor:pointer}
+.vb:first-child{border-inline-start:0}
+.vb[aria-pressed=true]{background:var(--accent);color:#fff}
+.sr{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}
 .grid{display:grid;grid-template-columns:minmax(9rem,1.2fr) minmax(10rem,2fr) 5.5rem 6.5rem 7.5rem;gap:12px;align-items:center}
 .head{padding:8px 16px;font-size:11px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted);border-bottom:1px solid var(--line)}
 .head[hidden]{display:none}
-ul{list-style:none;margin:0;padding:0;max-height:var(--cat-max-height,520px);overflow:auto}
-.w[data-state=disconnected] ul{opacity:.55}
-ul>li{border-bottom:1px solid var(--line);content-visibility:auto;contain-intrinsic-size:auto 52px}
-ul>li:last-child{border-bottom:0}
-li[hidden]{display:none}
-.row{font:inherit;color:inherit;background:none;border:0;width:100%;text-align:start;cursor:pointer;padding:8px 16px;min-height:52px}
+ul{list-style:none;margin:0;padding:0}
+.vp,.groups{max-height:var(--cat-max-height,520px);overflow:auto}
+.vp[hidden],.groups[hidden]{display:none}
+.w[data-state=disconnected] .vp{opacity:.55}
+.vp>ul{position:relative;--rh:55px;contain:strict;min-height:1px}
+.vp>ul>li{position:absolute;left:0;right:0;height:var(--rh);border-bottom:1px solid var(--line);contain:layout paint}
+.row{font:inherit;color:inherit;background:none;border:0;width:100%;text-align:start;cursor:pointer;padding:8px 16px;height:100%;overflow:hidden}
+.groups>ul>li{border-bottom:1px solid var(--line)}
+.grow{font:inherit;color:inherit;background:none;border:0;width:100%;text-align:start;cursor:pointer;padding:8px 16px;display:flex;align-items:center;gap:12px}
+.grow:hover{background:#f6f8fb}
+.grow .c{flex:1}
+.gl{font-weight:600}
+.gd{color:var(--muted);font-size:12px}
+.gc{font-weight:600;white-space:nowrap}
+.gmore{margin:0;padding:8px 16px;font-size:12px;color:var(--muted)}
+.gmore:empty{display:none}
 .row:hover{background:#f6f8fb}
-li.new .row{animation:hl 4s ease-out}
-@keyframes hl{from{background:var(--hl)}to{background:transparent}}
+li.new .row{background:var(--hl)}
 .c{display:flex;flex-direction:column;min-width:0}
 .c>span{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .name{font-weight:600}
@@ -59,6 +76,8 @@ li.new .row{animation:hl 4s ease-out}
 .num{font-variant-numeric:tabular-nums}
 @container (max-width:640px){
   .grid{grid-template-columns:1fr auto}
+  .grid{gap:4px 12px}
+  .vp>ul{--rh:97px}
   .head{display:none}
   .pg{grid-column:1/-1;grid-row:2}
   .dur,.seen{display:none}

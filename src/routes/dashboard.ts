@@ -28,6 +28,8 @@ const PAGE_SCRIPT = `(function () {
   function token() { return param('token') }
   var hint = document.getElementById('no-token')
   var el = document.createElement('cat-online-clients')
+  // The page's own few words are English (its lang); the dashboard speaks the browser's language.
+  if (navigator.language) el.setAttribute('lang', navigator.language)
   el.tokenProvider = function () { return token() || null }
   function panel() {
     if (param('panel')) el.setAttribute('panel', param('panel'))
@@ -45,7 +47,7 @@ const PAGE_SCRIPT = `(function () {
 
 /** No token in it and nothing from a CDN: the widget comes from this server, the token from the fragment. */
 const PAGE = `<!doctype html>
-<html><head><meta charset="utf-8">
+<html lang="en"><head><meta charset="utf-8">
 <title>Online clients · Client Activity Tracker</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">

@@ -81,12 +81,13 @@ async function demoRoute(app: FastifyInstance): Promise<void> {
 <html lang="en"><head><meta charset="utf-8"><title>Demo portal · Client Activity Tracker</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem}nav a{margin-right:1rem}</style>
-</head><body>
+</head><body><main>
 <h1 id="title">Demo customer portal</h1>
 <p>You are <strong>${id}</strong> of Demo Company. Accept the banner, then open the admin dashboard in another window and watch yourself appear.</p>
 ${dashboard}<nav><a href="/demo#tickets" data-path="/clients/tickets">Tickets</a><a href="/demo#invoices" data-path="/clients/invoices">Invoices</a><a href="/demo#projects" data-path="/clients/projects">Projects</a></nav>
 <p id="page">Home</p>
 <p>Activity tracking: <span data-cat-control></span></p>
+</main>
 <script>${DEMO_SCRIPT}</script>
 <script src="/clients/cat_consent_js" data-token="${token}" defer></script>
 </body></html>`

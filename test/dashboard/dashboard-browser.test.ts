@@ -21,7 +21,7 @@ const en = JSON.parse(readFileSync(join(root, 'dashboard', 'lang', 'en.json'), '
 const de = JSON.parse(readFileSync(join(root, 'dashboard', 'lang', 'de.json'), 'utf8')) as Record<string, string>
 
 // scripts/test-services.sh installs it; a missing browser is a failure, not a skip.
-// A browser, a server restart and 5 000 contacts: more than tap's default 120 s on a busy 2-CPU runner.
+// A browser and a server restart: more than tap's default 120 s on a busy 2-CPU runner.
 t.setTimeout(300_000)
 
 interface Teardown {
@@ -324,45 +324,4 @@ t.test('screenshot of /admin with a few contacts and the drawer open → docs/da
   mkdirSync(join(root, 'docs'), { recursive: true })
   await page.screenshot({ path: join(root, 'docs', 'dashboard.png') })
   t.ok(existsSync(join(root, 'docs', 'dashboard.png')), 'docs/dashboard.png written')
-})
-
-t.test('a snapshot of 5 000 online contacts renders (time reported, not asserted)', async (t) => {
-  const N = 5000
-  for (let start = 0; start < N; start += 250) {
-    await Promise.all(Array.from({ length: Math.min(250, N - start) }, (_, k) => {
-      const i = start + k
-      return app.presence.heartbeat({ contactId: `bulk-${i}`, clientId: `bulk-client-${i % 300}`, name: `Contact ${i}`, company: `Company ${i % 300}`, sid: `bulksid${String(i).padStart(6, '0')}`, path: `/clients/page/${i % 40}`, title: `Page ${i % 40}`, event: 'nav' })
-    }))
-  }
-  const total = (await app.presence.snapshot()).online.length
-  t.ok(total >= N, `${total} online`)
-
-  const { page, context } = await newPage(t)
-  await context.addInitScript(() => {
-    document.addEventListener('cat-snapshot', (event) => {
-      const detail = (event as CustomEvent<{ online: number; receivedAt: number; renderMs: number }>).detail
-      // Two frames: the rows are laid out and painted.
-      requestAnimationFrame(() => requestAnimationFrame(() => ((window as unknown as { snap: unknown }).snap = { ...detail, paintedAt: performance.now() })))
-    }, true)
-  })
-  await page.goto(adminUrl(adminToken()))
-  const snap = await page.waitForFunction(() => (window as unknown as { snap?: { online: number } }).snap, null, { timeout: 60_000 }).then((h) => h.jsonValue() as Promise<{ online: number; receivedAt: number; renderMs: number; paintedAt: number }>)
-  t.equal(snap.online, total)
-  t.equal(await page.locator('cat-online-clients li').count(), total, 'one row each')
-  t.equal(await widget(page).locator('.n').textContent(), total.toLocaleString('en-US'), 'the number online')
-  t.comment(`5000-contact snapshot: page load → all ${total} rows rendered and painted in ${Math.round(snap.paintedAt)} ms (snapshot received at ${Math.round(snap.receivedAt)} ms, applied to the DOM in ${Math.round(snap.renderMs)} ms, layout and paint ${Math.round(snap.paintedAt - snap.receivedAt - snap.renderMs)} ms)`)
-
-  const filtering = await page.evaluate(() => {
-    const input = document.querySelector('cat-online-clients')?.shadowRoot?.querySelector('input') as HTMLInputElement
-    const started = performance.now()
-    input.value = 'contact 4999'
-    input.dispatchEvent(new Event('input'))
-    return performance.now() - started
-  })
-  // The filter applies synchronously in the input handler.
-  const shown = widget(page).locator('.shown')
-  t.ok(await shown.isVisible(), 'the "shown" line')
-  t.equal(await shown.textContent(), `1 of ${total.toLocaleString('en-US')} shown`)
-  t.equal(await page.locator('cat-online-clients li:not([hidden])').count(), 1, 'one row left')
-  t.comment(`filtering ${total} rows: ${Math.round(filtering)} ms`)
 })

@@ -11,11 +11,12 @@ export const CHROMIUM = '/usr/bin/chromium'
 // Checked when a test file loads, before it starts any server.
 if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/test-services.sh (apt-get install chromium)`)
 
-const ARGS = ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-gpu', '--no-first-run', '--disable-component-update', '--disable-sync']
+/** Chromium's flags here, which the bench's dashboard scenario uses too. */
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-gpu', '--no-first-run', '--disable-component-update', '--disable-sync']
 
 /** A browser closed at the test's teardown. */
 export async function launchChromium(t: { teardown(fn: () => unknown): void }): Promise<Browser> {
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS })
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS })
   t.teardown(() => browser.close())
   return browser
 }
