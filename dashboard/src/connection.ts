@@ -32,8 +32,8 @@ const MAX_MS = 30_000
 const MAX_UNAUTHORIZED = 2
 /**
  * `lastSeen` is exact in snapshots only; a fresh one now and then keeps "last seen" honest: every
- * minute, and a minute more per 10 000 online, as a snapshot of 100 000 is 22 MB to send and a
- * few hundred milliseconds of the browser's main thread to read.
+ * minute, and a minute more per 10 000 online, as a large snapshot is tens of megabytes to send
+ * and a long task of the browser's main thread to read.
  */
 export const REFRESH_MS = 60_000
 export const REFRESH_PER = 10_000
