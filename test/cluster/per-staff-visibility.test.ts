@@ -59,31 +59,48 @@ t.test('three instances: dashboards of different clients see exactly their own c
   }
   await Promise.all(Object.values(dashboards).map((d) => d.waitFor((m) => m.type === 'snapshot')))
 
-  // Joins, updates (a navigation, a second contact), leaves (a page closed, a time-out), each on another instance.
+  // Changes a diff window would fold together (a join and a leave of one contact are nothing;
+  // an update and a leave, a leave) are sent a step apart: each step waits until the
+  // dashboards that see it have it.
+  const sees = (d: Dashboard, kind: 'joined' | 'updated' | 'left', id: string): Promise<Message> => d.waitFor((m) => (m[kind] ?? []).some((p) => p.contactId === id))
+  const { acmeOnA, acmeOnC, globexOnB, bothOnC, allOnA } = dashboards
+  const acmeSide = [acmeOnA, acmeOnC, bothOnC, allOnA]
+  const globexSide = [globexOnB, bothOnC, allOnA]
+  const step = async (seen: [Dashboard[], 'joined' | 'updated' | 'left', string][]): Promise<void> => {
+    await Promise.all(seen.flatMap(([ds, kind, id]) => ds.map((d) => sees(d, kind, id))))
+  }
+
+  // Joins and updates (a navigation), each on another instance.
   await beat(b, clock, 'abe', 'nav')
   await beat(c, clock, 'gil', 'nav')
   await beat(a, clock, 'ivy', 'nav', '/clients/invoices')
   await beat(c, clock, 'ann', 'nav', '/clients/invoices')
   await beat(a, clock, 'gus', 'nav', '/clients/tickets')
+  await step([[acmeSide, 'joined', 'abe'], [acmeSide, 'updated', 'ann'], [globexSide, 'joined', 'gil'], [globexSide, 'updated', 'gus'], [[allOnA], 'updated', 'ivy']])
+  // Leaves: pages closed.
   await beat(b, clock, 'abe', 'leave')
   await beat(a, clock, 'gil', 'leave')
   await beat(b, clock, 'ivy', 'leave')
+  await step([[acmeSide, 'left', 'abe'], [globexSide, 'left', 'gil'], [[allOnA], 'left', 'ivy']])
+  // A join, then the rest time out.
   clock.advance(75_001)
   await beat(a, clock, 'amy', 'nav')
+  await step([[acmeSide, 'joined', 'amy']])
   await Promise.all([a.presence.sweep(), b.presence.sweep(), c.presence.sweep()])
+  await step([[acmeSide, 'left', 'ann'], [globexSide, 'left', 'gus']])
   // Markers, one per client: once a dashboard has its marker, everything before it has arrived.
   await beat(c, clock, 'amy', 'nav', '/clients/marker')
   await beat(a, clock, 'gil', 'nav', '/clients/marker')
   await beat(b, clock, 'ivy', 'nav', '/clients/marker')
   const marker = (id: string) => (m: Message) => [...(m.joined ?? []), ...(m.updated ?? [])].some((p) => p.contactId === id && p.path === '/clients/marker')
-  await dashboards.acmeOnA.waitFor(marker('amy'))
-  await dashboards.acmeOnC.waitFor(marker('amy'))
-  await dashboards.globexOnB.waitFor(marker('gil'))
-  await dashboards.bothOnC.waitFor(marker('amy'))
-  await dashboards.bothOnC.waitFor(marker('gil'))
-  await dashboards.allOnA.waitFor(marker('ivy'))
-  await dashboards.allOnA.waitFor(marker('amy'))
-  await dashboards.allOnA.waitFor(marker('gil'))
+  await acmeOnA.waitFor(marker('amy'))
+  await acmeOnC.waitFor(marker('amy'))
+  await globexOnB.waitFor(marker('gil'))
+  await bothOnC.waitFor(marker('amy'))
+  await bothOnC.waitFor(marker('gil'))
+  await allOnA.waitFor(marker('ivy'))
+  await allOnA.waitFor(marker('amy'))
+  await allOnA.waitFor(marker('gil'))
 
   const acme = { snapshot: ['ann'], joined: ['abe', 'amy'], updated: ['amy', 'ann'], left: ['abe', 'ann'] }
   t.same(named(dashboards.acmeOnA.messages), acme, 'acme on A: acme\'s contacts, each change of theirs, no other')
