@@ -13,8 +13,8 @@ interface Teardown {
  * A Redis Cluster of its own (3 masters, 3 replicas, on free loopback ports), for the tests
  * that kill a master or move slots: the shared test cluster is never disturbed. Each node is a
  * redis-server process with its own directory and nodes.conf, so a killed node started again
- * rejoins as what the cluster now makes of it. `cluster-node-timeout` is short (2 s), so a
- * replica takes over a killed master within a few seconds.
+ * rejoins as what the cluster now makes of it. `cluster-node-timeout` is short (2 s unless
+ * `nodeTimeoutMs` says otherwise), so a replica takes over a killed master within a few seconds.
  */
 export interface PrivateCluster {
   /** `host:port` of every node, in the order created (the first three were the masters). */
@@ -46,7 +46,7 @@ function portOf(node: string): number {
   return Number(node.slice(node.lastIndexOf(':') + 1))
 }
 
-export async function startPrivateCluster(t: Teardown): Promise<PrivateCluster> {
+export async function startPrivateCluster(t: Teardown, options: { nodeTimeoutMs?: number } = {}): Promise<PrivateCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'cat-cluster-'))
   const ports: number[] = []
   // Cluster nodes also listen on port + 10000 for the bus: both must be free.
@@ -74,7 +74,7 @@ export async function startPrivateCluster(t: Teardown): Promise<PrivateCluster> 
     mkdirSync(nodeDir, { recursive: true })
     const child = spawn('redis-server', [
       '--port', String(port), '--bind', '127.0.0.1', '--dir', nodeDir, '--save', '', '--appendonly', 'no',
-      '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000',
+      '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(options.nodeTimeoutMs ?? 2000),
       '--logfile', join(nodeDir, 'redis.log'),
     ], { stdio: 'ignore' })
     processes.set(node, child)
