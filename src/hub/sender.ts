@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { CLOSE_CODES } from '../errors/errors.js'
 import type { Left, Presence } from '../presence/presence-engine.js'
-import type { Visibility } from '../auth/visibility.js'
+import { visibleOnly, type Visibility } from '../auth/visibility.js'
 import { coalesce, type Diff } from './coalesce.js'
 import { OPEN, type Connection } from './connection.js'
 import type { FeedChange } from './snapshot-handoff.js'
@@ -12,6 +12,7 @@ const FRAGMENT_ABOVE = 64 * 1024
 /** A leave as dashboards get it: the contract's fields, without the client it was filtered by. */
 const leftOnWire = (left: Left): Omit<Left, 'clientId'> => ({ contactId: left.contactId, at: left.at, reason: left.reason })
 const presenceClient = (presence: Presence): string => presence.clientId
+const leftClient = (left: Left): string => left.clientId
 
 /**
  * A run of changes folded into one diff (coalesce), once; its text after the seq
@@ -30,9 +31,9 @@ export class FoldedDiff {
   textFor(visibility: Visibility): Buffer | undefined {
     if (this.texts.has(visibility.key)) return this.texts.get(visibility.key)
     const { diff } = this
-    const joined = visibility.all ? diff.joined : diff.joined.filter((p) => visibility.sees(presenceClient(p)))
-    const updated = visibility.all ? diff.updated : diff.updated.filter((p) => visibility.sees(presenceClient(p)))
-    const left = visibility.all ? diff.left : diff.left.filter((l) => visibility.sees(l.clientId))
+    const joined = visibleOnly(diff.joined, visibility, presenceClient)
+    const updated = visibleOnly(diff.updated, visibility, presenceClient)
+    const left = visibleOnly(diff.left, visibility, leftClient)
     const text = joined.length + updated.length + left.length === 0
       ? undefined
       : Buffer.from(`,"at":${this.at},"joined":${JSON.stringify(joined)},"updated":${JSON.stringify(updated)},"left":${JSON.stringify(left.map(leftOnWire))}}`)

@@ -4,7 +4,7 @@ import type { PresenceEngine } from '../presence/presence-engine.js'
 import type { SnapshotParts } from '../presence/snapshot-parts.js'
 import { OPEN, type Connection } from './connection.js'
 import { foldDiff, type Sender } from './sender.js'
-import type { Visibility } from '../auth/visibility.js'
+import { visibleOnly, type Visibility } from '../auth/visibility.js'
 
 const COMMA = 0x2c
 
@@ -116,7 +116,7 @@ export class SnapshotStream {
       if (part.length === 0) continue
       beginAll()
       for (const [visibility, conns] of byVisibility(open())) {
-        const visible = visibility.all ? part : part.filter((p) => visibility.sees(p.clientId))
+        const visible = visibleOnly(part, visibility, (p) => p.clientId)
         if (visible.length === 0) continue
         const json = Buffer.from(JSON.stringify(visible))
         // `[a,b]`: the first part opens the array, the later ones go on with `,a,b`; `]` ends it.
