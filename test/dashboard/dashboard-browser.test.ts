@@ -117,9 +117,15 @@ async function writeActivity(): Promise<void> {
   }
 }
 
+/** Loads a page; a load that is not 200 fails here with what the server said, not later as a missing element. */
+async function open(page: Page, url: string): Promise<void> {
+  const res = await page.goto(url)
+  if (res?.status() !== 200) throw new Error(`${url.replace(/#.*/, '')} answered ${res?.status()}: ${(await res?.text())?.slice(0, 200)}`)
+}
+
 const widget = (page: Page): Locator => page.locator('cat-online-clients')
 const rowOf = (page: Page, c: Contact): Locator => page.locator(`cat-online-clients li[data-id="${c.sub}"]`)
-const state = (page: Page, kind: string, timeout = 5000): Promise<void> => page.locator(`cat-online-clients[data-state="${kind}"]`).waitFor({ timeout })
+const state = (page: Page, kind: string, timeout = 15_000): Promise<void> => page.locator(`cat-online-clients[data-state="${kind}"]`).waitFor({ timeout })
 const rowIds = (page: Page): Promise<string[]> => page.locator('cat-online-clients li').evaluateAll((lis) => lis.map((li) => (li as HTMLElement).dataset.id ?? ''))
 const shadowText = (page: Page): Promise<string> => widget(page).evaluate((el) => el.shadowRoot?.textContent ?? '')
 const adminUrl = (token?: string): string => (token === undefined ? `${base}/admin` : `${base}/admin#token=${token}`)
@@ -128,7 +134,7 @@ const bob = newContact('Bob Builder', 'Builder & Co')
 
 t.test('/admin: a contact shows within a second of its first heartbeat, follows nav, turns idle, opens its log, leaves', async (t) => {
   const { page } = await newPage(t)
-  await page.goto(adminUrl(adminToken()))
+  await open(page, adminUrl(adminToken()))
   await state(page, 'live')
   await page.getByText(en.empty!, { exact: true }).waitFor()
   t.equal(await widget(page).locator('.n').textContent(), '0', 'the number online')
@@ -203,7 +209,7 @@ t.test('a client token, or no token, shows the refusal and no data; repeated 401
   await beat(bob, 'nav', '/clients/projects', 'Projects')
 
   const refused = await newPage(t)
-  await refused.page.goto(adminUrl(clientToken({ sub: 'someone' })))
+  await open(refused.page, adminUrl(clientToken({ sub: 'someone' })))
   await state(refused.page, 'refused')
   await widget(refused.page).locator('.notice strong', { hasText: en.refused! }).waitFor()
   await refused.page.getByText(`${en.refusedToken} ${en.refusedStopped}`, { exact: true }).waitFor({ timeout: 5000 })
@@ -216,7 +222,7 @@ t.test('a client token, or no token, shows the refusal and no data; repeated 401
   t.equal(await widget(refused.page).locator('.n').textContent(), '–', 'no count')
 
   const none = await newPage(t)
-  await none.page.goto(adminUrl())
+  await open(none.page, adminUrl())
   await state(none.page, 'refused')
   await widget(none.page).locator('.notice strong', { hasText: en.refused! }).waitFor()
   t.ok(await none.page.locator('#no-token').isVisible(), 'the page says how to get a token')
@@ -233,7 +239,7 @@ t.test('a client token, or no token, shows the refusal and no data; repeated 401
 t.test('after the server restarts the widget reconnects by itself and shows the same state', async (t) => {
   await beat(bob, 'beat', '/clients/projects', 'Projects')
   const { page } = await newPage(t)
-  await page.goto(adminUrl(adminToken()))
+  await open(page, adminUrl(adminToken()))
   await state(page, 'live')
   await rowOf(page, bob).waitFor()
   const before = await rowIds(page)
@@ -262,7 +268,7 @@ t.test('after the server restarts the widget reconnects by itself and shows the 
 
 t.test('embedded in a plain host page on another origin: the same contact, in the page language', async (t) => {
   const { page } = await newPage(t)
-  await page.goto(`${allowedOrigin}/crm`)
+  await open(page, `${allowedOrigin}/crm`)
   await state(page, 'live')
   const row = rowOf(page, bob)
   await row.waitFor()
@@ -279,7 +285,7 @@ t.test('embedded in a plain host page on another origin: the same contact, in th
 
   // A host origin the server does not allow is refused, and says why.
   const foreign = await newPage(t)
-  await foreign.page.goto(`${foreignOrigin}/crm`)
+  await open(foreign.page, `${foreignOrigin}/crm`)
   await state(foreign.page, 'refused')
   await foreign.page.getByText(de.refusedOrigin!, { exact: true }).waitFor()
   t.equal(await rowOf(foreign.page, bob).count(), 0, 'no data')
@@ -311,7 +317,7 @@ t.test('screenshot of /admin with a few contacts and the drawer open → docs/da
   await writeActivity()
 
   const { page } = await newPage(t, { width: 1680, height: 720 })
-  await page.goto(adminUrl(adminToken()))
+  await open(page, adminUrl(adminToken()))
   await state(page, 'live')
   for (const { c } of people) await rowOf(page, c).waitFor()
   await widget(page).locator('figure polyline').nth(1).waitFor()

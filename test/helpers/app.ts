@@ -34,8 +34,13 @@ export function createClock(start = 1_800_000_000_000): { now: () => number; adv
   }
 }
 
+/**
+ * The configuration of an in-process test app. Overload shedding is off unless `env` sets
+ * CAT_MAX_EVENT_LOOP_DELAY_MS: the test process shares its loop with browsers, PHP and other
+ * files' load, which is the test machine's, not the app's (test/app/overload tests shedding).
+ */
 export function testConfig(env: Record<string, string | undefined> = {}): Config {
-  return loadConfig({ CAT_SECRET: SECRET, LOG_LEVEL: 'silent', CAT_DIFF_INTERVAL_MS: '20', ...env })
+  return loadConfig({ CAT_SECRET: SECRET, LOG_LEVEL: 'silent', CAT_DIFF_INTERVAL_MS: '20', CAT_MAX_EVENT_LOOP_DELAY_MS: '0', ...env })
 }
 
 export interface TestAppOptions extends AppDeps {
