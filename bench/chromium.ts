@@ -38,6 +38,10 @@ export interface CdpBrowser {
   close(): Promise<void>
 }
 
+/** How long Chromium may take to start listening, and to answer one command (a trace's end is the slowest). */
+const LAUNCH_TIMEOUT_MS = 30_000
+const COMMAND_TIMEOUT_MS = 120_000
+
 export async function launchCdpChromium(viewport: { width: number; height: number }): Promise<CdpBrowser> {
   const profile = mkdtempSync(join(tmpdir(), 'cat-bench-chromium-'))
   const child = spawn(CHROMIUM, [...CHROMIUM_ARGS, '--remote-debugging-port=0', `--user-data-dir=${profile}`, `--window-size=${viewport.width},${viewport.height}`, 'about:blank'], { stdio: ['ignore', 'ignore', 'pipe'] })
@@ -49,6 +53,7 @@ export async function launchCdpChromium(viewport: { width: number; height: numbe
       if (found) resolve(found[1] as string)
     })
     child.once('exit', (code) => reject(new Error(`chromium exited with ${code}: ${err.slice(-500)}`)))
+    setTimeout(() => reject(new Error(`chromium did not listen within ${LAUNCH_TIMEOUT_MS} ms: ${err.slice(-500)}`)), LAUNCH_TIMEOUT_MS).unref()
   })
   const socket = new WebSocket(endpoint, { maxPayload: 1 << 30 })
   await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject))
@@ -64,9 +69,22 @@ export async function launchCdpChromium(viewport: { width: number; height: numbe
       else pending?.resolve(message.result ?? {})
     } else for (const listener of listeners) listener(message)
   })
+  // A browser gone, or a command it never answers, fails the scenario instead of holding it forever.
+  socket.once('close', () => {
+    for (const pending of waiting.values()) pending.reject(new Error('the DevTools connection to chromium closed'))
+    waiting.clear()
+  })
   const send = <T>(method: string, params: Record<string, unknown> = {}, sessionId?: string): Promise<T> => new Promise((resolve, reject) => {
     const id = ++nextId
-    waiting.set(id, { resolve: resolve as (value: Record<string, unknown>) => void, reject })
+    const timer = setTimeout(() => {
+      waiting.delete(id)
+      reject(new Error(`chromium did not answer ${method} within ${COMMAND_TIMEOUT_MS} ms`))
+    }, COMMAND_TIMEOUT_MS)
+    const settle = <A>(fn: (a: A) => void) => (a: A): void => {
+      clearTimeout(timer)
+      fn(a)
+    }
+    waiting.set(id, { resolve: settle(resolve as (value: Record<string, unknown>) => void), reject: settle(reject) })
     socket.send(JSON.stringify({ id, method, params, ...(sessionId === undefined ? {} : { sessionId }) }))
   })
 

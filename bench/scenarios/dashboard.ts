@@ -36,14 +36,28 @@ declare global {
       keys: number[]
       keyDownAt: number
       snapshots: number
+      /** The first WebSocket's times: created by the widget, open, its first message delivered to the page. */
+      socket: { createdAt: number; openAt?: number; messageAt?: number } | null
     }
   }
 }
 
 /** Installed before the page's own scripts: what the page measures of itself. */
 function instrument(): void {
-  const bench: NonNullable<Window['bench']> = { longTasks: [], keys: [], keyDownAt: 0, snapshots: 0 }
+  const bench: NonNullable<Window['bench']> = { longTasks: [], keys: [], keyDownAt: 0, snapshots: 0, socket: null }
   window.bench = bench
+  // Listeners added in the constructor run before the widget's own `onmessage` (its parse).
+  const Native = window.WebSocket
+  window.WebSocket = class extends Native {
+    constructor(url: string | URL, protocols?: string | string[]) {
+      super(url, protocols)
+      if (bench.socket !== null) return
+      const times: { createdAt: number; openAt?: number; messageAt?: number } = { createdAt: performance.now() }
+      bench.socket = times
+      this.addEventListener('open', () => (times.openAt ??= performance.now()))
+      this.addEventListener('message', () => (times.messageAt ??= performance.now()))
+    }
+  }
   new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) bench.longTasks.push({ start: entry.startTime, duration: entry.duration })
   }).observe({ type: 'longtask', buffered: true })
@@ -141,7 +155,9 @@ export async function dashboardScenario({ quick }: RunOptions): Promise<Scenario
       const longest = await page.evaluate<number>('Math.max(0, ...window.bench.longTasks.map((task) => task.duration))')
       loadLongest.push(longest)
       heapSamples.push(await heapMB(page))
-      log(`dashboard: load ${k + 1} of ${loads}: first rows painted ${Math.round(snap.paintedAt)} ms after the page opened (snapshot parsed at ${Math.round(snap.receivedAt)} ms); longest task ${Math.round(longest)} ms; ${rows} rows in the document`)
+      const socket = await page.evaluate<NonNullable<Window['bench']>['socket']>('window.bench.socket')
+      const ms = (n: number | undefined): string => (n === undefined ? '?' : String(Math.round(n)))
+      log(`dashboard: load ${k + 1} of ${loads}: first rows painted ${Math.round(snap.paintedAt)} ms after the page opened (socket created at ${ms(socket?.createdAt)}, open at ${ms(socket?.openAt)}, snapshot delivered at ${ms(socket?.messageAt)}, parsed at ${Math.round(snap.receivedAt)} ms); longest task ${Math.round(longest)} ms; ${rows} rows in the document`)
     }
     if (!page) throw new Error('no page')
     const p = page
