@@ -6,7 +6,8 @@
  * page's main thread and the browser's frames seconds that a staff member's browser never spends.
  */
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import WebSocket from 'ws'
@@ -44,7 +45,7 @@ const COMMAND_TIMEOUT_MS = 120_000
 
 export async function launchCdpChromium(viewport: { width: number; height: number }): Promise<CdpBrowser> {
   const profile = mkdtempSync(join(tmpdir(), 'cat-bench-chromium-'))
-  const child = spawn(CHROMIUM, [...CHROMIUM_ARGS, '--remote-debugging-port=0', `--user-data-dir=${profile}`, `--window-size=${viewport.width},${viewport.height}`, 'about:blank'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawn(CHROMIUM, [...CHROMIUM_ARGS, '--remote-debugging-port=0', `--user-data-dir=${profile}`, `--window-size=${viewport.width},${viewport.height}`, 'about:blank'], { stdio: ['ignore', 'ignore', 'pipe'], detached: true })
   const endpoint = await new Promise<string>((resolve, reject) => {
     let err = ''
     child.stderr?.on('data', (chunk: Buffer) => {
@@ -141,9 +142,15 @@ export async function launchCdpChromium(viewport: { width: number; height: numbe
     },
     async close() {
       socket.close()
-      child.kill('SIGTERM')
-      await new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve(null)))
-      rmSync(profile, { recursive: true, force: true })
+      const exited = new Promise((resolve) => (child.exitCode === null ? child.once('exit', resolve) : resolve(null)))
+      // The whole process group: Chromium's helper processes otherwise go on writing to the profile.
+      try {
+        process.kill(-(child.pid as number), 'SIGTERM')
+      } catch {
+        // already gone
+      }
+      await exited
+      await rm(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }).catch((error: unknown) => console.error(`chromium profile ${profile} left behind: ${String(error)}`))
     },
   }
 }
