@@ -5,6 +5,30 @@ $cat_e      = static function ($text) {
 };
 $cat_base   = parse_url(base_url());
 $cat_origin = ($cat_base['scheme'] ?? 'https') . '://' . ($cat_base['host'] ?? '') . (isset($cat_base['port']) ? ':' . $cat_base['port'] : '');
+/*
+ * A secret's field: never filled in (the stored value is not sent back), where the secret in
+ * use comes from ($source: 'option', 'env' or ''), and a box to clear one set here. $name is
+ * also the stem of its language strings.
+ */
+$cat_secret_field = static function ($name, $help, $source) use ($cat_e) {
+    ?>
+<div class="form-group">
+                            <label for="<?php echo $name; ?>"><?php echo $cat_e(_l($name)); ?></label>
+                            <input type="password" class="form-control" id="<?php echo $name; ?>" name="<?php echo $name; ?>" value=""
+                                autocomplete="new-password" minlength="16">
+                            <p class="help-block"><?php echo $cat_e($help); ?></p>
+                            <p class="help-block"><strong><?php
+                                echo $cat_e(_l($name . ($source === 'option' ? '_source_option' : ($source === 'env' ? '_source_env' : '_source_none'))));
+                            ?></strong></p>
+                            <?php if ($source === 'option') { ?>
+                            <div class="checkbox">
+                                <input type="checkbox" id="<?php echo $name; ?>_clear" name="<?php echo $name; ?>_clear" value="1">
+                                <label for="<?php echo $name; ?>_clear"><?php echo $cat_e(_l($name . '_clear')); ?></label>
+                            </div>
+                            <?php } ?>
+                        </div>
+<?php
+};
 ?>
 <?php init_head(); ?>
 <div id="wrapper">
@@ -21,36 +45,8 @@ $cat_origin = ($cat_base['scheme'] ?? 'https') . '://' . ($cat_base['host'] ?? '
                                 value="<?php echo $cat_e($server_url); ?>" placeholder="https://presence.example.com">
                             <p class="help-block"><?php echo $cat_e(_l('cat_server_url_help', $cat_origin)); ?></p>
                         </div>
-                        <div class="form-group">
-                            <label for="cat_secret"><?php echo $cat_e(_l('cat_secret')); ?></label>
-                            <input type="password" class="form-control" id="cat_secret" name="cat_secret" value=""
-                                autocomplete="new-password" minlength="16">
-                            <p class="help-block"><?php echo $cat_e(_l('cat_secret_help')); ?></p>
-                            <p class="help-block"><strong><?php
-                                echo $cat_e(_l($secret_source === 'option' ? 'cat_secret_source_option' : ($secret_source === 'env' ? 'cat_secret_source_env' : 'cat_secret_source_none')));
-                            ?></strong></p>
-                            <?php if ($secret_source === 'option') { ?>
-                            <div class="checkbox">
-                                <input type="checkbox" id="cat_secret_clear" name="cat_secret_clear" value="1">
-                                <label for="cat_secret_clear"><?php echo $cat_e(_l('cat_secret_clear')); ?></label>
-                            </div>
-                            <?php } ?>
-                        </div>
-                        <div class="form-group">
-                            <label for="cat_webhook_secret"><?php echo $cat_e(_l('cat_webhook_secret')); ?></label>
-                            <input type="password" class="form-control" id="cat_webhook_secret" name="cat_webhook_secret" value=""
-                                autocomplete="new-password" minlength="16">
-                            <p class="help-block"><?php echo $cat_e(_l('cat_webhook_secret_help', site_url(CAT_MODULE_NAME . '/cat_webhook'))); ?></p>
-                            <p class="help-block"><strong><?php
-                                echo $cat_e(_l($webhook_source === 'option' ? 'cat_webhook_secret_source_option' : ($webhook_source === 'env' ? 'cat_webhook_secret_source_env' : 'cat_webhook_secret_source_none')));
-                            ?></strong></p>
-                            <?php if ($webhook_source === 'option') { ?>
-                            <div class="checkbox">
-                                <input type="checkbox" id="cat_webhook_secret_clear" name="cat_webhook_secret_clear" value="1">
-                                <label for="cat_webhook_secret_clear"><?php echo $cat_e(_l('cat_webhook_secret_clear')); ?></label>
-                            </div>
-                            <?php } ?>
-                        </div>
+                        <?php $cat_secret_field('cat_secret', _l('cat_secret_help'), $secret_source); ?>
+                        <?php $cat_secret_field('cat_webhook_secret', _l('cat_webhook_secret_help', site_url(CAT_MODULE_NAME . '/cat_webhook')), $webhook_source); ?>
                         <button type="submit" class="btn btn-primary"><?php echo $cat_e(_l('submit')); ?></button>
                         <?php echo form_close(); ?>
                     </div>
