@@ -108,10 +108,13 @@ export async function startPrivateCluster(t: Teardown, options: { nodeTimeoutMs?
   const created = spawnSync('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '1', '--cluster-yes'], { encoding: 'utf8', timeout: 60_000 })
   if (created.status !== 0) throw new Error(`redis-cli --cluster create failed: ${created.stdout}${created.stderr}`)
 
-  async function slots(): Promise<[number, number, [string, number], ...[string, number][]][]> {
+  type SlotRange = [number, number, [string, number], ...[string, number][]]
+  const slotsOn = (node: string): Promise<SlotRange[]> => onNode(node, (redis) => redis.cluster('SLOTS') as unknown as Promise<SlotRange[]>)
+
+  async function slots(): Promise<SlotRange[]> {
     for (const node of nodes) {
       try {
-        return await onNode(node, (redis) => redis.cluster('SLOTS') as unknown as Promise<[number, number, [string, number], ...[string, number][]][]>)
+        return await slotsOn(node)
       } catch {
         // a node that is down: ask the next
       }
@@ -147,7 +150,10 @@ export async function startPrivateCluster(t: Teardown, options: { nodeTimeoutMs?
         })
         const states = await Promise.all(running.map((node) => onNode(node, async (redis) => String(await redis.cluster('INFO'))).catch(() => '')))
         const ok = states.every((info) => /cluster_state:ok/.test(info) && /cluster_size:3/.test(info))
-        if (ok && (!replicas || (await slots().catch(() => [])).every((range) => range.length >= 4))) return
+        // Every node's slot map, not one's: a client reads its map from any node, and one that
+        // does not list a replica yet would have it wait for none.
+        const withReplicas = async (): Promise<boolean> => (await Promise.all(running.map((node) => slotsOn(node).catch(() => [])))).every((map) => map.length > 0 && map.every((range) => range.length >= 4))
+        if (ok && (!replicas || (await withReplicas()))) return
         if (Date.now() > deadline) throw new Error(`the private cluster is not ok within ${ms} ms`)
         await new Promise((resolve) => setTimeout(resolve, 100))
       }
