@@ -16,10 +16,6 @@ export class Entry {
   }
 }
 
-export function entryOf(p: Presence): Entry {
-  return new Entry(p)
-}
-
 /**
  * Display order: newest presence first; ties (one millisecond) by name, then id, so the order
  * is total and stable. Plain string comparison: an Intl collator or lower-casing costs a
@@ -39,7 +35,7 @@ export function firstInOrder(online: readonly Presence[], k: number): Entry[] {
   for (const p of online) {
     const entry = new Entry(p)
     if (top.length === k && compare(entry, top[k - 1] as Entry) >= 0) continue
-    top.splice(position(top, entry), 0, entry)
+    insertSorted(top, entry)
     if (top.length > k) top.pop()
   }
   return top
@@ -158,7 +154,7 @@ export class OnlineState {
     for (const p of [...(diff.joined ?? []), ...(diff.updated ?? [])]) {
       const before = this.byId.get(p.contactId) ?? null
       if (!before) joined.add(p.contactId)
-      const after = entryOf(p)
+      const after = new Entry(p)
       this.byId.set(p.contactId, after)
       if (before) {
         this.count(before, -1)
