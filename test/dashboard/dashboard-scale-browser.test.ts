@@ -110,6 +110,8 @@ t.test('only the rows in view are in the document, and they are the newest conta
 t.test('the keys move through every row; Enter opens the activity, Escape comes back to the row', async (t) => {
   const order = displayOrder(online)
   await widget.evaluate((el) => ((el.shadowRoot?.querySelector('.vp') as HTMLElement).scrollTop = 0))
+  // The list renders the rows of the new position at its next frame.
+  await until('back at the top', async () => ((await rowsInView())[0] === order[0]?.contactId ? true : undefined))
   await rows.first().locator('button').focus()
   t.equal(await focusedRow(), order[0]?.contactId)
   await page.keyboard.press('ArrowDown')
