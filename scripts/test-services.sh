@@ -41,13 +41,16 @@ log() { printf '%s\n' "$*"; }
 die() { printf 'test-services: %s\n' "$*" >&2; exit 1; }
 
 APT_UPDATED=0
+# A fresh Debian/Ubuntu machine may be running apt itself (unattended-upgrades after boot):
+# wait up to 10 minutes for its lock instead of failing at once.
+APT_LOCK_WAIT=(-o DPkg::Lock::Timeout=600)
 apt_install() {
   command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install $* by hand"
   if [[ $APT_UPDATED -eq 0 ]]; then
-    apt-get update -qq </dev/null >/dev/null || die "apt-get update failed"
+    apt-get "${APT_LOCK_WAIT[@]}" update -qq </dev/null >/dev/null || die "apt-get update failed"
     APT_UPDATED=1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" </dev/null >/dev/null \
+  DEBIAN_FRONTEND=noninteractive apt-get "${APT_LOCK_WAIT[@]}" install -y -qq "$@" </dev/null >/dev/null \
     || die "apt-get install $* failed"
 }
 
