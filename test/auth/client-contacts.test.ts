@@ -125,3 +125,27 @@ t.test('past the old 100 000 bound, every contact seen is still found without a 
   for (const [i, token] of tokens.entries()) if (v.verify(token, AUDIENCES.client).sub === `many-${i}`) found += 1
   t.equal(found, count, 'the first as well as the last')
 })
+
+t.test('the counts and grant asked for are those of the contact named, not of the last token found', async (t) => {
+  const { v, contacts, clock } = setup()
+  const ann = mint('ann', { ttlS: 100 })
+  const bob = mint('bob', { ttlS: 100_000 })
+  v.verify(ann, AUDIENCES.client)
+  v.verify(bob, AUDIENCES.client)
+  contacts.grants.add('ann')
+  t.equal(v.verify(bob, AUDIENCES.client).sub, 'bob')
+  t.equal(contacts.hit('ann', 1), 1, "ann's first request, asked right after bob's token was found")
+  t.equal(contacts.hit('bob', 1), 1, "bob's first")
+  t.equal(contacts.hit('ann', 1), 2, "ann's second")
+  t.notOk(contacts.grants.has('bob'), "ann's grant is not bob's")
+  t.equal(v.verify(ann, AUDIENCES.client).sub, 'ann')
+  t.notOk(contacts.grants.has('bob'), 'nor after her token was found last')
+  t.ok(contacts.grants.has('ann'))
+  // Ann's token expires and is dropped at the next rebuild; new contacts take the freed places.
+  clock.ms += 200_000
+  t.equal(v.verify(bob, AUDIENCES.client).sub, 'bob', 'bob is still about')
+  for (let i = 0; i < 1000; i += 1) v.verify(mint(`new-${i}`, { at: clock.ms }), AUDIENCES.client)
+  t.equal(contacts.hit('ann', 2), -1, 'a dropped contact is not counted, whoever took its place')
+  t.notOk(contacts.grants.has('ann'), 'nor remembered as granted')
+  t.equal(contacts.hit('bob', 2), 1)
+})
