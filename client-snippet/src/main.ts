@@ -70,12 +70,15 @@ if (token && !window.CAT) {
     if (decision != 'granted') loop.stop()
     const body = JSON.stringify({ token, decision, version: L.version, locale: L.locale })
     // A string body goes as text/plain: no preflight. The loop starts once the server has it.
-    posted = posted
-      .then(() => fetch(base + '/clients/cat_consent', { ...REQUEST, method: 'POST', keepalive: true, body }))
-      .then((res) => {
-        if (res.ok && state == 'granted') loop.start()
-      })
-      .catch(() => {})
+    // A server shedding load (503) or limiting (429) gets the decision again after its
+    // Retry-After, so a click on a busy server is not lost.
+    const post = (): Promise<unknown> =>
+      fetch(base + '/clients/cat_consent', { ...REQUEST, method: 'POST', keepalive: true, body }).then((res) =>
+        res.status == 503 || res.status == 429
+          ? new Promise((later) => setTimeout(later, +res.headers.get('Retry-After')! * 1e3 || 5e3)).then(post)
+          : res.ok && state == 'granted' && loop.start(),
+      )
+    posted = posted.then(post).catch(() => {})
   }
 
   const open = (): void => {

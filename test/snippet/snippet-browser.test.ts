@@ -573,6 +573,35 @@ t.test('beats follow CAT-Interval with jitter; 503/429 back off (Retry-After hon
   t.equal(await status(page), 'granted', 'a 401 stops the loop, it is no decision')
 })
 
+t.test('Accept on a server shedding load: the decision is posted again after Retry-After, then the loop starts', async (t) => {
+  const { page, token } = await visit(t, { clock: 'paused' })
+  await page.getByRole('dialog', { name: en.title }).waitFor()
+  const cors = { 'access-control-allow-origin': portal.origin, 'access-control-expose-headers': 'CAT-Interval, Retry-After' }
+  let refused = 0
+  await page.route(`${portal.server}/clients/cat_consent`, async (route) => {
+    if (route.request().method() !== 'POST' || refused > 0) return route.continue()
+    refused += 1
+    await route.fulfill({ status: 503, headers: { ...cors, 'retry-after': '3' }, contentType: 'application/json', body: '{"error":{"code":"unavailable","message":"shedding"}}' })
+  })
+  await page.getByRole('button', { name: en.accept, exact: true }).click()
+  const first = await until('the first POST was answered', async () => {
+    const sent = await settled(page)
+    return sent.length > 0 ? sent : undefined
+  })
+  t.same(first.map(describeSent), ['POST /clients/cat_consent granted'], 'posted once, answered 503')
+  t.equal(refused, 1)
+  const { early, due } = await sentExactlyAfter(page, 3000)
+  t.same(early.map(describeSent), [], 'nothing before the 3 s of Retry-After: no heartbeat without the server\'s agreement')
+  t.same(due.map(describeSent), ['POST /clients/cat_consent granted'], 'the same decision again at 3 s')
+  const after = await until('the loop started', async () => {
+    const sent = await settled(page)
+    return sent.some((s) => describeSent(s) === 'heartbeat nav') ? sent : undefined
+  })
+  t.same(after.slice(first.length + due.length).map(describeSent), ['heartbeat nav'], 'the server took it: the first heartbeat follows')
+  t.match(await consentOf(token), { status: 200, body: { decision: 'granted' } }, 'the ledger holds granted')
+  t.equal(await status(page), 'granted')
+})
+
 t.test('withdrawn elsewhere (another device): the next heartbeat gets 403 and the loop stops for good', async (t) => {
   const { page, sub, token, requests } = await accepted(t, { clock: 'flowing' })
   const left = waitForDiff((m) => m.left?.some((l) => l.contactId === sub && l.reason === 'withdrawn') === true)
