@@ -19,6 +19,7 @@ import { DEFAULT_PARTITIONS, sitePartitions } from '../../src/presence/redis/key
 import { LEAVING_FROM_S, type MillionSpec } from '../million-spec.js'
 import { PRESENCE_TIMEOUT_S, REDIS_URL, SERVER_NODE_ARGS, adminToken, cleanSite, clientToken, load, log, processCpuMs, quantile, redisCpuMs, round, tabId } from '../lib.js'
 import { firstMessage, snapshotTiming } from './heartbeat.js'
+import { snapshotTimingApart } from '../snapshot-client.js'
 import type { RunOptions, ScenarioResult } from './types.js'
 
 const LEAVING_PER_S = 1000
@@ -86,8 +87,15 @@ export async function millionScenario({ quick }: RunOptions): Promise<ScenarioRe
     const memoryAfter = JSON.parse(await ask('memory', 'memory')) as Memory
     const nodeBytes = (memoryAfter.heapUsed + memoryAfter.arrayBuffers - baseline.heapUsed - baseline.arrayBuffers) / online
 
-    log(`million: a full snapshot of ${online} to one dashboard`)
-    const snapshot = await snapshotTiming(port, online, adminToken(startMs))
+    // The dashboard in a process of its own, as a browser is: this process holds the million
+    // tokens and paths, and its collections would be timed with the server. Twice, the slower
+    // reported; one received here between them, for comparison.
+    log(`million: a full snapshot of ${online} to one dashboard in a process of its own, twice, and one received in the bench's process`)
+    const apart = [await snapshotTimingApart(port, online, adminToken(startMs))]
+    const inBench = await snapshotTiming(port, online, adminToken(startMs))
+    apart.push(await snapshotTimingApart(port, online, adminToken(startMs)))
+    const snapshot = apart.reduce((slower, next) => (next.lastByteMs > slower.lastByteMs ? next : slower))
+    log(`million: snapshot last byte ${apart.map((s) => Math.round(s.lastByteMs)).join(' and ')} ms apart, ${Math.round(inBench.lastByteMs)} ms received in the bench's process`)
 
     // The dashboard that stays: its snapshot is skipped unread, its `left`s are timed.
     const lefts: { receivedAt: number; at: number }[] = []
@@ -130,7 +138,7 @@ export async function millionScenario({ quick }: RunOptions): Promise<ScenarioRe
       run: { requests: run.requests, sustained: round(sustained), p50: run.p50, p99: run.p99, errors: run.errors, serverCpuUs, redisCpuUs, generatorCpuUs },
       node: { bytesPerContact: round(nodeBytes), baseline, afterFirstBeats: memoryAfter, afterRun: memoryRun },
       redis: { bytesPerContact: round(redisBytes.bytes / count), keys: redisBytes.keys },
-      snapshot: { firstByteMs: round(snapshot.firstByteMs), lastByteMs: round(snapshot.lastByteMs), bytes: snapshot.bytes },
+      snapshot: { firstByteMs: round(snapshot.firstByteMs), lastByteMs: round(snapshot.lastByteMs), bytes: snapshot.bytes, lastByteMsApart: apart.map((s) => round(s.lastByteMs)), lastByteMsInBench: round(inBench.lastByteMs) },
       sweep: { lefts: lags.length, expected: expectedLefts, p50: round(quantile(lags.map((l) => l.lag), 0.5)), p99: round(sweepP99) },
     }
     const rateMet = sustained >= rate * 0.98 && run.errors === 0
@@ -151,7 +159,7 @@ export async function millionScenario({ quick }: RunOptions): Promise<ScenarioRe
         { scenario: 'million', measure: `Node bytes per online contact (heap + typed arrays over the empty server's)`, value: `${Math.round(nodeBytes)} B (RSS ${Math.round(memoryRun.rss / 1e6)} MB)`, target: '≤ 250 B', pass: nodeBytes <= 250 },
         { scenario: 'million', measure: `Redis bytes per online contact, ${count} online`, value: `${Math.round(redisBytes.bytes / count)} B`, target: '≤ 210 B', pass: redisBytes.bytes / count <= 210 },
         { scenario: 'million', measure: `expiry → \`left\` received during the run, ${LEAVING_PER_S} expiring/s`, value: `p99 ${Math.round(sweepP99)} ms${lags.length === expectedLefts ? '' : `, ${lags.length} of ${expectedLefts} lefts`}`, target: 'p99 ≤ 1500 ms', pass: sweepP99 <= 1500 && lags.length === expectedLefts },
-        { scenario: 'million', measure: `snapshot of ${count} online to one dashboard (${round(snapshot.bytes / 1e6, 1)} MB)`, value: `first byte ${Math.round(snapshot.firstByteMs)} ms, last byte ${Math.round(snapshot.lastByteMs)} ms`, target: '≤ 5000 ms to last', pass: snapshot.lastByteMs <= 5000 },
+        { scenario: 'million', measure: `snapshot of ${count} online to one dashboard in a process of its own, the slower of two (${round(snapshot.bytes / 1e6, 1)} MB)`, value: `first byte ${Math.round(snapshot.firstByteMs)} ms, last byte ${Math.round(snapshot.lastByteMs)} ms`, target: '≤ 5000 ms to last', pass: snapshot.lastByteMs <= 5000 },
       ],
       data,
     }
