@@ -179,3 +179,26 @@ t.test('the heartbeat rows: Node CPU per heartbeat against the bare route, Redis
   const memory = heartbeatRows('fast path, memory engine', redis, bare, { rps: 0.5 }, false, '')
   t.same(memory.map((r) => [r.measure, r.target, r.pass]), [['fast path, memory engine: Node CPU per heartbeat', '', undefined], ['fast path, memory engine: throughput vs bare', '≥ 0.5', true]], 'no Redis row for the memory engine; no target, no verdict')
 })
+
+t.test("the million scenario's dashboard in a process of its own: the snapshot's bytes and count come back, a wrong count fails the run", async (t) => {
+  const { WebSocketServer } = await import('ws')
+  const { snapshotTimingApart } = await import('../../bench/snapshot-client.js')
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  await new Promise<void>((resolve) => server.once('listening', resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  const tokens: string[] = []
+  server.on('connection', (socket, request) => {
+    tokens.push(new URL(request.url ?? '/', 'http://x').searchParams.get('token') ?? '')
+    // In fragments of one message, as the hub streams a snapshot.
+    socket.send('{"type":"snapshot","seq":1,"at":1,"online":[', { fin: false })
+    socket.send('{"contactId":"a"},', { fin: false })
+    socket.send('{"contactId":"b"}]}', { fin: true })
+  })
+  const port = (server.address() as { port: number }).port
+  const timing = await snapshotTimingApart(port, 2, 'the-admin-token')
+  t.equal(timing.online, 2, 'the count of the snapshot received')
+  t.equal(timing.bytes, '{"type":"snapshot","seq":1,"at":1,"online":[{"contactId":"a"},{"contactId":"b"}]}'.length, 'its bytes')
+  t.ok(timing.firstByteMs <= timing.lastByteMs, 'the first byte before the last')
+  t.same(tokens, ['the-admin-token'], 'the token given is the one sent')
+  await t.rejects(snapshotTimingApart(port, 3, 'the-admin-token'), /the snapshot client exited with 1/, 'a snapshot of another count fails')
+})
