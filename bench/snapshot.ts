@@ -27,12 +27,16 @@ const contacts = Number(values.contacts)
 const rounds = Number(values.rounds)
 const dirs = ['.', ...values.dirs.split(',').filter(Boolean)]
 
+// The servers are seeded one after another, minutes apart at a million: with the heartbeat
+// scenario's long interval and timeout the first server's contacts are still online when the
+// last one's are seeded and the rounds begin.
+const TIMING = { heartbeatIntervalS: 300, presenceTimeoutS: 900 }
 const servers: { dir: string; site: string; server: BenchServer }[] = []
 try {
   for (const [k, dir] of dirs.entries()) {
     const site = `bench-snap-${process.pid}-${k}`
     log(`snapshot: seeding ${contacts} contacts for ${dir}`)
-    servers.push({ dir, site, server: await startServer({ kind: 'redis', site, online: contacts, ...(values.cluster === undefined ? {} : { redisClusterNodes: values.cluster }) }, undefined, dir === '.' ? undefined : dir) })
+    servers.push({ dir, site, server: await startServer({ kind: 'redis', site, online: contacts, timing: TIMING, ...(values.cluster === undefined ? {} : { redisClusterNodes: values.cluster }) }, undefined, dir === '.' ? undefined : dir) })
   }
   const loadS = Number(values.load)
   if (loadS > 0) {
