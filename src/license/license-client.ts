@@ -17,9 +17,35 @@ export interface ActivationRequest {
 }
 
 /**
+ * The most of an answer read, in bytes: a signed lease is a few hundred. A larger answer is
+ * not the licence server's word (it would be stored for every instance and re-read by each):
+ * it is `unreachable`, read no further.
+ */
+export const MAX_ANSWER_BYTES = 64 * 1024
+
+/** The body as text, or undefined once it passes MAX_ANSWER_BYTES (the rest is not read). */
+async function boundedText(response: Dispatcher.ResponseData): Promise<string | undefined> {
+  if (Number(response.headers['content-length']) > MAX_ANSWER_BYTES) {
+    response.body.destroy()
+    return undefined
+  }
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of response.body as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > MAX_ANSWER_BYTES) {
+      response.body.destroy()
+      return undefined
+    }
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+/**
  * POST {serverUrl}/v1/activate {key, domain, instanceId}. Any answer carrying a lease and a
  * signature is the server's word, whatever its HTTP status (an unknown key is a signed 404);
- * no answer, another body or a 5xx is `unreachable`. The key travels in the body only, never
+ * no answer, another body, a body over MAX_ANSWER_BYTES or a 5xx is `unreachable`. The key travels in the body only, never
  * in a URL, and no reason names it.
  */
 export async function requestLease({ serverUrl, key, domain, instanceId, timeoutMs, dispatcher }: ActivationRequest): Promise<ActivationAnswer> {
@@ -33,7 +59,8 @@ export async function requestLease({ serverUrl, key, domain, instanceId, timeout
       bodyTimeout: timeoutMs,
       signal: AbortSignal.timeout(timeoutMs),
     })
-    const text = await response.body.text()
+    const text = await boundedText(response)
+    if (text === undefined) return { kind: 'unreachable', reason: `the licence server answered ${response.statusCode} with more than ${MAX_ANSWER_BYTES} bytes` }
     let body: unknown
     try {
       body = JSON.parse(text)

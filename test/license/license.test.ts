@@ -113,6 +113,50 @@ t.test('activation: a key issued by the vendor turns the install active; bad key
   t.match(JSON.parse(stored?.value ?? '{}'), { key, checkedAt: clock.now() }, 'the key and the lease are stored for every instance')
 })
 
+t.test('a key of another JSON type is refused as sent, not converted: a number, an array of one key', async (t) => {
+  const clock = createClock(Date.now())
+  const server = await startLicenseServer(t, clock)
+  const app = await licensedApp(t, server, clock)
+  const key = server.issue({ days: 30 })
+  for (const sent of [123456789, [key], { key }, true]) {
+    const res = await app.inject({ method: 'POST', url: '/admin/api/license', headers: admin(app), payload: { key: sent } })
+    t.equal(res.statusCode, 400, `${JSON.stringify(sent)}: 400`)
+    t.match(res.json(), { error: { code: 'invalid_request', message: /^key: expected 8-128 characters/ } })
+  }
+  const staff = await app.inject({ method: 'POST', url: '/admin/api/license', headers: { authorization: `Bearer ${adminToken({ role: 'staff' }, app.now())}` }, payload: { key: 123456789 } })
+  t.equal(staff.statusCode, 403, 'a staff token is refused for its role first')
+  t.same(server.store.activations(key), [], 'nothing reached the licence server')
+  t.equal((await licenseOf(app)).state, 'unlicensed')
+})
+
+t.test('an answer of the licence server over 64 KiB is not read: 503, nothing stored, with a length given or chunked', async (t) => {
+  const { createServer } = await import('node:http')
+  const huge = JSON.stringify({ lease: 'A'.repeat(2 * 1024 * 1024), signature: 'x' })
+  let asked = 0
+  const fake = createServer((request, response) => {
+    asked += 1
+    request.resume()
+    response.setHeader('content-type', 'application/json')
+    // Even requests get the length up front, odd ones the body in chunks without it.
+    if (asked % 2 === 0) response.setHeader('content-length', Buffer.byteLength(huge))
+    else for (let at = 0; at < huge.length; at += 65_536) response.write(huge.slice(at, at + 65_536))
+    response.end(asked % 2 === 0 ? huge : undefined)
+  })
+  await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => fake.close(() => resolve())))
+  const env = { CAT_LICENSE_SERVER_URL: `http://127.0.0.1:${(fake.address() as { port: number }).port}`, CAT_PUBLIC_URL: `https://${DOMAIN}`, CAT_LICENSE_PUBLIC_KEY: createKeyPair().publicKey }
+  const clock = createClock(Date.now())
+  const app = await buildTestApp(t, { now: clock.now, licensePollMs: 0, env })
+  for (const how of ['chunked', 'with its length']) {
+    const res = await activate(app, 'CAT-TEST-KEY-0004')
+    t.equal(res.statusCode, 503, `${how}: 503`)
+    t.match(res.body, { error: { code: 'unavailable', message: /licence server could not be reached/ } })
+  }
+  t.equal(asked, 2, 'both activations asked the server')
+  t.equal((await licenseOf(app)).state, 'unlicensed')
+  t.equal(await app.activity.readInstallState(LICENSE_STATE_NAME), undefined, 'no lease stored')
+})
+
 t.test('re-validation after 24 h; the server down for 6 days is grace with days left, for 8 expired (402), heartbeats still 204', async (t) => {
   const clock = createClock(Date.now())
   const server = await startLicenseServer(t, clock)
