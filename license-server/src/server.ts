@@ -47,7 +47,8 @@ export function buildLicenseServer({ store, privateKey, now = Date.now, logger =
     if (error.validation !== undefined) return reply.code(400).send({ error: { code: 'invalid_request', message: error.message } })
     const status = error.statusCode ?? 500
     if (status >= 500) request.log.error({ err: error }, 'licence server: request failed')
-    return reply.code(status).send({ error: { code: status >= 500 ? 'internal_error' : 'invalid_request', message: status >= 500 ? 'An internal error occurred.' : error.message } })
+    const code = status >= 500 ? 'internal_error' : status === 413 ? 'too_large' : 'invalid_request'
+    return reply.code(status).send({ error: { code, message: status >= 500 ? 'An internal error occurred.' : error.message } })
   })
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: { code: 'not_found', message: 'No such route: POST /v1/activate is the licence API.' } }))
 

@@ -174,7 +174,7 @@ export function createLiveSettings(options: LiveSettingsOptions): Settings {
       return serial(async () => {
         if (changes === null || typeof changes !== 'object' || Array.isArray(changes)) {
           // The kind, not the value: a text body may be long.
-          const kind = changes === null ? 'null' : Array.isArray(changes) ? 'an array' : `a ${typeof changes}`
+          const kind = changes === undefined ? 'no body' : changes === null ? 'null' : Array.isArray(changes) ? 'an array' : `a ${typeof changes}`
           throw new ConfigError(`settings: expected a JSON object of ${LIVE_SETTING_NAMES.join(', ')}, got ${kind}`)
         }
         const unknown = Object.keys(changes).find((key) => !(LIVE_SETTING_NAMES as string[]).includes(key))

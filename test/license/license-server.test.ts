@@ -120,6 +120,9 @@ t.test('POST /v1/activate: an unknown key is a signed 404 unknown_key; a bad req
     t.equal(res.status, 400, JSON.stringify(body))
     t.match(res.body, { error: { code: 'invalid_request', message: String } })
   }
+  const large = await post(server.url, { key: 'CAT-ABCDE-FGHJK', domain: 'd'.repeat(5000), instanceId: 'i' })
+  t.equal(large.status, 413, 'a body over 4 KiB: 413')
+  t.match(large.body, { error: { code: 'too_large', message: String } })
   const res = await request(`${server.url}/v1/other`)
   t.equal(res.statusCode, 404)
   t.match(await res.body.json(), { error: { code: 'not_found' } })
