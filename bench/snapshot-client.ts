@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process'
 import { snapshotTiming } from './scenarios/heartbeat.js'
 
-export type SnapshotTiming = Awaited<ReturnType<typeof snapshotTiming>>
+type SnapshotTiming = Awaited<ReturnType<typeof snapshotTiming>>
 
 /** Runs this file as a child process and resolves with its timing. */
 export function snapshotTimingApart(port: number, expectOnline: number, token: string): Promise<SnapshotTiming> {

@@ -1,5 +1,6 @@
 import Fastify, { LogController, type FastifyHttpOptions, type FastifyInstance, type onRouteHookHandler } from 'fastify'
 import type { Server } from 'node:http'
+import AjvCompiler, { type Options as AjvOptions, type ValidatorFactory } from '@fastify/ajv-compiler'
 import type { DestinationStream } from 'pino'
 import type { Config } from './config/config.js'
 import { MAX_ADMIN_TOKEN_LENGTH, MAX_ID_LENGTH } from './auth/tokens.js'
@@ -96,6 +97,21 @@ export const HTTP_TIMEOUTS: HttpTimeouts = { headersMs: 5_000, requestMs: 10_000
 export const MAX_HEADER_BYTES = MAX_ADMIN_TOKEN_LENGTH + 16 * 1024
 
 /** The Fastify options production uses; tests build the app through the same function. */
+const buildAjvValidator = AjvCompiler()
+
+/**
+ * Fastify's validators, with one difference: query strings, params and headers are text, so
+ * their schemas coerce ('30' is 30, as Fastify's default does); a JSON body carries its own
+ * types and is taken as sent, so a number or a one-element array where a string belongs is a
+ * 400, not turned into the string.
+ */
+const buildValidator: ValidatorFactory = (externalSchemas, options) => {
+  const coercing = buildAjvValidator(externalSchemas, options)
+  // The options of Ajv's JSON Schema mode, the one Fastify runs here (not JTD).
+  const asSent = buildAjvValidator(externalSchemas, { ...options, customOptions: { ...(options?.customOptions as AjvOptions | undefined), coerceTypes: false } } as Parameters<ValidatorFactory>[1])
+  return (route) => (route.httpPart === 'body' ? asSent : coercing)(route)
+}
+
 export function appOptions(config: Config, deps: AppDeps = {}): FastifyHttpOptions<Server> {
   const timeouts = { ...HTTP_TIMEOUTS, ...deps.httpTimeouts }
   const requestTimeout = timeouts.requestMs
@@ -105,6 +121,7 @@ export function appOptions(config: Config, deps: AppDeps = {}): FastifyHttpOptio
     logController: new LogController({ disableRequestLogging: true }),
     childLoggerFactory: lazyChildLogger,
     bodyLimit: 16 * 1024,
+    schemaController: { compilersFactory: { buildValidator } },
     // request.ip (the consent ledger, logs) is the socket's address unless the peer is a
     // listed proxy; then it is the rightmost X-Forwarded-For hop that is not a listed proxy.
     // Off when none is listed, so a forged header from anyone else is ignored.

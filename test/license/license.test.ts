@@ -121,7 +121,7 @@ t.test('a key of another JSON type is refused as sent, not converted: a number, 
   for (const sent of [123456789, [key], { key }, true]) {
     const res = await app.inject({ method: 'POST', url: '/admin/api/license', headers: admin(app), payload: { key: sent } })
     t.equal(res.statusCode, 400, `${JSON.stringify(sent)}: 400`)
-    t.match(res.json(), { error: { code: 'invalid_request', message: /^key: expected 8-128 characters/ } })
+    t.same(res.json(), { error: { code: 'invalid_request', message: 'body/key must be string' } }, 'the validator names the field and its type, as for any body')
   }
   const staff = await app.inject({ method: 'POST', url: '/admin/api/license', headers: { authorization: `Bearer ${adminToken({ role: 'staff' }, app.now())}` }, payload: { key: 123456789 } })
   t.equal(staff.statusCode, 403, 'a staff token is refused for its role first')

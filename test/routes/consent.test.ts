@@ -83,6 +83,9 @@ t.test('bad consent requests: 400 or 401, never a 500', async (t) => {
     ['no version', JSON.stringify({ token, decision: 'granted', locale: 'en' })],
     ['bad locale', JSON.stringify({ token, decision: 'granted', version: 'v1', locale: '<script>' })],
     ['an array', '[]'],
+    // JSON carries its types: not turned into the strings they stand for.
+    ['a version that is a number', JSON.stringify({ token, decision: 'granted', version: 2, locale: 'en' })],
+    ['a token in an array', JSON.stringify({ token: [token], decision: 'granted', version: 'v1', locale: 'en' })],
   ] as const) {
     const res = await post(payload)
     t.equal(res.statusCode, 400, label)
