@@ -188,6 +188,12 @@ export interface TokenVerifier {
    * (429) while the address is over its failures, and a failure is counted against it.
    */
   verify(token: string | undefined, audience: Audience, address?: string): TokenClaims
+  /**
+   * The claims of a token verified before and not expired since; undefined for any other,
+   * which verify() then judges. Never computes an HMAC: a lane that answers without Fastify
+   * (routes/heartbeat.ts) asks it, and hands what it does not know to the route.
+   */
+  recall(token: string, audience: Audience): TokenClaims | undefined
   /** From now on, verify() with an address asks `guard` (limits/auth-failures.ts). */
   useFailureGuard(guard: AuthFailureGuard): void
   /** Tokens cached and their estimated bytes. */
@@ -264,6 +270,10 @@ export function createTokenVerifier({ secrets, now, cacheBytes = TOKEN_CACHE_BYT
     return claims
   }
 
+  function maxLengthOf(audience: Audience): number {
+    return audience === AUDIENCES.admin ? MAX_ADMIN_TOKEN_LENGTH : MAX_TOKEN_LENGTH
+  }
+
   /** The claims of a token verified before, without computing an HMAC; undefined when it was not. */
   function known(token: string, audience: Audience): TokenClaims | undefined {
     if (audience === AUDIENCES.client && clients !== undefined) {
@@ -299,7 +309,7 @@ export function createTokenVerifier({ secrets, now, cacheBytes = TOKEN_CACHE_BYT
   }
 
   function verifyToken(token: string | undefined, audience: Audience, address: string | undefined): TokenClaims {
-    const maxLength = audience === AUDIENCES.admin ? MAX_ADMIN_TOKEN_LENGTH : MAX_TOKEN_LENGTH
+    const maxLength = maxLengthOf(audience)
     if (token !== undefined && token !== '' && token.length <= maxLength) {
       const claims = known(token, audience)
       if (claims !== undefined) return claims
@@ -311,6 +321,14 @@ export function createTokenVerifier({ secrets, now, cacheBytes = TOKEN_CACHE_BYT
   }
 
   return {
+    recall(token, audience) {
+      if (token === '' || token.length > maxLengthOf(audience)) return undefined
+      try {
+        return known(token, audience)
+      } catch {
+        return undefined
+      }
+    },
     verify(token, audience, address) {
       if (address === undefined || guard === undefined) return verifyToken(token, audience, undefined)
       try {

@@ -97,6 +97,20 @@ export function lacksHost(request: IncomingMessage): boolean {
 }
 
 /**
+ * A lane: answers the requests it recognises below Fastify's router, and hands every other to
+ * Fastify (returns false before it has done anything). `fastify` is Fastify's own request
+ * handler, for a request the lane took and then passes on after all.
+ */
+export type HttpLane = (request: IncomingMessage, response: ServerResponse, fastify: (request: IncomingMessage, response: ServerResponse) => void) => boolean
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Puts a lane (HttpLane) in front of Fastify's router, behind the closing and Host checks. */
+    addHttpLane(lane: HttpLane): void
+  }
+}
+
+/**
  * Puts two checks in front of Fastify's request handler, at the HTTP layer, so no hook runs on
  * every heartbeat for them: a request that arrives once the app is closing gets 503 with
  * `Retry-After` (Fastify's own closing answer has none; `return503OnClosing` is off), and an
@@ -108,6 +122,8 @@ export function lacksHost(request: IncomingMessage): boolean {
  * their connections end with them, and Node's server.close() ends the idle ones. Connections
  * still busy `drainMs` after closing began are cut, so a hung request or a slow upload cannot
  * hold the shutdown.
+ *
+ * Lanes added with `app.addHttpLane` run after those checks, before Fastify.
  */
 export function guardRequests(app: FastifyInstance, drainMs: number): void {
   const server = app.server
@@ -116,6 +132,11 @@ export function guardRequests(app: FastifyInstance, drainMs: number): void {
   if (handlers.length !== 1 || only === undefined) throw new Error(`expected one request listener, found ${handlers.length}`)
   server.removeAllListeners('request')
   let closing = false
+  const lanes: HttpLane[] = []
+  const fastify = (request: IncomingMessage, response: ServerResponse): void => only.call(server, request, response)
+  app.decorate('addHttpLane', (lane: HttpLane) => {
+    lanes.push(lane)
+  })
   const onRequest = (request: IncomingMessage, response: ServerResponse): void => {
     if (closing) {
       answer(response, 'unavailable', 'This instance is shutting down; retry, another instance will answer.', { 'Retry-After': String(CLOSING_RETRY_AFTER_S) })
@@ -125,6 +146,7 @@ export function guardRequests(app: FastifyInstance, drainMs: number): void {
       answer(response, 'invalid_request', 'The Host header is missing.')
       return
     }
+    for (let i = 0; i < lanes.length; i += 1) if ((lanes[i] as HttpLane)(request, response, fastify)) return
     only.call(server, request, response)
   }
   server.on('request', onRequest)

@@ -1,10 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import { AppError } from '../errors/errors.js'
-import { AUDIENCES, MAX_TOKEN_LENGTH } from '../auth/tokens.js'
-import { HEARTBEAT_EVENTS, type HeartbeatEvent } from '../presence/presence-engine.js'
+import { AUDIENCES, MAX_TOKEN_LENGTH, type TokenClaims } from '../auth/tokens.js'
+import { HEARTBEAT_EVENTS, type Heartbeat, type HeartbeatEvent, type HeartbeatResult } from '../presence/presence-engine.js'
 import { heartbeatOutcome } from '../metrics/metrics.js'
 import { noContent, type RouteDocs } from './openapi.js'
+import { HANDED, heartbeatLane, type Handed, type LaneQuery } from './heartbeat-lane.js'
 
 export const MAX_PATH_LENGTH = 2048
 export const MAX_TITLE_LENGTH = 512
@@ -51,16 +52,19 @@ export async function heartbeatRoutes(app: FastifyInstance): Promise<void> {
   const events = new Set<string>(HEARTBEAT_EVENTS)
   /**
    * Every answer counted by event and outcome, and timed (cat_heartbeats_total,
-   * cat_heartbeat_duration_seconds): a 204 where the handler sends it, an error in this
+   * cat_heartbeat_duration_seconds): a 204 where the handler or the lane sends it, an error in this
    * context's error handler, after the app's has answered. No onResponse hook: a hook costs
    * every heartbeat more than the counting itself. An event that did not validate is `unknown`.
    */
+  const counted = (event: HeartbeatEvent | 'unknown', status: number, ms: number): void => {
+    metrics.heartbeats(event, heartbeatOutcome(status)).inc()
+    metrics.heartbeatDuration.observe(ms / 1000)
+  }
   const count = (request: FastifyRequest, reply: FastifyReply): void => {
     if (!metrics.enabled) return
     // Absent: the route's default (an answer before validation has not applied it yet).
     const event = (request.query as { event?: unknown } | undefined)?.event ?? 'beat'
-    metrics.heartbeats(typeof event === 'string' && events.has(event) ? (event as HeartbeatEvent) : 'unknown', heartbeatOutcome(reply.statusCode)).inc()
-    metrics.heartbeatDuration.observe(reply.elapsedTime / 1000)
+    counted(typeof event === 'string' && events.has(event) ? (event as HeartbeatEvent) : 'unknown', reply.statusCode, reply.elapsedTime)
   }
   if (metrics.enabled) {
     const answerError = app.errorHandler
@@ -74,8 +78,27 @@ export async function heartbeatRoutes(app: FastifyInstance): Promise<void> {
     done(null, body)
   })
 
+  /** The beat a valid query of a verified contact stands for. */
+  const beatOf = (claims: TokenClaims, query: LaneQuery): Heartbeat => ({
+    contactId: claims.sub,
+    clientId: claims.clientId as string,
+    name: claims.name ?? '',
+    company: claims.company ?? '',
+    sid: query.sid,
+    path: query.path,
+    title: query.title,
+    event: query.event,
+  })
+  /** Stored, or else why not: the contact's other tabs keep beating; this one may get in once one of them closes. */
+  const stored = (result: HeartbeatResult): void => {
+    if (result === 'refused') throw new AppError('rate_limited', `This contact already has ${config.maxTabsPerContact} tabs open, the most allowed; this tab is not tracked.`, { retryAfterS: settings.current.heartbeatIntervalS })
+  }
+
   const handler = async (request: FastifyRequest<{ Querystring: HeartbeatQuery }>, reply: FastifyReply): Promise<void> => {
-    const { token, sid, path, title, event } = request.query
+    // The lane took this heartbeat and failed it: the error is answered here, as every error is.
+    const handed = (request.raw as Handed)[HANDED]
+    if (handed !== undefined) throw handed.error
+    const { token } = request.query
     const claims = tokens.verify(token, AUDIENCES.client, request.ip)
     const limited = heartbeatLimit.check(claims.sub)
     if (limited !== undefined) await limited
@@ -84,20 +107,7 @@ export async function heartbeatRoutes(app: FastifyInstance): Promise<void> {
     if (request.headers['sec-gpc'] === '1' || (!consent.knownGranted(claims.sub) && !(await consent.isGranted(claims.sub)))) {
       throw new AppError('consent_required', 'The contact has not granted consent to activity tracking; nothing was stored.')
     }
-    const result = await presence.heartbeat({
-      contactId: claims.sub,
-      clientId: claims.clientId as string,
-      name: claims.name ?? '',
-      company: claims.company ?? '',
-      sid,
-      path,
-      title,
-      event,
-    })
-    if (result === 'refused') {
-      // The contact's other tabs keep beating; this one may get in once one of them closes.
-      throw new AppError('rate_limited', `This contact already has ${config.maxTabsPerContact} tabs open, the most allowed; this tab is not tracked.`, { retryAfterS: settings.current.heartbeatIntervalS })
-    }
+    stored(await presence.heartbeat(beatOf(claims, request.query)))
     void reply.header('CAT-Interval', interval).header('Cache-Control', 'no-store').code(204).send()
     count(request, reply)
   }
@@ -116,6 +126,15 @@ export async function heartbeatRoutes(app: FastifyInstance): Promise<void> {
   }
   const postBody = Type.Object({ sid: Type.Optional(Type.String()), path: Type.Optional(Type.String()), title: Type.Optional(Type.String()), event: Type.Optional(Type.String()), token: Type.Optional(Type.String()) }, { description: 'The query parameters, any of them, repeated in the body; the body wins.' })
   app.get('/cat_heartbeat', { schema, config: { docs } }, handler)
+  heartbeatLane(app, {
+    schema: HeartbeatQuery,
+    beatOf,
+    stored,
+    interval: () => interval,
+    counted: (event, ms) => {
+      if (metrics.enabled) counted(event, 204, ms)
+    },
+  })
   app.post('/cat_heartbeat', {
     schema: { ...schema, summary: "A tab's heartbeat, as navigator.sendBeacon sends it", description: `${schema.description} Parameters may be in the query string or in the body, a JSON object (as text/plain or application/json) or a form.` },
     config: {

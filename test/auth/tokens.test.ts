@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { AppError } from '../../src/errors/errors.js'
+import { ClientContacts } from '../../src/auth/client-contacts.js'
 import { AUDIENCES, MAX_ADMIN_TOKEN_LENGTH, MAX_CLIENTS_CLAIM, MAX_TOKEN_LENGTH, createTokenVerifier, parseTtl, signToken, type Audience, type TokenVerifier } from '../../src/auth/tokens.js'
 
 const NEW_SECRET = 'new-secret-0123456789abcdef'
@@ -219,6 +220,25 @@ t.test('the cache never outlives exp', async (t) => {
   clock.ms = T0 + (60 + 31) * 1000
   t.match(refused(t, v, token, AUDIENCES.client, 'cached token past exp + 30 s'), /expired/)
   t.match(refused(t, v, token, AUDIENCES.client, 'and again'), /expired/)
+})
+
+t.test('recall gives the claims of a token verified before and unexpired, and never verifies one', async (t) => {
+  for (const store of ['the byte-bounded cache', 'ClientContacts'] as const) {
+    const clock = { ms: T0 }
+    const clients = store === 'ClientContacts' ? new ClientContacts({ now: () => clock.ms, keepIdleMs: 3_600_000 }) : undefined
+    const v = createTokenVerifier({ secrets: [NEW_SECRET], now: () => clock.ms, clients })
+    const token = signToken({ aud: 'client', sub: 'contact-1', clientId: 'client-1', ttlS: 60 }, [NEW_SECRET], T0)
+    t.equal(v.recall(token, AUDIENCES.client), undefined, `${store}: a good token never verified is not recalled`)
+    t.equal(v.recall(token, AUDIENCES.client), undefined, `${store}: nor verified by recalling it`)
+    const claims = v.verify(token, AUDIENCES.client)
+    t.same(v.recall(token, AUDIENCES.client), claims, `${store}: once verified, its claims`)
+    t.equal(v.recall(token, AUDIENCES.admin), undefined, `${store}: not for another audience`)
+    t.equal(v.recall(`${token.slice(0, -1)}${token.endsWith('A') ? 'B' : 'A'}`, AUDIENCES.client), undefined, `${store}: not a token one character off`)
+    t.equal(v.recall('', AUDIENCES.client), undefined, `${store}: not the empty token`)
+    t.equal(v.recall('x'.repeat(MAX_TOKEN_LENGTH + 1), AUDIENCES.client), undefined, `${store}: not one over the length limit`)
+    clock.ms = T0 + (60 + 31) * 1000
+    t.equal(v.recall(token, AUDIENCES.client), undefined, `${store}: not once expired (past the 30 s skew)`)
+  }
 })
 
 t.test('the cache does not remember the audience it was verified for', async (t) => {
