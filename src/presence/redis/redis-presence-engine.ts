@@ -18,6 +18,7 @@ import { RedisFeed } from './feed.js'
 import { DEFAULT_PARTITIONS, locate, sitePartitions, type PartitionKeys } from './keys.js'
 import { definePresenceScripts, type BeatGroup, type ScriptBeat, type ScriptSettings } from './scripts.js'
 import { readSnapshotParts } from './snapshot-reader.js'
+import { RecentBeats } from './recent-beats.js'
 import { sweepExpired } from './sweep.js'
 
 export interface RedisPresenceEngineOptions extends PresenceTimings {
@@ -48,6 +49,10 @@ interface QueuedBeat extends ScriptBeat {
   keys: PartitionKeys
   /** true: a fast-path beat (beat.lua), settled with 1 when it applied; false: heartbeat.lua. */
   fast: boolean
+  /** A fast-path beat within the gap of the last one this instance had applied (recent-beats.ts), and its tab's hashes there. */
+  recent: boolean
+  hashA: number
+  hashB: number
   resolve(result: unknown): void
   reject(error: unknown): void
 }
@@ -59,20 +64,22 @@ function splitAs<R>(groups: readonly Group[], results: readonly R[]): R[][] {
   return groups.map((group) => results.slice(at, (at += group.beats.length)))
 }
 
-/** A run's items in groups of one partition each, with each item's place in the run. */
+/** A run's items in groups of one partition each (for beat.lua, and of beats recent or not), with each item's place in the run. */
 interface Group {
   keys: PartitionKeys
   beats: QueuedBeat[]
   places: number[]
+  recent: boolean
 }
 
 function byPartition(run: readonly QueuedBeat[], partitions: number): Group[] {
-  const byNumber: (Group | undefined)[] = new Array(partitions)
+  const byNumber: (Group | undefined)[] = new Array(partitions * 2)
   const groups: Group[] = []
   for (let i = 0; i < run.length; i += 1) {
     const item = run[i] as QueuedBeat
-    let group = byNumber[item.partition]
-    if (group === undefined) groups.push((byNumber[item.partition] = group = { keys: item.keys, beats: [], places: [] }))
+    const at = item.partition * 2 + (item.recent ? 1 : 0)
+    let group = byNumber[at]
+    if (group === undefined) groups.push((byNumber[at] = group = { keys: item.keys, beats: [], places: [], recent: item.recent }))
     group.beats.push(item)
     group.places.push(i)
   }
@@ -105,15 +112,21 @@ export async function createRedisPresenceEngine(connections: RedisConnections, o
   const feed = await RedisFeed.open(connections, partitions.map((keys) => keys.feedChannel))
   // One Redis takes the groups of every partition in one call; a cluster a call per partition.
   const inGroups = async <R>(groups: Group[], send: (groups: BeatGroup[]) => Promise<R[]>): Promise<R[][]> => {
-    const beatGroups: BeatGroup[] = groups.map((group) => ({ keys: group.keys, beats: group.beats }))
+    const beatGroups: BeatGroup[] = groups.map((group) => ({ keys: group.keys, beats: group.beats, recent: group.recent }))
     if (!cluster || groups.length === 1) return splitAs(groups, await send(beatGroups))
     return Promise.all(beatGroups.map((group) => send([group])))
   }
+  const recentBeats = new RecentBeats(now())
   const batcher = new Batcher<QueuedBeat>({
     async send(run) {
       const groups = byPartition(run, count)
-      if ((run[0] as QueuedBeat).fast) return inRunOrder(groups, await inGroups(groups, scripts.beat))
-      return inRunOrder(groups, await inGroups(groups, scripts.heartbeat))
+      if (!(run[0] as QueuedBeat).fast) return inRunOrder(groups, await inGroups(groups, scripts.heartbeat))
+      const results = inRunOrder(groups, await inGroups(groups, scripts.beat))
+      for (let i = 0; i < run.length; i += 1) {
+        const item = run[i] as QueuedBeat
+        if (results[i] === 1) recentBeats.note(item.hashA, item.hashB, item.at, settings.gapAfterMs)
+      }
+      return results
     },
     schedule: options.schedule,
     timedOut,
@@ -127,7 +140,14 @@ export async function createRedisPresenceEngine(connections: RedisConnections, o
     new Promise((resolve, reject) => {
       const { partition, bucket } = locate(beat.contactId, count)
       const keys = partitions[partition] as PartitionKeys
-      batcher.add({ fast, keys, partition, bucket: keys.bucket(bucket), at: now(), beat, resolve, reject })
+      const at = now()
+      if (!fast) {
+        batcher.add({ fast, keys, partition, bucket: keys.bucket(bucket), at, beat, recent: false, hashA: 0, hashB: 0, resolve, reject })
+        return
+      }
+      const member = `${beat.contactId}|${beat.sid}`
+      const recent = recentBeats.recent(member, at, settings.gapAfterMs)
+      batcher.add({ fast, keys, partition, bucket: keys.bucket(bucket), at, beat, member, recent, hashA: recentBeats.lastA, hashB: recentBeats.lastB, resolve, reject })
     })
   const snapshotParts = (): SnapshotParts =>
     readSnapshotParts({ redis, partitions, call, tabs: (keys, buckets) => scripts.snapshotTabs(keys, buckets), presenceTimeoutMs: settings.presenceTimeoutMs, idleTimeoutMs: settings.idleTimeoutMs, readUpTo: (partition, position) => feed.readUpTo(partition, position) })

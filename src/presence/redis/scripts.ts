@@ -25,6 +25,8 @@ export interface ScriptBeat {
   bucket: string
   at: number
   beat: Heartbeat
+  /** For beat.lua: the tab's member, "<contact id>|<sid>". */
+  member?: string
 }
 
 /**
@@ -46,6 +48,8 @@ export interface ScriptSettings {
 export interface BeatGroup {
   keys: PartitionKeys
   beats: readonly ScriptBeat[]
+  /** beat.lua: every beat of the group is known to be on time (recent-beats.ts). */
+  recent?: boolean
 }
 
 export interface PresenceScripts {
@@ -87,10 +91,10 @@ export function definePresenceScripts(connection: Redis, settings: ScriptSetting
     beat(groups) {
       const keyArgs: (string | number)[] = [0]
       const args: (string | number)[] = [settings.presenceTimeoutMs, settings.gapAfterMs, groups.length]
-      for (const { keys, beats } of groups) {
+      for (const { keys, beats, recent } of groups) {
         keyArgs.push(keys.due)
         for (const queued of beats) keyArgs.push(queued.bucket)
-        args.push(beats.length)
+        args.push(recent === true ? -beats.length : beats.length)
       }
       keyArgs[0] = keyArgs.length - 1
       // One clock for the call, the latest beat's: a beat's expiry is then at most the few
@@ -98,7 +102,7 @@ export function definePresenceScripts(connection: Redis, settings: ScriptSetting
       let now = 0
       for (const { beats } of groups) for (const { at } of beats) if (at > now) now = at
       args.push(now)
-      for (const { beats } of groups) for (const { beat } of beats) args.push(`${beat.contactId}|${beat.sid}`)
+      for (const { beats } of groups) for (const { beat, member } of beats) args.push(member ?? `${beat.contactId}|${beat.sid}`)
       return redis.catBeat(...keyArgs, ...args)
     },
     heartbeat(groups) {

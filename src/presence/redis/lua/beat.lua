@@ -11,13 +11,18 @@ ARGV[1]      presence timeout ms a visible tab lives without a heartbeat
 ARGV[2]      gap after        ms between two beats beyond which the time between them is not
                               visible time (a sleeping laptop)
 ARGV[3]      groups           the number of groups, g
-ARGV[3 + j]                   the number of beats of group j, for j = 1 … g
+ARGV[3 + j]                   the number of beats of group j, for j = 1 … g; negative when
+                              every beat of the group is known to be on time (the instance
+                              had a beat of each tab applied within the gap: recent-beats.ts)
 ARGV[4 + g]  now              the caller's clock (ms) at the latest beat of the call: the beats
                               of one call arrived within a few turns of the event loop
 then, per beat in order       the tab's member, "<contact id>|<sid>" (tab_member in common.lua)
 Returns, for each beat in order, 1 when the tab was there and visible and the beat on time
 (only its expiry moved), 0 when the full heartbeat script must decide: unknown tab, hidden tab
 (its member is "…|h"), or a late beat (heartbeat.lua appends the `gap` event).
+A beat known to be on time is one `ZADD XX GT CH`: it applies when the tab's visible member is
+there and its expiry rises; otherwise (no such member, or an expiry set later by an instance
+whose clock is ahead) it is judged from the score as any other beat.
 The index is left alone when the score rises, as it does unless the clocks of two instances
 disagree: the sweeper corrects an early index entry when it comes due.
 ]]
@@ -25,6 +30,18 @@ local TIMEOUT, GAP = tonumber(ARGV[1]), tonumber(ARGV[2])
 local groups = tonumber(ARGV[3])
 local now = tonumber(ARGV[4 + groups])
 local expires = now + TIMEOUT
+
+-- A beat judged from the tab's score: 1 when it applied.
+local function judged(due, bucket, member)
+  local score = redis.call('ZSCORE', bucket, member)
+  if not score then return 0 end
+  score = tonumber(score)
+  if now - (score - TIMEOUT) > GAP then return 0 end
+  redis.call('ZADD', bucket, expires, member)
+  if expires < score then redis.call('ZADD', due, 'LT', expires, string.match(bucket, '(%d+)$')) end
+  return 1
+end
+
 local done = {}
 local k = 0
 local a = 5 + groups
@@ -32,21 +49,22 @@ local i = 0
 for g = 1, groups do
   k = k + 1
   local due = KEYS[k]
-  for _ = 1, tonumber(ARGV[3 + g]) do
-    k = k + 1
-    i = i + 1
-    local bucket = KEYS[k]
-    local member = ARGV[a]
-    a = a + 1
-    local score = redis.call('ZSCORE', bucket, member)
-    done[i] = 0
-    if score then
-      score = tonumber(score)
-      if now - (score - TIMEOUT) <= GAP then
-        redis.call('ZADD', bucket, expires, member)
-        if expires < score then redis.call('ZADD', due, 'LT', expires, string.match(bucket, '(%d+)$')) end
-        done[i] = 1
-      end
+  local n = tonumber(ARGV[3 + g])
+  if n < 0 then
+    for _ = 1, -n do
+      k = k + 1
+      i = i + 1
+      local bucket, member = KEYS[k], ARGV[a]
+      a = a + 1
+      if redis.call('ZADD', bucket, 'XX', 'GT', 'CH', expires, member) == 1 then done[i] = 1
+      else done[i] = judged(due, bucket, member) end
+    end
+  else
+    for _ = 1, n do
+      k = k + 1
+      i = i + 1
+      done[i] = judged(due, KEYS[k], ARGV[a])
+      a = a + 1
     end
   end
 end
