@@ -3,7 +3,8 @@
  * tabs over the layout's buckets (DEFAULT_PARTITIONS × BUCKETS_PER_PARTITION), then calls the
  * script with calls of BATCH beats of random tabs, as the batcher sends them (one group per
  * partition), and reads Redis's CPU time around each round. Beside src/presence/redis/lua/beat.lua
- * it runs two bounds of what any fast path costs in this layout: `args-only` (the call and its
+ * (with beats judged from their tab's score, and with beats an instance knows are on time,
+ * recent-beats.ts, the usual case in service) it runs two bounds of what any fast path costs in this layout: `args-only` (the call and its
  * arguments, no command) and `zadd-xx` (one `ZADD XX` per beat, no check of the tab's last
  * beat), and any other script given with --script FILE (same KEYS and ARGV as beat.lua).
  *
@@ -53,8 +54,11 @@ for g = 1, groups do
 end
 return done`
 
-const scripts: [string, string][] = [
-  ['beat.lua', readFileSync(new URL('../src/presence/redis/lua/beat.lua', import.meta.url), 'utf8')],
+const BEAT_LUA = readFileSync(new URL('../src/presence/redis/lua/beat.lua', import.meta.url), 'utf8')
+// [name, script, whether the groups go as recent (recent-beats.ts: a negative count)]
+const scripts: [string, string, boolean?][] = [
+  ['beat.lua', BEAT_LUA],
+  ['beat.lua, recent beats', BEAT_LUA, true],
   ['args-only', ARGS_ONLY],
   ['zadd-xx', ZADD_XX],
   ...values.script.map((file): [string, string] => [basename(file), readFileSync(file, 'utf8')]),
@@ -70,14 +74,14 @@ const tabs = Array.from({ length: tabCount }, (_, i) => ({
 const due = (partition: number): string => `${prefix}:{p${partition}}:due`
 
 /** One call's KEYS and ARGV as scripts.ts builds beat.lua's. */
-function callArgs(beats: readonly (typeof tabs)[number][], now: number): (string | number)[] {
+function callArgs(beats: readonly (typeof tabs)[number][], now: number, recent = false): (string | number)[] {
   const groups = new Map<number, (typeof tabs)[number][]>()
   for (const tab of beats) groups.set(tab.partition, [...(groups.get(tab.partition) ?? []), tab])
   const keys: string[] = []
   const args: (string | number)[] = [TIMEOUT_MS, GAP_MS, groups.size]
   for (const [partition, group] of groups) {
     keys.push(due(partition), ...group.map((tab) => tab.key))
-    args.push(group.length)
+    args.push(recent ? -group.length : group.length)
   }
   args.push(now)
   for (const group of groups.values()) args.push(...group.map((tab) => tab.member))
@@ -106,9 +110,11 @@ try {
   const perBeat: number[][] = scripts.map(() => [])
   for (let r = 0; r < rounds; r += 1) {
     for (const [s, sha] of shas.entries()) {
-      // Each round a second later: every beat is on time and moves its tab's expiry.
-      const now = start + 1000 * (r + 1)
-      const argsOfCalls = Array.from({ length: calls }, () => callArgs(Array.from({ length: batch }, () => tabs[Math.floor(Math.random() * tabs.length)] as (typeof tabs)[number]), now))
+      const recent = scripts[s]?.[2] === true
+      // Each script's turn later than the last, and each call a millisecond after the one before
+      // (as time goes on in service): every beat is on time and raises its tab's expiry.
+      const now = start + calls * (r * scripts.length + s + 1)
+      const argsOfCalls = Array.from({ length: calls }, (_, c) => callArgs(Array.from({ length: batch }, () => tabs[Math.floor(Math.random() * tabs.length)] as (typeof tabs)[number]), now + c, recent))
       const before = await redisCpuMs(redis)
       // Four calls in flight, as a few instances' batchers would keep Redis busy.
       for (let c = 0; c < argsOfCalls.length; c += 4) await Promise.all(argsOfCalls.slice(c, c + 4).map(([count, ...rest]) => redis.evalsha(sha, count as number, ...rest)))
