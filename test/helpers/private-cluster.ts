@@ -1,9 +1,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
-import { freePort } from './faults.js'
 
 interface Teardown {
   teardown(fn: () => unknown): void
@@ -42,6 +42,19 @@ export interface PrivateCluster {
   onNode<T>(node: string, fn: (redis: Redis) => Promise<T>): Promise<T>
 }
 
+/** Node ports are drawn from FIRST_PORT … FIRST_PORT + PORT_SPAN, their bus ports 10 000 above. */
+const FIRST_PORT = 20_000
+const PORT_SPAN = 2700
+
+/** Whether a port on 127.0.0.1 is free now. */
+async function canListen(port: number): Promise<boolean> {
+  const server = createServer()
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false))
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+  })
+}
+
 function portOf(node: string): number {
   return Number(node.slice(node.lastIndexOf(':') + 1))
 }
@@ -49,10 +62,13 @@ function portOf(node: string): number {
 export async function startPrivateCluster(t: Teardown, options: { nodeTimeoutMs?: number } = {}): Promise<PrivateCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'cat-cluster-'))
   const ports: number[] = []
-  // Cluster nodes also listen on port + 10000 for the bus: both must be free.
+  // Cluster nodes also listen on port + 10000 for the bus: both must be free, and stay free
+  // until the node takes them. Both lie below Linux's ephemeral range (32768 on), where no
+  // connection of another test is given a local port meanwhile; an ephemeral port and its bus
+  // port could be (a node then fails to start).
   while (ports.length < 6) {
-    const port = await freePort()
-    if (port < 55000 && !ports.includes(port)) ports.push(port)
+    const port = FIRST_PORT + Math.floor(Math.random() * PORT_SPAN)
+    if (!ports.includes(port) && (await canListen(port)) && (await canListen(port + 10_000))) ports.push(port)
   }
   const nodes = ports.map((port) => `127.0.0.1:${port}`)
   const processes = new Map<string, ChildProcess>()
