@@ -96,7 +96,6 @@ export const HTTP_TIMEOUTS: HttpTimeouts = { headersMs: 5_000, requestMs: 10_000
 /** The most bytes of a request's line and headers: the longest admin token and 16 KiB more (Node's own default). */
 export const MAX_HEADER_BYTES = MAX_ADMIN_TOKEN_LENGTH + 16 * 1024
 
-/** The Fastify options production uses; tests build the app through the same function. */
 const buildAjvValidator = AjvCompiler()
 
 /**
@@ -112,6 +111,7 @@ const buildValidator: ValidatorFactory = (externalSchemas, options) => {
   return (route) => (route.httpPart === 'body' ? asSent : coercing)(route)
 }
 
+/** The Fastify options production uses; tests build the app through the same function. */
 export function appOptions(config: Config, deps: AppDeps = {}): FastifyHttpOptions<Server> {
   const timeouts = { ...HTTP_TIMEOUTS, ...deps.httpTimeouts }
   const requestTimeout = timeouts.requestMs

@@ -147,7 +147,7 @@ export function guardRequests(app: FastifyInstance, drainMs: number): void {
       return
     }
     for (let i = 0; i < lanes.length; i += 1) if ((lanes[i] as HttpLane)(request, response, fastify)) return
-    only.call(server, request, response)
+    fastify(request, response)
   }
   server.on('request', onRequest)
   server.on('checkExpectation', onRequest)

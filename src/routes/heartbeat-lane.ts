@@ -8,7 +8,7 @@ import { AUDIENCES, type TokenClaims } from '../auth/tokens.js'
 import type { Heartbeat, HeartbeatEvent, HeartbeatResult } from '../presence/presence-engine.js'
 
 /** The path and query string's start of every heartbeat the lane takes. */
-export const LANE_PREFIX = '/cat_heartbeat?'
+const LANE_PREFIX = '/cat_heartbeat?'
 
 /** Where a request the lane took and failed carries its error to the route, which answers it. */
 export const HANDED = Symbol('the heartbeat lane handed this request over')
@@ -20,8 +20,8 @@ export interface HeartbeatLaneOptions {
   schema: TSchema
   /** The beat a valid query of a verified contact stands for. */
   beatOf(claims: TokenClaims, query: LaneQuery): Heartbeat
-  /** Throws the route's error when the engine did not store the beat. */
-  stored(result: HeartbeatResult): void
+  /** The route's error when the engine did not store the beat; undefined when it did. */
+  refusal(result: HeartbeatResult): Error | undefined
   /** CAT-Interval's text, a live setting. */
   interval(): string
   /** Counts a heartbeat answered 204 and its time (ms), as the route counts its answers. */
@@ -57,49 +57,48 @@ export interface LaneQuery {
  */
 export function heartbeatLane(app: FastifyInstance, options: HeartbeatLaneOptions): void {
   const { tokens, consent, presence, heartbeatLimit } = app
-  const { beatOf, stored, interval, counted } = options
+  const { beatOf, refusal, interval, counted } = options
   if (app.config.allowedOrigins.length > 0) return
-  let validate: ((query: unknown) => boolean) | undefined
-  // The validator Fastify compiled for the route (compilers cache by schema): the same checks,
-  // coercions and defaults. Compiled by onReady; no request is served before it.
+  // Added once the app is ready, with the validator Fastify compiled for the route (compilers
+  // cache by schema): the same checks, coercions and defaults. No request is served before.
   app.addHook('onReady', async () => {
     const compile = app.validatorCompiler
-    if (compile !== undefined) validate = compile({ schema: options.schema, method: 'GET', url: '/cat_heartbeat', httpPart: 'querystring' }) as (query: unknown) => boolean
-  })
-  app.addHttpLane((request: IncomingMessage, response: ServerResponse, fastify) => {
-    const url = request.url as string
-    if (validate === undefined || request.method !== 'GET' || !url.startsWith(LANE_PREFIX)) return false
-    if (request.headers['sec-gpc'] === '1' || app.overloaded()) return false
-    const started = performance.now()
-    const query = parse(url.slice(LANE_PREFIX.length)) as LaneQuery
-    if (!validate(query) || query.token === undefined) return false
-    const claims = tokens.recall(query.token, AUDIENCES.client)
-    if (claims === undefined || !consent.knownGranted(claims.sub)) return false
-    const handOver = (error: unknown): void => {
-      ;(request as Handed)[HANDED] = { error }
-      fastify(request, response)
-    }
-    const answer = (result: HeartbeatResult): void => {
+    if (compile === undefined) return
+    const validate = compile({ schema: options.schema, method: 'GET', url: '/cat_heartbeat', httpPart: 'querystring' }) as (query: unknown) => boolean
+    app.addHttpLane((request: IncomingMessage, response: ServerResponse, fastify) => {
+      const url = request.url as string
+      if (request.method !== 'GET' || !url.startsWith(LANE_PREFIX)) return false
+      if (request.headers['sec-gpc'] === '1' || app.overloaded()) return false
+      const started = performance.now()
+      const query = parse(url.slice(LANE_PREFIX.length)) as LaneQuery
+      if (!validate(query) || query.token === undefined) return false
+      const claims = tokens.recall(query.token, AUDIENCES.client)
+      if (claims === undefined || !consent.knownGranted(claims.sub)) return false
+      const handOver = (error: unknown): void => {
+        ;(request as Handed)[HANDED] = { error }
+        fastify(request, response)
+      }
+      const answer = (result: HeartbeatResult): void => {
+        const refused = refusal(result)
+        if (refused !== undefined) {
+          handOver(refused)
+          return
+        }
+        // As the route's reply sends it: Fastify's header names are lower case, and a 204 has no length.
+        response.writeHead(204, { 'cat-interval': interval(), 'cache-control': 'no-store' })
+        response.end()
+        counted(query.event, performance.now() - started)
+      }
+      let limited: Promise<void> | undefined
       try {
-        stored(result)
+        limited = heartbeatLimit.check(claims.sub)
       } catch (error) {
         handOver(error)
-        return
+        return true
       }
-      // As the route's reply sends it: Fastify's header names are lower case, and a 204 has no length.
-      response.writeHead(204, { 'cat-interval': interval(), 'cache-control': 'no-store' })
-      response.end()
-      counted(query.event, performance.now() - started)
-    }
-    let limited: Promise<void> | undefined
-    try {
-      limited = heartbeatLimit.check(claims.sub)
-    } catch (error) {
-      handOver(error)
+      const beat = beatOf(claims, query)
+      ;(limited === undefined ? presence.heartbeat(beat) : limited.then(() => presence.heartbeat(beat))).then(answer, handOver)
       return true
-    }
-    const beat = beatOf(claims, query)
-    ;(limited === undefined ? presence.heartbeat(beat) : limited.then(() => presence.heartbeat(beat))).then(answer, handOver)
-    return true
+    })
   })
 }

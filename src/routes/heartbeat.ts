@@ -89,10 +89,9 @@ export async function heartbeatRoutes(app: FastifyInstance): Promise<void> {
     title: query.title,
     event: query.event,
   })
-  /** Stored, or else why not: the contact's other tabs keep beating; this one may get in once one of them closes. */
-  const stored = (result: HeartbeatResult): void => {
-    if (result === 'refused') throw new AppError('rate_limited', `This contact already has ${config.maxTabsPerContact} tabs open, the most allowed; this tab is not tracked.`, { retryAfterS: settings.current.heartbeatIntervalS })
-  }
+  /** Why the engine did not store the beat, if it did not: the contact's other tabs keep beating; this one may get in once one of them closes. */
+  const refusal = (result: HeartbeatResult): AppError | undefined =>
+    result === 'refused' ? new AppError('rate_limited', `This contact already has ${config.maxTabsPerContact} tabs open, the most allowed; this tab is not tracked.`, { retryAfterS: settings.current.heartbeatIntervalS }) : undefined
 
   const handler = async (request: FastifyRequest<{ Querystring: HeartbeatQuery }>, reply: FastifyReply): Promise<void> => {
     // The lane took this heartbeat and failed it: the error is answered here, as every error is.
@@ -107,7 +106,8 @@ export async function heartbeatRoutes(app: FastifyInstance): Promise<void> {
     if (request.headers['sec-gpc'] === '1' || (!consent.knownGranted(claims.sub) && !(await consent.isGranted(claims.sub)))) {
       throw new AppError('consent_required', 'The contact has not granted consent to activity tracking; nothing was stored.')
     }
-    stored(await presence.heartbeat(beatOf(claims, request.query)))
+    const refused = refusal(await presence.heartbeat(beatOf(claims, request.query)))
+    if (refused !== undefined) throw refused
     void reply.header('CAT-Interval', interval).header('Cache-Control', 'no-store').code(204).send()
     count(request, reply)
   }
@@ -129,7 +129,7 @@ export async function heartbeatRoutes(app: FastifyInstance): Promise<void> {
   heartbeatLane(app, {
     schema: HeartbeatQuery,
     beatOf,
-    stored,
+    refusal,
     interval: () => interval,
     counted: (event, ms) => {
       if (metrics.enabled) counted(event, 204, ms)

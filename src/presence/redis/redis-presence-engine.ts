@@ -49,7 +49,7 @@ interface QueuedBeat extends ScriptBeat {
   keys: PartitionKeys
   /** true: a fast-path beat (beat.lua), settled with 1 when it applied; false: heartbeat.lua. */
   fast: boolean
-  /** A fast-path beat within the gap of the last one this instance had applied (recent-beats.ts), and its tab's hashes there. */
+  /** A fast-path beat within the gap of the last one this instance had applied (recent-beats.ts), and its tab's hashes there (fast-path beats only). */
   recent: boolean
   hashA: number
   hashB: number
@@ -141,12 +141,9 @@ export async function createRedisPresenceEngine(connections: RedisConnections, o
       const { partition, bucket } = locate(beat.contactId, count)
       const keys = partitions[partition] as PartitionKeys
       const at = now()
-      if (!fast) {
-        batcher.add({ fast, keys, partition, bucket: keys.bucket(bucket), at, beat, recent: false, hashA: 0, hashB: 0, resolve, reject })
-        return
-      }
       const member = `${beat.contactId}|${beat.sid}`
-      const recent = recentBeats.recent(member, at, settings.gapAfterMs)
+      // Only a fast-path beat is judged (and its hashes kept for note()).
+      const recent = fast && recentBeats.recent(member, at, settings.gapAfterMs)
       batcher.add({ fast, keys, partition, bucket: keys.bucket(bucket), at, beat, member, recent, hashA: recentBeats.lastA, hashB: recentBeats.lastB, resolve, reject })
     })
   const snapshotParts = (): SnapshotParts =>

@@ -25,8 +25,8 @@ export interface ScriptBeat {
   bucket: string
   at: number
   beat: Heartbeat
-  /** For beat.lua: the tab's member, "<contact id>|<sid>". */
-  member?: string
+  /** The tab's member, "<contact id>|<sid>" (beat.lua's argument). */
+  member: string
 }
 
 /**
@@ -102,7 +102,7 @@ export function definePresenceScripts(connection: Redis, settings: ScriptSetting
       let now = 0
       for (const { beats } of groups) for (const { at } of beats) if (at > now) now = at
       args.push(now)
-      for (const { beats } of groups) for (const { beat, member } of beats) args.push(member ?? `${beat.contactId}|${beat.sid}`)
+      for (const { beats } of groups) for (const { member } of beats) args.push(member)
       return redis.catBeat(...keyArgs, ...args)
     },
     heartbeat(groups) {
