@@ -9,6 +9,7 @@
  * beat), and any other script given with --script FILE (same KEYS and ARGV as beat.lua).
  *
  *   node --import tsx bench/beat-script.ts [--tabs 100000] [--batch 48] [--calls 3000] [--rounds 5] [--script FILE …]
+ *     [--recent (the scripts of --script get their groups as recent beats, with a negative count)]
  *
  * Prints per script the median µs of Redis CPU per beat and each round's figure.
  */
@@ -26,6 +27,7 @@ const { values } = parseArgs({
     calls: { type: 'string', default: '3000' },
     rounds: { type: 'string', default: '5' },
     script: { type: 'string', multiple: true, default: [] },
+    recent: { type: 'boolean', default: false },
   },
 })
 const tabCount = Number(values.tabs)
@@ -61,7 +63,7 @@ const scripts: [string, string, boolean?][] = [
   ['beat.lua, recent beats', BEAT_LUA, true],
   ['args-only', ARGS_ONLY],
   ['zadd-xx', ZADD_XX],
-  ...values.script.map((file): [string, string] => [basename(file), readFileSync(file, 'utf8')]),
+  ...values.script.map((file): [string, string, boolean] => [basename(file), readFileSync(file, 'utf8'), values.recent]),
 ]
 
 const prefix = `bench-beat-script-${process.pid}`

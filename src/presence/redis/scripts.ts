@@ -88,10 +88,12 @@ export function definePresenceScripts(connection: Redis, settings: ScriptSetting
   const commonKeys = (keys: PartitionKeys): string[] => [keys.due, keys.records, keys.events, keys.seq]
 
   return {
-    beat(groups) {
+    async beat(groups) {
       const keyArgs: (string | number)[] = [0]
       const args: (string | number)[] = [settings.presenceTimeoutMs, settings.gapAfterMs, groups.length]
+      let count = 0
       for (const { keys, beats, recent } of groups) {
+        count += beats.length
         keyArgs.push(keys.due)
         for (const queued of beats) keyArgs.push(queued.bucket)
         args.push(recent === true ? -beats.length : beats.length)
@@ -103,7 +105,11 @@ export function definePresenceScripts(connection: Redis, settings: ScriptSetting
       for (const { beats } of groups) for (const { at } of beats) if (at > now) now = at
       args.push(now)
       for (const { beats } of groups) for (const { member } of beats) args.push(member)
-      return redis.catBeat(...keyArgs, ...args)
+      // beat.lua answers with the places of the beats that did not apply: nearly always none.
+      const undecided = await redis.catBeat(...keyArgs, ...args)
+      const applied = new Array<number>(count).fill(1)
+      for (const place of undecided) applied[place - 1] = 0
+      return applied
     },
     heartbeat(groups) {
       const keyArgs: (string | number)[] = [0]
