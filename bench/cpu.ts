@@ -8,7 +8,9 @@
  *     [--wrk (the rounds driven by wrk as npm run bench does: 50 connections, contacts in random order)]
  *
  * Prints, per server and round, µs of server CPU per request (and of Redis CPU for redis),
- * then the median of the rounds.
+ * then the median of the rounds, and for each server after the first the median of its rounds'
+ * ratios to the first's. The servers take turns, in reverse order every other round: a machine
+ * whose speed drifts moves the servers of a round together, and none always goes first.
  */
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
@@ -63,7 +65,7 @@ try {
     servers.push({ kind, server, server_us: [], redis_us: [] })
   }
   for (let r = 0; r < rounds; r += 1) {
-    for (const entry of servers) {
+    for (const entry of r % 2 === 0 ? servers : [...servers].reverse()) {
       const before = await redisCpuMs(redis)
       const callsBefore = await scriptCalls(redis)
       const pid = entry.server.child.pid
@@ -79,6 +81,13 @@ try {
   }
   for (const entry of servers) {
     console.log(`${entry.kind.padEnd(7)} server ${quantile(entry.server_us, 0.5)} µs/request (${entry.server_us.join(', ')})${entry.kind.startsWith('redis') ? `, Redis ${quantile(entry.redis_us, 0.5)} µs` : ''}`)
+  }
+  const first = servers[0]
+  if (first !== undefined) {
+    for (const entry of servers.slice(1)) {
+      const ratios = (pick: (e: typeof entry) => number[]): number => round(quantile(pick(entry).map((value, r) => value / (pick(first)[r] as number)), 0.5), 3)
+      console.log(`${entry.kind} / ${first.kind}: median of the rounds' ratios: server ${ratios((e) => e.server_us)}${first.kind.startsWith('redis') && entry.kind.startsWith('redis') ? `, Redis ${ratios((e) => e.redis_us)}` : ''}`)
+    }
   }
 } finally {
   for (const entry of servers) await entry.server.stop()
