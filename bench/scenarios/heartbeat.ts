@@ -81,6 +81,22 @@ export function summarise(runs: readonly Measured[]): Summary {
   }
 }
 
+/** Each figure's median over the rounds of its ratio to the bare route's in the same round. */
+export interface RoundRatios {
+  serverCpu: number
+  rps: number
+}
+
+/**
+ * The ratios of a server's runs to the bare route's, taken round by round (the two ran a few
+ * seconds apart), and the median of each: the machine's speed moves by more between rounds
+ * than the servers differ, and a ratio within a round cancels most of it.
+ */
+export function roundRatios(runs: readonly Measured[], bareRuns: readonly Measured[]): RoundRatios {
+  const median = (pick: (run: Measured) => number): number => quantile(runs.map((run, r) => pick(run) / pick(bareRuns[r] as Measured)), 0.5)
+  return { serverCpu: median((run) => run.serverCpuUs ?? Number.NaN), rps: median((run) => run.rps) }
+}
+
 const us = (value: number): string => `${value.toFixed(1)} µs`
 const times = (value: number): string => `${value.toFixed(2)}×`
 const errorsNote = (s: Summary): string => (s.errors > 0 ? `, ${s.errors} errors` : '')
@@ -91,9 +107,9 @@ const errorsNote = (s: Summary): string => (s.errors > 0 ? `, ${s.errors} errors
  * load of beats, none of which may cause an activity event (a late beat's `gap`, a join of a
  * contact that expired: the full script): when one did, the row says how many and meets no target.
  */
-export function heartbeatRows(label: string, result: Summary, bare: Summary, targets: { nodeCpu?: number; redisCpuUs?: number; rps: number }, redisEngine: boolean, rounds: string, fastPath = true): Row[] {
-  const cpuRatio = result.serverCpuUs / bare.serverCpuUs
-  const rpsRatio = result.rps / bare.rps
+export function heartbeatRows(label: string, result: Summary, bare: Summary, targets: { nodeCpu?: number; redisCpuUs?: number; rps: number }, redisEngine: boolean, rounds: string, fastPath = true, ratios?: RoundRatios): Row[] {
+  const cpuRatio = ratios?.serverCpu ?? result.serverCpuUs / bare.serverCpuUs
+  const rpsRatio = ratios?.rps ?? result.rps / bare.rps
   const events = result.events ?? 0
   const ok = result.errors === 0 && (!fastPath || events === 0)
   const note = `${errorsNote(result)}${fastPath && events > 0 ? `, ${events} not the fast path` : ''}`
@@ -263,17 +279,21 @@ export async function heartbeatScenario({ quick }: RunOptions): Promise<Scenario
     const kinds = { bare, memory, redis, redisUncounted }
     for (const server of servers) await warm(server)
     const countedBefore = await countedBeats(redis.port)
+    // The servers take turns in reverse order every other round: a server run second in a round
+    // read less CPU per request than the same run first (bench/cpu.ts), and none goes first always.
+    const order = ['bare', 'memory', 'redis', 'redisUncounted'] as const
     for (let r = 0; r < rounds; r += 1) {
-      log(`heartbeats: round ${r + 1} of ${rounds} (bare, memory, Redis, Redis without metrics and limits), wrk`)
-      for (const kind of ['bare', 'memory', 'redis', 'redisUncounted'] as const) results[kind].push(await measure(kinds[kind], 'beat'))
+      const turns = r % 2 === 0 ? order : [...order].reverse()
+      log(`heartbeats: round ${r + 1} of ${rounds} (${turns.join(', ')}), wrk`)
+      for (const kind of turns) results[kind].push(await measure(kinds[kind], 'beat'))
     }
     data.counted = { metrics: (await countedBeats(redis.port)) - countedBefore, wrk: results.redis.reduce((sum, run) => sum + run.requests, 0) }
     // What metrics and limits cost is a few per cent, below a round's noise on this machine:
     // as many rounds again of the two alone, and the median of each round's ratio (the two
     // measured back to back) rather than the ratio of the medians.
     const pairs: [Measured, Measured][] = results.redis.map((run, r) => [run, results.redisUncounted[r] as Measured])
-    // In these rounds the two take turns at going first, so neither always runs on a Redis and a
-    // machine just left by the other (the rounds above always run on before off).
+    // In these rounds too the two take turns at going first, so neither always runs on a Redis and a
+    // machine just left by the other.
     for (let r = 0; r < rounds; r += 1) {
       log(`heartbeats: metrics and limits on and off, round ${r + 1} of ${rounds}`)
       if (r % 2 === 0) {
@@ -325,12 +345,12 @@ export async function heartbeatScenario({ quick }: RunOptions): Promise<Scenario
   const rows: Row[] = [
     {
       scenario: 'heartbeats',
-      measure: `bare Fastify 204 (baseline; median of ${rounds} rounds taken in turn with the engines, wrk ${CONNECTIONS} connections)`,
+      measure: `bare Fastify 204 (baseline; median of ${rounds} rounds taken in turn with the engines, wrk ${CONNECTIONS} connections; an engine's multiples of it are the medians of its rounds' ratios)`,
       value: `${us(bare.serverCpuUs)} Node CPU per request, ${Math.round(bare.rps)} req/s${errorsNote(bare)}`,
       target: '',
       detail: `wrk ${us(bare.wrkCpuUs)}/request; ${roundsOf(results.bare)}`,
     },
-    ...heartbeatRows(`fast path, Redis engine, ${contacts} contacts`, redisRuns, bare, { nodeCpu: TARGETS.redisNodeCpu, redisCpuUs: TARGETS.redisRedisCpuUs, rps: TARGETS.redisRps }, true, roundsOf(results.redis)),
+    ...heartbeatRows(`fast path, Redis engine, ${contacts} contacts`, redisRuns, bare, { nodeCpu: TARGETS.redisNodeCpu, redisCpuUs: TARGETS.redisRedisCpuUs, rps: TARGETS.redisRps }, true, roundsOf(results.redis), true, roundRatios(results.redis, results.bare)),
     {
       scenario: 'heartbeats',
       measure: `fast path, Redis engine: Node CPU per heartbeat with metrics and rate limits on, against both off (median of ${pairs.length} back-to-back pairs)`,
@@ -346,7 +366,7 @@ export async function heartbeatScenario({ quick }: RunOptions): Promise<Scenario
       target: `within ${CONNECTIONS * rounds} (wrk's connections, each with a request in flight when a round ends)`,
       pass: counted.metrics >= counted.wrk && counted.metrics - counted.wrk <= CONNECTIONS * rounds,
     },
-    ...heartbeatRows(`fast path, memory engine, ${contacts} contacts`, memoryRuns, bare, { rps: TARGETS.memoryRps }, false, roundsOf(results.memory)),
+    ...heartbeatRows(`fast path, memory engine, ${contacts} contacts`, memoryRuns, bare, { rps: TARGETS.memoryRps }, false, roundsOf(results.memory), true, roundRatios(results.memory, results.bare)),
     ...heartbeatRows('nav (full script, page change, stream append), Redis engine', nav, bare, { rps: TARGETS.navRps }, true, roundsOf(navRuns), false),
     {
       scenario: 'heartbeats',

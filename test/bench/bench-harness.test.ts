@@ -180,6 +180,24 @@ t.test('the heartbeat rows: Node CPU per heartbeat against the bare route, Redis
   t.same(memory.map((r) => [r.measure, r.target, r.pass]), [['fast path, memory engine: Node CPU per heartbeat', '', undefined], ['fast path, memory engine: throughput vs bare', '≥ 0.5', true]], 'no Redis row for the memory engine; no target, no verdict')
 })
 
+t.test("an engine's multiples of the bare route are the medians of its rounds' ratios, not the ratio of its medians", async (t) => {
+  const { heartbeatRows, roundRatios } = await import('../../bench/scenarios/heartbeat.js')
+  const run = (serverCpuUs: number, rps: number) => ({ rps, serverCpuUs, redisCpuUs: 4, wrkCpuUs: 8, wrkSystemUs: 4, p50: 1, p99: 2, errors: 0, requests: 1 })
+  // The machine ran at three speeds: in each round the engine cost 1.1× the bare route, but
+  // the medians of the two, taken over different rounds' speeds, say 1.5×.
+  const bareRuns = [run(20, 40_000), run(40, 20_000), run(30, 26_000)]
+  const engineRuns = [run(22, 30_000), run(44, 15_000), run(60, 10_000)]
+  const ratios = roundRatios(engineRuns, bareRuns)
+  t.equal(ratios.serverCpu.toFixed(2), '1.10')
+  t.equal(ratios.rps.toFixed(2), '0.75')
+  const bare = { rps: 26_000, serverCpuUs: 30, redisCpuUs: 0.1, wrkCpuUs: 8, errors: 0, requests: 3 }
+  const engine = { rps: 15_000, serverCpuUs: 44, redisCpuUs: 4, wrkCpuUs: 8, errors: 0, requests: 3 }
+  t.match(heartbeatRows('x', engine, bare, { nodeCpu: 1.25, rps: 0.5 }, true, '')[0], { value: '44.0 µs (1.47× bare)', pass: false }, 'the ratio of the medians, without the rounds')
+  const rows = heartbeatRows('x', engine, bare, { nodeCpu: 1.25, rps: 0.5 }, true, '', true, ratios)
+  t.match(rows[0], { value: '44.0 µs (1.10× bare)', pass: true })
+  t.match(rows.at(-1), { value: '0.75 (15000 req/s)', pass: true })
+})
+
 t.test("the million scenario's dashboard in a process of its own: the snapshot's bytes and count come back, a wrong count fails the run", async (t) => {
   const { WebSocketServer } = await import('ws')
   const { snapshotTimingApart } = await import('../../bench/snapshot-client.js')
