@@ -8,6 +8,17 @@ import { visibleOnly, type Visibility } from '../auth/visibility.js'
 
 const COMMA = 0x2c
 
+/**
+ * A part's JSON text to UTF-8 bytes: TextEncoder's encode is two to three times as fast as
+ * Buffer.from for texts of megabytes (2.2 MB, a part at a million online: 2.5-3.5 ms against
+ * 6.6 on this machine), and the bytes are wrapped as a Buffer, not copied.
+ */
+const encoder = new TextEncoder()
+function utf8(text: string): Buffer {
+  const bytes = encoder.encode(text)
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+}
+
 /** The sockets by the visibility of their tokens: those of one visibility get the same text. */
 function byVisibility(conns: readonly Connection[]): Map<Visibility, Connection[]> {
   const groups = new Map<string, [Visibility, Connection[]]>()
@@ -118,7 +129,7 @@ export class SnapshotStream {
       for (const [visibility, conns] of byVisibility(open())) {
         const visible = visibleOnly(part, visibility, (p) => p.clientId)
         if (visible.length === 0) continue
-        const json = Buffer.from(JSON.stringify(visible))
+        const json = utf8(JSON.stringify(visible))
         // `[a,b]`: the first part opens the array, the later ones go on with `,a,b`; `]` ends it.
         const before = sentBytes.get(visibility.key) ?? 0
         if (before > 0) json[0] = COMMA

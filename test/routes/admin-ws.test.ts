@@ -47,6 +47,24 @@ t.test('an upgrade to any other path is refused with 404 and runs nothing', asyn
   await dashboard.close()
 })
 
+t.test('names, companies and pages in any script reach the snapshot as they were sent (memory and Redis engines)', async (t) => {
+  const contact = { sub: 'zoë', name: 'Zoë Ångström 日本語', company: 'Société Générale ✓', clientId: 'client-1' }
+  const page = { path: '/café/€/🙂', title: 'Überblick — 請求書 🙂' }
+  for (const engine of ['memory', 'redis'] as const) {
+    const site = uniqueSite('admin-ws-unicode')
+    if (engine === 'redis') cleanRedisSite(t, site)
+    const app = await buildTestApp(t, engine === 'redis' ? { site } : {})
+    const token = clientToken(contact)
+    await ensureConsent(app, token)
+    const res = await app.inject(heartbeatUrl({ token, sid: 'tabunicode1', event: 'nav', ...page }))
+    t.equal(res.statusCode, 204, engine)
+    const dash = await connectDashboard(app, adminToken())
+    const snapshot = await dash.waitFor((m) => m.type === 'snapshot')
+    t.match(snapshot.online, [{ contactId: 'zoë', name: contact.name, company: contact.company, ...page }], engine)
+    await dash.close()
+  }
+})
+
 t.test('snapshot first, then seq-numbered diffs: joined, updated, left', async (t) => {
   const app = await buildTestApp(t)
   await beat(app, 'early', 'tabearly1', 'nav', '/already')
