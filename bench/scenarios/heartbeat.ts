@@ -81,19 +81,20 @@ export function summarise(runs: readonly Measured[]): Summary {
   }
 }
 
-/** Each figure's median over the rounds of its ratio to the bare route's in the same round. */
+/** Each figure's median over the rounds of its ratio to another server's in the same round. */
 export interface RoundRatios {
   serverCpu: number
   rps: number
 }
 
 /**
- * The ratios of a server's runs to the bare route's, taken round by round (the two ran a few
- * seconds apart), and the median of each: the machine's speed moves by more between rounds
- * than the servers differ, and a ratio within a round cancels most of it.
+ * The ratios of a server's runs to another's (the bare route's; with metrics and limits off),
+ * taken round by round (the two ran a few seconds apart), and the median of each: the
+ * machine's speed moves by more between rounds than the servers differ, and a ratio within a
+ * round cancels most of it.
  */
-export function roundRatios(runs: readonly Measured[], bareRuns: readonly Measured[]): RoundRatios {
-  const median = (pick: (run: Measured) => number): number => quantile(runs.map((run, r) => pick(run) / pick(bareRuns[r] as Measured)), 0.5)
+export function roundRatios(runs: readonly Measured[], against: readonly Measured[]): RoundRatios {
+  const median = (pick: (run: Measured) => number): number => quantile(runs.map((run, r) => pick(run) / pick(against[r] as Measured)), 0.5)
   return { serverCpu: median((run) => run.serverCpuUs ?? Number.NaN), rps: median((run) => run.rps) }
 }
 
@@ -304,6 +305,7 @@ export async function heartbeatScenario({ quick }: RunOptions): Promise<Scenario
       }
     }
     data.operationsPairs = pairs.map(([on, off]) => ({ on: on.serverCpuUs, off: off.serverCpuUs, onRps: on.rps, offRps: off.rps }))
+    data.operations = roundRatios(pairs.map(([on]) => on), pairs.map(([, off]) => off))
     log(`heartbeats: latency at half the maximum rate, bare and Redis (autocannon, paced)`)
     // The floor of the latency measure: the same load at half the rate, on the bare route.
     const paced = (server: BenchServer, rate: number): Promise<LoadResult> => load(server.port, beats, { connections: LATENCY_CONNECTIONS, durationS, rate, pid: server.child.pid })
@@ -330,8 +332,7 @@ export async function heartbeatScenario({ quick }: RunOptions): Promise<Scenario
   const uncountedRuns = summarise(results.redisUncounted)
   const counted = data.counted as { metrics: number; wrk: number }
   const pairs = data.operationsPairs as { on: number; off: number; onRps: number; offRps: number }[]
-  const metricsCost = quantile(pairs.map((p) => p.on / p.off), 0.5)
-  const metricsRps = quantile(pairs.map((p) => p.onRps / p.offRps), 0.5)
+  const { serverCpu: metricsCost, rps: metricsRps } = data.operations as RoundRatios
   const nav = summarise(navRuns)
   data.medians = { bare, memory: memoryRuns, redis: redisRuns, redisUncounted: uncountedRuns, nav }
   data.timing = TIMING

@@ -56,26 +56,15 @@ for g = 1, groups do
   k = k + 1
   local due = KEYS[k]
   local n = tonumber(ARGV[3 + g])
-  if n < 0 then
-    for _ = 1, -n do
-      k = k + 1
-      i = i + 1
-      local bucket, member = KEYS[k], ARGV[a]
-      a = a + 1
-      if call('ZADD', bucket, 'XX', 'GT', 'CH', expiresArg, member) ~= 1 and judged(due, bucket, member) == 0 then
-        u = u + 1
-        undecided[u] = i
-      end
-    end
-  else
-    for _ = 1, n do
-      k = k + 1
-      i = i + 1
-      if judged(due, KEYS[k], ARGV[a]) == 0 then
-        u = u + 1
-        undecided[u] = i
-      end
-      a = a + 1
+  local recent = n < 0
+  for _ = 1, math.abs(n) do
+    k = k + 1
+    i = i + 1
+    local bucket, member = KEYS[k], ARGV[a]
+    a = a + 1
+    if not (recent and call('ZADD', bucket, 'XX', 'GT', 'CH', expiresArg, member) == 1) and judged(due, bucket, member) == 0 then
+      u = u + 1
+      undecided[u] = i
     end
   end
 end
