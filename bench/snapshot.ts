@@ -8,11 +8,14 @@
  * connections), as the heartbeat scenario runs before its snapshots.
  * `--dirs`: other checkouts (with node_modules) whose servers run beside this one's, on
  * sites of their own. `--cluster`: the servers on that Redis Cluster (its seed nodes) instead
- * of REDIS_URL. Prints each round, then the median first and last byte per server.
+ * of REDIS_URL. The dashboard is a process of its own (bench/snapshot-client.ts), as a browser
+ * is. Prints each round, with the CPU each side spent on it (the server, Redis, the receiving
+ * dashboard), then the medians per server.
  */
 import { parseArgs } from 'node:util'
-import { snapshotTiming } from './scenarios/heartbeat.js'
-import { cleanSite, clientToken, heartbeatPaths, load, log, quantile, startServer, type BenchServer } from './lib.js'
+import { Redis } from 'ioredis'
+import { snapshotTimingApart } from './snapshot-client.js'
+import { REDIS_URL, adminToken, cleanSite, clientToken, heartbeatPaths, load, log, processCpuMs, quantile, redisCpuMs, startServer, type BenchServer } from './lib.js'
 
 const { values } = parseArgs({
   options: {
@@ -26,6 +29,7 @@ const { values } = parseArgs({
 const contacts = Number(values.contacts)
 const rounds = Number(values.rounds)
 const dirs = ['.', ...values.dirs.split(',').filter(Boolean)]
+const cluster = values.cluster
 
 // The servers are seeded one after another, minutes apart at a million: with the heartbeat
 // scenario's long interval and timeout the first server's contacts are still online when the
@@ -36,7 +40,7 @@ try {
   for (const [k, dir] of dirs.entries()) {
     const site = `bench-snap-${process.pid}-${k}`
     log(`snapshot: seeding ${contacts} contacts for ${dir}`)
-    servers.push({ dir, site, server: await startServer({ kind: 'redis', site, online: contacts, timing: TIMING, ...(values.cluster === undefined ? {} : { redisClusterNodes: values.cluster }) }, undefined, dir === '.' ? undefined : dir) })
+    servers.push({ dir, site, server: await startServer({ kind: 'redis', site, online: contacts, timing: TIMING, ...(cluster === undefined ? {} : { redisClusterNodes: cluster }) }, undefined, dir === '.' ? undefined : dir) })
   }
   const loadS = Number(values.load)
   if (loadS > 0) {
@@ -47,18 +51,34 @@ try {
       log(`snapshot: ${dir} served ${Math.round(rps)} heartbeats/s for ${loadS} s`)
     }
   }
-  const times = servers.map(() => ({ first: [] as number[], last: [] as number[] }))
-  for (let r = 0; r < rounds; r += 1) {
-    for (const [k, { dir, server }] of servers.entries()) {
-      const { firstByteMs, lastByteMs, bytes } = await snapshotTiming(server.port, contacts)
-      times[k]?.first.push(firstByteMs)
-      times[k]?.last.push(lastByteMs)
-      log(`round ${r + 1} ${dir}: first byte ${Math.round(firstByteMs)} ms, last byte ${Math.round(lastByteMs)} ms, ${bytes} bytes`)
+  const redis = cluster === undefined ? new Redis(REDIS_URL) : undefined
+  const times = servers.map(() => ({ first: [] as number[], last: [] as number[], server: [] as number[], redis: [] as number[], client: [] as number[] }))
+  try {
+    for (let r = 0; r < rounds; r += 1) {
+      // Alternate rounds in reverse order: the machine's speed drifts, and the order would count.
+      const order = r % 2 === 0 ? [...servers.entries()] : [...servers.entries()].reverse()
+      for (const [k, { dir, server }] of order) {
+        const pid = server.child.pid as number
+        const before = { server: processCpuMs(pid), redis: redis === undefined ? 0 : await redisCpuMs(redis) }
+        const { firstByteMs, lastByteMs, bytes, clientCpuMs } = await snapshotTimingApart(server.port, contacts, adminToken())
+        const serverMs = processCpuMs(pid) - before.server
+        const redisMs = redis === undefined ? Number.NaN : (await redisCpuMs(redis)) - before.redis
+        const t = times[k] as (typeof times)[number]
+        t.first.push(firstByteMs)
+        t.last.push(lastByteMs)
+        t.server.push(serverMs)
+        t.redis.push(redisMs)
+        t.client.push(clientCpuMs)
+        log(`round ${r + 1} ${dir}: first byte ${Math.round(firstByteMs)} ms, last byte ${Math.round(lastByteMs)} ms, ${bytes} bytes; CPU ms: server ${Math.round(serverMs)}, Redis ${Math.round(redisMs)}, dashboard ${Math.round(clientCpuMs)}`)
+      }
     }
+  } finally {
+    redis?.disconnect()
   }
   for (const [k, { dir }] of servers.entries()) {
-    const t = times[k] as { first: number[]; last: number[] }
-    console.log(JSON.stringify({ dir, contacts, rounds, firstByteMs: Math.round(quantile(t.first, 0.5)), lastByteMs: Math.round(quantile(t.last, 0.5)) }))
+    const t = times[k] as (typeof times)[number]
+    const median = (values: number[]): number => Math.round(quantile(values, 0.5))
+    console.log(JSON.stringify({ dir, contacts, rounds, firstByteMs: median(t.first), lastByteMs: median(t.last), cpuMs: { server: median(t.server), redis: median(t.redis), dashboard: median(t.client) } }))
   }
 } finally {
   for (const { server, site } of servers) {

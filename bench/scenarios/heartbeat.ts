@@ -198,8 +198,9 @@ export function firstMessage(socket: WebSocket, what: string, deadlineMs: number
 /** How long a snapshot may take to arrive before the bench gives up on it. */
 const SNAPSHOT_DEADLINE_MS = 120_000
 
-export async function snapshotTiming(port: number, expectOnline: number, token = adminToken()): Promise<{ firstByteMs: number; lastByteMs: number; bytes: number; online: number }> {
+export async function snapshotTiming(port: number, expectOnline: number, token = adminToken()): Promise<{ firstByteMs: number; lastByteMs: number; bytes: number; online: number; clientCpuMs: number }> {
   const started = performance.now()
+  const cpuBefore = process.cpuUsage()
   const socket = new WebSocket(`ws://127.0.0.1:${port}/admin/ws?token=${token}`, { maxPayload: 1 << 30 })
   let firstByteMs: number | undefined
   socket.once('open', () => {
@@ -210,12 +211,14 @@ export async function snapshotTiming(port: number, expectOnline: number, token =
   })
   const data = await firstMessage(socket, `a snapshot of ${expectOnline}`, SNAPSHOT_DEADLINE_MS)
   const lastByteMs = performance.now() - started
+  const cpu = process.cpuUsage(cpuBefore)
   firstByteMs ??= lastByteMs
   const message = JSON.parse(data.toString()) as { type: string; online?: unknown[] }
   socket.close()
   const online = message.online?.length ?? -1
   if (message.type !== 'snapshot' || online !== expectOnline) throw new Error(`expected a snapshot of ${expectOnline}, got ${message.type} of ${online}`)
-  return { firstByteMs, lastByteMs, bytes: data.length, online }
+  // The receiving process's CPU from connecting to the last byte: the dashboard's share of the work.
+  return { firstByteMs, lastByteMs, bytes: data.length, online, clientCpuMs: (cpu.user + cpu.system) / 1000 }
 }
 
 /** cat_heartbeats_total{event="beat",outcome="ok"} as the server's /metrics reports it. */

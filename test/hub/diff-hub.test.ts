@@ -4,7 +4,7 @@ import WebSocket, { WebSocketServer } from 'ws'
 import { createDiffHub } from '../../src/hub/diff-hub.js'
 import { until } from '../helpers/app.js'
 import type { FeedMessage, Presence, PresenceEngine } from '../../src/presence/presence-engine.js'
-import type { SnapshotParts } from '../../src/presence/snapshot-parts.js'
+import { presencePart, type SnapshotParts } from '../../src/presence/snapshot-parts.js'
 
 const presence = (contactId: string, path = '/home'): Presence => ({
   contactId, clientId: 'client-1', name: contactId, company: 'Acme', path, title: 'Home', state: 'active', since: 1, lastSeen: 1, tabs: 1,
@@ -17,7 +17,7 @@ t.test('a change that reaches the hub after the snapshot, at or below its contac
   let emit!: (message: FeedMessage) => void
   const parts: SnapshotParts = {
     parts: (async function* () {
-      yield [presence('x', '/after-4')]
+      yield presencePart([presence('x', '/after-4')])
     })(),
     position: (contactId) => (contactId === 'x' ? 5 : 3),
     partitions: 1,
@@ -80,7 +80,7 @@ t.test('a feed reset while a snapshot is read: the socket gets that snapshot, th
       return {
         parts: (async function* () {
           if (read === 0) await firstGate
-          yield [presence('x', `/read-${read}`)]
+          yield presencePart([presence('x', `/read-${read}`)])
         })(),
         position: () => position,
         partitions: 1,

@@ -7,7 +7,7 @@ import { connectDashboard, type Message } from '../helpers/ws.js'
 import { startRedisServer, type TestRedisServer } from '../helpers/redis-server.js'
 import { createDiffHub } from '../../src/hub/diff-hub.js'
 import type { Presence, PresenceEngine } from '../../src/presence/presence-engine.js'
-import type { SnapshotParts } from '../../src/presence/snapshot-parts.js'
+import { presencePart, type SnapshotParts } from '../../src/presence/snapshot-parts.js'
 
 // Each test runs its own redis-server and restarts or kills it; the shared Redis is not touched.
 
@@ -89,9 +89,9 @@ t.test('hub: a snapshot read that fails is tried again, the socket kept; one tha
     return {
       parts: (async function* () {
         if (how === 'fail-at-once') throw new Error('Redis is away')
-        yield [presence('a')]
+        yield presencePart([presence('a')])
         if (how === 'fail-after-a-part') throw new Error('Redis went away')
-        yield [presence('b')]
+        yield presencePart([presence('b')])
       })(),
       position: () => 0,
       partitions: 1,

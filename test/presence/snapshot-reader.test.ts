@@ -20,7 +20,7 @@ t.test('Redis answers no part of a snapshot for longer than the command timeout 
   // After the first part the next ones are on their way: Redis stops answering for four
   // command timeouts, then answers again.
   for await (const part of reader.parts) {
-    for (const presence of part) seen.push(presence.contactId)
+    for (const presence of part.presences()) seen.push(presence.contactId)
     if (!frozen) {
       frozen = true
       server.freeze()

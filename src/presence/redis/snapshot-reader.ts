@@ -6,11 +6,11 @@
 // A Redis or a Redis Cluster: the commands used here behave alike on both.
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { RedisClient as Redis } from './connections.js'
-import type { Presence } from '../presence-engine.js'
-import type { SnapshotParts } from '../snapshot-parts.js'
+import { presencePart, type SnapshotPart, type SnapshotParts } from '../snapshot-parts.js'
 import type { RedisCall } from './availability.js'
 import { BUCKETS_PER_PARTITION, locate, type PartitionKeys } from './keys.js'
-import { addLastSeen, recordPresence, type TabTimeouts } from './records.js'
+import { addLastSeen, type TabTimeouts } from './records.js'
+import { recordPart } from './record-part.js'
 
 /**
  * Tab buckets per snapshot part: 4 parts a partition, 96 in all with 24 partitions, about
@@ -56,7 +56,7 @@ const PART_RETRY_MS = 100
 
 interface ReadPart {
   partition: number
-  online: Presence[]
+  online: SnapshotPart
   /** The feed position at which the part's tabs were read, and its records. */
   tabsAt: number
   recordsAt: number
@@ -98,15 +98,11 @@ async function readPart(options: SnapshotReaderOptions, keys: PartitionKeys, fir
   const { position: tabsAt, tabs } = await options.tabs(keys, buckets)
   const found = new Map<string, number>()
   for (const bucketTabs of tabs) addLastSeen(found, bucketTabs, options)
-  if (found.size === 0) return { partition, online: [], tabsAt, recordsAt: tabsAt, found }
+  if (found.size === 0) return { partition, online: presencePart([]), tabsAt, recordsAt: tabsAt, found }
   const ids = [...found.keys()]
-  const [records, seqAgain] = replies(await redis.multi().hmget(keys.records, ...ids).get(keys.seq).exec()) as [(string | null)[], string | null]
-  const online: Presence[] = []
-  ids.forEach((contactId, i) => {
-    const raw = records[i]
-    if (raw != null) online.push(recordPresence(contactId, raw, found.get(contactId)))
-  })
-  return { partition, online, tabsAt, recordsAt: Number(seqAgain ?? 0), found }
+  // The records as bytes: the part's JSON is written from them (record-part.ts).
+  const [records, seqAgain] = replies(await redis.multi().hmgetBuffer(keys.records, ...ids).get(keys.seq).exec()) as [(Buffer | null)[], string | null]
+  return { partition, online: recordPart(ids, records, found), tabsAt, recordsAt: Number(seqAgain ?? 0), found }
 }
 
 /** One part, read again (PART_READS, PART_RETRY_MS) when a read fails. */
@@ -144,7 +140,7 @@ export function readSnapshotParts(options: SnapshotReaderOptions): SnapshotParts
     if (value === undefined) throw new Error('snapshot positions asked before its parts were read')
     return value
   }
-  async function* parts(): AsyncGenerator<Presence[]> {
+  async function* parts(): AsyncGenerator<SnapshotPart> {
     const ahead: Promise<ReadPart>[] = []
     let next = 0
     const readNext = (): void => {
@@ -159,7 +155,7 @@ export function readSnapshotParts(options: SnapshotReaderOptions): SnapshotParts
     for (let k = 0; k <= MIN_READ_AHEAD; k += 1) readNext()
     for (let part = ahead.shift(); part !== undefined; part = ahead.shift()) {
       const { online, ...positions } = await part
-      const readAhead = readAheadAfter(online.length)
+      const readAhead = readAheadAfter(online.size)
       while (ahead.length < readAhead && next < total) readNext()
       read.push(positions)
       yield online
