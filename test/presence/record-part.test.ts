@@ -1,5 +1,5 @@
 import t from 'tap'
-import { recordPart } from '../../src/presence/redis/record-part.js'
+import { recordPart as partOf } from '../../src/presence/redis/record-part.js'
 import { recordPresence } from '../../src/presence/redis/records.js'
 
 // A record as lua/records.lua writes one: RS becomes RS "0", US becomes RS "1", fields joined by US.
@@ -21,6 +21,8 @@ const expected = (ids: string[], records: (Buffer | null)[], lastSeen: Map<strin
   }).filter((p) => sees === undefined || sees(p.clientId))
   return presences.length === 0 ? undefined : Buffer.from(JSON.stringify(presences), 'utf8').toString('latin1')
 }
+/** The part, with the last heartbeats given by contact. */
+const recordPart = (ids: string[], records: (Buffer | null)[], lastSeen: Map<string, number>): ReturnType<typeof partOf> => partOf(ids, records, ids.map((id) => lastSeen.get(id)))
 const bytesOf = (json: Uint8Array | undefined): string | undefined => (json === undefined ? undefined : Buffer.from(json).toString('latin1'))
 
 t.test('a part written from records is the JSON of their presences, byte for byte', async (t) => {

@@ -1,5 +1,8 @@
 import t from 'tap'
-import { buildTestApp, uniqueSite } from '../helpers/app.js'
+import { buildTestApp, cleanRedisSite, uniqueSite } from '../helpers/app.js'
+import type { RedisPresenceEngine } from '../../src/presence/redis/redis-presence-engine.js'
+import { locate } from '../../src/presence/redis/keys.js'
+import { readSnapshotParts, snapshotPartOf } from '../../src/presence/redis/snapshot-reader.js'
 import { startRedisServer } from '../helpers/redis-server.js'
 
 const CONTACTS = 2000
@@ -30,4 +33,49 @@ t.test('Redis answers no part of a snapshot for longer than the command timeout 
   t.ok(frozen, 'Redis stood still during the read')
   t.equal(seen.length, CONTACTS, 'every contact is in the parts')
   t.equal(new Set(seen).size, CONTACTS, 'each of them once')
+})
+
+t.test('a change between the read of a part\'s tabs and of its records: a contact that had tabs is at the records\' position, one that had none at the tabs\'', async (t) => {
+  const site = uniqueSite('snapshot-positions')
+  cleanRedisSite(t, site)
+  const app = await buildTestApp(t, { site })
+  const engine = app.presence as RedisPresenceEngine
+  const count = engine.partitions.length
+  // Two contacts of one part: `online` has a tab, `away` none.
+  const online = 'pos-online'
+  let away = ''
+  for (let i = 0; away === ''; i += 1) if (snapshotPartOf(`pos-away-${i}`, count) === snapshotPartOf(online, count)) away = `pos-away-${i}`
+  await app.presence.heartbeat({ contactId: online, clientId: 'client1', name: 'On', company: 'Acme', sid: 'tab1', path: '/', title: 'Home', event: 'nav' })
+  const keys = engine.partitionOf(online)
+  const bucket = keys.bucket(locate(online, count).bucket)
+  const before = Number(await engine.redis.get(keys.seq))
+
+  // The engine's Redis, but the transaction that reads the tabs of the contacts' bucket is
+  // followed by a change of their partition before its reply is handed back.
+  const redis = {
+    multi() {
+      const calls: [string, unknown[]][] = []
+      const chain: unknown = new Proxy({}, {
+        get: (_, name: string) => name === 'exec'
+          ? async () => {
+            const tx = engine.redis.multi() as unknown as Record<string, (...args: unknown[]) => unknown>
+            for (const [command, args] of calls) tx[command]?.(...args)
+            const reply = await (tx.exec as () => Promise<unknown>)()
+            if (calls.some(([command, args]) => command === 'zrangeBuffer' && args[0] === bucket)) await engine.redis.incr(keys.seq)
+            return reply
+          }
+          : (...args: unknown[]) => {
+            calls.push([name, args])
+            return chain
+          },
+      })
+      return chain
+    },
+  } as unknown as RedisPresenceEngine['redis']
+  const reader = readSnapshotParts({ redis, partitions: engine.partitions, call: (read) => read(), presenceTimeoutMs: 75_000, idleTimeoutMs: 600_000, readUpTo: () => {} })
+  const seen: string[] = []
+  for await (const part of reader.parts) for (const presence of part.presences()) seen.push(presence.contactId)
+  t.strictSame(seen, [online], 'the contact with a tab is in the snapshot')
+  t.equal(reader.position(online), before + 1, 'its changes up to the records\' read are in it')
+  t.equal(reader.position(away), before, 'the changes of one without tabs are in it up to the tabs\' read only')
 })

@@ -199,11 +199,12 @@ function writeRecord(out: JsonBytes, contactId: string, record: Buffer, lastSeen
 
 /**
  * The part of the contacts `contactIds`, whose records (null: gone meanwhile) are `records`
- * and whose last heartbeats are in `lastSeen`.
+ * and whose last heartbeats are `lastSeen` (undefined: the record's since), in that order.
  */
-export function recordPart(contactIds: readonly string[], records: readonly (Buffer | null)[], lastSeen: ReadonlyMap<string, number>): SnapshotPart {
+export function recordPart(contactIds: readonly string[], records: readonly (Buffer | null)[], lastSeen: readonly (number | undefined)[]): SnapshotPart {
   const ids: string[] = []
   const raws: Buffer[] = []
+  const seen: (number | undefined)[] = []
   let size = 2
   for (let k = 0; k < contactIds.length; k += 1) {
     const record = records[k]
@@ -211,6 +212,7 @@ export function recordPart(contactIds: readonly string[], records: readonly (Buf
     const id = contactIds[k] as string
     ids.push(id)
     raws.push(record)
+    seen.push(lastSeen[k])
     size += record.length + id.length + 160
   }
   // Each contact's object: text[starts[k], starts[k + 1] - 1) (the comma between them left out).
@@ -224,8 +226,8 @@ export function recordPart(contactIds: readonly string[], records: readonly (Buf
     out.ensure(worstCase(record.length, id.length))
     const start = out.at
     starts[k] = start
-    if (!writeRecord(out, id, record, lastSeen.get(id))) {
-      const json = JSON.stringify(recordPresence(id, record.toString('utf8'), lastSeen.get(id)))
+    if (!writeRecord(out, id, record, seen[k])) {
+      const json = JSON.stringify(recordPresence(id, record.toString('utf8'), seen[k]))
       out.at = start
       out.ensure(Buffer.byteLength(json))
       out.at += out.buffer.write(json, start, 'utf8')
@@ -237,7 +239,7 @@ export function recordPart(contactIds: readonly string[], records: readonly (Buf
   let clientIds: string[] | undefined
   return {
     size: ids.length,
-    presences: () => ids.map((id, k) => recordPresence(id, (raws[k] as Buffer).toString('utf8'), lastSeen.get(id))),
+    presences: () => ids.map((id, k) => recordPresence(id, (raws[k] as Buffer).toString('utf8'), seen[k])),
     json(sees) {
       if (ids.length === 0) return undefined
       if (sees === undefined) return text

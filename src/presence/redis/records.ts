@@ -23,20 +23,47 @@ export interface TabTimeouts {
   idleTimeoutMs: number
 }
 
+const PIPE = 0x7c
+const LETTER_H = 0x68
+const ZERO = 0x30
+const NINE = 0x39
+
+/** A tab's score (its expiry, ms) from the bytes of a `ZRANGE … WITHSCORES` reply. */
+function scoreOf(score: Buffer): number {
+  let value = 0
+  for (let i = 0; i < score.length; i += 1) {
+    const code = score[i] as number
+    if (code < ZERO || code > NINE || i >= 15) return Number(score.toString('latin1'))
+    value = value * 10 + code - ZERO
+  }
+  return score.length === 0 ? Number.NaN : value
+}
+
 /**
- * Adds to `lastSeen` each contact's last heartbeat, from a bucket's `ZRANGE … WITHSCORES` reply
- * (member, score, …): the latest tab's expiry minus the timeout of its kind.
+ * The contacts of one bucket, from its `ZRANGE … WITHSCORES` reply read as bytes (member,
+ * score, …): each contact once, appended to `ids`, with its last heartbeat appended to
+ * `lastSeen` (the latest tab's expiry minus the timeout of its kind). A contact's tabs are all
+ * in its bucket, so the bucket alone tells one contact's tabs from another's.
  */
-export function addLastSeen(lastSeen: Map<string, number>, tabs: readonly string[], timeouts: TabTimeouts): void {
+export function bucketContacts(tabs: readonly Buffer[], timeouts: TabTimeouts, ids: string[], lastSeen: number[]): void {
+  // Most contacts have one tab: the map is of this bucket's contacts only, a few dozen.
+  const at = new Map<string, number>()
   for (let i = 0; i < tabs.length; i += 2) {
-    const member = tabs[i] as string
+    const member = tabs[i] as Buffer
     let end = member.length
-    const hidden = member.endsWith(HIDDEN_SUFFIX)
-    if (hidden) end -= HIDDEN_SUFFIX.length
-    const contactId = member.slice(0, member.lastIndexOf(TAB_SEPARATOR, end - 1))
-    const seen = Number(tabs[i + 1]) - (hidden ? timeouts.idleTimeoutMs : timeouts.presenceTimeoutMs)
-    const before = lastSeen.get(contactId)
-    if (before === undefined || seen > before) lastSeen.set(contactId, seen)
+    const hidden = end >= 2 && member[end - 1] === LETTER_H && member[end - 2] === PIPE
+    if (hidden) end -= 2
+    // The sid is the part after the last `|` (sids have none; contact ids may).
+    let cut = end - 1
+    while (cut >= 0 && member[cut] !== PIPE) cut -= 1
+    const contactId = member.toString('utf8', 0, Math.max(0, cut))
+    const seen = scoreOf(tabs[i + 1] as Buffer) - (hidden ? timeouts.idleTimeoutMs : timeouts.presenceTimeoutMs)
+    const k = at.get(contactId)
+    if (k === undefined) {
+      at.set(contactId, ids.length)
+      ids.push(contactId)
+      lastSeen.push(seen)
+    } else if (seen > (lastSeen[k] as number)) lastSeen[k] = seen
   }
 }
 

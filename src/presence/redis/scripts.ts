@@ -16,7 +16,6 @@ type ScriptedRedis = Redis & {
   catHeartbeat(...args: (string | number)[]): Promise<HeartbeatResult[]>
   catSweep(...args: (string | number)[]): Promise<number>
   catEnd(...args: (string | number)[]): Promise<number>
-  catSnapshotTabs(...args: string[]): Promise<[string, ...string[][]]>
 }
 
 /** A heartbeat on its way to a script: its contact's partition, bucket key and the time it arrived. */
@@ -64,8 +63,6 @@ export interface PresenceScripts {
   end(keys: PartitionKeys, bucket: string, at: number, contactId: string, reason: LeaveReason): Promise<number>
   /** sweep.lua: the number of tabs removed from the due `buckets` of the partition. */
   sweep(keys: PartitionKeys, buckets: readonly string[], at: number, limit: number): Promise<number>
-  /** snapshot.lua: the partition's feed position and the member/score pairs of each of `buckets` that has tabs. */
-  snapshotTabs(keys: PartitionKeys, buckets: readonly string[]): Promise<{ position: number; tabs: string[][] }>
 }
 
 export function definePresenceScripts(connection: Redis, settings: ScriptSettings): PresenceScripts {
@@ -84,7 +81,6 @@ export function definePresenceScripts(connection: Redis, settings: ScriptSetting
   redis.defineCommand('catHeartbeat', { lua: full + lua('heartbeat') })
   redis.defineCommand('catSweep', { lua: full + lua('sweep') })
   redis.defineCommand('catEnd', { numberOfKeys: 5, lua: full + lua('end') })
-  redis.defineCommand('catSnapshotTabs', { lua: lua('snapshot') })
   const commonKeys = (keys: PartitionKeys): string[] => [keys.due, keys.records, keys.events, keys.seq]
 
   return {
@@ -130,10 +126,6 @@ export function definePresenceScripts(connection: Redis, settings: ScriptSetting
     },
     sweep(keys, buckets, at, limit) {
       return replicated(keys, (target) => target.catSweep(4 + buckets.length, ...commonKeys(keys), ...buckets, at, settings.presenceTimeoutMs, settings.idleTimeoutMs, keys.feedChannel, publishCommand, limit))
-    },
-    async snapshotTabs(keys, buckets) {
-      const [position, ...tabs] = await redis.catSnapshotTabs(String(1 + buckets.length), keys.seq, ...buckets)
-      return { position: Number(position), tabs }
     },
   }
 }

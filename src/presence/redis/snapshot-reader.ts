@@ -9,7 +9,7 @@ import type { RedisClient as Redis } from './connections.js'
 import { presencePart, type SnapshotPart, type SnapshotParts } from '../snapshot-parts.js'
 import type { RedisCall } from './availability.js'
 import { BUCKETS_PER_PARTITION, locate, type PartitionKeys } from './keys.js'
-import { addLastSeen, type TabTimeouts } from './records.js'
+import { bucketContacts, type TabTimeouts } from './records.js'
 import { recordPart } from './record-part.js'
 
 /**
@@ -21,10 +21,12 @@ export const SNAPSHOT_PART_BUCKETS = 128
 
 const PARTS_PER_PARTITION = BUCKETS_PER_PARTITION / SNAPSHOT_PART_BUCKETS
 
-/** The number of the snapshot part that holds a contact (parts go partition by partition). */
+/** The number of the snapshot part that holds a contact's bucket (parts go partition by partition). */
+const partAt = ({ partition, bucket }: { partition: number; bucket: number }): number => partition * PARTS_PER_PARTITION + Math.floor(bucket / SNAPSHOT_PART_BUCKETS)
+
+/** The number of the snapshot part that holds a contact. */
 export function snapshotPartOf(contactId: string, partitions: number): number {
-  const { partition, bucket } = locate(contactId, partitions)
-  return partition * PARTS_PER_PARTITION + Math.floor(bucket / SNAPSHOT_PART_BUCKETS)
+  return partAt(locate(contactId, partitions))
 }
 
 /** The number of snapshot parts of a site of `partitions` partitions. */
@@ -60,16 +62,22 @@ interface ReadPart {
   /** The feed position at which the part's tabs were read, and its records. */
   tabsAt: number
   recordsAt: number
-  /** The contacts that had tabs, with their lastSeen. */
-  found: Map<string, number>
+  /** The contacts that had tabs, bucket by bucket: those of the part's bucket b are ids[ends[b - 1] ?? 0, ends[b]). */
+  ids: string[]
+  ends: Uint32Array
+}
+
+/** Whether the contact had tabs when the part was read (the part holds its bucket). */
+function hadTabs(part: Omit<ReadPart, 'online'>, contactId: string, bucket: number): boolean {
+  const b = bucket % SNAPSHOT_PART_BUCKETS
+  for (let k = b === 0 ? 0 : (part.ends[b - 1] as number); k < (part.ends[b] as number); k += 1) if (part.ids[k] === contactId) return true
+  return false
 }
 
 export interface SnapshotReaderOptions extends TabTimeouts {
   redis: Redis
   partitions: readonly PartitionKeys[]
   call: RedisCall
-  /** The partition's feed position and the tabs of the buckets that have any, at once (scripts.snapshotTabs). */
-  tabs(keys: PartitionKeys, buckets: readonly string[]): Promise<{ position: number; tabs: string[][] }>
   /** Told, per partition, the highest position of its parts once all are read (the feed's gap detection). */
   readUpTo(partition: number, position: number): void
 }
@@ -85,7 +93,8 @@ function replies(result: [Error | null, unknown][] | null): unknown[] {
 
 /**
  * One part: the tabs of buckets first…first+SNAPSHOT_PART_BUCKETS-1 with the feed position
- * (one script call), then the records of the contacts they name with the position again.
+ * (one transaction: a ZRANGE per bucket costs Redis less than a script that calls them, whose
+ * reply Redis turns into Lua values and back), then the records of the contacts they name with the position again.
  * Between the two a contact may change: one that had no tabs is in the part as it was at the
  * first position (absent), one that had tabs as it is at the second (present or gone), and
  * the hub sends each the changes after its own position (SnapshotParts.position).
@@ -95,14 +104,22 @@ async function readPart(options: SnapshotReaderOptions, keys: PartitionKeys, fir
   const { partition } = keys
   const buckets: string[] = []
   for (let bucket = first; bucket < first + SNAPSHOT_PART_BUCKETS; bucket += 1) buckets.push(keys.bucket(bucket))
-  const { position: tabsAt, tabs } = await options.tabs(keys, buckets)
-  const found = new Map<string, number>()
-  for (const bucketTabs of tabs) addLastSeen(found, bucketTabs, options)
-  if (found.size === 0) return { partition, online: presencePart([]), tabsAt, recordsAt: tabsAt, found }
-  const ids = [...found.keys()]
-  // The records as bytes: the part's JSON is written from them (record-part.ts).
+  // Tabs and records as bytes: no string is made of them but the contact ids.
+  const tx = redis.multi().get(keys.seq)
+  for (const bucket of buckets) tx.zrangeBuffer(bucket, 0, -1, 'WITHSCORES')
+  const [seq, ...tabs] = replies(await tx.exec()) as [string | null, ...Buffer[][]]
+  const tabsAt = Number(seq ?? 0)
+  const ids: string[] = []
+  const lastSeen: number[] = []
+  const ends = new Uint32Array(SNAPSHOT_PART_BUCKETS)
+  tabs.forEach((bucketTabs, b) => {
+    bucketContacts(bucketTabs, options, ids, lastSeen)
+    ends[b] = ids.length
+  })
+  if (ids.length === 0) return { partition, online: presencePart([]), tabsAt, recordsAt: tabsAt, ids, ends }
+  // The part's JSON is written from the records' bytes (record-part.ts).
   const [records, seqAgain] = replies(await redis.multi().hmgetBuffer(keys.records, ...ids).get(keys.seq).exec()) as [(Buffer | null)[], string | null]
-  return { partition, online: recordPart(ids, records, found), tabsAt, recordsAt: Number(seqAgain ?? 0), found }
+  return { partition, online: recordPart(ids, records, lastSeen), tabsAt, recordsAt: Number(seqAgain ?? 0), ids, ends }
 }
 
 /** One part, read again (PART_READS, PART_RETRY_MS) when a read fails. */
@@ -167,9 +184,10 @@ export function readSnapshotParts(options: SnapshotReaderOptions): SnapshotParts
     parts: parts(),
     partitions: count,
     position(contactId) {
-      const part = read[snapshotPartOf(contactId, count)]
+      const location = locate(contactId, count)
+      const part = read[partAt(location)]
       if (part === undefined) throw new Error('snapshot position asked before its parts were read')
-      return part.found.has(contactId) ? part.recordsAt : part.tabsAt
+      return hadTabs(part, contactId, location.bucket) ? part.recordsAt : part.tabsAt
     },
     lowest: (partition) => bound(lowestAt, partition),
     highest: (partition) => bound(highestAt, partition),
