@@ -6,7 +6,8 @@ import { OPEN, type Connection } from './connection.js'
 import { foldDiff, type Sender } from './sender.js'
 import type { Visibility } from '../auth/visibility.js'
 
-const COMMA = 0x2c
+/** The `,` between the parts of the snapshot's array. */
+const COMMA = Buffer.from(',')
 
 /** The sockets by the visibility of their tokens: those of one visibility get the same text. */
 function byVisibility(conns: readonly Connection[]): Map<Visibility, Connection[]> {
@@ -119,11 +120,15 @@ export class SnapshotStream {
         const json = part.json(visibility.all ? undefined : visibility.sees)
         if (json === undefined) continue
         // `[a,b]`: the first part opens the array, the later ones go on with `,a,b`; `]` ends it.
+        // The part's text is never changed: other visibilities may be sent the same bytes, and
+        // sockets may still hold them queued. A later part's `,` goes as a fragment of its own.
         const before = sentBytes.get(visibility.key) ?? 0
-        if (before > 0) json[0] = COMMA
-        const body = json.subarray(0, json.length - 1)
-        sentBytes.set(visibility.key, before + body.length)
-        for (const conn of conns) conn.socket.send(body, { binary: false, fin: false })
+        const body = json.subarray(before > 0 ? 1 : 0, json.length - 1)
+        sentBytes.set(visibility.key, before + body.length + (before > 0 ? 1 : 0))
+        for (const conn of conns) {
+          if (before > 0) conn.socket.send(COMMA, { binary: false, fin: false })
+          conn.socket.send(body, { binary: false, fin: false })
+        }
       }
     }
     beginAll()

@@ -5,6 +5,8 @@ import { createDiffHub } from '../../src/hub/diff-hub.js'
 import { until } from '../helpers/app.js'
 import type { FeedMessage, Presence, PresenceEngine } from '../../src/presence/presence-engine.js'
 import { presencePart, type SnapshotParts } from '../../src/presence/snapshot-parts.js'
+import { recordPart } from '../../src/presence/redis/record-part.js'
+import { EVERY_CLIENT, visibilityOf } from '../../src/auth/visibility.js'
 
 const presence = (contactId: string, path = '/home'): Presence => ({
   contactId, clientId: 'client-1', name: contactId, company: 'Acme', path, title: 'Home', state: 'active', since: 1, lastSeen: 1, tabs: 1,
@@ -120,4 +122,63 @@ t.test('a feed reset while a snapshot is read: the socket gets that snapshot, th
   t.strictSame(messages[2]?.updated?.map((p) => p.path), ['/change-6'], 'changes 4 and 5 are in the second snapshot, and not sent')
   t.equal(reads.length, 2, 'two reads')
   client.close()
+})
+
+t.test('sockets of different visibilities share one read whose parts are the same bytes for both: each gets its snapshot whole', async (t) => {
+  // Parts written from records (the Redis engine's): for every client, and for a token that
+  // sees every client of the part, a part's text is one and the same buffer. The staff
+  // member's array begins with the second part, which the admin's goes on with.
+  const record = (clientId: string, name: string): Buffer => Buffer.from([clientId, name, 'Acme', '/home', 'Home', '1', '0tab'].join('\x1f'))
+  const parts = [
+    recordPart(['a1'], [record('client-2', 'A1')], [5]),
+    recordPart(['b1', 'b2'], [record('client-1', 'B1'), record('client-1', 'B2')], [6, 7]),
+    recordPart(['c1', 'c2'], [record('client-1', 'C1'), record('client-2', 'C2')], [8, 9]),
+  ]
+  let openFirst!: () => void
+  const firstGate = new Promise<void>((resolve) => {
+    openFirst = resolve
+  })
+  let reads = 0
+  const engine = {
+    snapshotParts(): SnapshotParts {
+      const read = reads++
+      return {
+        parts: (async function* () {
+          if (read === 0) await firstGate
+          yield* parts
+        })(),
+        position: () => 0,
+        partitions: 1,
+        lowest: () => 0,
+        highest: () => 0,
+      }
+    },
+    onFeed: () => () => {},
+  } as unknown as PresenceEngine
+  const hub = createDiffHub({ engine, diffIntervalMs: 5, now: () => 1000, log: pino({ level: 'silent' }) })
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => {
+    hub.close()
+    server.close()
+  })
+  // The first socket's read waits at the gate; the two that connect meanwhile share the next.
+  const visibilities = [EVERY_CLIENT, EVERY_CLIENT, visibilityOf(['client-1'])]
+  server.on('connection', (socket) => hub.add(socket, visibilities.shift()))
+  await new Promise((resolve) => server.once('listening', resolve))
+  const url = `ws://127.0.0.1:${(server.address() as { port: number }).port}`
+  const texts = [[], [], []] as string[][]
+  const clients = texts.map((received) => {
+    const client = new WebSocket(url)
+    client.on('message', (data) => received.push(data.toString()))
+    return client
+  })
+  t.teardown(() => clients.forEach((client) => client.close()))
+  await until('three sockets on the hub', () => (hub.size === 3 ? true : undefined))
+  openFirst()
+  await until('every snapshot', () => (texts.every((received) => received.length > 0) ? true : undefined))
+  t.equal(reads, 2, 'two reads: the two later sockets shared the second')
+  const online = texts.map((received) => (JSON.parse(received[0] as string) as { online: Presence[] }).online.map((p) => p.contactId))
+  t.strictSame(online[1], ['a1', 'b1', 'b2', 'c1', 'c2'], 'the admin of the shared read has every contact')
+  t.strictSame(online[2], ['b1', 'b2', 'c1'], 'the staff member of client-1 has theirs')
+  t.strictSame(online[0], ['a1', 'b1', 'b2', 'c1', 'c2'], 'as has the first socket')
 })
