@@ -147,7 +147,7 @@ export async function createRedisPresenceEngine(connections: RedisConnections, o
       batcher.add({ fast, keys, partition, bucket: keys.bucket(bucket), at, beat, member, recent, hashA: recentBeats.lastA, hashB: recentBeats.lastB, resolve, reject })
     })
   const snapshotParts = (): SnapshotParts =>
-    readSnapshotParts({ redis, partitions, call, presenceTimeoutMs: settings.presenceTimeoutMs, idleTimeoutMs: settings.idleTimeoutMs, readUpTo: (partition, position) => feed.readUpTo(partition, position) })
+    readSnapshotParts({ redis, partitions, call, tabs: (keys, buckets) => scripts.snapshotTabs(keys, buckets), presenceTimeoutMs: settings.presenceTimeoutMs, idleTimeoutMs: settings.idleTimeoutMs, readUpTo: (partition, position) => feed.readUpTo(partition, position) })
 
   return {
     kind: 'redis',

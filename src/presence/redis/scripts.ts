@@ -16,6 +16,7 @@ type ScriptedRedis = Redis & {
   catHeartbeat(...args: (string | number)[]): Promise<HeartbeatResult[]>
   catSweep(...args: (string | number)[]): Promise<number>
   catEnd(...args: (string | number)[]): Promise<number>
+  catSnapshotTabsBuffer(...args: string[]): Promise<[Buffer, ...Buffer[][]]>
 }
 
 /** A heartbeat on its way to a script: its contact's partition, bucket key and the time it arrived. */
@@ -63,6 +64,8 @@ export interface PresenceScripts {
   end(keys: PartitionKeys, bucket: string, at: number, contactId: string, reason: LeaveReason): Promise<number>
   /** sweep.lua: the number of tabs removed from the due `buckets` of the partition. */
   sweep(keys: PartitionKeys, buckets: readonly string[], at: number, limit: number): Promise<number>
+  /** snapshot.lua: the partition's feed position and the member/score pairs of each of `buckets` (empty for one without tabs), as bytes. */
+  snapshotTabs(keys: PartitionKeys, buckets: readonly string[]): Promise<{ position: number; tabs: Buffer[][] }>
 }
 
 export function definePresenceScripts(connection: Redis, settings: ScriptSettings): PresenceScripts {
@@ -81,6 +84,7 @@ export function definePresenceScripts(connection: Redis, settings: ScriptSetting
   redis.defineCommand('catHeartbeat', { lua: full + lua('heartbeat') })
   redis.defineCommand('catSweep', { lua: full + lua('sweep') })
   redis.defineCommand('catEnd', { numberOfKeys: 5, lua: full + lua('end') })
+  redis.defineCommand('catSnapshotTabs', { lua: lua('snapshot') })
   const commonKeys = (keys: PartitionKeys): string[] => [keys.due, keys.records, keys.events, keys.seq]
 
   return {
@@ -126,6 +130,10 @@ export function definePresenceScripts(connection: Redis, settings: ScriptSetting
     },
     sweep(keys, buckets, at, limit) {
       return replicated(keys, (target) => target.catSweep(4 + buckets.length, ...commonKeys(keys), ...buckets, at, settings.presenceTimeoutMs, settings.idleTimeoutMs, keys.feedChannel, publishCommand, limit))
+    },
+    async snapshotTabs(keys, buckets) {
+      const [position, ...tabs] = await redis.catSnapshotTabsBuffer(String(1 + buckets.length), keys.seq, ...buckets)
+      return { position: Number(position.toString('latin1')), tabs }
     },
   }
 }

@@ -78,6 +78,8 @@ export interface SnapshotReaderOptions extends TabTimeouts {
   redis: Redis
   partitions: readonly PartitionKeys[]
   call: RedisCall
+  /** The partition's feed position and the tabs of each of the buckets, in order and as bytes, at once (scripts.snapshotTabs). */
+  tabs(keys: PartitionKeys, buckets: readonly string[]): Promise<{ position: number; tabs: Buffer[][] }>
   /** Told, per partition, the highest position of its parts once all are read (the feed's gap detection). */
   readUpTo(partition: number, position: number): void
 }
@@ -93,8 +95,7 @@ function replies(result: [Error | null, unknown][] | null): unknown[] {
 
 /**
  * One part: the tabs of buckets first…first+SNAPSHOT_PART_BUCKETS-1 with the feed position
- * (one transaction: a ZRANGE per bucket costs Redis less than a script that calls them, whose
- * reply Redis turns into Lua values and back), then the records of the contacts they name with the position again.
+ * (one script call), then the records of the contacts they name with the position again.
  * Between the two a contact may change: one that had no tabs is in the part as it was at the
  * first position (absent), one that had tabs as it is at the second (present or gone), and
  * the hub sends each the changes after its own position (SnapshotParts.position).
@@ -105,10 +106,7 @@ async function readPart(options: SnapshotReaderOptions, keys: PartitionKeys, fir
   const buckets: string[] = []
   for (let bucket = first; bucket < first + SNAPSHOT_PART_BUCKETS; bucket += 1) buckets.push(keys.bucket(bucket))
   // Tabs and records as bytes: no string is made of them but the contact ids.
-  const tx = redis.multi().get(keys.seq)
-  for (const bucket of buckets) tx.zrangeBuffer(bucket, 0, -1, 'WITHSCORES')
-  const [seq, ...tabs] = replies(await tx.exec()) as [string | null, ...Buffer[][]]
-  const tabsAt = Number(seq ?? 0)
+  const { position: tabsAt, tabs } = await options.tabs(keys, buckets)
   const ids: string[] = []
   const lastSeen: number[] = []
   const ends = new Uint32Array(SNAPSHOT_PART_BUCKETS)
