@@ -46,6 +46,7 @@ function scoreOf(score: Buffer): number {
  * in its bucket, so the bucket alone tells one contact's tabs from another's.
  */
 export function bucketContacts(tabs: readonly Buffer[], timeouts: TabTimeouts, ids: string[], lastSeen: number[]): void {
+  if (tabs.length === 0) return
   // Most contacts have one tab: the map is of this bucket's contacts only, a few dozen.
   const at = new Map<string, number>()
   for (let i = 0; i < tabs.length; i += 2) {
