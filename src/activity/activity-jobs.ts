@@ -60,7 +60,7 @@ export function createActivityJobs(options: ActivityJobsOptions): ActivityJobs {
       if (busy) return
       busy = true
       job()
-        .catch((error: unknown) => log.warn({ err: error }, `${what} failed; will try again`))
+        .catch((error: unknown) => log.warn({ reason: error instanceof Error ? error.message : String(error) }, `${what} failed; will try again`))
         .finally(() => {
           busy = false
         })
