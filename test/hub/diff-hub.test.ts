@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import pino from 'pino'
 import WebSocket, { WebSocketServer } from 'ws'
 import { createDiffHub } from '../../src/hub/diff-hub.js'
@@ -6,11 +6,28 @@ import { until } from '../helpers/app.js'
 import type { FeedMessage, Presence, PresenceEngine } from '../../src/presence/presence-engine.js'
 import { presencePart, type SnapshotParts } from '../../src/presence/snapshot-parts.js'
 import { recordPart } from '../../src/presence/redis/record-part.js'
-import { EVERY_CLIENT, visibilityOf } from '../../src/auth/visibility.js'
+import { EVERY_CLIENT, visibilityOf, type Visibility } from '../../src/auth/visibility.js'
 
 const presence = (contactId: string, path = '/home'): Presence => ({
   contactId, clientId: 'client-1', name: contactId, company: 'Acme', path, title: 'Home', state: 'active', since: 1, lastSeen: 1, tabs: 1,
 })
+
+
+/**
+ * The hub of `engine` behind a WebSocket server on loopback, listening: each socket that
+ * connects is added with the next of `visibilities` (every client once they run out).
+ */
+async function hubServer(t: Test, engine: PresenceEngine, diffIntervalMs: number, visibilities: Visibility[] = []): Promise<{ hub: ReturnType<typeof createDiffHub>; server: WebSocketServer }> {
+  const hub = createDiffHub({ engine, diffIntervalMs, now: () => 1000, log: pino({ level: 'silent' }) })
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => {
+    hub.close()
+    server.close()
+  })
+  server.on('connection', (socket) => hub.add(socket, visibilities.shift()))
+  await new Promise((resolve) => server.once('listening', resolve))
+  return { hub, server }
+}
 
 t.test('a change that reaches the hub after the snapshot, at or below its contact\'s position there, is not sent again', async (t) => {
   // An engine whose snapshot holds `x` as of feed position 5 and everyone else as of 3: the
@@ -33,14 +50,7 @@ t.test('a change that reaches the hub after the snapshot, at or below its contac
       return () => {}
     },
   } as unknown as PresenceEngine
-  const hub = createDiffHub({ engine, diffIntervalMs: 10, now: () => 1000, log: pino({ level: 'silent' }) })
-  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => {
-    hub.close()
-    server.close()
-  })
-  server.on('connection', (socket) => hub.add(socket))
-  await new Promise((resolve) => server.once('listening', resolve))
+  const { server } = await hubServer(t, engine, 10)
   const client = new WebSocket(`ws://127.0.0.1:${(server.address() as { port: number }).port}`)
   const messages: { type: string; joined?: Presence[]; updated?: Presence[]; online?: Presence[] }[] = []
   const arrived = (count: number): Promise<void> => new Promise((resolve) => {
@@ -95,14 +105,7 @@ t.test('a feed reset while a snapshot is read: the socket gets that snapshot, th
       return () => {}
     },
   } as unknown as PresenceEngine
-  const hub = createDiffHub({ engine, diffIntervalMs: 5, now: () => 1000, log: pino({ level: 'silent' }) })
-  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => {
-    hub.close()
-    server.close()
-  })
-  server.on('connection', (socket) => hub.add(socket))
-  await new Promise((resolve) => server.once('listening', resolve))
+  const { server } = await hubServer(t, engine, 5)
   const connected = new Promise((resolve) => server.once('connection', resolve))
   const client = new WebSocket(`ws://127.0.0.1:${(server.address() as { port: number }).port}`)
   const messages: { type: string; seq: number; online?: Presence[]; updated?: Presence[] }[] = []
@@ -155,16 +158,8 @@ t.test('sockets of different visibilities share one read whose parts are the sam
     },
     onFeed: () => () => {},
   } as unknown as PresenceEngine
-  const hub = createDiffHub({ engine, diffIntervalMs: 5, now: () => 1000, log: pino({ level: 'silent' }) })
-  const server = new WebSocketServer({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => {
-    hub.close()
-    server.close()
-  })
   // The first socket's read waits at the gate; the two that connect meanwhile share the next.
-  const visibilities = [EVERY_CLIENT, EVERY_CLIENT, visibilityOf(['client-1'])]
-  server.on('connection', (socket) => hub.add(socket, visibilities.shift()))
-  await new Promise((resolve) => server.once('listening', resolve))
+  const { hub, server } = await hubServer(t, engine, 5, [EVERY_CLIENT, EVERY_CLIENT, visibilityOf(['client-1'])])
   const url = `ws://127.0.0.1:${(server.address() as { port: number }).port}`
   const texts = [[], [], []] as string[][]
   const clients = texts.map((received) => {
