@@ -15,7 +15,7 @@
 import { parseArgs } from 'node:util'
 import { Redis } from 'ioredis'
 import { snapshotTimingApart } from './snapshot-client.js'
-import { REDIS_URL, adminToken, cleanSite, clientToken, heartbeatPaths, load, log, processCpuMs, quantile, redisCpuMs, startServer, type BenchServer } from './lib.js'
+import { REDIS_URL, adminToken, cleanSite, clientToken, heartbeatPaths, load, log, processCpuMs, processMinorFaults, quantile, redisCpuMs, startServer, type BenchServer } from './lib.js'
 
 const { values } = parseArgs({
   options: {
@@ -59,9 +59,10 @@ try {
       const order = r % 2 === 0 ? [...servers.entries()] : [...servers.entries()].reverse()
       for (const [k, { dir, server }] of order) {
         const pid = server.child.pid as number
-        const before = { server: processCpuMs(pid), redis: redis === undefined ? 0 : await redisCpuMs(redis) }
+        const before = { server: processCpuMs(pid), faults: processMinorFaults(pid), redis: redis === undefined ? 0 : await redisCpuMs(redis) }
         const { firstByteMs, lastByteMs, bytes, clientCpuMs } = await snapshotTimingApart(server.port, contacts, adminToken())
         const serverMs = processCpuMs(pid) - before.server
+        const faults = processMinorFaults(pid) - before.faults
         const redisMs = redis === undefined ? Number.NaN : (await redisCpuMs(redis)) - before.redis
         const t = times[k] as (typeof times)[number]
         t.first.push(firstByteMs)
@@ -69,7 +70,7 @@ try {
         t.server.push(serverMs)
         t.redis.push(redisMs)
         t.client.push(clientCpuMs)
-        log(`round ${r + 1} ${dir}: first byte ${Math.round(firstByteMs)} ms, last byte ${Math.round(lastByteMs)} ms, ${bytes} bytes; CPU ms: server ${Math.round(serverMs)}, Redis ${Math.round(redisMs)}, dashboard ${Math.round(clientCpuMs)}`)
+        log(`round ${r + 1} ${dir}: first byte ${Math.round(firstByteMs)} ms, last byte ${Math.round(lastByteMs)} ms, ${bytes} bytes; CPU ms: server ${Math.round(serverMs)}, Redis ${Math.round(redisMs)}, dashboard ${Math.round(clientCpuMs)}; the server's page faults ${faults}`)
       }
     }
   } finally {

@@ -198,6 +198,41 @@ t.test("an engine's multiples of the bare route are the medians of its rounds' r
   t.match(rows.at(-1), { value: '0.75 (15000 req/s)', pass: true })
 })
 
+t.test("the bench's dashboard times a message at the socket: fragments of every length encoding, control frames between them, a close before it", async (t) => {
+  const { WebSocketServer } = await import('ws')
+  const { firstMessageRaw } = await import('../../bench/raw-message.js')
+  const server = new WebSocketServer({ port: 0, host: '127.0.0.1', verifyClient: (info: { req: { url?: string } }) => info.req.url?.includes('refuse') !== true })
+  await new Promise<void>((resolve) => server.once('listening', resolve))
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
+  // 125 bytes (7-bit length), 60 000 (16-bit), 300 000 (64-bit); a ping and a pong between fragments.
+  const parts: [Buffer, Buffer, Buffer] = [Buffer.alloc(125, 'a'), Buffer.alloc(60_000, 'b'), Buffer.alloc(300_000, 'c')]
+  server.on('connection', (socket, request) => {
+    if (request.url?.includes('close') === true) {
+      socket.close(4001, 'bye')
+      return
+    }
+    socket.send(parts[0], { binary: false, fin: false })
+    socket.ping()
+    socket.send(parts[1], { binary: false, fin: false })
+    socket.pong()
+    socket.send(parts[2], { binary: false, fin: true })
+    socket.send('the next message', { binary: false, fin: true })
+  })
+  const port = (server.address() as { port: number }).port
+  const message = await firstMessageRaw(port, '/admin/ws?token=x', 10_000)
+  t.equal(message.data.length, 360_125, 'the first message whole, and not the one after it')
+  t.ok(message.data.equals(Buffer.concat(parts)), 'its fragments in order, without the control frames')
+  t.ok(message.firstByteMs <= message.lastByteMs, 'the first byte before the last')
+  await t.rejects(firstMessageRaw(port, '/close', 10_000), /closed before the message arrived/, 'a close frame first is an error')
+  await t.rejects(firstMessageRaw(port, '/refuse', 10_000), /the upgrade was refused: HTTP\/1.1 401/, 'a refused upgrade is an error with its status')
+  const { createServer } = await import('node:net')
+  const closed = createServer()
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
+  const closedPort = (closed.address() as { port: number }).port
+  await new Promise<void>((resolve) => closed.close(() => resolve()))
+  await t.rejects(firstMessageRaw(closedPort, '/', 10_000), /ECONNREFUSED/, 'nothing listening is an error')
+})
+
 t.test("the million scenario's dashboard in a process of its own: the snapshot's bytes and count come back, a wrong count fails the run", async (t) => {
   const { WebSocketServer } = await import('ws')
   const { snapshotTimingApart } = await import('../../bench/snapshot-client.js')
