@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs'
 import t from 'tap'
-import { buildTestApp, cleanRedisSite, uniqueSite } from '../helpers/app.js'
+import { Redis } from 'ioredis'
+import { REDIS_URL, buildTestApp, cleanRedisSite, uniqueSite } from '../helpers/app.js'
+import { bucketContacts, tabMember } from '../../src/presence/redis/records.js'
 import type { RedisPresenceEngine } from '../../src/presence/redis/redis-presence-engine.js'
 import { locate } from '../../src/presence/redis/keys.js'
 import { readSnapshotParts, snapshotPartOf } from '../../src/presence/redis/snapshot-reader.js'
@@ -50,19 +53,14 @@ t.test('a change between the read of a part\'s tabs and of its records: a contac
   const bucket = keys.bucket(locate(online, count).bucket)
   const before = Number(await engine.redis.get(keys.seq))
 
-  // The tabs read as the engine's script reads them (the position and each bucket's tabs at
-  // once), but the read of the contacts' bucket is followed by a change of their partition
-  // before its tabs are handed back.
-  const tabs = async (partKeys: typeof keys, buckets: readonly string[]): Promise<{ position: number; tabs: Buffer[][] }> => {
-    const tx = engine.redis.multi().get(partKeys.seq)
-    for (const b of buckets) tx.zrangeBuffer(b, 0, -1, 'WITHSCORES')
-    const replies = ((await tx.exec()) ?? []).map(([error, reply]) => {
-      if (error) throw error
-      return reply
-    })
+  // The tabs read by the engine's script (the position and each bucket's tabs at once), but
+  // the read of the contacts' bucket is followed by a change of their partition before its
+  // tabs are handed back.
+  const script = readFileSync(new URL('../../src/presence/redis/lua/snapshot.lua', import.meta.url), 'utf8')
+  const tabs = async (partKeys: typeof keys, buckets: readonly string[]): Promise<{ position: number; tabs: Buffer[] }> => {
+    const [position, ...read] = (await engine.redis.callBuffer('EVAL', script, 1 + buckets.length, partKeys.seq, ...buckets)) as [Buffer, ...Buffer[]]
     if (buckets.includes(bucket)) await engine.redis.incr(keys.seq)
-    const [position, ...read] = replies as [string | null, ...Buffer[][]]
-    return { position: Number(position ?? 0), tabs: read }
+    return { position: Number(position.toString()), tabs: read }
   }
   const reader = readSnapshotParts({ redis: engine.redis, partitions: engine.partitions, call: (read) => read(), tabs, presenceTimeoutMs: 75_000, idleTimeoutMs: 600_000, readUpTo: () => {} })
   const seen: string[] = []
@@ -70,4 +68,30 @@ t.test('a change between the read of a part\'s tabs and of its records: a contac
   t.strictSame(seen, [online], 'the contact with a tab is in the snapshot')
   t.equal(reader.position(online), before + 1, 'its changes up to the records\' read are in it')
   t.equal(reader.position(away), before, 'the changes of one without tabs are in it up to the tabs\' read only')
+})
+
+t.test("a bucket's tabs as the snapshot script joins them: each contact once, with its latest tab's heartbeat, whatever its id holds", async (t) => {
+  const redis = new Redis(REDIS_URL)
+  t.teardown(() => redis.disconnect())
+  const key = `cat:{${uniqueSite('bucket-tabs')}}:t:0`
+  t.teardown(() => redis.del(key))
+  const timeouts = { presenceTimeoutMs: 75_000, idleTimeoutMs: 600_000 }
+  const script = readFileSync(new URL('../../src/presence/redis/lua/snapshot.lua', import.meta.url), 'utf8')
+  const read = async (): Promise<{ ids: string[]; lastSeen: number[] }> => {
+    const [, tabs] = (await redis.callBuffer('EVAL', script, 2, `${key}:seq`, key)) as [Buffer, Buffer]
+    const ids: string[] = []
+    const lastSeen: number[] = []
+    bucketContacts(tabs, timeouts, ids, lastSeen)
+    return { ids, lastSeen }
+  }
+  t.strictSame(await read(), { ids: [], lastSeen: [] }, 'an empty bucket has no contacts')
+  // Scores in order: a (visible 1 000 000, hidden 2 000 000), b|c (with a `|` in its id),
+  // an id in three scripts and an emoji, then a again with a later visible tab.
+  await redis.zadd(key, 1_075_000, tabMember('a', 'tab1', false), 2_600_000, tabMember('a', 'tab2', true), 3_075_000, tabMember('b|c', 'tab3', false), 4_600_000, tabMember('Zoë 山田 🙂', 'tab4', true), 5_075_000, tabMember('a', 'tab5', false))
+  t.strictSame(await read(), { ids: ['a', 'b|c', 'Zoë 山田 🙂'], lastSeen: [5_000_000, 3_000_000, 4_000_000] }, 'ids whole, hidden tabs by the idle timeout, a contact\'s latest tab')
+  // A score past 15 digits and one with a fraction are read as numbers all the same.
+  await redis.del(key)
+  await redis.zadd(key, 1_234_567_890_123_456, tabMember('d', 'tab6', false), 75_000.5, tabMember('e', 'tab7', false))
+  t.strictSame(await read(), { ids: ['e', 'd'], lastSeen: [0.5, 1_234_567_890_048_456] }, 'long and fractional scores')
+  t.throws(() => bucketContacts(Buffer.from('a|tab1'), timeouts, [], []), /a bucket's tabs end in a member: "a\|tab1"/, 'a member without its score is an error that names it')
 })

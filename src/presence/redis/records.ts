@@ -27,38 +27,51 @@ const PIPE = 0x7c
 const LETTER_H = 0x68
 const ZERO = 0x30
 const NINE = 0x39
+/** What joins a bucket's members and scores in lua/snapshot.lua's reply: in no UTF-8 text. */
+const JOIN = 0xff
 
-/** A tab's score (its expiry, ms) from the bytes of a `ZRANGE … WITHSCORES` reply. */
-function scoreOf(score: Buffer): number {
+/** A tab's score (its expiry, ms) from bytes[from, to) of a `ZRANGE … WITHSCORES` reply. */
+function scoreOf(bytes: Buffer, from: number, to: number): number {
   let value = 0
-  for (let i = 0; i < score.length; i += 1) {
-    const code = score[i] as number
-    if (code < ZERO || code > NINE || i >= 15) return Number(score.toString('latin1'))
+  for (let i = from; i < to; i += 1) {
+    const code = bytes[i] as number
+    if (code < ZERO || code > NINE || i - from >= 15) return Number(bytes.toString('latin1', from, to))
     value = value * 10 + code - ZERO
   }
-  return score.length === 0 ? Number.NaN : value
+  return to === from ? Number.NaN : value
+}
+
+/** The index of the next JOIN in bytes from `from`, or the end. */
+function joinAt(bytes: Buffer, from: number): number {
+  let i = from
+  while (i < bytes.length && bytes[i] !== JOIN) i += 1
+  return i
 }
 
 /**
- * The contacts of one bucket, from its `ZRANGE … WITHSCORES` reply read as bytes (member,
- * score, …): each contact once, appended to `ids`, with its last heartbeat appended to
- * `lastSeen` (the latest tab's expiry minus the timeout of its kind). A contact's tabs are all
- * in its bucket, so the bucket alone tells one contact's tabs from another's.
+ * The contacts of one bucket, from its member/score pairs as lua/snapshot.lua joins them
+ * (member 0xFF score 0xFF member …): each contact once, appended to `ids`, with its last
+ * heartbeat appended to `lastSeen` (the latest tab's expiry minus the timeout of its kind). A
+ * contact's tabs are all in its bucket, so the bucket alone tells one contact's tabs from
+ * another's.
  */
-export function bucketContacts(tabs: readonly Buffer[], timeouts: TabTimeouts, ids: string[], lastSeen: number[]): void {
+export function bucketContacts(tabs: Buffer, timeouts: TabTimeouts, ids: string[], lastSeen: number[]): void {
   if (tabs.length === 0) return
   // Most contacts have one tab: the map is of this bucket's contacts only, a few dozen.
   const at = new Map<string, number>()
-  for (let i = 0; i < tabs.length; i += 2) {
-    const member = tabs[i] as Buffer
-    let end = member.length
-    const hidden = end >= 2 && member[end - 1] === LETTER_H && member[end - 2] === PIPE
+  for (let from = 0; from < tabs.length; ) {
+    const memberEnd = joinAt(tabs, from)
+    const scoreEnd = joinAt(tabs, memberEnd + 1)
+    if (memberEnd >= tabs.length) throw new Error(`a bucket's tabs end in a member: ${JSON.stringify(tabs.toString('utf8', from, from + 80))}`)
+    let end = memberEnd
+    const hidden = end - from >= 2 && tabs[end - 1] === LETTER_H && tabs[end - 2] === PIPE
     if (hidden) end -= 2
     // The sid is the part after the last `|` (sids have none; contact ids may).
     let cut = end - 1
-    while (cut >= 0 && member[cut] !== PIPE) cut -= 1
-    const contactId = member.toString('utf8', 0, Math.max(0, cut))
-    const seen = scoreOf(tabs[i + 1] as Buffer) - (hidden ? timeouts.idleTimeoutMs : timeouts.presenceTimeoutMs)
+    while (cut >= from && tabs[cut] !== PIPE) cut -= 1
+    const contactId = tabs.toString('utf8', from, Math.max(from, cut))
+    const seen = scoreOf(tabs, memberEnd + 1, scoreEnd) - (hidden ? timeouts.idleTimeoutMs : timeouts.presenceTimeoutMs)
+    from = scoreEnd + 1
     const k = at.get(contactId)
     if (k === undefined) {
       at.set(contactId, ids.length)

@@ -16,7 +16,7 @@ type ScriptedRedis = Redis & {
   catHeartbeat(...args: (string | number)[]): Promise<HeartbeatResult[]>
   catSweep(...args: (string | number)[]): Promise<number>
   catEnd(...args: (string | number)[]): Promise<number>
-  catSnapshotTabsBuffer(...args: string[]): Promise<[Buffer, ...Buffer[][]]>
+  catSnapshotTabsBuffer(...args: string[]): Promise<[Buffer, ...Buffer[]]>
 }
 
 /** A heartbeat on its way to a script: its contact's partition, bucket key and the time it arrived. */
@@ -64,8 +64,8 @@ export interface PresenceScripts {
   end(keys: PartitionKeys, bucket: string, at: number, contactId: string, reason: LeaveReason): Promise<number>
   /** sweep.lua: the number of tabs removed from the due `buckets` of the partition. */
   sweep(keys: PartitionKeys, buckets: readonly string[], at: number, limit: number): Promise<number>
-  /** snapshot.lua: the partition's feed position and the member/score pairs of each of `buckets` (empty for one without tabs), as bytes. */
-  snapshotTabs(keys: PartitionKeys, buckets: readonly string[]): Promise<{ position: number; tabs: Buffer[][] }>
+  /** snapshot.lua: the partition's feed position and the member/score pairs of each of `buckets` as bytes, joined by 0xFF (empty for one without tabs). */
+  snapshotTabs(keys: PartitionKeys, buckets: readonly string[]): Promise<{ position: number; tabs: Buffer[] }>
 }
 
 export function definePresenceScripts(connection: Redis, settings: ScriptSettings): PresenceScripts {

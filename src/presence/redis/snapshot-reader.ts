@@ -78,8 +78,8 @@ export interface SnapshotReaderOptions extends TabTimeouts {
   redis: Redis
   partitions: readonly PartitionKeys[]
   call: RedisCall
-  /** The partition's feed position and the tabs of each of the buckets, in order and as bytes, at once (scripts.snapshotTabs). */
-  tabs(keys: PartitionKeys, buckets: readonly string[]): Promise<{ position: number; tabs: Buffer[][] }>
+  /** The partition's feed position and the tabs of each of the buckets, in order, each bucket's as bytes (scripts.snapshotTabs, lua/snapshot.lua), at once. */
+  tabs(keys: PartitionKeys, buckets: readonly string[]): Promise<{ position: number; tabs: Buffer[] }>
   /** Told, per partition, the highest position of its parts once all are read (the feed's gap detection). */
   readUpTo(partition: number, position: number): void
 }
