@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { PresenceEngine } from '../presence/presence-engine.js'
 import type { ActivityStore } from './activity-store.js'
+import { reasonOf } from '../log/logger.js'
 
 const MINUTE_MS = 60_000
 const DAY_MS = 86_400_000
@@ -60,7 +61,7 @@ export function createActivityJobs(options: ActivityJobsOptions): ActivityJobs {
       if (busy) return
       busy = true
       job()
-        .catch((error: unknown) => log.warn({ reason: error instanceof Error ? error.message : String(error) }, `${what} failed; will try again`))
+        .catch((error: unknown) => log.warn({ reason: reasonOf(error) }, `${what} failed; will try again`))
         .finally(() => {
           busy = false
         })

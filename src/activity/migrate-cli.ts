@@ -1,5 +1,6 @@
 import { loadConfigOrExit } from '../config/config.js'
 import { migrateDatabase, openDatabase, sqliteFilePath } from './database.js'
+import { reasonOf } from '../log/logger.js'
 
 /**
  * `npm run migrate`: applies the activity log's pending migrations to the configured database
@@ -9,7 +10,7 @@ import { migrateDatabase, openDatabase, sqliteFilePath } from './database.js'
 
 /** An error's message with the database URL and its password cut out, whatever the driver put in it. */
 function safeMessage(error: unknown, url: string | undefined): string {
-  let message = error instanceof Error ? error.message : String(error)
+  let message = reasonOf(error)
   if (url !== undefined) {
     const secrets = [url]
     try {

@@ -5,6 +5,7 @@ import type { SnapshotParts } from '../presence/snapshot-parts.js'
 import { OPEN, type Connection } from './connection.js'
 import { foldDiff, type Sender } from './sender.js'
 import type { Visibility } from '../auth/visibility.js'
+import { reasonOf } from '../log/logger.js'
 
 /** The `,` between the parts of the snapshot's array. */
 const COMMA = Buffer.from(',')
@@ -158,7 +159,7 @@ export class SnapshotStream {
     const { connections, drop, retryMinMs, retryMaxMs, log } = this.options
     this.failures += 1
     const delay = Math.min(retryMaxMs, retryMinMs * 2 ** Math.min(this.failures - 1, 16))
-    if (this.failures === 1) log.warn({ reason: error instanceof Error ? error.message : String(error), retryInMs: delay }, 'snapshot failed; the dashboards wait for it')
+    if (this.failures === 1) log.warn({ reason: reasonOf(error), retryInMs: delay }, 'snapshot failed; the dashboards wait for it')
     for (const conn of started) {
       drop(conn)
       conn.socket.close(CLOSE_CODES.snapshotInterrupted.code, CLOSE_CODES.snapshotInterrupted.reason)

@@ -19,6 +19,15 @@ export function truncateIp(ip: string | undefined): string {
   return ''
 }
 
+/**
+ * What failed, as text: an error's message without its stack, anything else as it prints. A
+ * log line's `reason` for a failure that is retried (a backing service away) says what failed,
+ * not where.
+ */
+export function reasonOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}
+
 /** Removes credentials from a URL's query string before it is logged. */
 export function redactUrl(url: string): string {
   return url.replace(/([?&](?:token|access_token)=)[^&#]*/gi, '$1[redacted]')

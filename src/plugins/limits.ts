@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import { createAuthFailures } from '../limits/auth-failures.js'
 import { createHeartbeatLimit } from '../limits/heartbeat-limit.js'
+import { reasonOf } from '../log/logger.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -27,7 +28,7 @@ export const limitsPlugin = fp(async (app) => {
     onSharedError: (error) => {
       if (sharedErrorLogged) return
       sharedErrorLogged = true
-      app.log.warn({ reason: error instanceof Error ? error.message : String(error) }, 'authentication failures could not be counted in Redis; each instance counts its own')
+      app.log.warn({ reason: reasonOf(error) }, 'authentication failures could not be counted in Redis; each instance counts its own')
     },
   }))
   app.decorate('heartbeatLimit', createHeartbeatLimit({

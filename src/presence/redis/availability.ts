@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { AppError } from '../../errors/errors.js'
+import { reasonOf } from '../../log/logger.js'
 
 /** Redis answers slower than this, or not at all: the request gets 503 with this Retry-After. */
 const RETRY_AFTER_S = 5
@@ -46,7 +47,7 @@ export function createRedisCall(log?: Pick<FastifyBaseLogger, 'info' | 'warn'>):
     } catch (error) {
       if (!failing) {
         failing = true
-        log?.warn({ reason: error instanceof Error ? error.message : String(error) }, 'Redis is unavailable; its callers get 503 until it answers again')
+        log?.warn({ reason: reasonOf(error) }, 'Redis is unavailable; its callers get 503 until it answers again')
       }
       throw unavailable(error)
     }
