@@ -119,9 +119,9 @@ declare module 'fastify' {
  * rather than answered with Node's bare 417.
  *
  * Closing lets the requests in flight finish: their responses carry `Connection: close`, so
- * their connections end with them, and Node's server.close() ends the idle ones. Connections
- * still busy `drainMs` after closing began are cut, so a hung request or a slow upload cannot
- * hold the shutdown.
+ * their connections end with them, and Node's server.close() ends the idle ones; a connection
+ * that has sent nothing is closed at once. Connections still busy `drainMs` after closing began
+ * are cut, so a hung request or a slow upload cannot hold the shutdown.
  *
  * Lanes added with `app.addHttpLane` run after those checks, before Fastify.
  */
@@ -164,7 +164,12 @@ export function guardRequests(app: FastifyInstance, drainMs: number): void {
     for (const socket of open) {
       // _httpMessage is the response in flight on this socket, if any (Node's own field).
       const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage
-      if (inFlight === undefined || inFlight === null) continue
+      if (inFlight === undefined || inFlight === null) {
+        // One that has sent nothing holds no request, but is not idle to Node's close (which
+        // ends kept-alive connections between requests): it would hold the close for drainMs.
+        if ((socket as Duplex & { bytesRead?: number }).bytesRead === 0) socket.destroy()
+        continue
+      }
       if (!inFlight.headersSent) inFlight.setHeader('Connection', 'close')
       else inFlight.once('finish', () => socket.end())
     }

@@ -56,3 +56,18 @@ t.test('a connection still busy drainMs after closing began is cut, and the clos
   await stuck.closed
   t.ok(elapsed >= 190 && elapsed < 2000, `closed after the drain time, not before and not never (${elapsed} ms)`)
 })
+
+t.test('a connection that has sent nothing when closing begins is closed at once: the close does not wait drainMs for it', async (t) => {
+  const app = await buildTestApp(t, { httpTimeouts: { drainMs: 60_000 } })
+  const port = await listenPort(app)
+  const silent = await rawConnect(port)
+  const connected = await rawConnect(port)
+  connected.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+  t.equal((await connected.responses(1))[0]?.status, 200, 'a connection that was served, idle from here on')
+  const started = Date.now()
+  const closed = await Promise.race([app.close().then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), 10_000).unref())])
+  t.ok(closed, `the close completes without waiting the drain time (${Date.now() - started} ms)`)
+  await silent.closed
+  t.ok(silent.socket.closed, 'the silent connection is closed')
+  await connected.closed
+})
