@@ -611,6 +611,26 @@ function engineContract(name: string, makeEngine: MakeEngine): void {
       t.strictSame(changes.slice(-3).map((m) => [m.change.kind, m.change.kind === 'left' ? m.change.left.contactId : m.change.presence.contactId]), [['left', 'many-0'], ['left', 'many-1'], ['joined', 'many-1']])
     })
 
+    t.test('a large snapshot comes in parts, with turns of the event loop between them: the process serves others while it is written', async (t) => {
+      const { engine } = await setup(t)
+      const ids = Array.from({ length: 5000 }, (_, i) => `parts-${i}`)
+      for (let i = 0; i < ids.length; i += 500) await Promise.all(ids.slice(i, i + 500).map((id) => engine.heartbeat(beat('nav', { contactId: id }))))
+      const reader = engine.snapshotParts()
+      let parts = 0
+      let turned = false
+      const seen: string[] = []
+      for await (const part of reader.parts) {
+        if (parts === 0) setImmediate(() => (turned = true))
+        parts += 1
+        for (const presence of part.presences()) seen.push(presence.contactId)
+        const json = part.json()
+        t.equal(json === undefined ? 0 : (JSON.parse(Buffer.from(json).toString()) as unknown[]).length, part.size, 'each part\'s JSON holds its contacts')
+      }
+      t.ok(parts > 1, `more than one part (${parts})`)
+      t.ok(turned, 'the event loop turned before the last part')
+      t.strictSame([...seen].sort(), [...ids].sort(), 'every contact once')
+    })
+
     t.test('values holding the record delimiters (US, RS and the escapes), spaces and unicode round-trip exactly', async (t) => {
       const { h, engine, clock } = await setup(t)
       // The Redis record joins fields with US (\x1f) and escapes RS (\x1e) and US as RS "0" / RS "1".

@@ -6,7 +6,7 @@ import type { ActivityEvent } from '../../activity/event-log/event-log.js'
 import type { FeedMessage, Heartbeat, HeartbeatResult, LeaveReason, LiveTimings, Presence, PresenceChange, PresenceEngine, PresenceTimings, Snapshot } from '../presence-engine.js'
 import { DEFAULT_MAX_TABS } from '../presence-engine.js'
 import { tabMember } from '../redis/records.js'
-import { onePart, type SnapshotParts } from '../snapshot-parts.js'
+import { readAtOnce, type SnapshotParts } from '../snapshot-parts.js'
 import { dashboardView, contactPresence, tabLastSeen, type ContactRecord, type Tab } from './contact-record.js'
 
 export interface MemoryPresenceEngineOptions extends PresenceTimings {
@@ -108,7 +108,7 @@ class MemoryPresenceEngine implements PresenceEngine {
   }
 
   snapshotParts(): SnapshotParts {
-    return onePart(() => this.snapshot())
+    return readAtOnce(() => this.snapshot())
   }
 
   onFeed(listener: (message: FeedMessage) => void): () => void {
