@@ -55,39 +55,6 @@ export function presencePart(online: Presence[]): SnapshotPart {
   }
 }
 
-/** Contacts per part of a snapshot read at once: a few hundred kilobytes of JSON. */
-export const ONE_READ_PART_SIZE = 2000
-
-/**
- * A snapshot of one partition (the memory engine's) read at once, at one position, handed over
- * in parts of ONE_READ_PART_SIZE with a turn of the event loop between them: written as one
- * part, a snapshot of 100 000 held the process for the whole of its JSON, every request and
- * heartbeat waiting behind it.
- */
-export function readAtOnce(read: () => Promise<Snapshot>): SnapshotParts {
-  let positions: number[] = []
-  async function* parts(): AsyncGenerator<SnapshotPart> {
-    const snapshot = await read()
-    positions = snapshot.positions
-    const { online } = snapshot
-    yield presencePart(online.slice(0, ONE_READ_PART_SIZE))
-    for (let from = ONE_READ_PART_SIZE; from < online.length; from += ONE_READ_PART_SIZE) {
-      await new Promise((resolve) => setImmediate(resolve))
-      yield presencePart(online.slice(from, from + ONE_READ_PART_SIZE))
-    }
-  }
-  const at = (partition: number): number => positions[partition] ?? 0
-  return {
-    parts: parts(),
-    get partitions() {
-      return positions.length
-    },
-    position: () => at(0),
-    lowest: at,
-    highest: at,
-  }
-}
-
 /** The parts as one snapshot, at each partition's lowest position (every change at or below it is in it). */
 export async function wholeSnapshot(reader: SnapshotParts): Promise<Snapshot> {
   const online: Presence[] = []

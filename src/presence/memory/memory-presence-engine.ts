@@ -2,12 +2,46 @@
  * The embedded default: presence in this process's memory, one instance only. Each change
  * appends its activity event to the memory event log and is published to the feed at once.
  */
+import { setImmediate as turn } from 'node:timers/promises'
 import type { ActivityEvent } from '../../activity/event-log/event-log.js'
 import type { FeedMessage, Heartbeat, HeartbeatResult, LeaveReason, LiveTimings, Presence, PresenceChange, PresenceEngine, PresenceTimings, Snapshot } from '../presence-engine.js'
 import { DEFAULT_MAX_TABS } from '../presence-engine.js'
 import { tabMember } from '../redis/records.js'
-import { readAtOnce, type SnapshotParts } from '../snapshot-parts.js'
+import { presencePart, type SnapshotPart, type SnapshotParts } from '../snapshot-parts.js'
 import { dashboardView, contactPresence, tabLastSeen, type ContactRecord, type Tab } from './contact-record.js'
+
+/** Contacts per part of a snapshot read at once: a few hundred kilobytes of JSON. */
+const ONE_READ_PART_SIZE = 2000
+
+/**
+ * A snapshot of one partition (the memory engine's) read at once, at one position, handed over
+ * in parts of ONE_READ_PART_SIZE with a turn of the event loop between them: written as one
+ * part, a snapshot of 100 000 held the process for the whole of its JSON, every request and
+ * heartbeat waiting behind it.
+ */
+function readAtOnce(read: () => Promise<Snapshot>): SnapshotParts {
+  let positions: number[] = []
+  async function* parts(): AsyncGenerator<SnapshotPart> {
+    const snapshot = await read()
+    positions = snapshot.positions
+    const { online } = snapshot
+    yield presencePart(online.slice(0, ONE_READ_PART_SIZE))
+    for (let from = ONE_READ_PART_SIZE; from < online.length; from += ONE_READ_PART_SIZE) {
+      await turn()
+      yield presencePart(online.slice(from, from + ONE_READ_PART_SIZE))
+    }
+  }
+  const at = (partition: number): number => positions[partition] ?? 0
+  return {
+    parts: parts(),
+    get partitions() {
+      return positions.length
+    },
+    position: () => at(0),
+    lowest: at,
+    highest: at,
+  }
+}
 
 export interface MemoryPresenceEngineOptions extends PresenceTimings {
   now: () => number
