@@ -53,58 +53,59 @@ function harness() {
   }
   /** Lets the promise callbacks (the batcher's reaction to an answer) run. */
   const microtasks = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
-  return { batcher, add, turn, microtasks, calls, settled, scheduledCount: () => scheduled.length }
+  /** The turns a send waits (TURNS_BEFORE_SEND), all ended. */
+  const wait = (): void => {
+    for (let k = 0; k < TURNS_BEFORE_SEND; k += 1) turn()
+  }
+  return { batcher, add, turn, wait, microtasks, calls, settled, scheduledCount: () => scheduled.length }
 }
 
-t.test('a send waits TURNS_BEFORE_SEND turns: a heartbeat of the next turn joins the call', async (t) => {
+t.test('a send waits TURNS_BEFORE_SEND turns: heartbeats of the turns until then join the call', async (t) => {
   const h = harness()
-  t.equal(TURNS_BEFORE_SEND, 2)
+  t.equal(TURNS_BEFORE_SEND, 3)
   h.add('ann')
   h.turn()
   t.equal(h.calls.length, 0, 'not sent after one turn')
   h.add('bob') // read in the next turn, as a request whose bytes arrived while Ann's was handled
   h.turn()
-  t.strictSame(h.calls.map((c) => c.ids), [['ann', 'bob']], "Bob's beat went in the call with Ann's")
+  t.equal(h.calls.length, 0, 'not sent after two turns')
+  h.add('cid') // and one in the turn after
+  h.turn()
+  t.strictSame(h.calls.map((c) => c.ids), [['ann', 'bob', 'cid']], "Bob's and Cid's beats went in the call with Ann's")
   h.calls[0]?.answer()
   await h.microtasks()
-  t.strictSame([...h.settled], [['ann', 'done ann'], ['bob', 'done bob']], 'each settled with its own result')
+  t.strictSame([...h.settled], [['ann', 'done ann'], ['bob', 'done bob'], ['cid', 'done cid']], 'each settled with its own result')
   t.equal(h.scheduledCount(), 0, 'nothing queued: nothing scheduled')
 })
 
 t.test('a heartbeat past the wait goes in a call of its own', async (t) => {
   const h = harness()
   h.add('ann')
-  h.turn()
-  h.turn()
+  h.wait()
   t.equal(h.calls.length, 1)
   h.calls[0]?.answer()
   await h.microtasks()
   h.add('cid')
-  h.turn()
-  h.turn()
+  h.wait()
   t.strictSame(h.calls.map((c) => c.ids), [['ann'], ['cid']])
 })
 
 t.test('heartbeats that arrive while a call is unanswered wait for its answer and go as one call', async (t) => {
   const h = harness()
   h.add('ann')
-  h.turn()
-  h.turn()
+  h.wait()
   t.equal(h.calls.length, 1)
   // Each in a turn of its own, as requests arriving one after another while Redis is busy.
   for (const id of ['bob', 'cid', 'dan']) {
     h.add(id)
-    h.turn()
-    h.turn()
-    h.turn()
+    h.wait()
   }
   t.equal(h.calls.length, 1, 'only the first went while its answer was awaited')
   t.equal(h.scheduledCount(), 0, 'no send is scheduled while one is unanswered')
   h.calls[0]?.answer()
   await h.microtasks()
   t.equal(h.calls.length, 1, 'after the answer, the wait of TURNS_BEFORE_SEND turns again')
-  h.turn()
-  h.turn()
+  h.wait()
   t.strictSame(h.calls.map((c) => c.ids), [['ann'], ['bob', 'cid', 'dan']], 'the three that waited went together')
   h.calls[1]?.answer()
   await h.microtasks()
@@ -119,8 +120,7 @@ t.test('a queue is sent as one call per run of a kind, in the order of arrival, 
   h.add('b2')
   h.add('b3')
   for (let i = 0; i < BEATS_PER_CALL + 1; i += 1) h.add(`many-${i}`)
-  h.turn()
-  h.turn()
+  h.wait()
   t.strictSame(h.calls.map((c) => [c.fast, c.ids.length]), [[true, 1], [false, 2], [true, BEATS_PER_CALL], [true, 3]])
   t.strictSame(h.calls[2]?.ids.slice(0, 3), ['b2', 'b3', 'many-0'], 'in the order they arrived')
   t.ok(HEARTBEATS_PER_CALL >= SEND_FULL_AT, 'a run of full heartbeats is sent before it reaches its most per call')
@@ -153,16 +153,14 @@ t.test('flush sends what is queued now, in order (an end goes after the heartbea
 t.test('a failed call rejects its own heartbeats only; a timed-out one also what queued behind it', async (t) => {
   const h = harness()
   h.add('ann')
-  h.turn()
-  h.turn()
+  h.wait()
   h.add('bob')
   const refused = new Error('ERR something')
   h.calls[0]?.fail(refused)
   await h.microtasks()
   t.equal(h.settled.get('ann'), refused)
   t.notOk(h.settled.has('bob'), 'what queued behind a failed call still goes')
-  h.turn()
-  h.turn()
+  h.wait()
   t.strictSame(h.calls.map((c) => c.ids), [['ann'], ['bob']])
 
   h.add('cid')
@@ -172,7 +170,6 @@ t.test('a failed call rejects its own heartbeats only; a timed-out one also what
   t.equal(h.settled.get('bob'), TIMED_OUT)
   t.equal(h.settled.get('cid'), TIMED_OUT, 'queued behind a call Redis did not answer in time: failed with it')
   t.equal(h.settled.get('dan'), TIMED_OUT)
-  h.turn()
-  h.turn()
+  h.wait()
   t.equal(h.calls.length, 2, 'nothing left to send')
 })
