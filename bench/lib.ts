@@ -364,10 +364,15 @@ export async function startPrivateCluster(masters = 3): Promise<PrivateCluster> 
   return { masters: nodes, seeds: nodes.join(','), stop }
 }
 
+/** The fields of /proc/PID/stat from the state (field 3) on: the command name before it may hold spaces. */
+function statFields(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+}
+
 /** CPU time a process has used, user + system, ms (Linux /proc; clock ticks of 10 ms). */
 export function processCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  const fields = statFields(pid)
   // Fields 14 and 15 of stat (utime, stime), counted from the state field (3).
   return (Number(fields[11]) + Number(fields[12])) * 10
 }
@@ -377,8 +382,7 @@ export function processCpuMs(pid: number): number {
  * fresh page of memory costs one, a few microseconds of the kernel's time on this machine.
  */
 export function processMinorFaults(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7])
+  return Number(statFields(pid)[7])
 }
 
 /** The q-quantile (0..1) of `values`, nearest rank. */

@@ -198,6 +198,17 @@ t.test("an engine's multiples of the bare route are the medians of its rounds' r
   t.match(rows.at(-1), { value: '0.75 (15000 req/s)', pass: true })
 })
 
+t.test("a process's CPU time and minor page faults, as bench/snapshot.ts reads them from /proc", async (t) => {
+  const { processCpuMs, processMinorFaults } = await import('../../bench/lib.js')
+  const faults = processMinorFaults(process.pid)
+  const cpu = processCpuMs(process.pid)
+  // 64 MB written for the first time: thousands of fresh pages.
+  const fresh = Buffer.allocUnsafe(64 << 20).fill(1)
+  t.ok(processMinorFaults(process.pid) > faults, `the faults rise with fresh pages written (${faults} before)`)
+  t.ok(processCpuMs(process.pid) >= cpu, 'the CPU time never falls')
+  t.equal(fresh[fresh.length - 1], 1)
+})
+
 t.test("the bench's dashboard times a message at the socket: fragments of every length encoding, control frames between them, a close before it", async (t) => {
   const { WebSocketServer } = await import('ws')
   const { firstMessageRaw } = await import('../../bench/raw-message.js')

@@ -9,6 +9,8 @@ import { readSnapshotParts, snapshotPartOf } from '../../src/presence/redis/snap
 import { startRedisServer } from '../helpers/redis-server.js'
 
 const CONTACTS = 2000
+/** The engine's snapshot script, called as it is by the tests that stand between its reply and the reader. */
+const SNAPSHOT_SCRIPT = readFileSync(new URL('../../src/presence/redis/lua/snapshot.lua', import.meta.url), 'utf8')
 
 t.test('Redis answers no part of a snapshot for longer than the command timeout while it is read: the parts come whole, every contact once', async (t) => {
   const server = await startRedisServer(t)
@@ -56,9 +58,8 @@ t.test('a change between the read of a part\'s tabs and of its records: a contac
   // The tabs read by the engine's script (the position and each bucket's tabs at once), but
   // the read of the contacts' bucket is followed by a change of their partition before its
   // tabs are handed back.
-  const script = readFileSync(new URL('../../src/presence/redis/lua/snapshot.lua', import.meta.url), 'utf8')
   const tabs = async (partKeys: typeof keys, buckets: readonly string[]): Promise<{ position: number; tabs: Buffer[] }> => {
-    const [position, ...read] = (await engine.redis.callBuffer('EVAL', script, 1 + buckets.length, partKeys.seq, ...buckets)) as [Buffer, ...Buffer[]]
+    const [position, ...read] = (await engine.redis.callBuffer('EVAL', SNAPSHOT_SCRIPT, 1 + buckets.length, partKeys.seq, ...buckets)) as [Buffer, ...Buffer[]]
     if (buckets.includes(bucket)) await engine.redis.incr(keys.seq)
     return { position: Number(position.toString()), tabs: read }
   }
@@ -76,9 +77,8 @@ t.test("a bucket's tabs as the snapshot script joins them: each contact once, wi
   const key = `cat:{${uniqueSite('bucket-tabs')}}:t:0`
   t.teardown(() => redis.del(key))
   const timeouts = { presenceTimeoutMs: 75_000, idleTimeoutMs: 600_000 }
-  const script = readFileSync(new URL('../../src/presence/redis/lua/snapshot.lua', import.meta.url), 'utf8')
   const read = async (): Promise<{ ids: string[]; lastSeen: number[] }> => {
-    const [, tabs] = (await redis.callBuffer('EVAL', script, 2, `${key}:seq`, key)) as [Buffer, Buffer]
+    const [, tabs] = (await redis.callBuffer('EVAL', SNAPSHOT_SCRIPT, 2, `${key}:seq`, key)) as [Buffer, Buffer]
     const ids: string[] = []
     const lastSeen: number[] = []
     bucketContacts(tabs, timeouts, ids, lastSeen)

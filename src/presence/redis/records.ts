@@ -61,8 +61,8 @@ export function bucketContacts(tabs: Buffer, timeouts: TabTimeouts, ids: string[
   const at = new Map<string, number>()
   for (let from = 0; from < tabs.length; ) {
     const memberEnd = joinAt(tabs, from)
-    const scoreEnd = joinAt(tabs, memberEnd + 1)
     if (memberEnd >= tabs.length) throw new Error(`a bucket's tabs end in a member: ${JSON.stringify(tabs.toString('utf8', from, from + 80))}`)
+    const scoreEnd = joinAt(tabs, memberEnd + 1)
     let end = memberEnd
     const hidden = end - from >= 2 && tabs[end - 1] === LETTER_H && tabs[end - 2] === PIPE
     if (hidden) end -= 2
